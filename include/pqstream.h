@@ -1,0 +1,341 @@
+/* pqstream: stream PostgreSQL query results asynchronously on a libuv loop.
+ *
+ * This header is the manual. Every public name is declared here, and every
+ * function says what it does, the errors it returns, what the caller owns and
+ * what is only borrowed (and for how long).
+ *
+ * The contract in a few lines:
+ *  - A context (pqs_ctx_t) owns one connection and runs one operation at a
+ *    time. Starting a second one while the first has not completed fails with
+ *    PQS_EBUSY, whatever the timing.
+ *  - A context belongs to the thread of the loop it was opened on. Calls from
+ *    any other thread fail with PQS_ETHREAD.
+ *  - A function that fails returns a negative error and never calls its
+ *    callback. One that succeeds calls its callback exactly once, and never
+ *    from inside itself.
+ *  - Every started stream ends with exactly one on_done.
+ *  - Rows are borrowed: valid during the callback that received them only.
+ *    pqs_row_dup() keeps one.
+ *
+ * What may be called from inside a callback:
+ *
+ *   callback      pqs_stream_pause/resume/close   pqs_query/exec   pqs_ctx_close
+ *   on_open       -                               yes              yes
+ *   on_columns    yes (own stream)                no: PQS_EBUSY    yes
+ *   on_row        yes (own stream)                no: PQS_EBUSY    yes
+ *   on_done       no: stream is ending            yes              yes
+ *   exec cb       -                               yes              yes
+ */
+#ifndef PQSTREAM_H
+#define PQSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PQS_BUILDING) && defined(__GNUC__)
+#define PQS_EXTERN __attribute__((visibility("default")))
+#else
+#define PQS_EXTERN /* nothing */
+#endif
+
+#define PQS_VERSION_MAJOR 0
+#define PQS_VERSION_MINOR 1
+#define PQS_VERSION_PATCH 0
+#define PQS_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Error codes are negative ints in a range of their own (-30000 and below),
+ * so they never collide with libuv's negated errno values, which pqstream
+ * passes through unchanged where libuv itself fails. */
+#define PQS_ERRNO_MAP(XX)                                                      \
+  XX(EBUSY, -30001,                                                            \
+     "a second operation was started on this context before the previous "     \
+     "one completed; open one context per concurrent operation "               \
+     "(see pqs_factory)")                                                      \
+  XX(ETHREAD, -30002, "context used from a thread other than its loop's")     \
+  XX(ESAMECTX, -30003,                                                         \
+     "each parallel stream needs its own context: open one per stream")       \
+  XX(ECANCELED, -30004, "operation cancelled")                                 \
+  XX(ETIMEDOUT, -30005, "operation timed out")                                 \
+  XX(ECONNLOST, -30006, "connection to the server lost")                       \
+  XX(ESQL, -30007, "the server reported an error")                             \
+  XX(ETYPE, -30008, "column is not of the requested type")                    \
+  XX(ERANGE, -30009, "value out of range for the requested type")             \
+  XX(EINVAL, -30010, "invalid argument")                                       \
+  XX(ENOMEM, -30011, "out of memory")                                          \
+  XX(ECONNECT, -30012, "could not connect to the server")                      \
+  XX(ENULL, -30013, "column is SQL NULL")                                      \
+  XX(ESTATE, -30014, "object is not in a state that allows this call")         \
+  XX(EBROKEN, -30015, "context is broken: its connection was lost; close it")  \
+  XX(ESCHEMA, -30016, "streams have different columns")
+
+typedef enum {
+#define PQS__ERR_ENUM(name, val, msg) PQS_##name = (val),
+  PQS_ERRNO_MAP(PQS__ERR_ENUM)
+#undef PQS__ERR_ENUM
+      PQS_OK = 0
+} pqs_errno_t;
+
+/* A static English message for `err` (a PQS_ code, a libuv code, or 0).
+ * Never NULL; unknown codes give "unknown error". */
+PQS_EXTERN const char *pqs_strerror(int err);
+
+/* The code's name without prefix ("EBUSY"), or "UNKNOWN". Never NULL. */
+PQS_EXTERN const char *pqs_err_name(int err);
+
+/* An error reported by the server or by libpq. All strings are borrowed from
+ * the object that reported it (the pqs_done_t, or the context for open
+ * errors) and live as long as the callback that received it. Fields the
+ * server did not send are NULL, except `message`, which is never NULL. */
+typedef struct pqs_error_s {
+  const char *severity; /* "ERROR", "FATAL", ... */
+  const char *sqlstate; /* five characters, e.g. "22012" */
+  const char *message;  /* primary message, never NULL */
+  const char *detail;
+  const char *hint;
+} pqs_error_t;
+
+/* ------------------------------------------------------------------------ */
+/* Rows                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pqs_row_s pqs_row_t;
+
+/* Number of columns of `row`. */
+PQS_EXTERN int pqs_row_ncols(const pqs_row_t *row);
+
+/* Name of column `col`, borrowed for as long as the row. NULL if `col` is out
+ * of range. */
+PQS_EXTERN const char *pqs_row_name(const pqs_row_t *row, int col);
+
+/* PostgreSQL type OID of column `col` (23 for int4 ...), 0 if out of range. */
+PQS_EXTERN uint32_t pqs_row_type(const pqs_row_t *row, int col);
+
+/* 1 if column `col` is SQL NULL, 0 if not, PQS_EINVAL if out of range. */
+PQS_EXTERN int pqs_row_is_null(const pqs_row_t *row, int col);
+
+/* Text of column `col` (PostgreSQL's text output format), NUL-terminated.
+ * If `len` is not NULL it receives the length in bytes without the NUL.
+ * Borrowed: valid as long as the row. NULL for SQL NULL (len set to 0) and
+ * for a column out of range. */
+PQS_EXTERN const char *pqs_row_text(const pqs_row_t *row, int col,
+                                    size_t *len);
+
+/* Typed getters. Each stores the value in *out and returns 0, or returns:
+ *   PQS_EINVAL  `col` out of range or `out` NULL;
+ *   PQS_ENULL   the value is SQL NULL (*out untouched);
+ *   PQS_ETYPE   the column's type is not one the getter reads;
+ *   PQS_ERANGE  the value does not fit in *out.
+ * Types read: int16 from int2; int32 from int2, int4; int64 from int2, int4,
+ * int8; double from float4, float8, int2, int4 (exact); bool from bool.
+ * NaN and infinities are read as such. */
+PQS_EXTERN int pqs_row_int16(const pqs_row_t *row, int col, int16_t *out);
+PQS_EXTERN int pqs_row_int32(const pqs_row_t *row, int col, int32_t *out);
+PQS_EXTERN int pqs_row_int64(const pqs_row_t *row, int col, int64_t *out);
+PQS_EXTERN int pqs_row_double(const pqs_row_t *row, int col, double *out);
+PQS_EXTERN int pqs_row_bool(const pqs_row_t *row, int col, int *out);
+
+/* Bytes of a bytea column (decoded from the server's hex format) into `buf`
+ * of `cap` bytes; *len receives the decoded length. Pass buf NULL (or a cap
+ * too small) to learn the length: the call then returns PQS_ERANGE with
+ * *len set. Errors as for the typed getters; PQS_ETYPE unless bytea. */
+PQS_EXTERN int pqs_row_bytea(const pqs_row_t *row, int col, void *buf,
+                             size_t cap, size_t *len);
+
+/* An owned copy of `row` in one allocation (names and types included), which
+ * outlives the stream. NULL if out of memory. Free with pqs_row_free(). */
+PQS_EXTERN pqs_row_t *pqs_row_dup(const pqs_row_t *row);
+
+/* Frees a row from pqs_row_dup(). NULL is allowed. Never pass a borrowed
+ * row. */
+PQS_EXTERN void pqs_row_free(pqs_row_t *row);
+
+/* ------------------------------------------------------------------------ */
+/* Completion                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* How an operation ended. Borrowed: valid during the callback only.
+ *   status 0           success; command_tag set ("SELECT 1000", "INSERT 0 3")
+ *   PQS_ESQL           the server raised an error: `error` set
+ *   PQS_ECONNLOST      connection lost; `error` set; the context is broken
+ *   PQS_ECANCELED      stopped by the consumer (PQS_STOP, pqs_stream_close)
+ *   PQS_ETIMEDOUT      the query's timeout passed; the query was cancelled
+ *   other negative     a user callback's own error, returned from on_row
+ * `rows` counts the rows delivered to the consumer, in every case. */
+typedef struct pqs_done_s {
+  int status;
+  uint64_t rows;
+  uint64_t affected;       /* rows affected by a command (PQcmdTuples) */
+  const char *command_tag; /* NULL unless status is 0 */
+  const pqs_error_t *error; /* NULL unless the server or libpq said why */
+} pqs_done_t;
+
+/* ------------------------------------------------------------------------ */
+/* Contexts                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pqs_ctx_s pqs_ctx_t;
+
+/* Called once when the connection is up (status 0) or failed (status
+ * PQS_ECONNECT, PQS_ETIMEDOUT, or PQS_ECANCELED if closed first). On failure
+ * `error` says why in libpq's words, with any password removed; the context
+ * must still be closed with pqs_ctx_close(). */
+typedef void (*pqs_open_cb)(pqs_ctx_t *ctx, int status,
+                            const pqs_error_t *error, void *data);
+
+/* Called once when a closed context's memory is about to be released. */
+typedef void (*pqs_close_cb)(pqs_ctx_t *ctx, void *data);
+
+typedef struct pqs_ctx_opts_s {
+  /* Milliseconds allowed for the whole connection, timed by the loop (libpq
+   * ignores connect_timeout when driven asynchronously). 0: 10000. */
+  unsigned connect_timeout_ms;
+  /* Default timeout of each query and command in milliseconds; 0: none. */
+  unsigned query_timeout_ms;
+} pqs_ctx_opts_t;
+
+/* Starts connecting to `conninfo` (a libpq connection string or URI) on
+ * `loop`, without blocking. On success *out is the new context and `cb`
+ * runs later, on the loop. `opts` may be NULL and is copied; `conninfo` is
+ * copied by libpq. A malformed conninfo is reported through `cb`.
+ * Errors: PQS_EINVAL (NULL out, loop, conninfo or cb), PQS_ENOMEM.
+ * The caller owns the context and releases it with pqs_ctx_close(). */
+PQS_EXTERN int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop,
+                            const char *conninfo, const pqs_ctx_opts_t *opts,
+                            pqs_open_cb cb, void *data);
+
+/* Closes the context: an operation under way ends first (its on_done comes
+ * with PQS_ECANCELED), a connect under way ends with PQS_ECANCELED, the
+ * connection is closed, and `cb` (may be NULL) runs once before the memory
+ * is released. Callable from any of the context's callbacks.
+ * Errors: PQS_ETHREAD, PQS_ESTATE if already closing. */
+PQS_EXTERN int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb);
+
+/* 1 if the connection was lost or never made (every new operation fails
+ * with PQS_EBROKEN), else 0. */
+PQS_EXTERN int pqs_ctx_is_broken(const pqs_ctx_t *ctx);
+
+/* 1 while an operation is running (new ones get PQS_EBUSY), else 0. */
+PQS_EXTERN int pqs_ctx_is_busy(const pqs_ctx_t *ctx);
+
+/* The server process id of the connection, 0 if not connected. */
+PQS_EXTERN int pqs_ctx_backend_pid(const pqs_ctx_t *ctx);
+
+/* The loop the context runs on. */
+PQS_EXTERN uv_loop_t *pqs_ctx_loop(const pqs_ctx_t *ctx);
+
+/* User data, for the caller to use freely. */
+PQS_EXTERN void *pqs_ctx_get_data(const pqs_ctx_t *ctx);
+PQS_EXTERN void pqs_ctx_set_data(pqs_ctx_t *ctx, void *data);
+
+/* ------------------------------------------------------------------------ */
+/* Streams                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pqs_stream_s pqs_stream_t;
+
+/* What a row callback returns. Any negative value is an error: the stream
+ * stops, the query is cancelled and on_done reports that value. */
+enum {
+  PQS_CONTINUE = 0, /* keep the rows coming */
+  PQS_PAUSE = 1,    /* stop reading until pqs_stream_resume() */
+  PQS_STOP = 2      /* end now: cancel the query; on_done: PQS_ECANCELED */
+};
+
+typedef struct pqs_stream_cbs_s {
+  /* Optional. Once, when the columns are known, before the first row (also
+   * for a result of no rows). The row has no values: only names and types
+   * are meaningful. Return as on_row. */
+  int (*on_columns)(pqs_stream_t *s, const pqs_row_t *columns, void *data);
+  /* Each row, borrowed for the call. Returns PQS_CONTINUE, PQS_PAUSE,
+   * PQS_STOP or a negative error. Optional: without it rows are counted and
+   * dropped. */
+  int (*on_row)(pqs_stream_t *s, const pqs_row_t *row, void *data);
+  /* Required. Exactly once. The stream is freed when it returns; the
+   * context is free for a new operation during the call already. */
+  void (*on_done)(pqs_stream_t *s, const pqs_done_t *done, void *data);
+} pqs_stream_cbs_t;
+
+/* Per-query options. */
+typedef struct pqs_query_opts_s {
+  /* Milliseconds before the query is cancelled and ends with
+   * PQS_ETIMEDOUT. 0: the context's query_timeout_ms. */
+  unsigned timeout_ms;
+} pqs_query_opts_t;
+
+/* Prepares a stream of the rows of `sql` on `ctx`, with `nparams` text
+ * parameters bound to $1..$n (an element NULL is SQL NULL; `params` may be
+ * NULL when nparams is 0). Nothing is sent yet: the stream starts with
+ * pqs_stream_start(). From this call on the context is busy. `sql` and the
+ * parameters are copied; `opts` may be NULL.
+ * Errors: PQS_EINVAL, PQS_ETHREAD, PQS_EBUSY (an operation is under way or
+ * the context is still connecting), PQS_EBROKEN, PQS_ESTATE (closing),
+ * PQS_ENOMEM. On error *out is untouched.
+ * The stream belongs to the library: it lives until its on_done returns, or
+ * until pqs_stream_close() if it never started. */
+PQS_EXTERN int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
+                         int nparams, const char *const *params,
+                         const pqs_query_opts_t *opts);
+
+/* Sends the query and starts delivering rows to `cbs` (copied). Rows come
+ * from the loop, never from inside this call.
+ * Errors: PQS_EINVAL (cbs or on_done NULL), PQS_ETHREAD, PQS_ESTATE
+ * (already started). */
+PQS_EXTERN int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs,
+                                void *data);
+
+/* Stops reading: no row is delivered until pqs_stream_resume(). The socket
+ * is not watched, so memory stays bounded whatever the result's size.
+ * Pausing a paused stream does nothing. Errors: PQS_ETHREAD, PQS_ESTATE. */
+PQS_EXTERN int pqs_stream_pause(pqs_stream_t *s);
+
+/* Resumes a paused stream: rows libpq already holds come first, from the
+ * loop, then the socket is watched again. Resuming a running stream does
+ * nothing. Errors: PQS_ETHREAD, PQS_ESTATE (ending). */
+PQS_EXTERN int pqs_stream_resume(pqs_stream_t *s);
+
+/* Ends the stream early. Never started: it is freed now, no callback runs,
+ * and the context is free at once. Running or paused: the query is
+ * cancelled on the server (without blocking the loop), what still arrives
+ * is dropped, and on_done follows with PQS_ECANCELED once the server has
+ * finished with the query; only then is the context free again.
+ * Closing a stream that is already ending does nothing.
+ * Errors: PQS_ETHREAD. */
+PQS_EXTERN int pqs_stream_close(pqs_stream_t *s);
+
+/* The context the stream runs on. */
+PQS_EXTERN pqs_ctx_t *pqs_stream_ctx(const pqs_stream_t *s);
+
+/* Rows delivered to the consumer so far. */
+PQS_EXTERN uint64_t pqs_stream_rows(const pqs_stream_t *s);
+
+/* ------------------------------------------------------------------------ */
+/* Commands                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Called once when a command ends. `done` is borrowed for the call;
+ * done->affected holds the affected row count. */
+typedef void (*pqs_exec_cb)(pqs_ctx_t *ctx, const pqs_done_t *done,
+                            void *data);
+
+/* Runs `sql` (a statement that returns no rows: INSERT, UPDATE, BEGIN ...;
+ * rows a statement does return are counted in done->rows and dropped) with
+ * parameters as in pqs_query(). `opts` may be NULL.
+ * Errors: as pqs_query(); PQS_EINVAL if cb is NULL. */
+PQS_EXTERN int pqs_exec(pqs_ctx_t *ctx, const char *sql, int nparams,
+                        const char *const *params,
+                        const pqs_query_opts_t *opts, pqs_exec_cb cb,
+                        void *data);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PQSTREAM_H */

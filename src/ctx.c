@@ -1,0 +1,235 @@
+/* The context: opening the connection on the loop, closing, thread rule. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx_int.h"
+
+#define PQS__DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+int pqs__ctx_on_thread(const pqs_ctx_t *ctx) {
+  uv_thread_t self = uv_thread_self();
+  return uv_thread_equal(&self, &ctx->thread);
+}
+
+static void on_defer(uv_timer_t *timer) {
+  pqs_ctx_t *ctx = timer->data;
+  if (ctx->state == PQS__CTX_CONNECTING)
+    pqs__ctx_connect_step(ctx);
+  else if (ctx->op != NULL)
+    pqs__op_kick(ctx);
+}
+
+/* Runs the pending work of the context on the next loop turn, so that no
+ * callback ever runs from inside the public call that caused it. */
+void pqs__ctx_defer(pqs_ctx_t *ctx) {
+  if (ctx->state != PQS__CTX_CLOSING)
+    uv_timer_start(&ctx->defer, on_defer, 0, 0);
+}
+
+/* ---- errors from libpq's message, with the password removed ---- */
+
+static void scrub(char *msg, const char *secret) {
+  size_t n = secret ? strlen(secret) : 0;
+  if (n < 3) /* a shorter "password" would mangle ordinary words */
+    return;
+  for (char *p = strstr(msg, secret); p != NULL; p = strstr(p, secret))
+    memset(p, '*', n);
+}
+
+int pqs__error_from_conn(PGconn *conn, pqs_error_t *err, char **store) {
+  const char *msg = conn ? PQerrorMessage(conn) : NULL;
+  if (msg == NULL || *msg == '\0')
+    msg = "unknown libpq error";
+  char *copy = strdup(msg);
+  if (copy == NULL)
+    return PQS_ENOMEM;
+  size_t n = strlen(copy);
+  while (n > 0 && (copy[n - 1] == '\n' || copy[n - 1] == ' '))
+    copy[--n] = '\0';
+  if (conn)
+    scrub(copy, PQpass(conn));
+  memset(err, 0, sizeof(*err));
+  err->message = copy;
+  *store = copy;
+  return 0;
+}
+
+/* ---- connecting: CONNECTING -> READY | BROKEN ---- */
+
+static void report_open(pqs_ctx_t *ctx, int status) {
+  pqs_error_t err, *errp = NULL;
+  char *store = NULL;
+  if (status != 0 && pqs__error_from_conn(ctx->conn, &err, &store) == 0)
+    errp = &err;
+  if (status == PQS_ETIMEDOUT && errp != NULL)
+    err.message = "timeout expired while connecting";
+  ctx->open_pending = 0;
+  ctx->open_cb(ctx, status, errp, ctx->open_data);
+  free(store);
+}
+
+static void connected(pqs_ctx_t *ctx) {
+  uv_timer_stop(&ctx->timer);
+  pqs__io_watch(ctx, 0);
+  if (PQsetnonblocking(ctx->conn, 1) != 0) {
+    ctx->state = PQS__CTX_BROKEN;
+    report_open(ctx, PQS_ECONNECT);
+    return;
+  }
+  ctx->state = PQS__CTX_READY;
+  report_open(ctx, 0);
+}
+
+static void connect_failed(pqs_ctx_t *ctx, int status) {
+  uv_timer_stop(&ctx->timer);
+  pqs__io_watch(ctx, 0);
+  pqs__io_detach(ctx);
+  ctx->state = PQS__CTX_BROKEN;
+  report_open(ctx, status);
+}
+
+static void watch_socket(pqs_ctx_t *ctx, int events) {
+  if (pqs__io_attach(ctx) != 0) {
+    connect_failed(ctx, PQS_ECONNECT);
+    return;
+  }
+  pqs__io_watch(ctx, events);
+}
+
+/* One step of PQconnectPoll, then watch what it asks for. */
+void pqs__ctx_connect_step(pqs_ctx_t *ctx) {
+  switch (PQconnectPoll(ctx->conn)) {
+  case PGRES_POLLING_OK:
+    connected(ctx);
+    break;
+  case PGRES_POLLING_READING:
+    watch_socket(ctx, UV_READABLE);
+    break;
+  case PGRES_POLLING_WRITING:
+    watch_socket(ctx, UV_WRITABLE);
+    break;
+  default:
+    connect_failed(ctx, PQS_ECONNECT);
+    break;
+  }
+}
+
+static void on_connect_timeout(uv_timer_t *timer) {
+  pqs_ctx_t *ctx = timer->data;
+  if (ctx->state == PQS__CTX_CONNECTING)
+    connect_failed(ctx, PQS_ETIMEDOUT);
+}
+
+/* Starts the connection. libpq resolves host names inside
+ * PQconnectStartParams (getaddrinfo blocks); hostaddr= avoids it. */
+static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
+  const char *keys[] = {"dbname", NULL};
+  const char *vals[] = {conninfo, NULL};
+  ctx->conn = PQconnectStartParams(keys, vals, 1);
+  if (ctx->conn == NULL)
+    return PQS_ENOMEM;
+  unsigned ms = ctx->opts.connect_timeout_ms;
+  uv_timer_start(&ctx->timer, on_connect_timeout,
+                 ms ? ms : PQS__DEFAULT_CONNECT_TIMEOUT_MS, 0);
+  if (PQstatus(ctx->conn) == CONNECTION_BAD || PQsocket(ctx->conn) < 0)
+    pqs__ctx_defer(ctx); /* PQconnectPoll will say why, from the loop */
+  else
+    watch_socket(ctx, UV_WRITABLE); /* as libpq's docs prescribe */
+  return 0;
+}
+
+int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop, const char *conninfo,
+                 const pqs_ctx_opts_t *opts, pqs_open_cb cb, void *data) {
+  if (out == NULL || loop == NULL || conninfo == NULL || cb == NULL)
+    return PQS_EINVAL;
+  pqs_ctx_t *ctx = calloc(1, sizeof(*ctx));
+  if (ctx == NULL)
+    return PQS_ENOMEM;
+  ctx->loop = loop;
+  ctx->thread = uv_thread_self();
+  ctx->state = PQS__CTX_CONNECTING;
+  if (opts != NULL)
+    ctx->opts = *opts;
+  ctx->open_cb = cb;
+  ctx->open_data = data;
+  ctx->open_pending = 1;
+  uv_timer_init(loop, &ctx->timer);
+  uv_timer_init(loop, &ctx->defer);
+  ctx->timer.data = ctx;
+  ctx->defer.data = ctx;
+  ctx->handles = 2;
+  int rc = connect_start(ctx, conninfo);
+  if (rc != 0) {
+    /* Nothing was reported yet: close quietly, as if never opened. */
+    ctx->open_pending = 0;
+    pqs_ctx_close(ctx, NULL);
+    return rc;
+  }
+  *out = ctx;
+  return 0;
+}
+
+/* ---- closing: any state -> CLOSING -> freed ---- */
+
+static void timer_closed(uv_handle_t *handle) {
+  pqs_ctx_t *ctx = handle->data;
+  ctx->handles--;
+  pqs__ctx_maybe_free(ctx);
+}
+
+int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb) {
+  if (ctx == NULL)
+    return PQS_EINVAL;
+  if (!pqs__ctx_on_thread(ctx))
+    return PQS_ETHREAD;
+  if (ctx->state == PQS__CTX_CLOSING)
+    return PQS_ESTATE;
+  ctx->state = PQS__CTX_CLOSING;
+  ctx->close_cb = cb;
+  if (ctx->op != NULL)
+    pqs__op_abandon(ctx); /* cancels on the server; on_done comes last */
+  pqs__io_detach(ctx);
+  uv_close((uv_handle_t *)&ctx->timer, timer_closed);
+  uv_close((uv_handle_t *)&ctx->defer, timer_closed);
+  return 0;
+}
+
+/* Frees the context once nothing refers to it any more: every handle
+ * closed and no cancel request left on the thread pool. The callbacks owed
+ * to the user run here, in the order they were started. */
+void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
+  if (ctx->state != PQS__CTX_CLOSING || ctx->handles > 0 ||
+      ctx->cancel_pending)
+    return;
+  if (ctx->open_pending) {
+    ctx->open_pending = 0;
+    pqs_error_t err = {.message = "context closed while connecting"};
+    ctx->open_cb(ctx, PQS_ECANCELED, &err, ctx->open_data);
+  }
+  if (ctx->op != NULL)
+    pqs__op_end_abandoned(ctx);
+  if (ctx->close_cb != NULL)
+    ctx->close_cb(ctx, ctx->data);
+  PQfinish(ctx->conn);
+  free(ctx);
+}
+
+/* ---- accessors ---- */
+
+int pqs_ctx_is_broken(const pqs_ctx_t *ctx) {
+  return ctx->state == PQS__CTX_BROKEN;
+}
+
+int pqs_ctx_is_busy(const pqs_ctx_t *ctx) {
+  return ctx->state == PQS__CTX_BUSY;
+}
+
+int pqs_ctx_backend_pid(const pqs_ctx_t *ctx) {
+  return ctx->conn && PQstatus(ctx->conn) == CONNECTION_OK
+             ? PQbackendPID(ctx->conn)
+             : 0;
+}
+
+uv_loop_t *pqs_ctx_loop(const pqs_ctx_t *ctx) { return ctx->loop; }
+void *pqs_ctx_get_data(const pqs_ctx_t *ctx) { return ctx->data; }
+void pqs_ctx_set_data(pqs_ctx_t *ctx, void *data) { ctx->data = data; }

@@ -1,0 +1,465 @@
+/* One operation on a context: sending it, pumping its results out of libpq
+ * in single-row mode, pausing, stopping early, and finishing exactly once.
+ * This is the row source behind every stream and command. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx_int.h"
+
+static void op_drain(pqs_ctx_t *ctx);
+
+/* Beside the sink's answers: libpq needs more input before going on. */
+#define PQS__WAIT 3
+
+/* ---- begin: READY -> BUSY ---- */
+
+static int check_ready(const pqs_ctx_t *ctx) {
+  /* The thread is checked before any mutable field is read. */
+  if (!pqs__ctx_on_thread(ctx))
+    return PQS_ETHREAD;
+  switch (ctx->state) {
+  case PQS__CTX_READY:
+    return 0;
+  case PQS__CTX_CONNECTING:
+  case PQS__CTX_BUSY:
+    return PQS_EBUSY;
+  case PQS__CTX_BROKEN:
+    return PQS_EBROKEN;
+  default:
+    return PQS_ESTATE;
+  }
+}
+
+/* The op, the SQL and the parameters in one allocation. */
+static pqs__op_t *op_new(const char *sql, int nparams,
+                         const char *const *params) {
+  size_t size = sizeof(pqs__op_t) + nparams * sizeof(char *);
+  size_t sql_len = strlen(sql) + 1;
+  size += sql_len;
+  for (int i = 0; i < nparams; i++)
+    size += params[i] ? strlen(params[i]) + 1 : 0;
+  pqs__op_t *op = calloc(1, size);
+  if (op == NULL)
+    return NULL;
+  const char **copies = (const char **)(op + 1);
+  char *p = (char *)(copies + nparams);
+  for (int i = 0; i < nparams; i++) {
+    copies[i] = NULL;
+    if (params[i] != NULL) {
+      size_t n = strlen(params[i]) + 1;
+      copies[i] = memcpy(p, params[i], n);
+      p += n;
+    }
+  }
+  op->sql = memcpy(p, sql, sql_len);
+  op->nparams = nparams;
+  op->params = copies;
+  return op;
+}
+
+int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
+                  const char *const *params, const pqs_query_opts_t *opts,
+                  int single_row, pqs__op_t **out) {
+  if (ctx == NULL)
+    return PQS_EINVAL;
+  int rc = check_ready(ctx);
+  if (rc != 0)
+    return rc;
+  if (sql == NULL || nparams < 0 || nparams > 65535 ||
+      (nparams > 0 && params == NULL))
+    return PQS_EINVAL;
+  pqs__op_t *op = op_new(sql, nparams, params);
+  if (op == NULL)
+    return PQS_ENOMEM;
+  op->ctx = ctx;
+  op->single_row = single_row;
+  op->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms
+                                            : ctx->opts.query_timeout_ms;
+  op->state = PQS__OP_NEW;
+  ctx->op = op;
+  ctx->state = PQS__CTX_BUSY;
+  *out = op;
+  return 0;
+}
+
+void pqs__op_bind(pqs__op_t *op, const pqs__sink_vt_t *vt, void *sink) {
+  op->sink_vt = vt;
+  op->sink = sink;
+}
+
+static void op_free(pqs__op_t *op) {
+  free(op->schema);
+  free(op->tag);
+  free(op->err_strings);
+  free(op);
+}
+
+/* ---- what the op watches on the socket ---- */
+
+static void op_watch(pqs_ctx_t *ctx) {
+  pqs__op_t *op = ctx->op;
+  int events = 0;
+  if (op->lost || op->state == PQS__OP_ABANDONED)
+    events = 0;
+  else if (op->flushing)
+    events = UV_READABLE | UV_WRITABLE; /* libpq wants both while sending */
+  else if (op->state == PQS__OP_RUNNING || op->state == PQS__OP_STOPPING)
+    events = UV_READABLE;
+  pqs__io_watch(ctx, events);
+}
+
+/* ---- recording how it went ---- */
+
+static void record_conn_error(pqs__op_t *op) {
+  if (op->has_err)
+    return;
+  if (pqs__error_from_conn(op->ctx->conn, &op->err, &op->err_strings) == 0)
+    op->has_err = 1;
+}
+
+/* The first error result is the one that explains the failure. */
+static void record_result_error(pqs__op_t *op, const PGresult *res) {
+  if (op->has_err)
+    return;
+  static const int fields[] = {PG_DIAG_SEVERITY, PG_DIAG_SQLSTATE,
+                               PG_DIAG_MESSAGE_PRIMARY, PG_DIAG_MESSAGE_DETAIL,
+                               PG_DIAG_MESSAGE_HINT};
+  const char *vals[5];
+  size_t size = 0;
+  for (int i = 0; i < 5; i++) {
+    vals[i] = PQresultErrorField(res, fields[i]);
+    size += vals[i] ? strlen(vals[i]) + 1 : 0;
+  }
+  if (vals[2] == NULL) { /* an error libpq made itself, not the server */
+    record_conn_error(op);
+    return;
+  }
+  char *p = malloc(size);
+  if (p == NULL)
+    return;
+  op->err_strings = p;
+  const char **dst[] = {&op->err.severity, &op->err.sqlstate,
+                        &op->err.message, &op->err.detail, &op->err.hint};
+  for (int i = 0; i < 5; i++) {
+    *dst[i] = NULL;
+    if (vals[i] != NULL) {
+      size_t n = strlen(vals[i]) + 1;
+      *dst[i] = memcpy(p, vals[i], n);
+      p += n;
+    }
+  }
+  op->has_err = 1;
+}
+
+static void record_command(pqs__op_t *op, PGresult *res) {
+  const char *tag = PQcmdStatus(res);
+  free(op->tag);
+  op->tag = tag ? strdup(tag) : NULL;
+  op->affected = strtoull(PQcmdTuples(res), NULL, 10);
+}
+
+static void mark_lost(pqs__op_t *op) {
+  if (op->lost)
+    return;
+  op->lost = 1;
+  record_conn_error(op);
+  /* libpq has closed its socket; ours is a dup that would report EOF
+   * forever. Closing it releases the connection entirely. */
+  pqs__io_detach(op->ctx);
+}
+
+/* ---- pause, resume, stop: the controls of the source ---- */
+
+static void op_pause(void *src) {
+  pqs__op_t *op = src;
+  if (op->state != PQS__OP_RUNNING)
+    return;
+  op->state = PQS__OP_PAUSED;
+  op_watch(op->ctx);
+}
+
+static void op_resume(void *src) {
+  pqs__op_t *op = src;
+  if (op->state != PQS__OP_PAUSED)
+    return;
+  op->state = PQS__OP_RUNNING;
+  /* The socket will not signal data libpq has already read: drain that
+   * first, from the loop (never from inside the caller). */
+  pqs__ctx_defer(op->ctx);
+}
+
+static void op_stop_with(pqs__op_t *op, int reason) {
+  if (op->state != PQS__OP_RUNNING && op->state != PQS__OP_PAUSED)
+    return;
+  op->stop_reason = reason;
+  op->state = PQS__OP_STOPPING;
+  if (!op->ended && !op->lost)
+    pqs__cancel_request(op->ctx);
+  op_watch(op->ctx);
+  pqs__ctx_defer(op->ctx); /* results libpq already holds end it sooner */
+}
+
+static void op_stop(void *src, int reason) { op_stop_with(src, reason); }
+
+static void on_query_timeout(uv_timer_t *timer) {
+  pqs_ctx_t *ctx = timer->data;
+  if (ctx->op != NULL)
+    op_stop_with(ctx->op, PQS_ETIMEDOUT);
+}
+
+/* ---- start: NEW -> RUNNING ---- */
+
+static void op_start(void *src) {
+  pqs__op_t *op = src;
+  pqs_ctx_t *ctx = op->ctx;
+  op->state = PQS__OP_RUNNING;
+  op->started = 1;
+  if (op->timeout_ms)
+    uv_timer_start(&ctx->timer, on_query_timeout, op->timeout_ms, 0);
+  if (!PQsendQueryParams(ctx->conn, op->sql, op->nparams, NULL, op->params,
+                         NULL, NULL, 0)) {
+    if (PQstatus(ctx->conn) == CONNECTION_BAD)
+      mark_lost(op);
+    record_conn_error(op);
+    op->fail_status = PQS_EINVAL;
+    pqs__ctx_defer(ctx); /* PQgetResult will say it ended */
+    return;
+  }
+  if (op->single_row)
+    PQsetSingleRowMode(ctx->conn);
+  int rc = PQflush(ctx->conn);
+  if (rc < 0)
+    mark_lost(op);
+  op->flushing = rc == 1;
+  op_watch(ctx);
+  /* Nothing more until the socket speaks; a lost connection is reported
+   * by the drain on the next turn. */
+  if (op->lost)
+    pqs__ctx_defer(ctx);
+}
+
+/* ---- discard: NEW -> (context READY), no completion ---- */
+
+static void op_discard(void *src) {
+  pqs__op_t *op = src;
+  pqs_ctx_t *ctx = op->ctx;
+  if (ctx->op == op) {
+    ctx->op = NULL;
+    if (ctx->state == PQS__CTX_BUSY)
+      ctx->state = PQS__CTX_READY;
+  }
+  op_free(op);
+}
+
+const pqs__source_vt_t pqs__op_source = {
+    .start = op_start,
+    .pause = op_pause,
+    .resume = op_resume,
+    .stop = op_stop,
+    .discard = op_discard,
+};
+
+/* ---- finish: BUSY -> READY | BROKEN, and the one completion ---- */
+
+static int final_status(const pqs__op_t *op, int broken) {
+  if (broken)
+    return PQS_ECONNLOST;
+  if (op->stop_reason)
+    return op->stop_reason;
+  if (op->fail_status)
+    return op->fail_status;
+  return op->has_err ? PQS_ESQL : 0;
+}
+
+static void op_finish(pqs_ctx_t *ctx, int status_override) {
+  pqs__op_t *op = ctx->op;
+  int broken = op->lost || PQstatus(ctx->conn) == CONNECTION_BAD;
+  if (broken)
+    record_conn_error(op);
+  int status = status_override ? status_override : final_status(op, broken);
+  pqs_done_t done = {
+      .status = status,
+      .rows = op->rows,
+      .affected = status == 0 ? op->affected : 0,
+      .command_tag = status == 0 ? op->tag : NULL,
+      .error = op->has_err && status != 0 ? &op->err : NULL,
+  };
+  ctx->op = NULL;
+  if (ctx->state != PQS__CTX_CLOSING) {
+    uv_timer_stop(&ctx->timer);
+    ctx->state = broken ? PQS__CTX_BROKEN : PQS__CTX_READY;
+    if (broken)
+      pqs__io_detach(ctx);
+    else
+      pqs__io_watch(ctx, 0);
+  }
+  /* The context is free before the sink hears of the end, so that the
+   * next operation can start from inside on_done. */
+  op->sink_vt->end(op->sink, &done);
+  op_free(op);
+}
+
+/* The op ends when libpq has no more results and no cancel request is in
+ * flight: a late cancel must never hit the next query. */
+void pqs__op_maybe_finish(pqs_ctx_t *ctx) {
+  pqs__op_t *op = ctx->op;
+  if (op != NULL && op->ended && !ctx->cancel_pending &&
+      op->state != PQS__OP_ABANDONED)
+    op_finish(ctx, 0);
+}
+
+/* ---- abandon: the context closes under a running op ---- */
+
+void pqs__op_abandon(pqs_ctx_t *ctx) {
+  pqs__op_t *op = ctx->op;
+  if (op->started && !op->ended && !op->lost)
+    pqs__cancel_request(ctx); /* or a sleeping query runs on */
+  op->state = PQS__OP_ABANDONED;
+}
+
+void pqs__op_end_abandoned(pqs_ctx_t *ctx) {
+  op_finish(ctx, PQS_ECANCELED);
+}
+
+/* ---- the pump ---- */
+
+static int deliver_columns(pqs__op_t *op, const PGresult *res) {
+  op->schema = pqs__schema_from_result(res);
+  if (op->schema == NULL)
+    return PQS_ENOMEM;
+  if (op->sink_vt->columns == NULL)
+    return PQS_CONTINUE;
+  pqs_row_t columns = {op->schema, NULL, NULL};
+  return op->sink_vt->columns(op->sink, &columns);
+}
+
+/* Hot path: one call per row. */
+static int deliver_row(pqs__op_t *op, const PGresult *res) {
+  int first = PQS_CONTINUE;
+  if (op->schema == NULL) {
+    first = deliver_columns(op, res);
+    if (first < 0 || first == PQS_STOP)
+      return first;
+  }
+  pqs_row_t row = {op->schema, res, NULL};
+  op->rows++;
+  int rc = op->sink_vt->row(op->sink, &row);
+  return rc == PQS_CONTINUE ? first : rc;
+}
+
+/* COPY is not a row stream: refuse it without leaving the protocol stuck. */
+static int refuse_copy(pqs__op_t *op, ExecStatusType st) {
+  PGconn *conn = op->ctx->conn;
+  if (!op->fail_status) {
+    static const pqs_error_t copy_err = {
+        .message = "COPY is not supported by pqs_query or pqs_exec"};
+    op->fail_status = PQS_EINVAL;
+    if (!op->has_err) {
+      op->err = copy_err;
+      op->has_err = 1;
+    }
+  }
+  if (st != PGRES_COPY_OUT) {
+    PQputCopyEnd(conn, "COPY is not supported by pqstream");
+    op->flushing = PQflush(conn) == 1;
+    op_watch(op->ctx);
+    return PQS_CONTINUE;
+  }
+  char *buf;
+  int n;
+  while ((n = PQgetCopyData(conn, &buf, 1)) > 0)
+    PQfreemem(buf);
+  return n == 0 ? PQS__WAIT : PQS_CONTINUE;
+}
+
+static int take_result(pqs__op_t *op, PGresult *res) {
+  ExecStatusType st = PQresultStatus(res);
+  switch (st) {
+  case PGRES_SINGLE_TUPLE:
+    return op->state == PQS__OP_STOPPING ? PQS_CONTINUE : deliver_row(op, res);
+  case PGRES_TUPLES_OK:
+    record_command(op, res);
+    if (!op->single_row)
+      op->rows += PQntuples(res);
+    else if (op->schema == NULL && op->state != PQS__OP_STOPPING)
+      return deliver_columns(op, res); /* a result of no rows */
+    return PQS_CONTINUE;
+  case PGRES_COMMAND_OK:
+  case PGRES_EMPTY_QUERY:
+    record_command(op, res);
+    return PQS_CONTINUE;
+  case PGRES_COPY_OUT:
+  case PGRES_COPY_IN:
+  case PGRES_COPY_BOTH:
+    return refuse_copy(op, st);
+  default:
+    record_result_error(op, res);
+    return PQS_CONTINUE;
+  }
+}
+
+/* What the sink (or a COPY being skipped) answered. */
+static int act_on(pqs__op_t *op, int rc) {
+  if (rc == PQS_CONTINUE)
+    return 0;
+  if (rc == PQS__WAIT)
+    return 1;
+  if (rc == PQS_PAUSE) {
+    op_pause(op);
+  } else {
+    op_stop_with(op, rc == PQS_STOP ? PQS_ECANCELED : rc);
+  }
+  return 0;
+}
+
+/* Hot path: delivers every result libpq already holds, without reading the
+ * socket again. Stops when libpq needs more input, when the consumer
+ * pauses, or when the op has ended (the op may be freed then). */
+static void op_drain(pqs_ctx_t *ctx) {
+  pqs__op_t *op = ctx->op;
+  while (op->state == PQS__OP_RUNNING || op->state == PQS__OP_STOPPING) {
+    /* After a loss libpq's socket is gone and PQgetResult cannot block. */
+    if (!op->lost && PQisBusy(ctx->conn))
+      return;
+    PGresult *res = PQgetResult(ctx->conn);
+    if (res == NULL) {
+      op->ended = 1;
+      pqs__op_maybe_finish(ctx);
+      return;
+    }
+    int rc = take_result(op, res);
+    PQclear(res);
+    if (act_on(op, rc))
+      return;
+  }
+}
+
+/* ---- events from the loop ---- */
+
+void pqs__op_io(pqs_ctx_t *ctx, int status, int events) {
+  pqs__op_t *op = ctx->op;
+  if (status < 0) {
+    mark_lost(op);
+  } else {
+    if ((events & UV_READABLE) && !PQconsumeInput(ctx->conn))
+      mark_lost(op);
+    if (op->flushing && !op->lost) {
+      int rc = PQflush(ctx->conn);
+      if (rc < 0)
+        mark_lost(op);
+      op->flushing = rc == 1;
+    }
+    op_watch(ctx);
+  }
+  op_drain(ctx);
+}
+
+void pqs__op_kick(pqs_ctx_t *ctx) {
+  pqs__op_t *op = ctx->op;
+  if (op->ended) {
+    pqs__op_maybe_finish(ctx);
+    return;
+  }
+  op_watch(ctx);
+  op_drain(ctx);
+}

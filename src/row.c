@@ -1,0 +1,263 @@
+/* Reading rows: names, types, text and typed values, owned copies. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "row_int.h"
+
+/* Type OIDs from PostgreSQL's pg_type.dat; stable across versions. */
+enum {
+  OID_BOOL = 16,
+  OID_BYTEA = 17,
+  OID_INT8 = 20,
+  OID_INT2 = 21,
+  OID_INT4 = 23,
+  OID_FLOAT4 = 700,
+  OID_FLOAT8 = 701
+};
+
+pqs__schema_t *pqs__schema_from_result(const PGresult *res) {
+  int n = PQnfields(res);
+  size_t size = sizeof(pqs__schema_t) + n * (sizeof(char *) + sizeof(uint32_t));
+  for (int i = 0; i < n; i++)
+    size += strlen(PQfname(res, i)) + 1;
+  pqs__schema_t *schema = malloc(size);
+  if (schema == NULL)
+    return NULL;
+  const char **names = (const char **)(schema + 1);
+  uint32_t *types = (uint32_t *)(names + n);
+  char *p = (char *)(types + n);
+  for (int i = 0; i < n; i++) {
+    size_t len = strlen(PQfname(res, i)) + 1;
+    names[i] = memcpy(p, PQfname(res, i), len);
+    p += len;
+    types[i] = PQftype(res, i);
+  }
+  schema->ncols = n;
+  schema->names = names;
+  schema->types = types;
+  return schema;
+}
+
+/* The one place a value is looked up, whichever kind of row holds it.
+ * Returns 0 with *ptr NULL for SQL NULL, PQS_EINVAL if col is out of
+ * range. */
+static int cell(const pqs_row_t *row, int col, const char **ptr,
+                size_t *len) {
+  if (row == NULL || col < 0 || col >= row->schema->ncols)
+    return PQS_EINVAL;
+  if (row->res != NULL) {
+    if (PQgetisnull(row->res, 0, col)) {
+      *ptr = NULL;
+      *len = 0;
+    } else {
+      *ptr = PQgetvalue(row->res, 0, col);
+      *len = (size_t)PQgetlength(row->res, 0, col);
+    }
+  } else if (row->cells != NULL && row->cells[col].len >= 0) {
+    *ptr = row->cells[col].ptr;
+    *len = (size_t)row->cells[col].len;
+  } else {
+    *ptr = NULL;
+    *len = 0;
+  }
+  return 0;
+}
+
+int pqs_row_ncols(const pqs_row_t *row) { return row->schema->ncols; }
+
+const char *pqs_row_name(const pqs_row_t *row, int col) {
+  return col >= 0 && col < row->schema->ncols ? row->schema->names[col] : NULL;
+}
+
+uint32_t pqs_row_type(const pqs_row_t *row, int col) {
+  return col >= 0 && col < row->schema->ncols ? row->schema->types[col] : 0;
+}
+
+int pqs_row_is_null(const pqs_row_t *row, int col) {
+  const char *p;
+  size_t n;
+  int rc = cell(row, col, &p, &n);
+  return rc != 0 ? rc : p == NULL;
+}
+
+const char *pqs_row_text(const pqs_row_t *row, int col, size_t *len) {
+  const char *p = NULL;
+  size_t n = 0;
+  cell(row, col, &p, &n);
+  if (len != NULL)
+    *len = n;
+  return p;
+}
+
+/* The text of a non-NULL value of one of the `ok` types. */
+static int typed(const pqs_row_t *row, int col, const void *out,
+                 const uint32_t *ok, int nok, const char **text) {
+  size_t n;
+  if (out == NULL)
+    return PQS_EINVAL;
+  int rc = cell(row, col, text, &n);
+  if (rc != 0)
+    return rc;
+  uint32_t type = row->schema->types[col];
+  int match = 0;
+  for (int i = 0; i < nok; i++)
+    match |= ok[i] == type;
+  if (!match)
+    return PQS_ETYPE;
+  return *text == NULL ? PQS_ENULL : 0;
+}
+
+static int parse_int(const char *text, long long lo, long long hi,
+                     long long *v) {
+  char *end;
+  errno = 0;
+  long long x = strtoll(text, &end, 10);
+  if (end == text || *end != '\0')
+    return PQS_ETYPE;
+  if (errno == ERANGE || x < lo || x > hi)
+    return PQS_ERANGE;
+  *v = x;
+  return 0;
+}
+
+int pqs_row_int16(const pqs_row_t *row, int col, int16_t *out) {
+  static const uint32_t ok[] = {OID_INT2};
+  const char *t;
+  long long v;
+  int rc = typed(row, col, out, ok, 1, &t);
+  if (rc == 0 && (rc = parse_int(t, INT16_MIN, INT16_MAX, &v)) == 0)
+    *out = (int16_t)v;
+  return rc;
+}
+
+int pqs_row_int32(const pqs_row_t *row, int col, int32_t *out) {
+  static const uint32_t ok[] = {OID_INT2, OID_INT4};
+  const char *t;
+  long long v;
+  int rc = typed(row, col, out, ok, 2, &t);
+  if (rc == 0 && (rc = parse_int(t, INT32_MIN, INT32_MAX, &v)) == 0)
+    *out = (int32_t)v;
+  return rc;
+}
+
+int pqs_row_int64(const pqs_row_t *row, int col, int64_t *out) {
+  static const uint32_t ok[] = {OID_INT2, OID_INT4, OID_INT8};
+  const char *t;
+  long long v;
+  int rc = typed(row, col, out, ok, 3, &t);
+  if (rc == 0 && (rc = parse_int(t, INT64_MIN, INT64_MAX, &v)) == 0)
+    *out = (int64_t)v;
+  return rc;
+}
+
+int pqs_row_double(const pqs_row_t *row, int col, double *out) {
+  static const uint32_t ok[] = {OID_FLOAT4, OID_FLOAT8, OID_INT2, OID_INT4};
+  const char *t;
+  int rc = typed(row, col, out, ok, 4, &t);
+  if (rc != 0)
+    return rc;
+  /* The server writes "NaN", "Infinity" and "-Infinity"; strtod reads all
+   * three. Values are printed exactly (extra_float_digits >= 1, the
+   * default since PostgreSQL 12), so the parse is exact too. */
+  char *end;
+  errno = 0;
+  double v = strtod(t, &end);
+  if (end == t || *end != '\0')
+    return PQS_ETYPE;
+  if (errno == ERANGE && v != 0 && !isinf(v)) /* subnormal: still exact */
+    errno = 0;
+  if (errno == ERANGE)
+    return PQS_ERANGE;
+  *out = v;
+  return 0;
+}
+
+int pqs_row_bool(const pqs_row_t *row, int col, int *out) {
+  static const uint32_t ok[] = {OID_BOOL};
+  const char *t;
+  int rc = typed(row, col, out, ok, 1, &t);
+  if (rc == 0)
+    *out = t[0] == 't';
+  return rc;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int pqs_row_bytea(const pqs_row_t *row, int col, void *buf, size_t cap,
+                  size_t *len) {
+  static const uint32_t ok[] = {OID_BYTEA};
+  const char *t;
+  int rc = typed(row, col, len, ok, 1, &t);
+  if (rc != 0)
+    return rc;
+  size_t n = strlen(t);
+  if (n < 2 || t[0] != '\\' || t[1] != 'x' || n % 2 != 0)
+    return PQS_ETYPE; /* bytea_output = escape is not supported */
+  size_t bytes = (n - 2) / 2;
+  *len = bytes;
+  if (buf == NULL || cap < bytes)
+    return PQS_ERANGE;
+  unsigned char *dst = buf;
+  for (size_t i = 0; i < bytes; i++) {
+    int hi = hexval(t[2 + 2 * i]), lo = hexval(t[3 + 2 * i]);
+    if (hi < 0 || lo < 0)
+      return PQS_ETYPE;
+    dst[i] = (unsigned char)(hi << 4 | lo);
+  }
+  return 0;
+}
+
+/* One allocation: row, schema, names, cells, types, then the texts (in
+ * that order so that each part stays aligned). */
+pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
+  int n = row->schema->ncols;
+  size_t size = sizeof(pqs_row_t) + sizeof(pqs__schema_t) +
+                n * (sizeof(char *) + sizeof(uint32_t) + sizeof(pqs__cell_t));
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    const char *p = pqs_row_text(row, i, &len);
+    size += strlen(row->schema->names[i]) + 1 + (p ? len + 1 : 0);
+  }
+  pqs_row_t *copy = malloc(size);
+  if (copy == NULL)
+    return NULL;
+  pqs__schema_t *schema = (pqs__schema_t *)(copy + 1);
+  const char **names = (const char **)(schema + 1);
+  pqs__cell_t *cells = (pqs__cell_t *)(names + n);
+  uint32_t *types = (uint32_t *)(cells + n);
+  char *p = (char *)(types + n);
+  for (int i = 0; i < n; i++) {
+    size_t len = strlen(row->schema->names[i]) + 1;
+    names[i] = memcpy(p, row->schema->names[i], len);
+    p += len;
+    types[i] = row->schema->types[i];
+    const char *v = pqs_row_text(row, i, &len);
+    cells[i].len = v ? (int)len : -1;
+    cells[i].ptr = NULL;
+    if (v != NULL) {
+      cells[i].ptr = memcpy(p, v, len);
+      p[len] = '\0';
+      p += len + 1;
+    }
+  }
+  schema->ncols = n;
+  schema->names = names;
+  schema->types = types;
+  copy->schema = schema;
+  copy->res = NULL;
+  copy->cells = cells;
+  return copy;
+}
+
+void pqs_row_free(pqs_row_t *row) { free(row); }

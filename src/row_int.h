@@ -1,0 +1,36 @@
+/* Rows and schemas, shared by the libpq source, the stream and its stages. */
+#ifndef PQS_ROW_INT_H
+#define PQS_ROW_INT_H
+
+#include <libpq-fe.h>
+
+#include "pqstream.h"
+
+/* Column names and types of a result. Built once per query, in one
+ * allocation, and borrowed by every row of it. */
+typedef struct pqs__schema_s {
+  int ncols;
+  const char *const *names;
+  const uint32_t *types;
+} pqs__schema_t;
+
+/* A value held in memory: len < 0 is SQL NULL. */
+typedef struct pqs__cell_s {
+  const char *ptr;
+  int len;
+} pqs__cell_t;
+
+/* A row is a view: either over a libpq single-row result (res set, values
+ * read through libpq, nothing copied) or over cells in memory (rows made by
+ * pqs_row_dup, by stages, or by tests). Neither set: a columns-only row. */
+struct pqs_row_s {
+  const pqs__schema_t *schema;
+  const PGresult *res;
+  const pqs__cell_t *cells;
+};
+
+/* Copies the names and types of `res` into a new schema (one allocation,
+ * freed with free()). NULL if out of memory. */
+pqs__schema_t *pqs__schema_from_result(const PGresult *res);
+
+#endif

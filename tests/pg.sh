@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Starts or stops a throwaway PostgreSQL 15 cluster for tests, demos and
+# benchmarks.
+#
+#   tests/pg.sh start DIR   initdb in DIR (created), start on a free
+#                           127.0.0.1 port with its Unix socket in DIR,
+#                           create database pqstest and the roles tests
+#                           use, and write DIR/env (sourceable) with
+#                           PQS_TEST_CONNINFO and friends.
+#   tests/pg.sh stop DIR    stop the server and remove DIR.
+#
+# The server runs as the postgres OS user: initdb refuses root.
+set -euo pipefail
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+cmd=${1:-}
+dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 30000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+start() {
+  [ -x "$PGBIN/initdb" ] || { echo "PostgreSQL 15 server not found in $PGBIN (apt-get install postgresql-15)" >&2; exit 1; }
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  chmod 700 "$dir"
+  as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 \
+    --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+    { cat "$dir/initdb.log" >&2; exit 1; }
+  # scram for the one role that tests passwords; trust for the rest.
+  cat >"$dir/data/pg_hba.conf" <<HBA
+local all all trust
+host  all pqs_scram 127.0.0.1/32 scram-sha-256
+host  all all       127.0.0.1/32 trust
+HBA
+  local port tries=0
+  while :; do
+    port=$(free_port)
+    if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100" \
+      start >/dev/null; then
+      break
+    fi
+    tries=$((tries + 1))
+    [ $tries -lt 5 ] || { cat "$dir/server.log" >&2; exit 1; }
+  done
+  as_pg "$PGBIN/psql" -q -h "$dir" -p "$port" -U postgres -d postgres \
+    -v ON_ERROR_STOP=1 <<SQL >/dev/null
+CREATE DATABASE pqstest;
+CREATE ROLE pqs_scram LOGIN PASSWORD 'pqs-Secret-8734';
+SQL
+  cat >"$dir/env" <<ENV
+export PQS_TEST_DIR='$dir'
+export PQS_TEST_PORT='$port'
+export PQS_TEST_CONNINFO='host=127.0.0.1 port=$port dbname=pqstest user=postgres'
+export PQS_TEST_SOCKET_CONNINFO='host=$dir port=$port dbname=pqstest user=postgres'
+export PQS_TEST_SCRAM_USER='pqs_scram'
+ENV
+  chmod 644 "$dir/env"
+}
+
+stop() {
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+}
+
+case "$cmd" in
+start) start ;;
+stop) stop ;;
+*) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+esac

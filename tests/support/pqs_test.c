@@ -1,0 +1,182 @@
+#include "pqs_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *pt_conninfo(void) {
+  const char *c = getenv("PQS_TEST_CONNINFO");
+  ck_assert_msg(c != NULL && *c,
+                "PQS_TEST_CONNINFO is not set: run the suites through "
+                "'bash scripts/dev.sh test', which starts a throwaway server");
+  return c;
+}
+
+uv_loop_t *pt_loop_new(void) {
+  uv_loop_t *loop = malloc(sizeof(*loop));
+  ck_assert_ptr_nonnull(loop);
+  ck_assert_int_eq(uv_loop_init(loop), 0);
+  return loop;
+}
+
+static void walk_cb(uv_handle_t *h, void *arg) {
+  (void)arg;
+  fprintf(stderr, "handle left open: type %s\n", uv_handle_type_name(h->type));
+}
+
+void pt_loop_free(uv_loop_t *loop) {
+  uv_run(loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(loop);
+  if (rc != 0)
+    uv_walk(loop, walk_cb, NULL);
+  ck_assert_msg(rc == 0, "loop did not close cleanly: %s", uv_err_name(rc));
+  free(loop);
+}
+
+typedef struct {
+  int calls;
+  int status;
+  char msg[512];
+} open_result_t;
+
+static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
+                    void *data) {
+  (void)ctx;
+  open_result_t *r = data;
+  r->calls++;
+  r->status = status;
+  if (err)
+    snprintf(r->msg, sizeof(r->msg), "%s", err->message);
+}
+
+pqs_ctx_t *pt_open(uv_loop_t *loop, const char *conninfo) {
+  open_result_t r = {0};
+  pqs_ctx_t *ctx = NULL;
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, NULL, on_open, &r), 0);
+  while (r.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_msg(r.status == 0, "connect failed: %s: %s",
+                pqs_err_name(r.status), r.msg);
+  return ctx;
+}
+
+static void on_closed(pqs_ctx_t *ctx, void *data) {
+  (void)ctx;
+  ++*(int *)data;
+}
+
+void pt_close(uv_loop_t *loop, pqs_ctx_t *ctx) {
+  int closed = 0;
+  pqs_ctx_set_data(ctx, &closed);
+  ck_assert_int_eq(pqs_ctx_close(ctx, on_closed), 0);
+  while (closed == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(closed, 1);
+}
+
+void pt_record(pt_done_t *d, const pqs_done_t *done) {
+  d->calls++;
+  d->status = done->status;
+  d->rows = done->rows;
+  d->affected = done->affected;
+  snprintf(d->tag, sizeof(d->tag), "%s",
+           done->command_tag ? done->command_tag : "");
+  d->sqlstate[0] = d->message[0] = '\0';
+  if (done->error) {
+    if (done->error->sqlstate)
+      snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", done->error->sqlstate);
+    snprintf(d->message, sizeof(d->message), "%s", done->error->message);
+  }
+}
+
+void pt_on_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  (void)s;
+  pt_record(data, done);
+}
+
+void pt_on_exec(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
+  (void)ctx;
+  pt_record(data, done);
+}
+
+int pt_exec_wait(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql) {
+  pt_done_t d = {0};
+  ck_assert_int_eq(pqs_exec(ctx, sql, 0, NULL, NULL, pt_on_exec, &d), 0);
+  while (d.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(d.calls, 1);
+  return d.status;
+}
+
+PGconn *pt_admin(void) {
+  PGconn *c = PQconnectdb(pt_conninfo());
+  ck_assert_msg(PQstatus(c) == CONNECTION_OK, "admin connect: %s",
+                PQerrorMessage(c));
+  return c;
+}
+
+void pt_sql(PGconn *conn, const char *sql) {
+  PGresult *r = PQexec(conn, sql);
+  ExecStatusType st = PQresultStatus(r);
+  ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK,
+                "%s: %s", sql, PQerrorMessage(conn));
+  PQclear(r);
+}
+
+char *pt_scalar(PGconn *conn, const char *sql) {
+  PGresult *r = PQexec(conn, sql);
+  ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1,
+                "%s: %s", sql, PQerrorMessage(conn));
+  char *v = strdup(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return v;
+}
+
+long long pt_scalar_ll(PGconn *conn, const char *sql) {
+  char *v = pt_scalar(conn, sql);
+  long long x = strtoll(v, NULL, 10);
+  free(v);
+  return x;
+}
+
+char *pt_backend_state(PGconn *admin, int pid) {
+  char sql[128];
+  snprintf(sql, sizeof(sql),
+           "SELECT coalesce(state, 'gone') FROM (SELECT 1) x LEFT JOIN "
+           "pg_stat_activity ON pid = %d",
+           pid);
+  return pt_scalar(admin, sql);
+}
+
+int pt_wait_idle(PGconn *admin, int pid, double seconds) {
+  double until = pt_now() + seconds;
+  do {
+    char *st = pt_backend_state(admin, pid);
+    int idle = strcmp(st, "idle") == 0;
+    free(st);
+    if (idle)
+      return 1;
+    uv_sleep(20);
+  } while (pt_now() < until);
+  return 0;
+}
+
+double pt_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+long pt_rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof(line), f))
+    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return kb;
+}

@@ -1,0 +1,57 @@
+/* Helpers shared by the Check suites. Every suite runs against the real
+ * server that tests/pg.sh started; PQS_TEST_CONNINFO names it. */
+#ifndef PQS_TEST_H
+#define PQS_TEST_H
+
+#include <check.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "pqstream.h"
+
+/* What one completion said, recorded by pt_on_done / pt_on_exec. */
+typedef struct pt_done_s {
+  int calls;
+  int status;
+  uint64_t rows;
+  uint64_t affected;
+  char tag[64];
+  char sqlstate[6];
+  char message[512];
+} pt_done_t;
+
+/* Connection string of the test server; fails the test if unset. */
+const char *pt_conninfo(void);
+
+/* A new loop (owned; pt_loop_free checks it closes cleanly). */
+uv_loop_t *pt_loop_new(void);
+void pt_loop_free(uv_loop_t *loop);
+
+/* Opens a context and runs the loop until it is connected. */
+pqs_ctx_t *pt_open(uv_loop_t *loop, const char *conninfo);
+/* Closes it and runs the loop until its close callback has run. */
+void pt_close(uv_loop_t *loop, pqs_ctx_t *ctx);
+
+/* Record a completion into the pt_done_t passed as data. */
+void pt_record(pt_done_t *d, const pqs_done_t *done);
+void pt_on_done(pqs_stream_t *s, const pqs_done_t *done, void *data);
+void pt_on_exec(pqs_ctx_t *ctx, const pqs_done_t *done, void *data);
+
+/* Runs `sql` on `ctx` as a command and waits for it; returns its status. */
+int pt_exec_wait(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql);
+
+/* A blocking admin connection (plain libpq) for setting up and checking. */
+PGconn *pt_admin(void);
+void pt_sql(PGconn *conn, const char *sql);
+/* First value of the first row, as a malloc'd string ("" for NULL). */
+char *pt_scalar(PGconn *conn, const char *sql);
+long long pt_scalar_ll(PGconn *conn, const char *sql);
+/* state of a backend in pg_stat_activity ("idle", "active" ...), malloc'd. */
+char *pt_backend_state(PGconn *admin, int pid);
+/* Waits up to `seconds` for the backend to be idle; 1 if it became so. */
+int pt_wait_idle(PGconn *admin, int pid, double seconds);
+
+double pt_now(void);
+long pt_rss_kb(void);
+
+#endif
