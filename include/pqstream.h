@@ -134,9 +134,10 @@ PQS_EXTERN const char *pqs_row_text(const pqs_row_t *row, int col,
  *   PQS_ENULL   the value is SQL NULL (*out untouched);
  *   PQS_ETYPE   the column's type is not one the getter reads;
  *   PQS_ERANGE  the value does not fit in *out.
- * Types read: int16 from int2; int32 from int2, int4; int64 from int2, int4,
- * int8; double from float4, float8, int2, int4 (exact); bool from bool.
- * NaN and infinities are read as such. */
+ * Types read: the integer getters from int2, int4 and int8 (PQS_ERANGE if
+ * the value does not fit the getter's width); double from float4, float8,
+ * int2, int4, and int8 within +-2^53 (where it is exact; PQS_ERANGE
+ * beyond); bool from bool. NaN and infinities are read as such. */
 PQS_EXTERN int pqs_row_int16(const pqs_row_t *row, int col, int16_t *out);
 PQS_EXTERN int pqs_row_int32(const pqs_row_t *row, int col, int32_t *out);
 PQS_EXTERN int pqs_row_int64(const pqs_row_t *row, int col, int64_t *out);

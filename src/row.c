@@ -123,42 +123,51 @@ static int parse_int(const char *text, long long lo, long long hi,
   return 0;
 }
 
+/* Every integer getter reads every integer type; a value that does not fit
+ * the getter's width is PQS_ERANGE, never a silent truncation. */
+static const uint32_t ints[] = {OID_INT2, OID_INT4, OID_INT8};
+
 int pqs_row_int16(const pqs_row_t *row, int col, int16_t *out) {
-  static const uint32_t ok[] = {OID_INT2};
   const char *t;
   long long v;
-  int rc = typed(row, col, out, ok, 1, &t);
+  int rc = typed(row, col, out, ints, 3, &t);
   if (rc == 0 && (rc = parse_int(t, INT16_MIN, INT16_MAX, &v)) == 0)
     *out = (int16_t)v;
   return rc;
 }
 
 int pqs_row_int32(const pqs_row_t *row, int col, int32_t *out) {
-  static const uint32_t ok[] = {OID_INT2, OID_INT4};
   const char *t;
   long long v;
-  int rc = typed(row, col, out, ok, 2, &t);
+  int rc = typed(row, col, out, ints, 3, &t);
   if (rc == 0 && (rc = parse_int(t, INT32_MIN, INT32_MAX, &v)) == 0)
     *out = (int32_t)v;
   return rc;
 }
 
 int pqs_row_int64(const pqs_row_t *row, int col, int64_t *out) {
-  static const uint32_t ok[] = {OID_INT2, OID_INT4, OID_INT8};
   const char *t;
   long long v;
-  int rc = typed(row, col, out, ok, 3, &t);
+  int rc = typed(row, col, out, ints, 3, &t);
   if (rc == 0 && (rc = parse_int(t, INT64_MIN, INT64_MAX, &v)) == 0)
     *out = (int64_t)v;
   return rc;
 }
 
 int pqs_row_double(const pqs_row_t *row, int col, double *out) {
-  static const uint32_t ok[] = {OID_FLOAT4, OID_FLOAT8, OID_INT2, OID_INT4};
+  static const uint32_t ok[] = {OID_FLOAT4, OID_FLOAT8, OID_INT2, OID_INT4,
+                                OID_INT8};
   const char *t;
-  int rc = typed(row, col, out, ok, 4, &t);
+  int rc = typed(row, col, out, ok, 5, &t);
   if (rc != 0)
     return rc;
+  if (row->schema->types[col] == OID_INT8) {
+    /* Beyond 2^53 a double no longer holds every integer exactly. */
+    long long v;
+    if ((rc = parse_int(t, -(1LL << 53), 1LL << 53, &v)) == 0)
+      *out = (double)v;
+    return rc;
+  }
   /* The server writes "NaN", "Infinity" and "-Infinity"; strtod reads all
    * three. Values are printed exactly (extra_float_digits >= 1, the
    * default since PostgreSQL 12), so the parse is exact too. */
