@@ -43,19 +43,18 @@ pqs__schema_t *pqs__schema_from_result(const PGresult *res) {
 
 /* The one place a value is looked up, whichever kind of row holds it.
  * Returns 0 with *ptr NULL for SQL NULL, PQS_EINVAL if col is out of
- * range. */
-static int cell(const pqs_row_t *row, int col, const char **ptr,
-                size_t *len) {
-  if (row == NULL || col < 0 || col >= row->schema->ncols)
+ * range. Hot path: a SQL NULL always has length 0, so PQgetisnull is asked
+ * only about empty values. */
+static inline int cell(const pqs_row_t *row, int col, const char **ptr,
+                       size_t *len) {
+  if (row == NULL || (unsigned)col >= (unsigned)row->schema->ncols)
     return PQS_EINVAL;
   if (row->res != NULL) {
-    if (PQgetisnull(row->res, 0, col)) {
-      *ptr = NULL;
-      *len = 0;
-    } else {
-      *ptr = PQgetvalue(row->res, 0, col);
-      *len = (size_t)PQgetlength(row->res, 0, col);
-    }
+    int n = PQgetlength(row->res, 0, col);
+    *len = (size_t)n;
+    *ptr = n == 0 && PQgetisnull(row->res, 0, col)
+               ? NULL
+               : PQgetvalue(row->res, 0, col);
   } else if (row->cells != NULL && row->cells[col].len >= 0) {
     *ptr = row->cells[col].ptr;
     *len = (size_t)row->cells[col].len;
@@ -83,6 +82,7 @@ int pqs_row_is_null(const pqs_row_t *row, int col) {
   return rc != 0 ? rc : p == NULL;
 }
 
+/* Hot path. */
 const char *pqs_row_text(const pqs_row_t *row, int col, size_t *len) {
   const char *p = NULL;
   size_t n = 0;
