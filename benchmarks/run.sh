@@ -4,17 +4,25 @@
 # the raw single-row loop. Ratios, not absolute numbers, are what carries
 # from one noisy machine to another.
 #
-#   benchmarks/run.sh BUILD_DIR     (PQS_TEST_CONNINFO names the server;
-#                                    scripts/dev.sh bench sets it up)
+#   benchmarks/run.sh BUILD_DIR   (built with -DPQS_BUILD_BENCHMARKS=ON)
+# Uses the server PQS_TEST_CONNINFO names, or else starts a throwaway one
+# with tests/pg.sh and removes it at the end.
 # Environment: BENCH_ROWS (5000000), BENCH_RUNS (5).
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR}
 bin="$build/benchmarks/bench_stream"
 rows=${BENCH_ROWS:-5000000}
 runs=${BENCH_RUNS:-5}
-conn=${PQS_TEST_CONNINFO:?PQS_TEST_CONNINFO is not set}
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+pgdir=""
+trap 'rm -f "$out"; [ -z "$pgdir" ] || "$(dirname "$0")/../tests/pg.sh" stop "$pgdir"' EXIT
+if [ -z "${PQS_TEST_CONNINFO:-}" ]; then # run alone: a server of our own
+  pgdir=$(mktemp -d -u /tmp/pqstream-bench.XXXXXX)
+  "$(dirname "$0")/../tests/pg.sh" start "$pgdir"
+  # shellcheck disable=SC1091
+  . "$pgdir/env"
+fi
+conn=$PQS_TEST_CONNINFO
 
 echo "loading $rows rows (id bigint, a int, b float8, s text of 32 chars)" >&2
 psql -q -v ON_ERROR_STOP=1 "$conn" <<SQL

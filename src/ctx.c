@@ -131,11 +131,16 @@ static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
   unsigned ms = ctx->opts.connect_timeout_ms;
   uv_timer_start(&ctx->timer, on_connect_timeout,
                  ms ? ms : PQS__DEFAULT_CONNECT_TIMEOUT_MS, 0);
-  if (PQstatus(ctx->conn) == CONNECTION_BAD || PQsocket(ctx->conn) < 0)
+  if (PQstatus(ctx->conn) == CONNECTION_BAD || PQsocket(ctx->conn) < 0) {
     pqs__ctx_defer(ctx); /* PQconnectPoll will say why, from the loop */
-  else
-    watch_socket(ctx, UV_WRITABLE); /* as libpq's docs prescribe */
-  return 0;
+    return 0;
+  }
+  /* A resource failure here is returned, never called back from inside
+   * pqs_ctx_open. */
+  int rc = pqs__io_attach(ctx);
+  if (rc == 0)
+    pqs__io_watch(ctx, UV_WRITABLE); /* as libpq's docs prescribe */
+  return rc;
 }
 
 int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop, const char *conninfo,
