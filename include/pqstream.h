@@ -243,12 +243,14 @@ PQS_EXTERN void pqs_ctx_set_data(pqs_ctx_t *ctx, void *data);
 
 typedef struct pqs_stream_s pqs_stream_t;
 
-/* What a row callback returns. Any negative value is an error: the stream
- * stops, the query is cancelled and on_done reports that value. */
+/* What a row callback (and a stage's function) returns. Any negative value
+ * is an error: the stream stops, the query is cancelled and on_done reports
+ * that value. */
 enum {
   PQS_CONTINUE = 0, /* keep the rows coming */
-  PQS_PAUSE = 1,    /* stop reading until pqs_stream_resume() */
-  PQS_STOP = 2      /* end now: cancel the query; on_done: PQS_ECANCELED */
+  PQS_PAUSE = 1,    /* pass this row on, then stop reading until resumed */
+  PQS_STOP = 2,     /* end now: cancel the query; on_done: PQS_ECANCELED */
+  PQS_SKIP = 3      /* map stages only: drop this row */
 };
 
 typedef struct pqs_stream_cbs_s {
@@ -263,6 +265,11 @@ typedef struct pqs_stream_cbs_s {
   /* Required. Exactly once. The stream is freed when it returns; the
    * context is free for a new operation during the call already. */
   void (*on_done)(pqs_stream_t *s, const pqs_done_t *done, void *data);
+  /* Required with pqs_stream_batch(), ignored without: up to n rows at a
+   * time, the last batch possibly shorter, always before on_done. Rows
+   * borrowed for the call. Returns as on_row. */
+  int (*on_batch)(pqs_stream_t *s, const pqs_row_t *const *rows, size_t n,
+                  void *data);
 } pqs_stream_cbs_t;
 
 /* Per-query options. */
@@ -312,7 +319,83 @@ PQS_EXTERN int pqs_stream_resume(pqs_stream_t *s);
  * Errors: PQS_ETHREAD. */
 PQS_EXTERN int pqs_stream_close(pqs_stream_t *s);
 
-/* The context the stream runs on. */
+/* ---- Stages ----
+ *
+ * Stages are added to a stream before it starts (after: PQS_ESTATE) and run
+ * in the order added, as one flat loop per row, inside the loop wake-up that
+ * read the row: no allocation, no recursion, no loop round trip per row.
+ * A stage's function gets the stream first and may call pqs_stream_pause()
+ * or pqs_stream_close() on it. A negative return is an error: it ends the
+ * stream with that value and cancels the query. `data` is the stage's own;
+ * `free_data` (may be NULL) is called on it exactly once: when the stream
+ * is freed, or at once if adding the stage fails.
+ * Errors of every pqs_stream_<stage>: PQS_EINVAL (NULL function, or a stage
+ * after pqs_stream_batch), PQS_ETHREAD, PQS_ESTATE (started), PQS_ENOMEM. */
+
+typedef void (*pqs_free_cb)(void *data);
+typedef int (*pqs_row_fn)(pqs_stream_t *s, const pqs_row_t *row, void *data);
+
+/* Keeps the rows for which `pred` returns 1 and drops those for which it
+ * returns 0 (Where). A boolean, unlike the other stages' codes. */
+PQS_EXTERN int pqs_stream_filter(pqs_stream_t *s, pqs_row_fn pred, void *data,
+                                 pqs_free_cb free_data);
+
+/* Calls `fn` on each row and passes the row on unchanged. `fn` returns
+ * PQS_CONTINUE, PQS_PAUSE, PQS_STOP or a negative error, as on_row. */
+PQS_EXTERN int pqs_stream_tap(pqs_stream_t *s, pqs_row_fn fn, void *data,
+                              pqs_free_cb free_data);
+
+/* Passes the first n rows on, then ends the stream by cancelling the query
+ * (Take): on_done reports success (status 0, command_tag NULL if the query
+ * had not ended by itself). take(0) ends at the first row, passing none. */
+PQS_EXTERN int pqs_stream_take(pqs_stream_t *s, uint64_t n);
+
+/* Drops the first n rows, passes the rest on (Skip). */
+PQS_EXTERN int pqs_stream_skip(pqs_stream_t *s, uint64_t n);
+
+/* A column of a map stage's output. `name` is copied when the stage is
+ * added. */
+typedef struct pqs_column_s {
+  const char *name;
+  uint32_t type; /* PostgreSQL type OID of the text the map writes */
+} pqs_column_t;
+
+/* The output row a map function fills. Columns it does not set are NULL. */
+typedef struct pqs_out_s pqs_out_t;
+typedef int (*pqs_map_fn)(pqs_stream_t *s, const pqs_row_t *in,
+                          pqs_out_t *out, void *data);
+
+/* Replaces each row by the row `fn` fills in `out`, whose columns are
+ * `cols` (Select). Downstream stages, the consumer and sinks see ordinary
+ * rows with these names and types; on_columns gets them too. `fn` returns
+ * PQS_CONTINUE (pass the output on), PQS_SKIP (drop the row), PQS_PAUSE,
+ * PQS_STOP or a negative error. The output row's memory is the stage's,
+ * reused row after row. */
+PQS_EXTERN int pqs_stream_map(pqs_stream_t *s, const pqs_column_t *cols,
+                              int ncols, pqs_map_fn fn, void *data,
+                              pqs_free_cb free_data);
+
+/* Sets output column `col` to a copy of `text` (`len` bytes; the value's
+ * text form, as the server would write it for the column's type).
+ * Errors: PQS_EINVAL (col out of range, text NULL), PQS_ENOMEM. */
+PQS_EXTERN int pqs_out_set(pqs_out_t *out, int col, const char *text,
+                           size_t len);
+/* Sets output column `col` to the decimal text of `v`. */
+PQS_EXTERN int pqs_out_set_int64(pqs_out_t *out, int col, int64_t v);
+/* Sets output column `col` to SQL NULL. Errors: PQS_EINVAL. */
+PQS_EXTERN int pqs_out_set_null(pqs_out_t *out, int col);
+/* Passes column `in_col` of the input row through to `col` without copying
+ * it. Errors: PQS_EINVAL. */
+PQS_EXTERN int pqs_out_pass(pqs_out_t *out, int col, const pqs_row_t *in,
+                            int in_col);
+
+/* Hands the consumer arrays of up to n rows through cbs.on_batch instead of
+ * one row at a time (on_row is not called). Must be the last stage. The
+ * rows are copied into memory the stage reuses batch after batch. */
+PQS_EXTERN int pqs_stream_batch(pqs_stream_t *s, size_t n);
+
+/* The context the stream runs on (NULL for a stream that reads no
+ * context). */
 PQS_EXTERN pqs_ctx_t *pqs_stream_ctx(const pqs_stream_t *s);
 
 /* Rows delivered to the consumer so far. */

@@ -9,7 +9,7 @@
 static void op_drain(pqs_ctx_t *ctx);
 
 /* Beside the sink's answers: libpq needs more input before going on. */
-#define PQS__WAIT 3
+#define PQS__WAIT 6
 
 /* ---- begin: READY -> BUSY ---- */
 
@@ -264,6 +264,8 @@ const pqs__source_vt_t pqs__op_source = {
 static int final_status(const pqs__op_t *op, int broken) {
   if (broken)
     return PQS_ECONNLOST;
+  if (op->stop_reason == PQS__DONE) /* the consumer had all it wanted */
+    return 0;
   if (op->stop_reason)
     return op->stop_reason;
   if (op->fail_status)

@@ -11,6 +11,11 @@
 
 #include "pqstream.h"
 
+/* Beside PQS_CONTINUE, PQS_PAUSE and PQS_STOP a sink may answer PQS__DONE:
+ * it has all it wants; the source ends early, as for PQS_STOP, but the end
+ * reports success. Used by take(n). */
+#define PQS__DONE 4
+
 typedef struct pqs__sink_vt_s {
   int (*columns)(void *sink, const pqs_row_t *columns); /* may be NULL */
   int (*row)(void *sink, const pqs_row_t *row);          /* hot path */

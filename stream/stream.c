@@ -1,60 +1,112 @@
 /* The stream: what a consumer holds. It receives rows from a source (a
- * query on a context, through src/source.h) and hands them to the
- * consumer's callbacks. */
+ * query on a context, through src/source.h), runs them through its stages
+ * and hands them to the consumer's callbacks. */
 #include <stdlib.h>
 
 #include "../src/ctx_int.h"
+#include "stream_int.h"
 
-/* NEW --pqs_stream_start--> STARTED --end()--> freed after on_done */
-typedef enum { STREAM_NEW, STREAM_STARTED, STREAM_ENDED } stream_state_t;
+pqs_stream_t *pqs__stream_new(pqs_ctx_t *ctx, const pqs__source_vt_t *vt,
+                              void *src) {
+  pqs_stream_t *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return NULL;
+  s->ctx = ctx;
+  s->thread = uv_thread_self();
+  s->src_vt = vt;
+  s->src = src;
+  return s;
+}
 
-struct pqs_stream_s {
-  pqs_ctx_t *ctx;
-  const pqs__source_vt_t *src_vt;
-  void *src;
-  stream_state_t state;
-  pqs_stream_cbs_t cbs;
-  void *data;
-  uint64_t rows;
-};
+static void stream_free(pqs_stream_t *s) {
+  pqs__stages_free(s);
+  pqs__batch_free(s->batch);
+  free(s);
+}
+
+int pqs__stream_check(const pqs_stream_t *s) {
+  if (s == NULL)
+    return PQS_EINVAL;
+  uv_thread_t self = uv_thread_self();
+  if (!uv_thread_equal(&self, &s->thread))
+    return PQS_ETHREAD;
+  return 0;
+}
+
+/* ---- the sink side: what the source pushes ---- */
 
 static int sink_columns(void *self, const pqs_row_t *columns) {
   pqs_stream_t *s = self;
+  columns = pqs__stages_columns(s, columns);
   return s->cbs.on_columns ? s->cbs.on_columns(s, columns, s->data)
                            : PQS_CONTINUE;
 }
 
-/* Hot path. */
+static int deliver_batch(pqs_stream_t *s) {
+  size_t n;
+  const pqs_row_t *const *rows = pqs__batch_take(s->batch, &n);
+  return n ? s->cbs.on_batch(s, rows, n, s->data) : PQS_CONTINUE;
+}
+
+/* To the consumer, one row or into the batch. */
+static int deliver(pqs_stream_t *s, const pqs_row_t *row) {
+  s->rows++;
+  if (s->batch == NULL)
+    return s->cbs.on_row ? s->cbs.on_row(s, row, s->data) : PQS_CONTINUE;
+  int full = pqs__batch_add(s->batch, row);
+  if (full <= 0)
+    return full; /* 0: not yet, or an error */
+  return deliver_batch(s);
+}
+
+/* Hot path: once per row from the source. */
 static int sink_row(void *self, const pqs_row_t *row) {
   pqs_stream_t *s = self;
-  s->rows++;
-  return s->cbs.on_row ? s->cbs.on_row(s, row, s->data) : PQS_CONTINUE;
+  int pause = 0;
+  int rc = s->nstages ? pqs__stages_run(s, &row, &pause) : PQS_CONTINUE;
+  if (rc == PQS_SKIP)
+    return pause ? PQS_PAUSE : PQS_CONTINUE;
+  if (rc != PQS_CONTINUE && rc != PQS__LAST)
+    return rc; /* STOP, DONE or an error */
+  if (s->state != PQS__STREAM_STARTED)
+    return PQS_CONTINUE; /* a stage closed the stream */
+  int mine = deliver(s, row);
+  if (mine != PQS_CONTINUE && mine != PQS_PAUSE)
+    return mine;
+  if (rc == PQS__LAST)
+    return PQS__DONE;
+  return pause ? PQS_PAUSE : mine;
 }
 
 static void sink_end(void *self, const pqs_done_t *done) {
   pqs_stream_t *s = self;
   /* A stream that never started owes nobody a completion. */
-  if (s->state == STREAM_STARTED) {
-    s->state = STREAM_ENDED;
+  if (s->state != PQS__STREAM_NEW) {
+    /* Rows a batch holds come before the end, whatever the end. */
+    if (s->batch != NULL && s->state == PQS__STREAM_STARTED)
+      deliver_batch(s);
+    s->state = PQS__STREAM_ENDED;
     pqs_done_t mine = *done;
     mine.rows = s->rows;
     s->cbs.on_done(s, &mine, s->data);
   }
-  free(s);
+  stream_free(s);
 }
 
-static const pqs__sink_vt_t stream_sink = {
+const pqs__sink_vt_t pqs__stream_sink = {
     .columns = sink_columns,
     .row = sink_row,
     .end = sink_end,
 };
+
+/* ---- the consumer side ---- */
 
 int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
               int nparams, const char *const *params,
               const pqs_query_opts_t *opts) {
   if (out == NULL)
     return PQS_EINVAL;
-  pqs_stream_t *s = calloc(1, sizeof(*s));
+  pqs_stream_t *s = pqs__stream_new(ctx, &pqs__op_source, NULL);
   if (s == NULL)
     return PQS_ENOMEM;
   pqs__op_t *op;
@@ -63,9 +115,7 @@ int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
     free(s);
     return rc;
   }
-  pqs__op_bind(op, &stream_sink, s);
-  s->ctx = ctx;
-  s->src_vt = &pqs__op_source;
+  pqs__op_bind(op, &pqs__stream_sink, s);
   s->src = op;
   *out = s;
   return 0;
@@ -75,48 +125,50 @@ int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs,
                      void *data) {
   if (s == NULL || cbs == NULL || cbs->on_done == NULL)
     return PQS_EINVAL;
-  if (!pqs__ctx_on_thread(s->ctx))
-    return PQS_ETHREAD;
-  if (s->state != STREAM_NEW)
+  int rc = pqs__stream_check(s);
+  if (rc != 0)
+    return rc;
+  if (s->state != PQS__STREAM_NEW)
     return PQS_ESTATE;
+  if (s->batch != NULL && cbs->on_batch == NULL)
+    return PQS_EINVAL;
   s->cbs = *cbs;
   s->data = data;
-  s->state = STREAM_STARTED;
+  s->state = PQS__STREAM_STARTED;
   s->src_vt->start(s->src);
   return 0;
 }
 
-static int check_started(const pqs_stream_t *s) {
-  if (s == NULL)
-    return PQS_EINVAL;
-  if (!pqs__ctx_on_thread(s->ctx))
-    return PQS_ETHREAD;
-  return s->state == STREAM_STARTED ? 0 : PQS_ESTATE;
+static int check_running(const pqs_stream_t *s) {
+  int rc = pqs__stream_check(s);
+  if (rc == 0 && s->state != PQS__STREAM_STARTED)
+    rc = PQS_ESTATE;
+  return rc;
 }
 
 int pqs_stream_pause(pqs_stream_t *s) {
-  int rc = check_started(s);
+  int rc = check_running(s);
   if (rc == 0)
     s->src_vt->pause(s->src);
   return rc;
 }
 
 int pqs_stream_resume(pqs_stream_t *s) {
-  int rc = check_started(s);
+  int rc = check_running(s);
   if (rc == 0)
     s->src_vt->resume(s->src);
   return rc;
 }
 
 int pqs_stream_close(pqs_stream_t *s) {
-  if (s == NULL)
-    return PQS_EINVAL;
-  if (!pqs__ctx_on_thread(s->ctx))
-    return PQS_ETHREAD;
-  if (s->state == STREAM_NEW) {
+  int rc = pqs__stream_check(s);
+  if (rc != 0)
+    return rc;
+  if (s->state == PQS__STREAM_NEW) {
     s->src_vt->discard(s->src);
-    free(s);
-  } else if (s->state == STREAM_STARTED) {
+    stream_free(s);
+  } else if (s->state == PQS__STREAM_STARTED) {
+    s->state = PQS__STREAM_STOPPING;
     s->src_vt->stop(s->src, PQS_ECANCELED);
   }
   return 0;

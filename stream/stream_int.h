@@ -1,0 +1,86 @@
+/* The stream object and its stages, shared by the files of stream/. */
+#ifndef PQS_STREAM_INT_H
+#define PQS_STREAM_INT_H
+
+#include "../src/row_int.h"
+#include "../src/source.h"
+#include "buf.h"
+
+/* Internal codes beside PQS_CONTINUE ... PQS_SKIP (see source.h):
+ * PQS__LAST   take: pass this row on, then end with success;
+ * PQS__DONE   end now with success (the source maps it to status 0). */
+#define PQS__LAST 5
+
+typedef enum {
+  PQS__STAGE_FILTER,
+  PQS__STAGE_TAP,
+  PQS__STAGE_TAKE,
+  PQS__STAGE_SKIP,
+  PQS__STAGE_MAP
+} pqs__stage_kind_t;
+
+typedef struct pqs__stage_s {
+  pqs__stage_kind_t kind;
+  pqs_row_fn fn; /* filter, tap */
+  pqs_map_fn map_fn;
+  void *data;
+  pqs_free_cb free_data;
+  uint64_t n, seen; /* take, skip */
+  pqs_out_t *out;   /* map */
+} pqs__stage_t;
+
+typedef struct pqs__batch_s pqs__batch_t;
+
+/* NEW --start--> STARTED --close--> STOPPING --end()--> freed after on_done
+ *                   `--------------------------^ */
+typedef enum {
+  PQS__STREAM_NEW,
+  PQS__STREAM_STARTED,
+  PQS__STREAM_STOPPING,
+  PQS__STREAM_ENDED
+} pqs__stream_state_t;
+
+struct pqs_stream_s {
+  pqs_ctx_t *ctx; /* NULL for a source that is not a context */
+  uv_thread_t thread;
+  const pqs__source_vt_t *src_vt;
+  void *src;
+  pqs__stream_state_t state;
+  pqs_stream_cbs_t cbs;
+  void *data;
+  uint64_t rows;
+  pqs__stage_t *stages;
+  int nstages;
+  pqs__batch_t *batch;
+};
+
+/* A stream over any source; the source must push into pqs__stream_sink
+ * with the stream as the sink. */
+pqs_stream_t *pqs__stream_new(pqs_ctx_t *ctx, const pqs__source_vt_t *vt,
+                              void *src);
+extern const pqs__sink_vt_t pqs__stream_sink;
+int pqs__stream_check(const pqs_stream_t *s); /* thread, not ended */
+
+/* stages.c: runs the stages over *row (which a map replaces). Hot path;
+ * the codes are explained where it is defined. */
+int pqs__stages_run(pqs_stream_t *s, const pqs_row_t **row, int *pause);
+/* The columns after every map. */
+const pqs_row_t *pqs__stages_columns(pqs_stream_t *s, const pqs_row_t *cols);
+void pqs__stages_free(pqs_stream_t *s);
+
+/* map.c */
+pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols);
+void pqs__out_free(pqs_out_t *out);
+const pqs_row_t *pqs__out_columns(pqs_out_t *out);
+int pqs__out_run(pqs_out_t *out, pqs_stream_t *s, pqs_map_fn fn, void *data,
+                 const pqs_row_t **row);
+
+/* batch.c */
+pqs__batch_t *pqs__batch_new(size_t n);
+void pqs__batch_free(pqs__batch_t *b);
+/* Adds a copy of row; returns 1 when the batch is full, 0, or an error. */
+int pqs__batch_add(pqs__batch_t *b, const pqs_row_t *row);
+/* The rows collected (pointers fixed up), and empties the batch. */
+const pqs_row_t *const *pqs__batch_take(pqs__batch_t *b, size_t *n);
+
+#endif
