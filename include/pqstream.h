@@ -394,6 +394,55 @@ PQS_EXTERN int pqs_out_pass(pqs_out_t *out, int col, const pqs_row_t *in,
  * rows are copied into memory the stage reuses batch after batch. */
 PQS_EXTERN int pqs_stream_batch(pqs_stream_t *s, size_t n);
 
+/* ---- Sinks ----
+ *
+ * A sink is the consumer of a stream: it writes every row, formatted, to a
+ * file descriptor or a libuv stream, and starts the stream itself (do not
+ * call pqs_stream_start). Rows delivered in one loop wake-up leave in one
+ * write. When more than `max_queued` bytes wait for the reader, the stream
+ * pauses, and it resumes when half of them are gone: memory stays bounded
+ * however slow the reader. A write error (a reader that went away: UV_EPIPE)
+ * stops the stream and cancels the query.
+ * Writing to a pipe whose reader has gone raises SIGPIPE: ignore it
+ * (signal(SIGPIPE, SIG_IGN)), as every libuv program writing to pipes must,
+ * and the sink reports UV_EPIPE instead. */
+
+typedef enum {
+  PQS_FORMAT_TSV = 0, /* COPY's text format, as COPY ... TO STDOUT writes */
+  PQS_FORMAT_CSV = 1, /* as COPY ... TO STDOUT (FORMAT csv) writes */
+  PQS_FORMAT_JSONL = 2 /* one object per row, as row_to_json() renders it */
+} pqs_format_t;
+
+typedef struct pqs_sink_opts_s {
+  pqs_format_t format;
+  int header;        /* csv and tsv: first a line of column names (HEADER) */
+  size_t max_queued; /* bytes waiting for the reader before pausing; 0: 1 MiB */
+} pqs_sink_opts_t;
+
+/* Called once, when the stream has ended and every byte has been written
+ * (or writing failed). `done` is the stream's completion, borrowed for the
+ * call, except that a write error replaces its status (UV_EPIPE ...).
+ * `bytes` counts what was written. The stream no longer exists. */
+typedef void (*pqs_sink_cb)(const pqs_done_t *done, uint64_t bytes,
+                            void *data);
+
+/* Writes stream `s` to `fd` (a pipe, socket, TTY or regular file; the sink
+ * works on its own dup of it, so `fd` stays the caller's, though a pipe or
+ * socket is left in non-blocking mode) on `loop`, and starts the stream.
+ * `opts` may be NULL (TSV, no header) and is copied.
+ * Errors: PQS_EINVAL (NULL s or cb, an fd of another kind), PQS_ETHREAD,
+ * PQS_ESTATE (started), PQS_ENOMEM, or libuv's error; on error the stream
+ * is left unstarted and still the caller's. */
+PQS_EXTERN int pqs_sink_fd(pqs_stream_t *s, uv_loop_t *loop, int fd,
+                           const pqs_sink_opts_t *opts, pqs_sink_cb cb,
+                           void *data);
+
+/* As pqs_sink_fd, writing to a libuv stream the caller owns (and closes,
+ * after `cb`). */
+PQS_EXTERN int pqs_sink_uv(pqs_stream_t *s, uv_stream_t *out,
+                           const pqs_sink_opts_t *opts, pqs_sink_cb cb,
+                           void *data);
+
 /* The context the stream runs on (NULL for a stream that reads no
  * context). */
 PQS_EXTERN pqs_ctx_t *pqs_stream_ctx(const pqs_stream_t *s);

@@ -1,0 +1,21 @@
+/* Formatting rows as bytes: COPY's csv and text formats, and JSON Lines.
+ * Each function appends to `out` and returns 0 or PQS_ENOMEM. Hot path. */
+#ifndef PQS_FORMAT_H
+#define PQS_FORMAT_H
+
+#include "buf.h"
+#include "pqstream.h"
+
+/* What COPY ... TO STDOUT (FORMAT csv) writes: a header line of column
+ * names (HEADER), and one line per row. */
+int pqs__csv_header(pqs__buf_t *out, const pqs_row_t *cols);
+int pqs__csv_row(pqs__buf_t *out, const pqs_row_t *row);
+
+/* What COPY ... TO STDOUT (FORMAT text) writes. */
+int pqs__text_header(pqs__buf_t *out, const pqs_row_t *cols);
+int pqs__text_row(pqs__buf_t *out, const pqs_row_t *row);
+
+/* One JSON object per line, equal value for value to row_to_json(). */
+int pqs__jsonl_row(pqs__buf_t *out, const pqs_row_t *row);
+
+#endif

@@ -1,0 +1,411 @@
+/* Sinks: a stream written, formatted, through libuv with backpressure. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "stream_int.h"
+
+#define PQS__CHUNK (64 * 1024)
+#define PQS__DEFAULT_MAX_QUEUED (1024 * 1024)
+
+typedef struct chunk_s chunk_t;
+
+typedef struct pqs_sink_s {
+  pqs_stream_t *stream; /* NULL once it has ended */
+  uv_loop_t *loop;
+  int to_file; /* regular files go through uv_fs_write, one at a time */
+  int file_fd;
+  union {
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+    uv_tcp_t tcp;
+  } own;
+  uv_stream_t *out; /* the stream written to: `own` or the caller's */
+  int owns_out;
+  uv_prepare_t flush; /* sends what a loop turn wrote, before it blocks */
+  int handles;
+  pqs_format_t format;
+  int header;
+  size_t max_queued, queued;
+  pqs__buf_t cur, spare;
+  int paused;
+  int write_err;
+  uint64_t bytes;
+  chunk_t *fq_head, *fq_tail; /* file writes waiting */
+  int fs_busy;
+  uv_fs_t fs_req;
+  pqs_done_t done; /* the stream's, copied */
+  pqs_error_t err;
+  char *err_strings;
+  char *tag;
+  pqs_sink_cb cb;
+  void *data;
+} pqs_sink_t;
+
+struct chunk_s {
+  uv_write_t req;
+  pqs_sink_t *sink;
+  pqs__buf_t buf;
+  chunk_t *next;
+};
+
+static void maybe_finish(pqs_sink_t *k);
+
+/* ---- writing ---- */
+
+static void write_failed(pqs_sink_t *k, int err) {
+  if (k->write_err == 0)
+    k->write_err = err;
+  if (k->stream != NULL)
+    pqs_stream_close(k->stream); /* cancels the query */
+}
+
+static void chunk_done(pqs_sink_t *k, chunk_t *c, int status) {
+  k->queued -= c->buf.len;
+  if (status < 0)
+    write_failed(k, status);
+  else
+    k->bytes += c->buf.len;
+  if (k->spare.data == NULL) { /* keep one buffer for the next chunk */
+    k->spare = c->buf;
+    k->spare.len = 0;
+  } else {
+    pqs__buf_free(&c->buf);
+  }
+  free(c);
+  if (k->paused && k->queued <= k->max_queued / 2 && k->stream != NULL) {
+    k->paused = 0;
+    pqs_stream_resume(k->stream);
+  }
+  maybe_finish(k);
+}
+
+static void on_written(uv_write_t *req, int status) {
+  chunk_t *c = (chunk_t *)req;
+  chunk_done(c->sink, c, status);
+}
+
+static void fs_next(pqs_sink_t *k);
+
+static void on_fs_written(uv_fs_t *req) {
+  pqs_sink_t *k = req->data;
+  chunk_t *c = k->fq_head;
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  if (n >= 0 && (size_t)n < c->buf.len) { /* short write: send the rest */
+    memmove(c->buf.data, c->buf.data + n, c->buf.len - (size_t)n);
+    k->queued -= (size_t)n;
+    k->bytes += (size_t)n;
+    c->buf.len -= (size_t)n;
+    k->fs_busy = 0;
+    fs_next(k);
+    return;
+  }
+  k->fq_head = c->next;
+  if (k->fq_head == NULL)
+    k->fq_tail = NULL;
+  k->fs_busy = 0;
+  chunk_done(k, c, n < 0 ? (int)n : 0);
+  if (k->fq_head != NULL)
+    fs_next(k);
+}
+
+static void fs_next(pqs_sink_t *k) {
+  if (k->fs_busy || k->fq_head == NULL)
+    return;
+  chunk_t *c = k->fq_head;
+  uv_buf_t b = uv_buf_init(c->buf.data, (unsigned)c->buf.len);
+  k->fs_busy = 1;
+  k->fs_req.data = k;
+  int rc = uv_fs_write(k->loop, &k->fs_req, k->file_fd, &b, 1, -1,
+                       on_fs_written);
+  if (rc < 0) {
+    k->fs_busy = 0;
+    k->fq_head = c->next;
+    if (k->fq_head == NULL)
+      k->fq_tail = NULL;
+    chunk_done(k, c, rc);
+  }
+}
+
+/* Hands what the current buffer holds to libuv, without copying it. */
+static void send_current(pqs_sink_t *k) {
+  if (k->cur.len == 0)
+    return;
+  if (k->write_err != 0) { /* the reader is gone: drop */
+    k->cur.len = 0;
+    return;
+  }
+  chunk_t *c = calloc(1, sizeof(*c));
+  if (c == NULL) {
+    write_failed(k, PQS_ENOMEM);
+    k->cur.len = 0;
+    return;
+  }
+  c->sink = k;
+  c->buf = k->cur;
+  k->cur = k->spare;
+  k->spare = (pqs__buf_t){0};
+  k->queued += c->buf.len;
+  if (k->to_file) {
+    if (k->fq_tail)
+      k->fq_tail->next = c;
+    else
+      k->fq_head = c;
+    k->fq_tail = c;
+    fs_next(k);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(c->buf.data, (unsigned)c->buf.len);
+  int rc = uv_write(&c->req, k->out, &b, 1, on_written);
+  if (rc < 0)
+    chunk_done(k, c, rc);
+}
+
+static void on_flush(uv_prepare_t *p) { send_current(p->data); }
+
+/* ---- the stream's consumer ---- */
+
+static int sink_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
+  (void)s;
+  pqs_sink_t *k = data;
+  if (!k->header || k->format == PQS_FORMAT_JSONL)
+    return PQS_CONTINUE;
+  return k->format == PQS_FORMAT_CSV ? pqs__csv_header(&k->cur, cols)
+                                     : pqs__text_header(&k->cur, cols);
+}
+
+/* Hot path. */
+static int sink_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  pqs_sink_t *k = data;
+  if (k->write_err != 0)
+    return k->write_err;
+  int rc;
+  switch (k->format) {
+  case PQS_FORMAT_CSV:
+    rc = pqs__csv_row(&k->cur, row);
+    break;
+  case PQS_FORMAT_JSONL:
+    rc = pqs__jsonl_row(&k->cur, row);
+    break;
+  default:
+    rc = pqs__text_row(&k->cur, row);
+    break;
+  }
+  if (rc != 0)
+    return rc;
+  if (k->cur.len >= PQS__CHUNK)
+    send_current(k);
+  if (k->queued + k->cur.len <= k->max_queued)
+    return PQS_CONTINUE;
+  send_current(k); /* so that a write callback comes to resume */
+  k->paused = 1;
+  return PQS_PAUSE;
+}
+
+static int copy_done(pqs_sink_t *k, const pqs_done_t *done) {
+  k->done = *done;
+  k->done.error = NULL;
+  k->done.command_tag = NULL;
+  if (done->command_tag && (k->tag = strdup(done->command_tag)) == NULL)
+    return PQS_ENOMEM;
+  k->done.command_tag = k->tag;
+  if (done->error == NULL)
+    return 0;
+  const char *src[] = {done->error->severity, done->error->sqlstate,
+                       done->error->message, done->error->detail,
+                       done->error->hint};
+  const char **dst[] = {&k->err.severity, &k->err.sqlstate, &k->err.message,
+                        &k->err.detail, &k->err.hint};
+  size_t size = 0;
+  for (int i = 0; i < 5; i++)
+    size += src[i] ? strlen(src[i]) + 1 : 0;
+  char *p = k->err_strings = malloc(size ? size : 1);
+  if (p == NULL)
+    return PQS_ENOMEM;
+  for (int i = 0; i < 5; i++) {
+    *dst[i] = NULL;
+    if (src[i]) {
+      size_t n = strlen(src[i]) + 1;
+      *dst[i] = memcpy(p, src[i], n);
+      p += n;
+    }
+  }
+  k->done.error = &k->err;
+  return 0;
+}
+
+static void sink_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  (void)s;
+  pqs_sink_t *k = data;
+  k->stream = NULL;
+  if (copy_done(k, done) != 0 && k->done.status == 0)
+    k->done.status = PQS_ENOMEM;
+  send_current(k);
+  maybe_finish(k);
+}
+
+/* ---- the end: everything written, handles closed, then the callback ---- */
+
+static void sink_free(pqs_sink_t *k) {
+  pqs__buf_free(&k->cur);
+  pqs__buf_free(&k->spare);
+  free(k->err_strings);
+  free(k->tag);
+  if (k->to_file)
+    close(k->file_fd);
+  free(k);
+}
+
+static void handle_closed(uv_handle_t *h) {
+  pqs_sink_t *k = h->data;
+  if (--k->handles > 0)
+    return;
+  if (k->cb != NULL) {
+    if (k->write_err != 0) {
+      k->done.status = k->write_err;
+      k->done.command_tag = NULL;
+    }
+    k->cb(&k->done, k->bytes, k->data);
+  }
+  sink_free(k);
+}
+
+static void close_handles(pqs_sink_t *k) {
+  k->handles = 1;
+  if (k->owns_out) {
+    k->handles++;
+    uv_close((uv_handle_t *)k->out, handle_closed);
+  }
+  uv_close((uv_handle_t *)&k->flush, handle_closed);
+}
+
+static void maybe_finish(pqs_sink_t *k) {
+  if (k->stream == NULL && k->queued == 0 && !k->fs_busy && k->cb != NULL &&
+      k->handles == 0)
+    close_handles(k);
+}
+
+/* ---- opening ---- */
+
+static pqs_sink_t *sink_new(uv_loop_t *loop, const pqs_sink_opts_t *opts) {
+  pqs_sink_t *k = calloc(1, sizeof(*k));
+  if (k == NULL)
+    return NULL;
+  k->loop = loop;
+  k->file_fd = -1;
+  if (opts != NULL) {
+    k->format = opts->format;
+    k->header = opts->header;
+    k->max_queued = opts->max_queued;
+  }
+  if (k->max_queued == 0)
+    k->max_queued = PQS__DEFAULT_MAX_QUEUED;
+  return k;
+}
+
+/* Starts the stream with the sink as its consumer. On failure nothing is
+ * left open and the stream is still unstarted. */
+static int sink_start(pqs_sink_t *k, pqs_stream_t *s, pqs_sink_cb cb,
+                      void *data) {
+  uv_prepare_init(k->loop, &k->flush);
+  k->flush.data = k;
+  uv_prepare_start(&k->flush, on_flush);
+  k->stream = s;
+  pqs_stream_cbs_t cbs = {.on_columns = sink_columns,
+                          .on_row = sink_row,
+                          .on_done = sink_done};
+  int rc = pqs_stream_start(s, &cbs, k);
+  if (rc != 0) {
+    k->stream = NULL;
+    k->cb = NULL; /* close quietly */
+    close_handles(k);
+    return rc;
+  }
+  k->cb = cb;
+  k->data = data;
+  return 0;
+}
+
+static int check_args(pqs_stream_t *s, pqs_sink_cb cb,
+                      const pqs_sink_opts_t *opts) {
+  if (s == NULL || cb == NULL ||
+      (opts != NULL && (unsigned)opts->format > PQS_FORMAT_JSONL))
+    return PQS_EINVAL;
+  int rc = pqs__stream_check(s);
+  if (rc == 0 && s->state != PQS__STREAM_NEW)
+    rc = PQS_ESTATE;
+  return rc;
+}
+
+static void failed_closed(uv_handle_t *h) { sink_free(h->data); }
+
+/* Wraps `fd` (the sink's own dup) in the handle libuv writes it with. On
+ * failure the dup is closed and the sink freed, now or from the loop. */
+static int open_fd(pqs_sink_t *k, int fd) {
+  int rc;
+  uv_handle_type type = uv_guess_handle(fd);
+  if (type == UV_FILE) {
+    k->to_file = 1;
+    k->file_fd = fd;
+    return 0;
+  }
+  if (type == UV_NAMED_PIPE)
+    rc = uv_pipe_init(k->loop, &k->own.pipe, 0);
+  else if (type == UV_TTY)
+    rc = uv_tty_init(k->loop, &k->own.tty, fd, 0);
+  else if (type == UV_TCP)
+    rc = uv_tcp_init(k->loop, &k->own.tcp);
+  else
+    rc = PQS_EINVAL;
+  if (rc != 0) { /* no handle to close */
+    close(fd);
+    free(k);
+    return rc;
+  }
+  k->out = (uv_stream_t *)&k->own;
+  k->out->data = k;
+  if (type == UV_NAMED_PIPE)
+    rc = uv_pipe_open(&k->own.pipe, fd);
+  else if (type == UV_TCP)
+    rc = uv_tcp_open(&k->own.tcp, fd);
+  if (rc != 0) { /* the handle does not own fd yet */
+    close(fd);
+    uv_close((uv_handle_t *)k->out, failed_closed);
+    return rc;
+  }
+  k->owns_out = 1;
+  return 0;
+}
+
+int pqs_sink_fd(pqs_stream_t *s, uv_loop_t *loop, int fd,
+                const pqs_sink_opts_t *opts, pqs_sink_cb cb, void *data) {
+  int rc = loop == NULL || fd < 0 ? PQS_EINVAL : check_args(s, cb, opts);
+  if (rc != 0)
+    return rc;
+  pqs_sink_t *k = sink_new(loop, opts);
+  if (k == NULL)
+    return PQS_ENOMEM;
+  int own = dup(fd);
+  if (own < 0) {
+    free(k);
+    return uv_translate_sys_error(errno);
+  }
+  rc = open_fd(k, own);
+  return rc != 0 ? rc : sink_start(k, s, cb, data);
+}
+
+int pqs_sink_uv(pqs_stream_t *s, uv_stream_t *out,
+                const pqs_sink_opts_t *opts, pqs_sink_cb cb, void *data) {
+  int rc = out == NULL ? PQS_EINVAL : check_args(s, cb, opts);
+  if (rc != 0)
+    return rc;
+  pqs_sink_t *k = sink_new(out->loop, opts);
+  if (k == NULL)
+    return PQS_ENOMEM;
+  k->out = out;
+  return sink_start(k, s, cb, data);
+}

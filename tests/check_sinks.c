@@ -1,0 +1,430 @@
+/* Sinks: output compared byte for byte with the server's own COPY TO
+ * STDOUT, JSON Lines compared value for value with row_to_json (by the
+ * server, as jsonb), and readers that are slow or go away. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "memsource.h"
+#include "pqs_test.h"
+
+/* Every awkward value we could think of, and an awkward column name. */
+static const char *awkward_sql =
+    "DROP TABLE IF EXISTS awkward;"
+    "CREATE TABLE awkward (id int PRIMARY KEY, t text, n numeric, "
+    "ts timestamp, tz timestamptz, d date, b bytea, arr int[], "
+    "tarr text[], narr numeric[], j jsonb, f float8, flag bool, "
+    "\"we,ird \"\"name\" text);"
+    "INSERT INTO awkward VALUES "
+    "(1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL),"
+    "(2, '', 0, '2026-01-01 10:00:00', '2026-01-01 10:00:00+00', "
+    " '2026-01-01', '', '{}', '{}', '{}', '{}', 0, false, ''),"
+    "(3, 'say \"hi\"', 1.50, '2026-11-24 04:05:06.789', "
+    " '2026-11-24 04:05:06.123456+05:30', '1999-12-31', '\\x00ff0041', "
+    " '{1,2,NULL}', '{\"a b\",\"c\\\"d\",NULL,\"NULL\",\"\"}', "
+    " '{1.5,NaN}', '{\"k\": [1, \"x\", null]}', 'NaN', true, 'x'),"
+    "(4, 'a,b;c', -12345678901234567890.000001, 'infinity', '-infinity', "
+    " 'infinity', '\\x5c2c22', '{{1,2},{3,4}}', '{\"{braces}\",\"co,mma\"}', "
+    " NULL, '[1, 2.50, \"s\"]', 'Infinity', false, '\"'),"
+    "(5, E'line1\\nline2\\r\\nend\\r', 1e-20, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL, '\"str\"', '-Infinity', NULL, E'\\n'),"
+    "(6, E'back\\\\slash \\\\N', NULL, NULL, NULL, NULL, NULL, NULL, "
+    " '{\"back\\\\\\\\slash\"}', NULL, 'null', 1e100, NULL, ','),"
+    "(7, E'tab\\there\\b\\f\\v', NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL, -0.0, NULL, NULL),"
+    "(8, '\\.', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " 0.1, NULL, '\\.'),"
+    "(9, 'héllo wörld ✓ 日本語', NULL, NULL, NULL, NULL, NULL, NULL, "
+    " '{\"日本\",\"ü\"}', NULL, '{\"ключ\": \"значение\"}', 1.5e-300, "
+    " NULL, NULL),"
+    "(10, E'ctrl\\x01\\x1fchars', NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL, NULL, NULL, NULL),"
+    "(11, '\"', 42, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL),"
+    "(12, ' leading and trailing ', NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL, NULL, NULL, NULL, NULL)";
+
+/* ---- a reader on a thread, at the other end of a pipe ---- */
+
+typedef struct {
+  int fd;
+  char *data;
+  size_t len, cap;
+  int keep;
+  size_t close_after; /* close the pipe after this many bytes; 0: never */
+  unsigned delay_ms;  /* a slow reader sleeps between reads */
+  size_t total;
+} reader_t;
+
+static void reader_main(void *arg) {
+  reader_t *r = arg;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(r->fd, buf, sizeof(buf));
+    if (n <= 0)
+      break;
+    r->total += (size_t)n;
+    if (r->keep) {
+      if (r->len + (size_t)n > r->cap) {
+        r->cap = (r->len + (size_t)n) * 2;
+        r->data = realloc(r->data, r->cap);
+      }
+      memcpy(r->data + r->len, buf, (size_t)n);
+      r->len += (size_t)n;
+    }
+    if (r->close_after && r->total >= r->close_after)
+      break;
+    if (r->delay_ms)
+      uv_sleep(r->delay_ms);
+  }
+  close(r->fd);
+}
+
+typedef struct {
+  int calls;
+  pt_done_t done;
+  uint64_t bytes;
+} sunk_t;
+
+static void on_sunk(const pqs_done_t *done, uint64_t bytes, void *data) {
+  sunk_t *k = data;
+  k->calls++;
+  pt_record(&k->done, done);
+  k->bytes = bytes;
+}
+
+/* Runs stream `s` into a pipe read by `r` on a thread, to the end. */
+static void sink_to_reader(uv_loop_t *loop, pqs_stream_t *s,
+                           const pqs_sink_opts_t *opts, reader_t *r,
+                           sunk_t *k) {
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  r->fd = fds[0];
+  uv_thread_t th;
+  ck_assert_int_eq(uv_thread_create(&th, reader_main, r), 0);
+  ck_assert_int_eq(pqs_sink_fd(s, loop, fds[1], opts, on_sunk, k), 0);
+  close(fds[1]); /* the sink writes to its own dup */
+  while (k->calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(k->calls, 1);
+  ck_assert_int_eq(uv_thread_join(&th), 0);
+}
+
+/* What the server's COPY (sql) TO STDOUT (options) writes. */
+static char *server_copy(PGconn *admin, const char *sql, const char *options,
+                         size_t *len) {
+  char q[2048];
+  snprintf(q, sizeof(q), "COPY (%s) TO STDOUT %s", sql, options);
+  PGresult *res = PQexec(admin, q);
+  ck_assert_msg(PQresultStatus(res) == PGRES_COPY_OUT, "%s: %s", q,
+                PQerrorMessage(admin));
+  PQclear(res);
+  size_t n = 0, cap = 1024;
+  char *out = malloc(cap), *buf;
+  int got;
+  while ((got = PQgetCopyData(admin, &buf, 0)) > 0) {
+    if (n + (size_t)got > cap)
+      out = realloc(out, cap = (n + (size_t)got) * 2);
+    memcpy(out + n, buf, (size_t)got);
+    n += (size_t)got;
+    PQfreemem(buf);
+  }
+  while ((res = PQgetResult(admin)) != NULL)
+    PQclear(res);
+  *len = n;
+  return out;
+}
+
+static void assert_same_bytes(const char *what, const char *want,
+                              size_t want_len, const char *got,
+                              size_t got_len) {
+  size_t i = 0;
+  while (i < want_len && i < got_len && want[i] == got[i])
+    i++;
+  ck_assert_msg(want_len == got_len && i == want_len,
+                "%s differs at byte %zu (server %zu bytes, ours %zu):\n"
+                "server: %.60s\nours:   %.60s",
+                what, i, want_len, got_len, want + (i > 20 ? i - 20 : 0),
+                got ? got + (i > 20 ? i - 20 : 0) : "");
+}
+
+/* Our output of `sql` in `format` against the server's COPY. */
+static void compare_with_copy(const char *sql, pqs_format_t format,
+                              int header, const char *copy_options) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, awkward_sql);
+  size_t want_len;
+  char *want = server_copy(admin, sql, copy_options, &want_len);
+  PQfinish(admin);
+
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  pqs_stream_t *s = NULL;
+  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, NULL), 0);
+  pqs_sink_opts_t opts = {.format = format, .header = header};
+  reader_t r = {.keep = 1};
+  sunk_t k = {0};
+  sink_to_reader(loop, s, &opts, &r, &k);
+  ck_assert_msg(k.done.status == 0, "%s: %s", pqs_err_name(k.done.status),
+                k.done.message);
+  ck_assert_int_eq(k.bytes, r.len);
+  assert_same_bytes(sql, want, want_len, r.data, r.len);
+  free(want);
+  free(r.data);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+
+START_TEST(csv_like_copy) {
+  compare_with_copy("SELECT * FROM awkward ORDER BY id", PQS_FORMAT_CSV, 1,
+                    "(FORMAT csv, HEADER)");
+  compare_with_copy("SELECT * FROM awkward ORDER BY id", PQS_FORMAT_CSV, 0,
+                    "(FORMAT csv)");
+}
+END_TEST
+
+/* A lone column: "\." alone on a line is quoted, as COPY does. */
+START_TEST(csv_single_column) {
+  compare_with_copy("SELECT t AS \"\\.\" FROM awkward ORDER BY id",
+                    PQS_FORMAT_CSV, 1, "(FORMAT csv, HEADER)");
+  compare_with_copy("SELECT \"we,ird \"\"name\" FROM awkward ORDER BY id",
+                    PQS_FORMAT_CSV, 1, "(FORMAT csv, HEADER)");
+}
+END_TEST
+
+START_TEST(tsv_like_copy) {
+  compare_with_copy("SELECT * FROM awkward ORDER BY id", PQS_FORMAT_TSV, 0,
+                    "");
+  compare_with_copy("SELECT * FROM awkward ORDER BY id", PQS_FORMAT_TSV, 1,
+                    "(HEADER)");
+}
+END_TEST
+
+START_TEST(empty_result_header) {
+  compare_with_copy("SELECT * FROM awkward WHERE false", PQS_FORMAT_CSV, 1,
+                    "(FORMAT csv, HEADER)");
+  compare_with_copy("SELECT * FROM awkward WHERE false", PQS_FORMAT_TSV, 1,
+                    "(HEADER)");
+}
+END_TEST
+
+START_TEST(jsonl_like_row_to_json) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, awkward_sql);
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  pqs_stream_t *s = NULL;
+  ck_assert_int_eq(
+      pqs_query(ctx, &s, "SELECT * FROM awkward ORDER BY id", 0, NULL, NULL),
+      0);
+  pqs_sink_opts_t opts = {.format = PQS_FORMAT_JSONL};
+  reader_t r = {.keep = 1};
+  sunk_t k = {0};
+  sink_to_reader(loop, s, &opts, &r, &k);
+  ck_assert_int_eq(k.done.status, 0);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+
+  int lines = 0;
+  char *text = strndup(r.data, r.len), *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save), lines++) {
+    const char *params[] = {line};
+    PGresult *res = PQexecParams(
+        admin,
+        "SELECT $1::jsonb = row_to_json(a)::jsonb, row_to_json(a)::text "
+        "FROM awkward a WHERE id = ($1::jsonb->>'id')::int",
+        1, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK &&
+                      PQntuples(res) == 1,
+                  "not valid JSON, or no such id: %s\n%s", line,
+                  PQerrorMessage(admin));
+    ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), "t") == 0,
+                  "differs from row_to_json:\nours:   %s\nserver: %s", line,
+                  PQgetvalue(res, 0, 1));
+    PQclear(res);
+  }
+  ck_assert_int_eq(lines, 12);
+  free(text);
+  free(r.data);
+  PQfinish(admin);
+}
+END_TEST
+
+START_TEST(csv_to_file) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, awkward_sql);
+  size_t want_len;
+  const char *sql = "SELECT * FROM awkward ORDER BY id";
+  char *want = server_copy(admin, sql, "(FORMAT csv, HEADER)", &want_len);
+  PQfinish(admin);
+  char path[] = "/tmp/pqs-sink-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  pqs_stream_t *s = NULL;
+  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, NULL), 0);
+  pqs_sink_opts_t opts = {.format = PQS_FORMAT_CSV, .header = 1};
+  sunk_t k = {0};
+  ck_assert_int_eq(pqs_sink_fd(s, loop, fd, &opts, on_sunk, &k), 0);
+  while (k.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(k.done.status, 0);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  char *got = malloc(want_len + 16);
+  ssize_t n = pread(fd, got, want_len + 16, 0);
+  close(fd);
+  unlink(path);
+  assert_same_bytes("file", want, want_len, got, n < 0 ? 0 : (size_t)n);
+  free(want);
+  free(got);
+}
+END_TEST
+
+/* ---- backpressure and readers that go away ---- */
+
+START_TEST(slow_reader_bounded) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  long rss0 = pt_rss_kb();
+  const int rows = 400000;
+  pqs_stream_t *s = NULL;
+  ck_assert_int_eq(pqs_query(ctx, &s,
+                             "SELECT g, repeat('x', 250) FROM "
+                             "generate_series(1, 400000) g",
+                             0, NULL, NULL),
+                   0);
+  reader_t r = {.delay_ms = 1};
+  sunk_t k = {0};
+  sink_to_reader(loop, s, NULL, &r, &k);
+  long grew = pt_rss_kb() - rss0;
+  ck_assert_int_eq(k.done.status, 0);
+  ck_assert_int_eq(k.done.rows, rows);
+  size_t want = 0; /* "g\t" + 250 x + "\n" */
+  for (int g = 1; g <= rows; g++)
+    want += (size_t)snprintf(NULL, 0, "%d", g) + 1 + 250 + 1;
+  ck_assert_int_eq(r.total, want);
+  ck_assert_int_eq(k.bytes, want);
+  ck_assert_msg(grew < 64 * 1024, "RSS grew by %ld kB for %zu bytes written",
+                grew, want);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+START_TEST(reader_goes_away) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  int pid = pqs_ctx_backend_pid(ctx);
+  pqs_stream_t *s = NULL;
+  ck_assert_int_eq(pqs_query(ctx, &s,
+                             "SELECT generate_series(1, 1000000000)", 0,
+                             NULL, NULL),
+                   0);
+  reader_t r = {.close_after = 1 << 20};
+  sunk_t k = {0};
+  double t0 = pt_now();
+  sink_to_reader(loop, s, NULL, &r, &k);
+  ck_assert_msg(pt_now() - t0 < 10, "took %.1fs", pt_now() - t0);
+  ck_assert_int_eq(k.done.status, UV_EPIPE);
+  ck_assert_uint_ge(k.bytes, 1 << 20);
+  PGconn *admin = pt_admin();
+  ck_assert_msg(pt_wait_idle(admin, pid, 5), "backend still busy");
+  PQfinish(admin);
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SELECT 1"), 0);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* ---- a sink over rows in memory, after a map: no server at all ---- */
+
+static const char *mnames[] = {"id", "word"};
+static const uint32_t mtypes[] = {20, 25};
+static const char *mvalues[] = {"1", "plain", "2", NULL, "3", "",
+                                "4", "with \"quote\"", "5", "a\tb"};
+static const pt_table_t mtable = {2, mnames, mtypes, 5, mvalues};
+
+static const pqs_column_t swap_cols[] = {{"word", 25}, {"id", 20},
+                                         {"ok", 16}};
+
+static int swap(pqs_stream_t *s, const pqs_row_t *in, pqs_out_t *out,
+                void *data) {
+  (void)s;
+  (void)data;
+  pqs_out_pass(out, 0, in, 1);
+  pqs_out_pass(out, 1, in, 0);
+  return pqs_out_set(out, 2, "t", 1);
+}
+
+static void memory_case(pqs_format_t format, int header, const char *want) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_stream_t *s = pt_mem_stream(loop, &mtable);
+  ck_assert_int_eq(pqs_stream_map(s, swap_cols, 3, swap, NULL, NULL), 0);
+  pqs_sink_opts_t opts = {.format = format, .header = header};
+  reader_t r = {.keep = 1};
+  sunk_t k = {0};
+  sink_to_reader(loop, s, &opts, &r, &k);
+  ck_assert_int_eq(k.done.status, 0);
+  assert_same_bytes("memory rows", want, strlen(want), r.data, r.len);
+  free(r.data);
+  pt_loop_free(loop);
+}
+
+START_TEST(memory_rows_through_map) {
+  memory_case(PQS_FORMAT_CSV, 1,
+              "word,id,ok\nplain,1,t\n,2,t\n\"\",3,t\n"
+              "\"with \"\"quote\"\"\",4,t\na\tb,5,t\n");
+  memory_case(PQS_FORMAT_TSV, 0,
+              "plain\t1\tt\n\\N\t2\tt\n\t3\tt\nwith \"quote\"\t4\tt\n"
+              "a\\tb\t5\tt\n");
+  memory_case(PQS_FORMAT_JSONL, 0,
+              "{\"word\":\"plain\",\"id\":1,\"ok\":true}\n"
+              "{\"word\":null,\"id\":2,\"ok\":true}\n"
+              "{\"word\":\"\",\"id\":3,\"ok\":true}\n"
+              "{\"word\":\"with \\\"quote\\\"\",\"id\":4,\"ok\":true}\n"
+              "{\"word\":\"a\\tb\",\"id\":5,\"ok\":true}\n");
+}
+END_TEST
+
+START_TEST(sink_arguments) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_stream_t *s = pt_mem_stream(loop, &mtable);
+  sunk_t k = {0};
+  ck_assert_int_eq(pqs_sink_fd(s, loop, 1, NULL, NULL, &k), PQS_EINVAL);
+  ck_assert_int_eq(pqs_sink_fd(s, loop, -1, NULL, on_sunk, &k), PQS_EINVAL);
+  pqs_sink_opts_t bad = {.format = 9};
+  ck_assert_int_eq(pqs_sink_fd(s, loop, 1, &bad, on_sunk, &k), PQS_EINVAL);
+  ck_assert_int_eq(pqs_stream_close(s), 0); /* still ours, unstarted */
+  pt_loop_free(loop);
+  ck_assert_int_eq(k.calls, 0);
+}
+END_TEST
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  Suite *s = suite_create("sinks");
+  TCase *tc = tcase_create("sinks");
+  tcase_set_timeout(tc, 180);
+  tcase_add_test(tc, csv_like_copy);
+  tcase_add_test(tc, csv_single_column);
+  tcase_add_test(tc, tsv_like_copy);
+  tcase_add_test(tc, empty_result_header);
+  tcase_add_test(tc, jsonl_like_row_to_json);
+  tcase_add_test(tc, csv_to_file);
+  tcase_add_test(tc, slow_reader_bounded);
+  tcase_add_test(tc, reader_goes_away);
+  tcase_add_test(tc, memory_rows_through_map);
+  tcase_add_test(tc, sink_arguments);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}
