@@ -321,7 +321,7 @@ PQS_EXTERN int pqs_stream_close(pqs_stream_t *s);
 
 /* ---- Stages ----
  *
- * Stages are added to a stream before it starts (after: PQS_ESTATE) and run
+ * Stages are added to a stream before it starts (after: PQS_EINVAL) and run
  * in the order added, as one flat loop per row, inside the loop wake-up that
  * read the row: no allocation, no recursion, no loop round trip per row.
  * A stage's function gets the stream first and may call pqs_stream_pause()
@@ -329,8 +329,8 @@ PQS_EXTERN int pqs_stream_close(pqs_stream_t *s);
  * stream with that value and cancels the query. `data` is the stage's own;
  * `free_data` (may be NULL) is called on it exactly once: when the stream
  * is freed, or at once if adding the stage fails.
- * Errors of every pqs_stream_<stage>: PQS_EINVAL (NULL function, or a stage
- * after pqs_stream_batch), PQS_ETHREAD, PQS_ESTATE (started), PQS_ENOMEM. */
+ * Errors of every pqs_stream_<stage>: PQS_EINVAL (NULL function, stream
+ * started, or a stage after pqs_stream_batch), PQS_ETHREAD, PQS_ENOMEM. */
 
 typedef void (*pqs_free_cb)(void *data);
 typedef int (*pqs_row_fn)(pqs_stream_t *s, const pqs_row_t *row, void *data);

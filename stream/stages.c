@@ -3,12 +3,13 @@
 
 #include "stream_int.h"
 
+/* Stages change what the stream delivers: once rows flow, adding one is a
+ * misuse (PQS_EINVAL), as is adding one after the batch, which stays
+ * last. */
 static int check_unstarted(pqs_stream_t *s) {
   int rc = pqs__stream_check(s);
-  if (rc == 0 && s->state != PQS__STREAM_NEW)
-    rc = PQS_ESTATE;
-  if (rc == 0 && s->batch != NULL)
-    rc = PQS_EINVAL; /* batch must stay last */
+  if (rc == 0 && (s->state != PQS__STREAM_NEW || s->batch != NULL))
+    rc = PQS_EINVAL;
   return rc;
 }
 

@@ -1,7 +1,11 @@
+#define _XOPEN_SOURCE 700 /* posix_openpt */
+#define _DEFAULT_SOURCE   /* cfmakeraw */
 /* Sinks: output compared byte for byte with the server's own COPY TO
  * STDOUT, JSON Lines compared value for value with row_to_json (by the
  * server, as jsonb), and readers that are slow or go away. */
+#include <fcntl.h>
 #include <signal.h>
+#include <termios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,6 +396,42 @@ START_TEST(memory_rows_through_map) {
 }
 END_TEST
 
+/* A terminal: the sink writes through uv_tty_t. */
+START_TEST(tty_sink) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  ck_assert_int_ge(master, 0);
+  ck_assert_int_eq(grantpt(master), 0);
+  ck_assert_int_eq(unlockpt(master), 0);
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+  ck_assert_int_ge(slave, 0);
+  struct termios raw;
+  ck_assert_int_eq(tcgetattr(slave, &raw), 0);
+  cfmakeraw(&raw); /* no \n -> \r\n on the way */
+  ck_assert_int_eq(tcsetattr(slave, TCSANOW, &raw), 0);
+  ck_assert_int_eq(uv_guess_handle(slave), UV_TTY);
+  const char *want =
+      "1,plain\n2,\n3,\"\"\n4,\"with \"\"quote\"\"\"\n5,a\tb\n";
+  /* The reader stops at the last byte: a pty reports no end of file
+   * while any slave descriptor is open. */
+  reader_t r = {.keep = 1, .fd = master, .close_after = strlen(want)};
+  uv_thread_t th;
+  ck_assert_int_eq(uv_thread_create(&th, reader_main, &r), 0);
+  uv_loop_t *loop = pt_loop_new();
+  pqs_stream_t *s = pt_mem_stream(loop, &mtable);
+  pqs_sink_opts_t opts = {.format = PQS_FORMAT_CSV};
+  sunk_t k = {0};
+  ck_assert_int_eq(pqs_sink_fd(s, loop, slave, &opts, on_sunk, &k), 0);
+  while (k.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(k.done.status, 0);
+  ck_assert_int_eq(uv_thread_join(&th), 0);
+  assert_same_bytes("tty", want, strlen(want), r.data, r.len);
+  free(r.data);
+  pt_loop_free(loop);
+  close(slave);
+}
+END_TEST
+
 START_TEST(sink_arguments) {
   uv_loop_t *loop = pt_loop_new();
   pqs_stream_t *s = pt_mem_stream(loop, &mtable);
@@ -420,6 +460,7 @@ int main(void) {
   tcase_add_test(tc, slow_reader_bounded);
   tcase_add_test(tc, reader_goes_away);
   tcase_add_test(tc, memory_rows_through_map);
+  tcase_add_test(tc, tty_sink);
   tcase_add_test(tc, sink_arguments);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -288,7 +288,7 @@ START_TEST(mem_stage_rules) {
   ck_assert_int_eq(pqs_stream_tap(s2, count_tap, &seen, count_free), 0);
   sink_t k = {0};
   ck_assert_int_eq(pqs_stream_start(s2, &cbs, &k), 0);
-  ck_assert_int_eq(pqs_stream_take(s2, 1), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_take(s2, 1), PQS_EINVAL); /* started */
   ck_assert_int_eq(freed, 2);
   while (k.done.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
@@ -384,6 +384,71 @@ START_TEST(pg_filter_map_take) {
 }
 END_TEST
 
+/* Each stage alone over a real query, against the same SQL. */
+static int stop_at_77(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  ++*(int *)data;
+  return id_of(row) == 77 ? PQS_STOP : PQS_CONTINUE;
+}
+
+START_TEST(pg_each_stage_alone) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  PGconn *admin = pt_admin();
+  const char *q = "SELECT g::int8, 'n' || g FROM generate_series(1, 5000) g";
+  int mod = 7, factor = 3, taps = 0;
+  for (int which = 0; which < 6; which++) {
+    pqs_stream_t *s = query(ctx, q);
+    const char *want = NULL;
+    switch (which) {
+    case 0:
+      ck_assert_int_eq(pqs_stream_filter(s, keep_mod, &mod, NULL), 0);
+      want = "SELECT count(*), sum(g) FROM generate_series(1, 5000) g "
+             "WHERE g % 7 = 0";
+      break;
+    case 1:
+      ck_assert_int_eq(
+          pqs_stream_map(s, map_cols, 3, double_id, &factor, NULL), 0);
+      want = "SELECT count(*), sum(g * 3) FROM generate_series(1, 5000) g "
+             "WHERE g % 100 <> 0";
+      break;
+    case 2:
+      ck_assert_int_eq(pqs_stream_take(s, 123), 0);
+      want = "SELECT count(*), sum(g) FROM generate_series(1, 123) g";
+      break;
+    case 3:
+      ck_assert_int_eq(pqs_stream_skip(s, 4000), 0);
+      want = "SELECT count(*), sum(g) FROM generate_series(4001, 5000) g";
+      break;
+    case 4:
+      ck_assert_int_eq(pqs_stream_tap(s, stop_at_77, &taps, NULL), 0);
+      want = "SELECT 76, sum(g) FROM generate_series(1, 76) g";
+      break;
+    default:
+      ck_assert_int_eq(pqs_stream_batch(s, 333), 0);
+      want = "SELECT count(*), sum(g) FROM generate_series(1, 5000) g";
+      break;
+    }
+    sink_t k = {0};
+    run_stream(loop, s, &k);
+    ck_assert_int_eq(k.done.status, which == 4 ? PQS_ECANCELED : 0);
+    PGresult *r = PQexec(admin, want);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s",
+                  PQerrorMessage(admin));
+    ck_assert_msg(k.rows == strtoull(PQgetvalue(r, 0, 0), NULL, 10) &&
+                      k.sum == strtoll(PQgetvalue(r, 0, 1), NULL, 10),
+                  "stage %d: %llu rows summing %lld, server says %s, %s",
+                  which, (unsigned long long)k.rows, (long long)k.sum,
+                  PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+    PQclear(r);
+  }
+  ck_assert_int_eq(taps, 77); /* the stopping row went no further */
+  PQfinish(admin);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 START_TEST(pg_skip_take_batch) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
@@ -467,6 +532,7 @@ int main(void) {
   suite_add_tcase(s, mem);
   TCase *pg = tcase_create("server");
   tcase_set_timeout(pg, 120);
+  tcase_add_test(pg, pg_each_stage_alone);
   tcase_add_test(pg, pg_filter_map_take);
   tcase_add_test(pg, pg_skip_take_batch);
   tcase_add_test(pg, pg_take_ten_of_a_billion);
