@@ -217,6 +217,10 @@ PQS_EXTERN int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop,
  * with PQS_ECANCELED), a connect under way ends with PQS_ECANCELED, the
  * connection is closed, and `cb` (may be NULL) runs once before the memory
  * is released. Callable from any of the context's callbacks.
+ * A context from a factory gives its connection back instead: an idle one
+ * is reset first (ROLLBACK of an open transaction, then DISCARD ALL) and
+ * returned to the pool; a broken or busy one is closed and its place
+ * freed.
  * Errors: PQS_ETHREAD, PQS_ESTATE if already closing. */
 PQS_EXTERN int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb);
 
@@ -467,6 +471,82 @@ PQS_EXTERN int pqs_exec(pqs_ctx_t *ctx, const char *sql, int nparams,
                         const char *const *params,
                         const pqs_query_opts_t *opts, pqs_exec_cb cb,
                         void *data);
+
+/* ------------------------------------------------------------------------ */
+/* Factory                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The factory is configured once, shared by any number of threads, and
+ * hands out contexts on each caller's own loop from a bounded pool of
+ * connections (the counterpart of IDbContextFactory / NpgsqlDataSource).
+ * It is the one pqstream object meant to be used from several threads. */
+typedef struct pqs_factory_s pqs_factory_t;
+
+/* A request for a context, valid until its callback has run. */
+typedef struct pqs_acquire_s pqs_acquire_t;
+
+typedef struct pqs_factory_opts_s {
+  const char *conninfo;        /* libpq connection string or URI; copied */
+  unsigned max_size;           /* most connections open at once; 0: 10 */
+  unsigned min_idle;           /* idle connections kept ready; 0: none */
+  unsigned acquire_timeout_ms; /* longest wait for a context; 0: 30000 */
+  unsigned idle_timeout_ms;    /* idle longer: closed; 0: never */
+  unsigned max_lifetime_ms;    /* older: closed when idle; 0: never */
+  unsigned connect_timeout_ms; /* per new connection; 0: 10000 */
+  unsigned query_timeout_ms;   /* default of the contexts' queries; 0: none */
+  /* Where pqs_factory_free reports contexts still out; NULL: stderr. */
+  void (*log)(const char *line, void *data);
+  void *log_data;
+} pqs_factory_opts_t;
+
+typedef struct pqs_factory_stats_s {
+  unsigned open;    /* connections open (idle, in use or being opened) */
+  unsigned idle;    /* open and waiting in the pool */
+  unsigned in_use;  /* handed out as contexts, or being opened for one */
+  unsigned waiting; /* requests queued for a connection */
+  uint64_t total_opened, total_discarded, total_waits;
+  double longest_wait_ms;
+} pqs_factory_stats_t;
+
+/* Creates a factory. `opts` is copied; opts->conninfo is required. Starts
+ * one maintenance thread (idle timeout, lifetime, min_idle); nothing
+ * connects until asked, except for min_idle.
+ * Errors: PQS_EINVAL, PQS_ENOMEM, or libuv's error. */
+PQS_EXTERN int pqs_factory_new(pqs_factory_t **out,
+                               const pqs_factory_opts_t *opts);
+
+/* Frees the factory and closes every pooled connection. With contexts
+ * still out, or requests waiting, it frees nothing: it reports each one
+ * through opts->log (where it was opened, for how long) and returns
+ * PQS_EBUSY. Any thread; NULL is allowed. */
+PQS_EXTERN int pqs_factory_free(pqs_factory_t *f);
+
+/* Asks for a context on `loop` (the caller's: call from its thread). `cb`
+ * runs once, on that loop, never from inside this call: with a context
+ * (status 0), bound to `loop`, reset to a fresh session, which the caller
+ * returns to the pool with pqs_ctx_close(); or with ctx NULL and
+ * PQS_ETIMEDOUT (acquire timeout), PQS_ECANCELED (pqs_acquire_cancel),
+ * PQS_ECONNECT (a new connection failed; `error` says why). An idle
+ * connection is reused, else a new one opened while fewer than max_size
+ * are, else the request waits its turn, first come first served. *req (if
+ * `req` is not NULL) can cancel the wait.
+ * Errors: PQS_EINVAL, PQS_ENOMEM, PQS_ESTATE (factory being freed). */
+#define pqs_factory_open_ctx(f, loop, req, cb, data)                          \
+  pqs_factory_open_ctx_at((f), (loop), (req), (cb), (data), __FILE__,         \
+                          __LINE__)
+PQS_EXTERN int pqs_factory_open_ctx_at(pqs_factory_t *f, uv_loop_t *loop,
+                                       pqs_acquire_t **req, pqs_open_cb cb,
+                                       void *data, const char *file,
+                                       int line);
+
+/* Gives up a request: its callback runs with PQS_ECANCELED (from the loop),
+ * and a connection granted meanwhile goes back to the pool. From the
+ * request's loop thread, before its callback ran.
+ * Errors: PQS_EINVAL, PQS_ETHREAD, PQS_ESTATE (already cancelled). */
+PQS_EXTERN int pqs_acquire_cancel(pqs_acquire_t *req);
+
+/* A snapshot of the factory's counters. Any thread. */
+PQS_EXTERN void pqs_factory_stats(pqs_factory_t *f, pqs_factory_stats_t *st);
 
 #ifdef __cplusplus
 }

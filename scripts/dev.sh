@@ -6,6 +6,7 @@
 #   scripts/dev.sh demo              loads sample data and runs the demo
 #   scripts/dev.sh test              runs every Check suite through CTest
 #   scripts/dev.sh test --sanitize   the same, built with ASan + UBSan
+#   scripts/dev.sh test --tsan       the same, built with ThreadSanitizer
 #   scripts/dev.sh bench             the benchmark (see benchmarks/README)
 #
 # Exits non-zero on any failure.
@@ -14,11 +15,14 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 mode=${1:-}
-sanitize=0
-[ "${2:-}" = "--sanitize" ] && sanitize=1
+variant=${2:-}
+case "$variant" in
+"" | --sanitize | --tsan) ;;
+*) echo "unknown option: $variant" >&2; exit 2 ;;
+esac
 case "$mode" in
 demo | test | bench) ;;
-*) sed -n '2,12p' "$0" >&2; exit 2 ;;
+*) sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac
 
 say() { printf '\n== %s\n' "$*" >&2; }
@@ -79,17 +83,25 @@ demo)
   build/examples/stream_demo "$PQS_TEST_CONNINFO"
   ;;
 test)
-  if [ $sanitize = 1 ]; then
+  case "$variant" in
+  --sanitize)
     dir=build-asan
     build $dir -DPQS_SANITIZE=ON
-    # A small quarantine: the memory-bound test measures RSS, and the
+    # A small quarantine: the memory-bound tests measure RSS, and the
     # default 256 MB of freed blocks held back would be ASan's, not ours.
     export ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=16
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  else
+    ;;
+  --tsan)
+    dir=build-tsan
+    build $dir -DPQS_TSAN=ON
+    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    ;;
+  *)
     dir=build
     build $dir
-  fi
+    ;;
+  esac
   start_server
   say "running the suites ($dir)"
   ctest --test-dir "$dir" --output-on-failure --timeout 900

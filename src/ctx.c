@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ctx_int.h"
+#include "factory_int.h"
 
 #define PQS__DEFAULT_CONNECT_TIMEOUT_MS 10000
 
@@ -70,12 +71,13 @@ static void report_open(pqs_ctx_t *ctx, int status) {
 
 static void connected(pqs_ctx_t *ctx) {
   uv_timer_stop(&ctx->timer);
-  pqs__io_watch(ctx, 0);
-  if (PQsetnonblocking(ctx->conn, 1) != 0) {
+  /* An adopted connection has no poll handle on this loop yet. */
+  if (pqs__io_attach(ctx) != 0 || PQsetnonblocking(ctx->conn, 1) != 0) {
     ctx->state = PQS__CTX_BROKEN;
     report_open(ctx, PQS_ECONNECT);
     return;
   }
+  pqs__io_watch(ctx, 0);
   ctx->state = PQS__CTX_READY;
   report_open(ctx, 0);
 }
@@ -143,13 +145,11 @@ static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
   return rc;
 }
 
-int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop, const char *conninfo,
-                 const pqs_ctx_opts_t *opts, pqs_open_cb cb, void *data) {
-  if (out == NULL || loop == NULL || conninfo == NULL || cb == NULL)
-    return PQS_EINVAL;
+static pqs_ctx_t *ctx_new(uv_loop_t *loop, const pqs_ctx_opts_t *opts,
+                          pqs_open_cb cb, void *data) {
   pqs_ctx_t *ctx = calloc(1, sizeof(*ctx));
   if (ctx == NULL)
-    return PQS_ENOMEM;
+    return NULL;
   ctx->loop = loop;
   ctx->thread = uv_thread_self();
   ctx->state = PQS__CTX_CONNECTING;
@@ -163,6 +163,16 @@ int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop, const char *conninfo,
   ctx->timer.data = ctx;
   ctx->defer.data = ctx;
   ctx->handles = 2;
+  return ctx;
+}
+
+int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop, const char *conninfo,
+                 const pqs_ctx_opts_t *opts, pqs_open_cb cb, void *data) {
+  if (out == NULL || loop == NULL || conninfo == NULL || cb == NULL)
+    return PQS_EINVAL;
+  pqs_ctx_t *ctx = ctx_new(loop, opts, cb, data);
+  if (ctx == NULL)
+    return PQS_ENOMEM;
   int rc = connect_start(ctx, conninfo);
   if (rc != 0) {
     /* Nothing was reported yet: close quietly, as if never opened. */
@@ -172,6 +182,24 @@ int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop, const char *conninfo,
   }
   *out = ctx;
   return 0;
+}
+
+/* A context over a connection a factory already holds open: it goes
+ * through the same CONNECTING -> READY transition, from the loop, where
+ * PQconnectPoll answers OK at once and the socket is attached. */
+int pqs__ctx_adopt(pqs_ctx_t **out, uv_loop_t *loop, PGconn *conn,
+                   const pqs_ctx_opts_t *opts, pqs_open_cb cb, void *data) {
+  pqs_ctx_t *ctx = ctx_new(loop, opts, cb, data);
+  if (ctx == NULL)
+    return PQS_ENOMEM;
+  ctx->conn = conn;
+  pqs__ctx_defer(ctx);
+  *out = ctx;
+  return 0;
+}
+
+void pqs__ctx_set_lease(pqs_ctx_t *ctx, pqs__lease_t *lease) {
+  ctx->lease = lease;
 }
 
 /* ---- closing: any state -> CLOSING -> freed ---- */
@@ -187,8 +215,15 @@ int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb) {
     return PQS_EINVAL;
   if (!pqs__ctx_on_thread(ctx))
     return PQS_ETHREAD;
-  if (ctx->state == PQS__CTX_CLOSING)
+  if (ctx->state == PQS__CTX_CLOSING || ctx->recycling)
     return PQS_ESTATE;
+  if (ctx->lease != NULL && ctx->state == PQS__CTX_READY)
+    return pqs__ctx_recycle(ctx, cb); /* reset, then back to the pool */
+  pqs__ctx_close_now(ctx, cb);
+  return 0;
+}
+
+void pqs__ctx_close_now(pqs_ctx_t *ctx, pqs_close_cb cb) {
   ctx->state = PQS__CTX_CLOSING;
   ctx->close_cb = cb;
   if (ctx->op != NULL)
@@ -196,7 +231,17 @@ int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb) {
   pqs__io_detach(ctx);
   uv_close((uv_handle_t *)&ctx->timer, timer_closed);
   uv_close((uv_handle_t *)&ctx->defer, timer_closed);
-  return 0;
+}
+
+/* The connection's end: closed, or given back to its factory. */
+static void release_conn(pqs_ctx_t *ctx) {
+  if (ctx->lease != NULL && ctx->keep_conn) {
+    pqs__factory_put(ctx->lease, ctx->conn);
+    return;
+  }
+  PQfinish(ctx->conn);
+  if (ctx->lease != NULL)
+    pqs__factory_discard(ctx->lease);
 }
 
 /* Frees the context once nothing refers to it any more: every handle
@@ -213,9 +258,9 @@ void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
   }
   if (ctx->op != NULL)
     pqs__op_end_abandoned(ctx);
+  release_conn(ctx);
   if (ctx->close_cb != NULL)
     ctx->close_cb(ctx, ctx->data);
-  PQfinish(ctx->conn);
   free(ctx);
 }
 

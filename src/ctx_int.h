@@ -96,6 +96,9 @@ struct pqs_ctx_s {
   pqs_close_cb close_cb;
   int handles; /* handles not yet through their close callback */
   pqs__op_t *op;
+  struct pqs__lease_s *lease; /* set for a context from a factory */
+  int keep_conn;              /* give the connection back, do not close it */
+  int recycling;              /* resetting it for the pool: 1, then 2 */
   uv_work_t cancel_work;
   PGcancel *cancel;
   int cancel_pending;
@@ -107,6 +110,7 @@ int pqs__ctx_on_thread(const pqs_ctx_t *ctx);
 void pqs__ctx_defer(pqs_ctx_t *ctx);
 void pqs__ctx_connect_step(pqs_ctx_t *ctx);
 void pqs__ctx_maybe_free(pqs_ctx_t *ctx);
+void pqs__ctx_close_now(pqs_ctx_t *ctx, pqs_close_cb cb);
 /* An error struct over a libpq message: trimmed, password removed. The
  * strings are stored in *store (one allocation the caller frees). */
 int pqs__error_from_conn(PGconn *conn, pqs_error_t *err, char **store);

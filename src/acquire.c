@@ -1,0 +1,156 @@
+/* A request for a context, on the requester's loop: waiting (timer),
+ * being woken by whichever thread gave a connection back (async), then
+ * adopting that connection, or opening a new one, as a context there. */
+#include <stdlib.h>
+
+#include "ctx_int.h"
+#include "factory_int.h"
+
+static void req_closed(uv_handle_t *h) {
+  pqs_acquire_t *req = h->data;
+  if (--req->handles == 0) {
+    free(req->lease); /* only if never granted: a grant hands it on */
+    free(req);
+  }
+}
+
+static void req_close(pqs_acquire_t *req) {
+  uv_close((uv_handle_t *)&req->async, req_closed);
+  uv_close((uv_handle_t *)&req->timer, req_closed);
+}
+
+/* The one callback of a request that ended without a context. */
+static void fail(pqs_acquire_t *req, int status, const pqs_error_t *err) {
+  req->cb(NULL, status, err, req->data);
+  req_close(req);
+}
+
+static void on_ctx_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
+                        void *data) {
+  pqs_acquire_t *req = data;
+  if (status == 0 && !req->cancelled) {
+    req->cb(ctx, 0, NULL, req->data);
+    req_close(req);
+    return;
+  }
+  /* A failed connection is discarded; a good one a cancelled request no
+   * longer wants goes back to the pool. */
+  pqs_ctx_close(ctx, NULL);
+  fail(req, req->cancelled ? PQS_ECANCELED : status, err);
+}
+
+static void on_new_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
+                        void *data) {
+  pqs_acquire_t *req = data;
+  if (status == 0)
+    pqs__factory_opened(req->f);
+  on_ctx_open(ctx, status, err, data);
+}
+
+/* Turns a grant into a context on this loop. */
+static void take_grant(pqs_acquire_t *req, PGconn *conn,
+                       pqs__lease_t *lease) {
+  pqs_ctx_opts_t opts = {0};
+  pqs__factory_ctx_opts(req->f, &opts);
+  pqs_ctx_t *ctx = NULL;
+  int rc = conn ? pqs__ctx_adopt(&ctx, req->loop, conn, &opts, on_ctx_open,
+                                 req)
+                : pqs_ctx_open(&ctx, req->loop,
+                               pqs__factory_conninfo(req->f), &opts,
+                               on_new_open, req);
+  if (rc != 0) {
+    if (conn)
+      pqs__factory_put(lease, conn);
+    else
+      pqs__factory_discard(lease);
+    fail(req, rc, NULL);
+    return;
+  }
+  pqs__ctx_set_lease(ctx, lease);
+}
+
+static void on_granted(uv_async_t *async) {
+  pqs_acquire_t *req = async->data;
+  PGconn *conn;
+  pqs__lease_t *lease;
+  if (!pqs__factory_claim(req->f, req, &conn, &lease)) {
+    /* No grant: a cancel out of the queue, delivered from the loop. */
+    if (req->cancelled && req->status == 0) {
+      req->status = PQS_ECANCELED;
+      uv_timer_stop(&req->timer);
+      fail(req, PQS_ECANCELED, NULL);
+    }
+    return;
+  }
+  uv_timer_stop(&req->timer);
+  if (req->cancelled) {
+    if (conn)
+      pqs__factory_put(lease, conn);
+    else
+      pqs__factory_discard(lease);
+    fail(req, PQS_ECANCELED, NULL);
+    return;
+  }
+  take_grant(req, conn, lease);
+}
+
+static void on_timeout(uv_timer_t *timer) {
+  pqs_acquire_t *req = timer->data;
+  if (pqs__factory_dequeue(req->f, req)) { /* else a grant is on its way */
+    req->status = PQS_ETIMEDOUT;
+    pqs_error_t err = {.message = "timed out waiting for a connection from "
+                                  "the factory's pool"};
+    fail(req, PQS_ETIMEDOUT, &err);
+  }
+}
+
+void pqs__acquire_granted(pqs_acquire_t *req) { uv_async_send(&req->async); }
+
+int pqs_factory_open_ctx_at(pqs_factory_t *f, uv_loop_t *loop,
+                            pqs_acquire_t **reqp, pqs_open_cb cb, void *data,
+                            const char *file, int line) {
+  if (f == NULL || loop == NULL || cb == NULL)
+    return PQS_EINVAL;
+  pqs_acquire_t *req = calloc(1, sizeof(*req));
+  pqs__lease_t *lease = calloc(1, sizeof(*lease));
+  if (req == NULL || lease == NULL) {
+    free(req);
+    free(lease);
+    return PQS_ENOMEM;
+  }
+  lease->file = file;
+  lease->line = line;
+  *req = (pqs_acquire_t){.f = f, .loop = loop, .thread = uv_thread_self(),
+                         .cb = cb, .data = data, .file = file, .line = line,
+                         .lease = lease, .handles = 2};
+  uv_async_init(loop, &req->async, on_granted);
+  uv_timer_init(loop, &req->timer);
+  req->async.data = req->timer.data = req;
+  int rc = pqs__factory_acquire(f, req);
+  if (rc < 0) {
+    req_close(req); /* no callback: the call failed */
+    return rc;
+  }
+  if (rc == 1)
+    uv_async_send(&req->async); /* granted: deliver from the loop */
+  else
+    uv_timer_start(&req->timer, on_timeout,
+                   pqs__factory_acquire_timeout(f), 0);
+  if (reqp != NULL)
+    *reqp = req;
+  return 0;
+}
+
+int pqs_acquire_cancel(pqs_acquire_t *req) {
+  if (req == NULL)
+    return PQS_EINVAL;
+  uv_thread_t self = uv_thread_self();
+  if (!uv_thread_equal(&self, &req->thread))
+    return PQS_ETHREAD;
+  if (req->cancelled || req->status != 0)
+    return PQS_ESTATE;
+  req->cancelled = 1;
+  if (pqs__factory_dequeue(req->f, req))
+    uv_async_send(&req->async); /* ECANCELED, from the loop */
+  return 0;
+}
