@@ -13,3 +13,29 @@ SELECT g, 1 + g % 1000, round((g * 7919 % 100000) / 100.0, 2),
        CASE WHEN g % 10 = 0 THEN NULL ELSE 'order #' || g END
 FROM generate_series(1, 200000) g;
 ANALYZE orders;
+
+-- For the dashboard: invoices and support tickets of the same customers.
+DROP TABLE IF EXISTS invoices;
+CREATE TABLE invoices (
+  id       bigint PRIMARY KEY,
+  customer int NOT NULL,
+  total    numeric(10, 2) NOT NULL,
+  due      date NOT NULL,
+  paid     bool NOT NULL
+);
+INSERT INTO invoices
+SELECT g, 1 + g % 1000, round((g::bigint * 104729 % 500000) / 100.0, 2),
+       date '2026-01-01' + (g % 330), g % 3 <> 0
+FROM generate_series(1, 50000) g;
+DROP TABLE IF EXISTS tickets;
+CREATE TABLE tickets (
+  id       bigint PRIMARY KEY,
+  customer int NOT NULL,
+  subject  text NOT NULL,
+  open     bool NOT NULL
+);
+INSERT INTO tickets
+SELECT g, 1 + g % 1000, 'ticket ' || g, g % 5 = 0
+FROM generate_series(1, 20000) g;
+ANALYZE invoices;
+ANALYZE tickets;

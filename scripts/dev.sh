@@ -3,7 +3,7 @@
 # installs what is missing, builds, starts a throwaway PostgreSQL 15 (removed
 # again on exit, also on failure or Ctrl-C), and then:
 #
-#   scripts/dev.sh demo              loads sample data and runs the demo
+#   scripts/dev.sh demo              loads sample data and runs the demos
 #   scripts/dev.sh test              runs every Check suite through CTest
 #   scripts/dev.sh test --sanitize   the same, built with ASan + UBSan
 #   scripts/dev.sh test --tsan       the same, built with ThreadSanitizer
@@ -81,6 +81,8 @@ demo)
   psql -q -v ON_ERROR_STOP=1 "$PQS_TEST_CONNINFO" -f examples/sample.sql
   say "running examples/stream_demo"
   build/examples/stream_demo "$PQS_TEST_CONNINFO"
+  say "running examples/dashboard"
+  build/examples/dashboard "$PQS_TEST_CONNINFO"
   ;;
 test)
   case "$variant" in
