@@ -47,6 +47,15 @@ static void on_new_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
   on_ctx_open(ctx, status, err, data);
 }
 
+/* A grant nobody will use: the connection back to the pool, or the slot
+ * to the next in line. */
+static void decline(PGconn *conn, pqs__lease_t *lease) {
+  if (conn)
+    pqs__factory_put(lease, conn);
+  else
+    pqs__factory_discard(lease);
+}
+
 /* Turns a grant into a context on this loop. */
 static void take_grant(pqs_acquire_t *req, PGconn *conn,
                        pqs__lease_t *lease) {
@@ -59,10 +68,7 @@ static void take_grant(pqs_acquire_t *req, PGconn *conn,
                                pqs__factory_conninfo(req->f), &opts,
                                on_new_open, req);
   if (rc != 0) {
-    if (conn)
-      pqs__factory_put(lease, conn);
-    else
-      pqs__factory_discard(lease);
+    decline(conn, lease);
     fail(req, rc, NULL);
     return;
   }
@@ -84,10 +90,7 @@ static void on_granted(uv_async_t *async) {
   }
   uv_timer_stop(&req->timer);
   if (req->cancelled) {
-    if (conn)
-      pqs__factory_put(lease, conn);
-    else
-      pqs__factory_discard(lease);
+    decline(conn, lease);
     fail(req, PQS_ECANCELED, NULL);
     return;
   }

@@ -463,9 +463,5 @@ int main(void) {
   tcase_add_test(tc, tty_sink);
   tcase_add_test(tc, sink_arguments);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return pt_run(s);
 }

@@ -538,9 +538,5 @@ int main(void) {
   tcase_add_test(pg, pg_take_ten_of_a_billion);
   tcase_add_test(pg, pg_stage_error_once);
   suite_add_tcase(s, pg);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return pt_run(s);
 }

@@ -180,3 +180,11 @@ long pt_rss_kb(void) {
     fclose(f);
   return kb;
 }
+
+int pt_run(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}

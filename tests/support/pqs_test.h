@@ -51,6 +51,9 @@ char *pt_backend_state(PGconn *admin, int pid);
 /* Waits up to `seconds` for the backend to be idle; 1 if it became so. */
 int pt_wait_idle(PGconn *admin, int pid, double seconds);
 
+/* Runs every test of `s` and returns the exit status for main(). */
+int pt_run(Suite *s);
+
 double pt_now(void);
 long pt_rss_kb(void);
 
