@@ -75,7 +75,9 @@ extern "C" {
   XX(ENULL, -30013, "column is SQL NULL")                                      \
   XX(ESTATE, -30014, "object is not in a state that allows this call")         \
   XX(EBROKEN, -30015, "context is broken: its connection was lost; close it")  \
-  XX(ESCHEMA, -30016, "streams have different columns")
+  XX(ESCHEMA, -30016, "streams have different columns")                     \
+  XX(ELIMIT, -30017, "a configured limit on rows or bytes was reached")      \
+  XX(EORDER, -30018, "an input of an ordered merge is not in order")
 
 typedef enum {
 #define PQS__ERR_ENUM(name, val, msg) PQS_##name = (val),
@@ -471,6 +473,102 @@ PQS_EXTERN int pqs_exec(pqs_ctx_t *ctx, const char *sql, int nparams,
                         const char *const *params,
                         const pqs_query_opts_t *opts, pqs_exec_cb cb,
                         void *data);
+
+/* ------------------------------------------------------------------------ */
+/* Merge and gather: several streams at once                                */
+/* ------------------------------------------------------------------------ */
+
+/* Streams of different contexts run at the same time. A merge makes them
+ * one stream (which takes stages and sinks like any other); a gather
+ * collects each into a row set and calls back once when all are done.
+ * Each input needs its own context: inputs of one context, or of contexts
+ * on different loops, are refused before anything runs. */
+
+typedef enum {
+  PQS_MERGE_INTERLEAVE = 0, /* rows as they arrive, no input starved */
+  PQS_MERGE_CONCAT = 1,     /* input order; later inputs run and buffer */
+  PQS_MERGE_ORDERED = 2     /* k-way merge of inputs sorted the same way */
+} pqs_merge_mode_t;
+
+/* A sort key: column and direction, as ORDER BY col [DESC] with
+ * PostgreSQL's default NULL placement (last ascending, first descending).
+ * Integers and floats compare as numbers, numeric as decimals (NaN last),
+ * everything else byte by byte (as COLLATE "C"). */
+typedef struct pqs_sort_key_s {
+  int col;
+  int desc;
+} pqs_sort_key_t;
+
+/* Negative, zero or positive as a sorts before, with or after b. */
+typedef int (*pqs_row_cmp_fn)(const pqs_row_t *a, const pqs_row_t *b,
+                              void *data);
+
+typedef struct pqs_merge_opts_s {
+  pqs_merge_mode_t mode;
+  /* ORDERED: by `keys` (nkeys of them), or by `cmp` if set. An input found
+   * out of order ends the stream with PQS_EORDER, naming it. */
+  const pqs_sort_key_t *keys;
+  int nkeys;
+  pqs_row_cmp_fn cmp;
+  void *cmp_data;
+  /* CONCAT and ORDERED: rows one input may hold waiting before that input
+   * alone is paused; 0: 1000. */
+  size_t buffer_rows;
+  /* 0: the first input to fail cancels the others and the merged stream
+   * ends with its error, named "input N: ...". 1: the others run to their
+   * end; the merged stream still ends with the first error. */
+  int keep_going;
+  /* Optional: each input's own completion, as it comes. */
+  void (*on_input_done)(int input, const pqs_done_t *done, void *data);
+  void *data;
+} pqs_merge_opts_t;
+
+/* Makes one stream of the `n` unstarted streams `inputs` (the array is
+ * copied; the streams now belong to the merge). Starting the merged stream
+ * starts them all; pausing it pauses them all; closing it closes them all.
+ * Every merged row tells its input through pqs_row_input(). The columns
+ * of the first input to describe them are the merged stream's; an input
+ * whose columns differ in count or type ends it with PQS_ESCHEMA.
+ * on_done's status is 0, the first input's failure (its error message
+ * prefixed "input N: "), or why the merged stream was stopped.
+ * Errors: PQS_EINVAL (n < 1, NULL, bad opts, inputs on different loops or
+ * none on a context), PQS_ESAMECTX (two inputs of one context: "each
+ * parallel stream needs its own context"), PQS_ESTATE (an input started),
+ * PQS_ETHREAD, PQS_ENOMEM. On error nothing changes hands. */
+PQS_EXTERN int pqs_merge(pqs_stream_t *const *inputs, int n,
+                         const pqs_merge_opts_t *opts, pqs_stream_t **out);
+
+/* The merge input `row` came from (0 ... n-1), or -1 outside a merge. */
+PQS_EXTERN int pqs_row_input(const pqs_row_t *row);
+
+/* Rows collected by a gather: owned copies. */
+typedef struct pqs_rowset_s {
+  size_t nrows;
+  pqs_row_t **rows;
+  int status; /* the input's own completion status */
+} pqs_rowset_t;
+
+/* Frees a row set and its rows. NULL is allowed. */
+PQS_EXTERN void pqs_rowset_free(pqs_rowset_t *set);
+
+typedef struct pqs_gather_opts_s {
+  uint64_t max_rows;  /* over all inputs; 0: no cap */
+  uint64_t max_bytes; /* of values, over all inputs; 0: no cap */
+  int keep_going;     /* as for merge */
+} pqs_gather_opts_t;
+
+/* Called once when every input has ended. `sets[i]` holds input i's rows
+ * and belongs to the caller (pqs_rowset_free); the array is borrowed.
+ * done->status: 0, the first failure ("input N: ..."), or PQS_ELIMIT when
+ * a cap was reached (the inputs are cancelled; rows so far are kept). */
+typedef void (*pqs_gather_cb)(pqs_rowset_t **sets, int n,
+                              const pqs_done_t *done, void *data);
+
+/* Starts the `n` unstarted `inputs` and collects each into its own row
+ * set. `opts` may be NULL. Errors as pqs_merge; on error nothing starts. */
+PQS_EXTERN int pqs_gather(pqs_stream_t *const *inputs, int n,
+                          const pqs_gather_opts_t *opts, pqs_gather_cb cb,
+                          void *data);
 
 /* ------------------------------------------------------------------------ */
 /* Factory                                                                  */

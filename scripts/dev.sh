@@ -55,11 +55,13 @@ build() {
 }
 
 pgdir=""
+pgdir2=""
 cleanup() {
-  if [ -n "$pgdir" ]; then
-    "$root/tests/pg.sh" stop "$pgdir" || true
-    pgdir=""
-  fi
+  for d in "$pgdir" "$pgdir2"; do
+    [ -n "$d" ] && "$root/tests/pg.sh" stop "$d" || true
+  done
+  pgdir=""
+  pgdir2=""
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT
@@ -71,6 +73,16 @@ start_server() {
   "$root/tests/pg.sh" start "$pgdir"
   # shellcheck disable=SC1091
   . "$pgdir/env"
+}
+
+# A second cluster, for the scatter-gather tests (a table split by key
+# between two servers).
+start_second_server() {
+  say "starting a second throwaway PostgreSQL"
+  pgdir2=$(mktemp -d -u /tmp/pqstream-pg2.XXXXXX)
+  "$root/tests/pg.sh" start "$pgdir2"
+  PQS_TEST_CONNINFO2=$(. "$pgdir2/env" && echo "$PQS_TEST_CONNINFO")
+  export PQS_TEST_CONNINFO2
 }
 
 install_missing
@@ -105,6 +117,7 @@ test)
     ;;
   esac
   start_server
+  start_second_server
   say "running the suites ($dir)"
   ctest --test-dir "$dir" --output-on-failure --timeout 900
   ;;

@@ -331,7 +331,7 @@ static int deliver_columns(pqs__op_t *op, const PGresult *res) {
     return PQS_ENOMEM;
   if (op->sink_vt->columns == NULL)
     return PQS_CONTINUE;
-  pqs_row_t columns = {op->schema, NULL, NULL};
+  pqs_row_t columns = {op->schema, NULL, NULL, 0};
   return op->sink_vt->columns(op->sink, &columns);
 }
 
@@ -343,7 +343,7 @@ static int deliver_row(pqs__op_t *op, const PGresult *res) {
     if (first < 0 || first == PQS_STOP)
       return first;
   }
-  pqs_row_t row = {op->schema, res, NULL};
+  pqs_row_t row = {op->schema, res, NULL, 0};
   op->rows++;
   int rc = op->sink_vt->row(op->sink, &row);
   return rc == PQS_CONTINUE ? first : rc;

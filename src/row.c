@@ -18,11 +18,14 @@ enum {
   OID_FLOAT8 = 701
 };
 
-pqs__schema_t *pqs__schema_from_result(const PGresult *res) {
-  int n = PQnfields(res);
+/* One allocation: the schema, its name pointers, types, then the names. */
+static pqs__schema_t *schema_build(int n, const char *(*name)(const void *,
+                                                               int),
+                                   uint32_t (*type)(const void *, int),
+                                   const void *from) {
   size_t size = sizeof(pqs__schema_t) + n * (sizeof(char *) + sizeof(uint32_t));
   for (int i = 0; i < n; i++)
-    size += strlen(PQfname(res, i)) + 1;
+    size += strlen(name(from, i)) + 1;
   pqs__schema_t *schema = malloc(size);
   if (schema == NULL)
     return NULL;
@@ -30,15 +33,34 @@ pqs__schema_t *pqs__schema_from_result(const PGresult *res) {
   uint32_t *types = (uint32_t *)(names + n);
   char *p = (char *)(types + n);
   for (int i = 0; i < n; i++) {
-    size_t len = strlen(PQfname(res, i)) + 1;
-    names[i] = memcpy(p, PQfname(res, i), len);
+    size_t len = strlen(name(from, i)) + 1;
+    names[i] = memcpy(p, name(from, i), len);
     p += len;
-    types[i] = PQftype(res, i);
+    types[i] = type(from, i);
   }
   schema->ncols = n;
   schema->names = names;
   schema->types = types;
   return schema;
+}
+
+static const char *res_name(const void *res, int i) {
+  return PQfname(res, i);
+}
+static uint32_t res_type(const void *res, int i) { return PQftype(res, i); }
+static const char *schema_name(const void *s, int i) {
+  return ((const pqs__schema_t *)s)->names[i];
+}
+static uint32_t schema_type(const void *s, int i) {
+  return ((const pqs__schema_t *)s)->types[i];
+}
+
+pqs__schema_t *pqs__schema_from_result(const PGresult *res) {
+  return schema_build(PQnfields(res), res_name, res_type, res);
+}
+
+pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema) {
+  return schema_build(schema->ncols, schema_name, schema_type, schema);
 }
 
 /* The one place a value is looked up, whichever kind of row holds it.
@@ -266,6 +288,7 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   copy->schema = schema;
   copy->res = NULL;
   copy->cells = cells;
+  copy->source = row->source;
   return copy;
 }
 

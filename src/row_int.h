@@ -27,10 +27,14 @@ struct pqs_row_s {
   const pqs__schema_t *schema;
   const PGresult *res;
   const pqs__cell_t *cells;
+  int source; /* 1 + the merge input it came from; 0 outside a merge */
 };
 
 /* Copies the names and types of `res` into a new schema (one allocation,
  * freed with free()). NULL if out of memory. */
 pqs__schema_t *pqs__schema_from_result(const PGresult *res);
+
+/* A copy of `schema` in one allocation, freed with free(). */
+pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema);
 
 #endif

@@ -73,7 +73,7 @@ int pqs__batch_add(pqs__batch_t *b, const pqs_row_t *row) {
     pqs__buf_put(&b->buf, p, len);
     pqs__buf_putc(&b->buf, '\0');
   }
-  b->rows[b->count] = (pqs_row_t){row->schema, NULL, cells};
+  b->rows[b->count] = (pqs_row_t){row->schema, NULL, cells, row->source};
   b->ptrs[b->count] = &b->rows[b->count];
   return ++b->count == b->cap;
 }

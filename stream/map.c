@@ -50,8 +50,8 @@ pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
   schema->names = names;
   schema->types = types;
   out->schema = schema;
-  out->row = (pqs_row_t){schema, NULL, out->cells};
-  out->columns = (pqs_row_t){schema, NULL, NULL};
+  out->row = (pqs_row_t){schema, NULL, out->cells, 0};
+  out->columns = (pqs_row_t){schema, NULL, NULL, 0};
   return out;
 }
 
@@ -78,6 +78,7 @@ int pqs__out_run(pqs_out_t *out, pqs_stream_t *s, pqs_map_fn fn, void *data,
   for (int i = 0; i < n; i++)
     if (out->off[i] >= 0)
       out->cells[i].ptr = out->buf.data + out->off[i];
+  out->row.source = (*row)->source;
   *row = &out->row;
   return rc;
 }

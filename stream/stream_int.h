@@ -68,6 +68,10 @@ int pqs__stages_run(pqs_stream_t *s, const pqs_row_t **row, int *pause);
 const pqs_row_t *pqs__stages_columns(pqs_stream_t *s, const pqs_row_t *cols);
 void pqs__stages_free(pqs_stream_t *s);
 
+/* compare.c: rows by sort keys; negative, zero or positive. */
+int pqs__compare_keys(const pqs_row_t *a, const pqs_row_t *b,
+                      const pqs_sort_key_t *keys, int nkeys);
+
 /* map.c */
 pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols);
 void pqs__out_free(pqs_out_t *out);

@@ -1,0 +1,73 @@
+/* Comparing rows by sort keys, as PostgreSQL's ORDER BY would for the
+ * common types (text as COLLATE "C"). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream_int.h"
+
+enum { INT2 = 21, INT4 = 23, INT8 = 20, FLOAT4 = 700, FLOAT8 = 701,
+       NUMERIC = 1700 };
+
+static int sign_of(long double d) { return d < 0 ? -1 : d > 0; }
+
+/* Decimal texts as the server writes numeric: [-]digits[.digits], or
+ * NaN (which sorts after every number). */
+static int cmp_numeric(const char *a, const char *b) {
+  int nan_a = strcmp(a, "NaN") == 0, nan_b = strcmp(b, "NaN") == 0;
+  if (nan_a || nan_b)
+    return nan_a - nan_b;
+  int neg_a = *a == '-', neg_b = *b == '-';
+  if (neg_a != neg_b)
+    return neg_a ? -1 : 1;
+  a += neg_a;
+  b += neg_b;
+  size_t ia = strcspn(a, "."), ib = strcspn(b, ".");
+  int r = ia != ib ? (ia < ib ? -1 : 1) : memcmp(a, b, ia);
+  if (r == 0) { /* same integer part: the fractions, digit by digit */
+    const char *fa = a[ia] ? a + ia + 1 : "", *fb = b[ib] ? b + ib + 1 : "";
+    for (; r == 0 && (*fa || *fb); fa += !!*fa, fb += !!*fb)
+      r = (*fa ? *fa : '0') - (*fb ? *fb : '0');
+    r = sign_of(r);
+  }
+  return neg_a ? -r : r;
+}
+
+static int cmp_value(uint32_t type, const char *a, size_t la, const char *b,
+                     size_t lb) {
+  switch (type) {
+  case INT2: case INT4: case INT8: {
+    long long x = strtoll(a, NULL, 10), y = strtoll(b, NULL, 10);
+    return (x > y) - (x < y);
+  }
+  case FLOAT4: case FLOAT8: { /* NaN after everything, as the server */
+    double x = strtod(a, NULL), y = strtod(b, NULL);
+    int nx = x != x, ny = y != y;
+    if (nx || ny)
+      return nx - ny;
+    return (x > y) - (x < y);
+  }
+  case NUMERIC:
+    return cmp_numeric(a, b);
+  default: {
+    int r = memcmp(a, b, la < lb ? la : lb);
+    return r ? (r < 0 ? -1 : 1) : (la > lb) - (la < lb);
+  }
+  }
+}
+
+int pqs__compare_keys(const pqs_row_t *a, const pqs_row_t *b,
+                      const pqs_sort_key_t *keys, int nkeys) {
+  for (int k = 0; k < nkeys; k++) {
+    size_t la, lb;
+    const char *va = pqs_row_text(a, keys[k].col, &la);
+    const char *vb = pqs_row_text(b, keys[k].col, &lb);
+    int r;
+    if (va == NULL || vb == NULL) /* NULL is the greatest value */
+      r = (va == NULL) - (vb == NULL);
+    else
+      r = cmp_value(pqs_row_type(a, keys[k].col), va, la, vb, lb);
+    if (r != 0)
+      return keys[k].desc ? -r : r;
+  }
+  return 0;
+}

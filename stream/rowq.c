@@ -1,0 +1,91 @@
+#include "rowq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A row in the buffer: its size, its source, ncols lengths (-1: NULL),
+ * then the values, each with a NUL. Read with memcpy: no alignment. */
+typedef struct {
+  uint32_t size;
+  int32_t source;
+} rec_t;
+
+int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
+  int n = row->schema->ncols;
+  size_t size = sizeof(rec_t) + n * sizeof(int32_t), data = 0;
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    if (pqs_row_text(row, i, &len) != NULL)
+      data += len + 1;
+  }
+  size += data;
+  if (q->head > 0 && q->head >= q->buf.len / 2) { /* reuse the front */
+    memmove(q->buf.data, q->buf.data + q->head, q->buf.len - q->head);
+    q->buf.len -= q->head;
+    q->head = 0;
+  }
+  if (q->ncols < n) { /* the head's view: sized here, where it can fail */
+    pqs__cell_t *cells = realloc(q->cells, (size_t)n * sizeof(*cells));
+    if (cells == NULL)
+      return PQS_ENOMEM;
+    q->cells = cells;
+    q->ncols = n;
+  }
+  if (pqs__buf_reserve(&q->buf, size) != 0)
+    return PQS_ENOMEM;
+  rec_t rec = {(uint32_t)size, row->source};
+  pqs__buf_put(&q->buf, &rec, sizeof(rec));
+  size_t lens_at = q->buf.len;
+  q->buf.len += n * sizeof(int32_t);
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    const char *v = pqs_row_text(row, i, &len);
+    int32_t l = v ? (int32_t)len : -1;
+    memcpy(q->buf.data + lens_at + i * sizeof(int32_t), &l, sizeof(l));
+    if (v != NULL) {
+      pqs__buf_put(&q->buf, v, len);
+      pqs__buf_putc(&q->buf, '\0');
+    }
+  }
+  q->count++;
+  q->bytes += size;
+  return 0;
+}
+
+void pqs__rowq_peek(pqs__rowq_t *q, const pqs__schema_t *schema,
+                    pqs_row_t *view) {
+  int n = schema->ncols;
+  const char *p = q->buf.data + q->head;
+  rec_t rec;
+  memcpy(&rec, p, sizeof(rec));
+  const char *lens = p + sizeof(rec);
+  const char *v = lens + n * sizeof(int32_t);
+  for (int i = 0; i < n; i++) {
+    int32_t l;
+    memcpy(&l, lens + i * sizeof(int32_t), sizeof(l));
+    q->cells[i] = (pqs__cell_t){l >= 0 ? v : NULL, l};
+    if (l >= 0)
+      v += l + 1;
+  }
+  *view = (pqs_row_t){schema, NULL, q->cells, rec.source};
+}
+
+void pqs__rowq_pop(pqs__rowq_t *q) {
+  rec_t rec;
+  memcpy(&rec, q->buf.data + q->head, sizeof(rec));
+  q->head += rec.size;
+  q->bytes -= rec.size;
+  if (--q->count == 0) {
+    q->head = 0;
+    q->buf.len = 0;
+    q->bytes = 0;
+  }
+}
+
+void pqs__rowq_free(pqs__rowq_t *q) {
+  pqs__buf_free(&q->buf);
+  free(q->cells);
+  q->cells = NULL;
+  q->ncols = 0;
+  q->head = q->count = q->bytes = 0;
+}
