@@ -83,3 +83,9 @@ END {
   printf "pqstream vs PQexec whole result: throughput %.3fx, peak RSS %.2fx\n",
          wall["exec"] / wall["pqstream"], rss["pqstream"] / rss["exec"]
 }' "$out"
+
+# The merge's per-row cost: K streams merged against the same K consumed
+# separately, alternating in one process.
+echo
+echo "merge: K streams merged vs the same K streams consumed separately"
+"$(dirname "$bin")/bench_merge" "$conn" "$runs"

@@ -14,4 +14,15 @@ echo "$out"
 [ "$(grep -c ': EBUSY: ' <<<"$out")" = 2 ]
 grep -q "invoices  17 rows" <<<"$out"
 grep -q "parallel took" <<<"$out"
+conn2=${PQS_TEST_CONNINFO2:?PQS_TEST_CONNINFO2 is not set: the test command starts a second server}
+for i in 1 2; do
+  c=$conn; [ $i = 2 ] && c=$conn2
+  psql -q -v ON_ERROR_STOP=1 "$c" -c "DROP TABLE IF EXISTS ex_shard;
+    CREATE TABLE ex_shard AS SELECT g AS k, md5(g::text) AS v
+    FROM generate_series(1, 20000) g WHERE g % 2 = $((i - 1))" 2>/dev/null
+done
+got=$("$build/examples/scatter_gather" "SELECT k, v FROM ex_shard ORDER BY k" 0 "$conn" "$conn2" | md5sum)
+want=$(psql -qAt -F $'\t' "$conn" -c "SELECT g, md5(g::text) FROM generate_series(1, 20000) g" | md5sum)
+[ "$got" = "$want" ] || { echo "scatter_gather output differs from one server's ORDER BY" >&2; exit 1; }
+echo "scatter_gather: same bytes as one server's ORDER BY"
 echo "examples: ok"
