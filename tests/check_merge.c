@@ -148,6 +148,26 @@ START_TEST(same_context_refused) {
 }
 END_TEST
 
+START_TEST(different_columns_refused) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx[2];
+  open_n(loop, ctx, 2);
+  pqs_stream_t *in[2] = {
+      q(ctx[0], "SELECT generate_series(1, 100000000)::int8, 'x'::text"),
+      q(ctx[1], "SELECT generate_series(1, 10)::int8, 1::int4")};
+  pqs_stream_t *m;
+  ck_assert_int_eq(pqs_merge(in, 2, NULL, &m), 0);
+  got_t g = {0};
+  run_merged(loop, m, &g);
+  ck_assert_int_eq(g.done.status, PQS_ESCHEMA);
+  ck_assert_msg(strstr(g.done.message, "differ") != NULL, "message: %s",
+                g.done.message);
+  assert_idle_and_reusable(loop, ctx, 2);
+  close_n(loop, ctx, 2);
+  pt_loop_free(loop);
+}
+END_TEST
+
 /* ---- the dashboard: three slow queries at once ---- */
 
 START_TEST(dashboard_in_parallel) {
@@ -608,6 +628,7 @@ int main(void) {
   TCase *tc = tcase_create("merge");
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, same_context_refused);
+  tcase_add_test(tc, different_columns_refused);
   tcase_add_test(tc, dashboard_in_parallel);
   tcase_add_test(tc, interleave_is_fair);
   tcase_add_test(tc, concat_in_input_order);
