@@ -423,6 +423,9 @@ typedef struct pqs_sink_opts_s {
   pqs_format_t format;
   int header;        /* csv and tsv: first a line of column names (HEADER) */
   size_t max_queued; /* bytes waiting for the reader before pausing; 0: 1 MiB */
+  /* If not NULL, kept up to date with the bytes written so far (for
+   * progress reports); read it on the loop's thread. */
+  uint64_t *written;
 } pqs_sink_opts_t;
 
 /* Called once, when the stream has ended and every byte has been written
@@ -503,6 +506,12 @@ typedef struct pqs_sort_key_s {
 typedef int (*pqs_row_cmp_fn)(const pqs_row_t *a, const pqs_row_t *b,
                               void *data);
 
+/* Compares two rows by `nkeys` sort keys, as the ordered merge does: the
+ * building block of a comparator that finds its columns by name. A key's
+ * column must exist in both rows. */
+PQS_EXTERN int pqs_row_compare(const pqs_row_t *a, const pqs_row_t *b,
+                               const pqs_sort_key_t *keys, int nkeys);
+
 typedef struct pqs_merge_opts_s {
   pqs_merge_mode_t mode;
   /* ORDERED: by `keys` (nkeys of them), or by `cmp` if set. An input found
@@ -518,6 +527,9 @@ typedef struct pqs_merge_opts_s {
    * ends with its error, named "input N: ...". 1: the others run to their
    * end; the merged stream still ends with the first error. */
   int keep_going;
+  /* INTERLEAVE and CONCAT: inputs may have different columns; each row
+   * keeps its own (fine for JSON Lines, not for a CSV header). */
+  int mixed_columns;
   /* Optional: each input's own completion, as it comes. */
   void (*on_input_done)(int input, const pqs_done_t *done, void *data);
   void *data;
@@ -528,7 +540,8 @@ typedef struct pqs_merge_opts_s {
  * starts them all; pausing it pauses them all; closing it closes them all.
  * Every merged row tells its input through pqs_row_input(). The columns
  * of the first input to describe them are the merged stream's; an input
- * whose columns differ in count or type ends it with PQS_ESCHEMA.
+ * whose columns differ in count or type ends it with PQS_ESCHEMA, unless
+ * opts->mixed_columns.
  * on_done's status is 0, the first input's failure (its error message
  * prefixed "input N: "), or why the merged stream was stopped.
  * Errors: PQS_EINVAL (n < 1, NULL, bad opts, inputs on different loops or

@@ -71,3 +71,8 @@ int pqs__compare_keys(const pqs_row_t *a, const pqs_row_t *b,
   }
   return 0;
 }
+
+int pqs_row_compare(const pqs_row_t *a, const pqs_row_t *b,
+                    const pqs_sort_key_t *keys, int nkeys) {
+  return pqs__compare_keys(a, b, keys, nkeys);
+}

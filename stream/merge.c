@@ -52,6 +52,7 @@ struct merge_s {
 
 static void maybe_end(merge_t *m);
 static void emit(merge_t *m);
+static void on_kick(uv_timer_t *t);
 
 /* ---- ending early ---- */
 
@@ -83,18 +84,17 @@ static void note_failure(merge_t *m, int input, int status,
     }
 }
 
-/* Stops every input that still runs; each ends with its own on_done. */
+/* Stops every input that still runs; each ends with its own on_done.
+ * Queued rows are dropped when the merge is freed, not here: this may run
+ * from inside an emit loop that still holds a queue's head. */
 static void stop_all(merge_t *m, int status) {
   if (m->status == 0)
     m->status = status;
   m->stopping = 1;
-  for (int i = 0; i < m->n; i++) {
-    input_t *in = &m->in[i];
-    if (in->s != NULL)
-      pqs_stream_close(in->s);
-    pqs__rowq_free(&in->q);
-  }
-  uv_timer_start(&m->kick, (uv_timer_cb)maybe_end, 0, 0);
+  for (int i = 0; i < m->n; i++)
+    if (m->in[i].s != NULL)
+      pqs_stream_close(m->in[i].s);
+  uv_timer_start(&m->kick, on_kick, 0, 0);
 }
 
 static void fail(merge_t *m, input_t *in, int status, const char *msg) {
@@ -218,7 +218,7 @@ static int in_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
       return PQS_ENOMEM;
     return control(m, pqs__stream_sink.columns(m->out, cols));
   }
-  if (!same_types(m->schema, cols->schema)) {
+  if (!m->opts.mixed_columns && !same_types(m->schema, cols->schema)) {
     fail(m, in, PQS_ESCHEMA,
          "its columns differ in count or type from the merge's first input");
     return PQS_STOP;
@@ -485,7 +485,8 @@ static merge_t *merge_new(uv_loop_t *loop, pqs_stream_t *const *inputs,
 }
 
 static int check_opts(const pqs_merge_opts_t *o) {
-  if ((unsigned)o->mode > PQS_MERGE_ORDERED)
+  if ((unsigned)o->mode > PQS_MERGE_ORDERED ||
+      (o->mixed_columns && o->mode == PQS_MERGE_ORDERED))
     return PQS_EINVAL;
   if (o->mode == PQS_MERGE_ORDERED && o->cmp == NULL &&
       (o->keys == NULL || o->nkeys < 1))

@@ -42,6 +42,7 @@ typedef struct pqs_sink_s {
   char *tag;
   pqs_sink_cb cb;
   void *data;
+  uint64_t *written; /* the caller's live count, if asked for */
 } pqs_sink_t;
 
 struct chunk_s {
@@ -68,6 +69,8 @@ static void chunk_done(pqs_sink_t *k, chunk_t *c, int status) {
     write_failed(k, status);
   else
     k->bytes += c->buf.len;
+  if (k->written)
+    *k->written = k->bytes;
   if (k->spare.data == NULL) { /* keep one buffer for the next chunk */
     k->spare = c->buf;
     k->spare.len = 0;
@@ -301,6 +304,7 @@ static pqs_sink_t *sink_new(uv_loop_t *loop, const pqs_sink_opts_t *opts) {
     k->format = opts->format;
     k->header = opts->header;
     k->max_queued = opts->max_queued;
+    k->written = opts->written;
   }
   if (k->max_queued == 0)
     k->max_queued = PQS__DEFAULT_MAX_QUEUED;

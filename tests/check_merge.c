@@ -338,6 +338,33 @@ START_TEST(ordered_like_order_by) {
 }
 END_TEST
 
+/* The consumer ends an ordered merge while it emits queued rows (take):
+ * once crashed by freeing the queues under the emit loop. */
+START_TEST(ordered_stopped_by_consumer) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx[2];
+  open_n(loop, ctx, 2);
+  pqs_stream_t *in[2] = {
+      q(ctx[0], "SELECT (2 * generate_series(1, 10000000))::int8"),
+      q(ctx[1], "SELECT (2 * generate_series(1, 10000000) + 1)::int8")};
+  pqs_sort_key_t key[] = {{0, 0}};
+  pqs_merge_opts_t o = {.mode = PQS_MERGE_ORDERED, .keys = key, .nkeys = 1};
+  pqs_stream_t *m;
+  ck_assert_int_eq(pqs_merge(in, 2, &o, &m), 0);
+  ck_assert_int_eq(pqs_stream_take(m, 1000), 0);
+  got_t g = {.keep = 1};
+  run_merged(loop, m, &g);
+  ck_assert_int_eq(g.done.status, 0);
+  ck_assert_int_eq(g.rows, 1000);
+  for (size_t i = 0; i < g.nkeys; i++)
+    ck_assert_int_eq(g.keys[i], (int64_t)i + 2);
+  free(g.keys);
+  assert_idle_and_reusable(loop, ctx, 2);
+  close_n(loop, ctx, 2);
+  pt_loop_free(loop);
+}
+END_TEST
+
 START_TEST(ordered_detects_disorder) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx[2];
@@ -633,6 +660,7 @@ int main(void) {
   tcase_add_test(tc, interleave_is_fair);
   tcase_add_test(tc, concat_in_input_order);
   tcase_add_test(tc, ordered_like_order_by);
+  tcase_add_test(tc, ordered_stopped_by_consumer);
   tcase_add_test(tc, ordered_detects_disorder);
   tcase_add_test(tc, gather_and_its_cap);
   tcase_add_test(tc, first_failure_cancels_the_others);

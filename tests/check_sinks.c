@@ -14,43 +14,6 @@
 #include "memsource.h"
 #include "pqs_test.h"
 
-/* Every awkward value we could think of, and an awkward column name. */
-static const char *awkward_sql =
-    "DROP TABLE IF EXISTS awkward;"
-    "CREATE TABLE awkward (id int PRIMARY KEY, t text, n numeric, "
-    "ts timestamp, tz timestamptz, d date, b bytea, arr int[], "
-    "tarr text[], narr numeric[], j jsonb, f float8, flag bool, "
-    "\"we,ird \"\"name\" text);"
-    "INSERT INTO awkward VALUES "
-    "(1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-    " NULL, NULL),"
-    "(2, '', 0, '2026-01-01 10:00:00', '2026-01-01 10:00:00+00', "
-    " '2026-01-01', '', '{}', '{}', '{}', '{}', 0, false, ''),"
-    "(3, 'say \"hi\"', 1.50, '2026-11-24 04:05:06.789', "
-    " '2026-11-24 04:05:06.123456+05:30', '1999-12-31', '\\x00ff0041', "
-    " '{1,2,NULL}', '{\"a b\",\"c\\\"d\",NULL,\"NULL\",\"\"}', "
-    " '{1.5,NaN}', '{\"k\": [1, \"x\", null]}', 'NaN', true, 'x'),"
-    "(4, 'a,b;c', -12345678901234567890.000001, 'infinity', '-infinity', "
-    " 'infinity', '\\x5c2c22', '{{1,2},{3,4}}', '{\"{braces}\",\"co,mma\"}', "
-    " NULL, '[1, 2.50, \"s\"]', 'Infinity', false, '\"'),"
-    "(5, E'line1\\nline2\\r\\nend\\r', 1e-20, NULL, NULL, NULL, NULL, NULL, "
-    " NULL, NULL, '\"str\"', '-Infinity', NULL, E'\\n'),"
-    "(6, E'back\\\\slash \\\\N', NULL, NULL, NULL, NULL, NULL, NULL, "
-    " '{\"back\\\\\\\\slash\"}', NULL, 'null', 1e100, NULL, ','),"
-    "(7, E'tab\\there\\b\\f\\v', NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-    " NULL, NULL, -0.0, NULL, NULL),"
-    "(8, '\\.', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-    " 0.1, NULL, '\\.'),"
-    "(9, 'héllo wörld ✓ 日本語', NULL, NULL, NULL, NULL, NULL, NULL, "
-    " '{\"日本\",\"ü\"}', NULL, '{\"ключ\": \"значение\"}', 1.5e-300, "
-    " NULL, NULL),"
-    "(10, E'ctrl\\x01\\x1fchars', NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-    " NULL, NULL, NULL, NULL, NULL),"
-    "(11, '\"', 42, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-    " NULL, NULL),"
-    "(12, ' leading and trailing ', NULL, NULL, NULL, NULL, NULL, NULL, "
-    " NULL, NULL, NULL, NULL, NULL, NULL)";
-
 /* ---- a reader on a thread, at the other end of a pipe ---- */
 
 typedef struct {
@@ -117,51 +80,13 @@ static void sink_to_reader(uv_loop_t *loop, pqs_stream_t *s,
   ck_assert_int_eq(uv_thread_join(&th), 0);
 }
 
-/* What the server's COPY (sql) TO STDOUT (options) writes. */
-static char *server_copy(PGconn *admin, const char *sql, const char *options,
-                         size_t *len) {
-  char q[2048];
-  snprintf(q, sizeof(q), "COPY (%s) TO STDOUT %s", sql, options);
-  PGresult *res = PQexec(admin, q);
-  ck_assert_msg(PQresultStatus(res) == PGRES_COPY_OUT, "%s: %s", q,
-                PQerrorMessage(admin));
-  PQclear(res);
-  size_t n = 0, cap = 1024;
-  char *out = malloc(cap), *buf;
-  int got;
-  while ((got = PQgetCopyData(admin, &buf, 0)) > 0) {
-    if (n + (size_t)got > cap)
-      out = realloc(out, cap = (n + (size_t)got) * 2);
-    memcpy(out + n, buf, (size_t)got);
-    n += (size_t)got;
-    PQfreemem(buf);
-  }
-  while ((res = PQgetResult(admin)) != NULL)
-    PQclear(res);
-  *len = n;
-  return out;
-}
-
-static void assert_same_bytes(const char *what, const char *want,
-                              size_t want_len, const char *got,
-                              size_t got_len) {
-  size_t i = 0;
-  while (i < want_len && i < got_len && want[i] == got[i])
-    i++;
-  ck_assert_msg(want_len == got_len && i == want_len,
-                "%s differs at byte %zu (server %zu bytes, ours %zu):\n"
-                "server: %.60s\nours:   %.60s",
-                what, i, want_len, got_len, want + (i > 20 ? i - 20 : 0),
-                got ? got + (i > 20 ? i - 20 : 0) : "");
-}
-
 /* Our output of `sql` in `format` against the server's COPY. */
 static void compare_with_copy(const char *sql, pqs_format_t format,
                               int header, const char *copy_options) {
   PGconn *admin = pt_admin();
-  pt_sql(admin, awkward_sql);
+  pt_sql(admin, pt_awkward_sql);
   size_t want_len;
-  char *want = server_copy(admin, sql, copy_options, &want_len);
+  char *want = pt_server_copy(admin, sql, copy_options, &want_len);
   PQfinish(admin);
 
   uv_loop_t *loop = pt_loop_new();
@@ -175,7 +100,7 @@ static void compare_with_copy(const char *sql, pqs_format_t format,
   ck_assert_msg(k.done.status == 0, "%s: %s", pqs_err_name(k.done.status),
                 k.done.message);
   ck_assert_int_eq(k.bytes, r.len);
-  assert_same_bytes(sql, want, want_len, r.data, r.len);
+  pt_assert_same_bytes(sql, want, want_len, r.data, r.len);
   free(want);
   free(r.data);
   pt_close(loop, ctx);
@@ -217,7 +142,7 @@ END_TEST
 
 START_TEST(jsonl_like_row_to_json) {
   PGconn *admin = pt_admin();
-  pt_sql(admin, awkward_sql);
+  pt_sql(admin, pt_awkward_sql);
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   pqs_stream_t *s = NULL;
@@ -232,27 +157,8 @@ START_TEST(jsonl_like_row_to_json) {
   pt_close(loop, ctx);
   pt_loop_free(loop);
 
-  int lines = 0;
-  char *text = strndup(r.data, r.len), *save = NULL;
-  for (char *line = strtok_r(text, "\n", &save); line;
-       line = strtok_r(NULL, "\n", &save), lines++) {
-    const char *params[] = {line};
-    PGresult *res = PQexecParams(
-        admin,
-        "SELECT $1::jsonb = row_to_json(a)::jsonb, row_to_json(a)::text "
-        "FROM awkward a WHERE id = ($1::jsonb->>'id')::int",
-        1, NULL, params, NULL, NULL, 0);
-    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK &&
-                      PQntuples(res) == 1,
-                  "not valid JSON, or no such id: %s\n%s", line,
-                  PQerrorMessage(admin));
-    ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), "t") == 0,
-                  "differs from row_to_json:\nours:   %s\nserver: %s", line,
-                  PQgetvalue(res, 0, 1));
-    PQclear(res);
-  }
+  int lines = pt_assert_like_row_to_json(admin, r.data, r.len);
   ck_assert_int_eq(lines, 12);
-  free(text);
   free(r.data);
   PQfinish(admin);
 }
@@ -260,10 +166,10 @@ END_TEST
 
 START_TEST(csv_to_file) {
   PGconn *admin = pt_admin();
-  pt_sql(admin, awkward_sql);
+  pt_sql(admin, pt_awkward_sql);
   size_t want_len;
   const char *sql = "SELECT * FROM awkward ORDER BY id";
-  char *want = server_copy(admin, sql, "(FORMAT csv, HEADER)", &want_len);
+  char *want = pt_server_copy(admin, sql, "(FORMAT csv, HEADER)", &want_len);
   PQfinish(admin);
   char path[] = "/tmp/pqs-sink-XXXXXX";
   int fd = mkstemp(path);
@@ -284,7 +190,7 @@ START_TEST(csv_to_file) {
   ssize_t n = pread(fd, got, want_len + 16, 0);
   close(fd);
   unlink(path);
-  assert_same_bytes("file", want, want_len, got, n < 0 ? 0 : (size_t)n);
+  pt_assert_same_bytes("file", want, want_len, got, n < 0 ? 0 : (size_t)n);
   free(want);
   free(got);
 }
@@ -375,7 +281,7 @@ static void memory_case(pqs_format_t format, int header, const char *want) {
   sunk_t k = {0};
   sink_to_reader(loop, s, &opts, &r, &k);
   ck_assert_int_eq(k.done.status, 0);
-  assert_same_bytes("memory rows", want, strlen(want), r.data, r.len);
+  pt_assert_same_bytes("memory rows", want, strlen(want), r.data, r.len);
   free(r.data);
   pt_loop_free(loop);
 }
@@ -425,7 +331,7 @@ START_TEST(tty_sink) {
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_int_eq(k.done.status, 0);
   ck_assert_int_eq(uv_thread_join(&th), 0);
-  assert_same_bytes("tty", want, strlen(want), r.data, r.len);
+  pt_assert_same_bytes("tty", want, strlen(want), r.data, r.len);
   free(r.data);
   pt_loop_free(loop);
   close(slave);

@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* strndup, strtok_r */
 #include "pqs_test.h"
 
 #include <stdio.h>
@@ -187,4 +188,104 @@ int pt_run(Suite *s) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed == 0 ? 0 : 1;
+}
+
+/* Every awkward value we could think of, and an awkward column name. */
+const char *pt_awkward_sql =
+    "DROP TABLE IF EXISTS awkward;"
+    "CREATE TABLE awkward (id int PRIMARY KEY, t text, n numeric, "
+    "ts timestamp, tz timestamptz, d date, b bytea, arr int[], "
+    "tarr text[], narr numeric[], j jsonb, f float8, flag bool, "
+    "\"we,ird \"\"name\" text);"
+    "INSERT INTO awkward VALUES "
+    "(1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL),"
+    "(2, '', 0, '2026-01-01 10:00:00', '2026-01-01 10:00:00+00', "
+    " '2026-01-01', '', '{}', '{}', '{}', '{}', 0, false, ''),"
+    "(3, 'say \"hi\"', 1.50, '2026-11-24 04:05:06.789', "
+    " '2026-11-24 04:05:06.123456+05:30', '1999-12-31', '\\x00ff0041', "
+    " '{1,2,NULL}', '{\"a b\",\"c\\\"d\",NULL,\"NULL\",\"\"}', "
+    " '{1.5,NaN}', '{\"k\": [1, \"x\", null]}', 'NaN', true, 'x'),"
+    "(4, 'a,b;c', -12345678901234567890.000001, 'infinity', '-infinity', "
+    " 'infinity', '\\x5c2c22', '{{1,2},{3,4}}', '{\"{braces}\",\"co,mma\"}', "
+    " NULL, '[1, 2.50, \"s\"]', 'Infinity', false, '\"'),"
+    "(5, E'line1\\nline2\\r\\nend\\r', 1e-20, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL, '\"str\"', '-Infinity', NULL, E'\\n'),"
+    "(6, E'back\\\\slash \\\\N', NULL, NULL, NULL, NULL, NULL, NULL, "
+    " '{\"back\\\\\\\\slash\"}', NULL, 'null', 1e100, NULL, ','),"
+    "(7, E'tab\\there\\b\\f\\v', NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL, -0.0, NULL, NULL),"
+    "(8, '\\.', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " 0.1, NULL, '\\.'),"
+    "(9, 'héllo wörld ✓ 日本語', NULL, NULL, NULL, NULL, NULL, NULL, "
+    " '{\"日本\",\"ü\"}', NULL, '{\"ключ\": \"значение\"}', 1.5e-300, "
+    " NULL, NULL),"
+    "(10, E'ctrl\\x01\\x1fchars', NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL, NULL, NULL, NULL),"
+    "(11, '\"', 42, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL),"
+    "(12, ' leading and trailing ', NULL, NULL, NULL, NULL, NULL, NULL, "
+    " NULL, NULL, NULL, NULL, NULL, NULL)";
+
+/* What the server's COPY (sql) TO STDOUT (options) writes. */
+char *pt_server_copy(PGconn *admin, const char *sql, const char *options,
+                         size_t *len) {
+  char q[2048];
+  snprintf(q, sizeof(q), "COPY (%s) TO STDOUT %s", sql, options);
+  PGresult *res = PQexec(admin, q);
+  ck_assert_msg(PQresultStatus(res) == PGRES_COPY_OUT, "%s: %s", q,
+                PQerrorMessage(admin));
+  PQclear(res);
+  size_t n = 0, cap = 1024;
+  char *out = malloc(cap), *buf;
+  int got;
+  while ((got = PQgetCopyData(admin, &buf, 0)) > 0) {
+    if (n + (size_t)got > cap)
+      out = realloc(out, cap = (n + (size_t)got) * 2);
+    memcpy(out + n, buf, (size_t)got);
+    n += (size_t)got;
+    PQfreemem(buf);
+  }
+  while ((res = PQgetResult(admin)) != NULL)
+    PQclear(res);
+  *len = n;
+  return out;
+}
+
+void pt_assert_same_bytes(const char *what, const char *want,
+                              size_t want_len, const char *got,
+                              size_t got_len) {
+  size_t i = 0;
+  while (i < want_len && i < got_len && want[i] == got[i])
+    i++;
+  ck_assert_msg(want_len == got_len && i == want_len,
+                "%s differs at byte %zu (server %zu bytes, ours %zu):\n"
+                "server: %.60s\nours:   %.60s",
+                what, i, want_len, got_len, want + (i > 20 ? i - 20 : 0),
+                got ? got + (i > 20 ? i - 20 : 0) : "");
+}
+
+
+int pt_assert_like_row_to_json(PGconn *admin, const char *data, size_t len) {
+  int lines = 0;
+  char *text = strndup(data, len), *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save), lines++) {
+    const char *params[] = {line};
+    PGresult *res = PQexecParams(
+        admin,
+        "SELECT $1::jsonb = row_to_json(a)::jsonb, row_to_json(a)::text "
+        "FROM awkward a WHERE id = ($1::jsonb->>'id')::int",
+        1, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK &&
+                      PQntuples(res) == 1,
+                  "not valid JSON, or no such id: %s\n%s", line,
+                  PQerrorMessage(admin));
+    ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), "t") == 0,
+                  "differs from row_to_json:\nours:   %s\nserver: %s", line,
+                  PQgetvalue(res, 0, 1));
+    PQclear(res);
+  }
+  free(text);
+  return lines;
 }

@@ -54,6 +54,18 @@ int pt_wait_idle(PGconn *admin, int pid, double seconds);
 /* Runs every test of `s` and returns the exit status for main(). */
 int pt_run(Suite *s);
 
+/* The table "awkward": every awkward value we could think of. */
+extern const char *pt_awkward_sql;
+/* What the server's COPY (sql) TO STDOUT options writes (malloc'd). */
+char *pt_server_copy(PGconn *admin, const char *sql, const char *options,
+                     size_t *len);
+/* Fails the test, showing where, unless the two byte strings are equal. */
+void pt_assert_same_bytes(const char *what, const char *want, size_t want_len,
+                          const char *got, size_t got_len);
+/* Each JSON line of `data` equals row_to_json of the awkward row with its
+ * id, compared by the server as jsonb. Returns the number of lines. */
+int pt_assert_like_row_to_json(PGconn *admin, const char *data, size_t len);
+
 double pt_now(void);
 long pt_rss_kb(void);
 

@@ -1,0 +1,430 @@
+/* The pqstream tool, run as a user would: output, exit codes, messages,
+ * pipes that close, signals, parallel runs, shards, bench. */
+#define _DEFAULT_SOURCE /* wait4 */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pqs_test.h"
+
+static const char *cli(void) {
+  const char *p = getenv("PQS_CLI");
+  ck_assert_msg(p != NULL, "PQS_CLI (the tool's path) is not set: run the "
+                           "suites through ctest");
+  return p;
+}
+
+typedef struct {
+  int status; /* exit code, or 128 + signal */
+  char *out, *err;
+  size_t out_len;
+  double secs;
+  long maxrss_kb;
+} ran_t;
+
+static char *slurp(int fd, size_t *len) {
+  size_t n = 0, cap = 4096;
+  char *buf = malloc(cap);
+  ssize_t got;
+  lseek(fd, 0, SEEK_SET);
+  while ((got = read(fd, buf + n, cap - n - 1)) > 0)
+    if ((n += (size_t)got) == cap - 1)
+      buf = realloc(buf, cap *= 2);
+  buf[n] = '\0';
+  if (len)
+    *len = n;
+  close(fd);
+  return buf;
+}
+
+static int tmpfd(void) {
+  char path[] = "/tmp/pqs-cli-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  unlink(path);
+  return fd;
+}
+
+/* Runs argv (argv[0] "CLI" means the tool), output to temp files. */
+static ran_t run(const char *const *argv) {
+  int out = tmpfd(), err = tmpfd();
+  double t0 = pt_now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out, 1);
+    dup2(err, 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    const char *path = strcmp(argv[0], "CLI") == 0 ? cli() : argv[0];
+    execv(path, (char *const *)argv);
+    _exit(127);
+  }
+  int st;
+  struct rusage ru;
+  ck_assert_int_eq(wait4(pid, &st, 0, &ru), pid);
+  ran_t r = {.secs = pt_now() - t0, .maxrss_kb = ru.ru_maxrss};
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = slurp(out, &r.out_len);
+  r.err = slurp(err, NULL);
+  return r;
+}
+
+static void ran_free(ran_t *r) {
+  free(r->out);
+  free(r->err);
+}
+
+#define CONN pt_conninfo()
+
+/* ---- output ---- */
+
+START_TEST(output_like_copy) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, pt_awkward_sql);
+  const char *sql = "SELECT * FROM awkward ORDER BY id";
+  size_t len;
+  char *want = pt_server_copy(admin, sql, "", &len);
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c", sql, NULL});
+  ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+  pt_assert_same_bytes("text", want, len, r.out, r.out_len);
+  free(want);
+  ran_free(&r);
+
+  want = pt_server_copy(admin, sql, "(FORMAT csv, HEADER)", &len);
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", sql, "--format", "csv",
+                           "--header", NULL});
+  ck_assert_int_eq(r.status, 0);
+  pt_assert_same_bytes("csv", want, len, r.out, r.out_len);
+  free(want);
+  ran_free(&r);
+
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", sql, "--format", "jsonl",
+                           NULL});
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_int_eq(pt_assert_like_row_to_json(admin, r.out, r.out_len), 12);
+  ran_free(&r);
+  PQfinish(admin);
+}
+END_TEST
+
+START_TEST(params_files_limit_output) {
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c",
+                                 "SELECT $1::int + 1, $2::text IS NULL, $3",
+                                 "-p", "41", "--param-null", "-p", "it's",
+                                 NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "42\tt\tit's\n");
+  ran_free(&r);
+
+  char sqlpath[] = "/tmp/pqs-cli-sql-XXXXXX", outpath[] = "/tmp/pqs-out-XXXXXX";
+  int fd = mkstemp(sqlpath);
+  ck_assert_int_eq(write(fd, "SELECT 'from a file'\n", 21), 21);
+  close(fd);
+  close(mkstemp(outpath));
+  r = run((const char *[]){"CLI", "-d", CONN, "-f", sqlpath, "-o", outpath,
+                           NULL});
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_str_eq(r.out, "");
+  ran_free(&r);
+  size_t len;
+  char *written = slurp(open(outpath, O_RDONLY), &len);
+  ck_assert_str_eq(written, "from a file\n");
+  free(written);
+  unlink(sqlpath);
+  unlink(outpath);
+
+  r = run((const char *[]){"CLI", "-d", CONN, "-c",
+                           "SELECT generate_series(1, 1000000000)", "--limit",
+                           "5", NULL});
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_str_eq(r.out, "1\n2\n3\n4\n5\n");
+  ck_assert_msg(r.secs < 10, "--limit 5 took %.1fs", r.secs);
+  ran_free(&r);
+}
+END_TEST
+
+/* ---- a reader that leaves, and signals ---- */
+
+static void assert_no_active(const char *marker) {
+  PGconn *admin = pt_admin();
+  char sql[256];
+  snprintf(sql, sizeof(sql),
+           "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+           "AND query LIKE '%%%s%%' AND pid <> pg_backend_pid()",
+           marker);
+  double until = pt_now() + 5;
+  long long n;
+  while ((n = pt_scalar_ll(admin, sql)) != 0 && pt_now() < until)
+    uv_sleep(20);
+  ck_assert_msg(n == 0, "the query '%s' still runs on the server", marker);
+  PQfinish(admin);
+}
+
+START_TEST(head_ends_it) {
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd),
+           "'%s' -d '%s' -c 'SELECT generate_series(1, 1000000000) /* "
+           "cli-head */' | head -1",
+           cli(), CONN);
+  ran_t r = run((const char *[]){"/bin/sh", "-c", cmd, NULL});
+  ck_assert_msg(r.secs < 10, "| head -1 took %.1fs", r.secs);
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_str_eq(r.out, "1\n");
+  ck_assert_str_eq(r.err, ""); /* no error message */
+  ran_free(&r);
+  assert_no_active("cli-head");
+}
+END_TEST
+
+static int interrupted(int sig) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    execl(cli(), "pqstream", "-d", CONN, "-c",
+          "SELECT generate_series(1, 1000000000) /* cli-signal */", NULL);
+    _exit(127);
+  }
+  uv_sleep(700);
+  kill(pid, sig);
+  double until = pt_now() + 10;
+  int st = 0;
+  pid_t done;
+  while ((done = waitpid(pid, &st, WNOHANG)) == 0 && pt_now() < until)
+    uv_sleep(10);
+  if (done == 0)
+    kill(pid, SIGKILL);
+  ck_assert_msg(done == pid, "still running 10 s after the signal");
+  assert_no_active("cli-signal");
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+START_TEST(signals_cancel) {
+  ck_assert_int_eq(interrupted(SIGINT), 130);
+  ck_assert_int_eq(interrupted(SIGTERM), 143);
+}
+END_TEST
+
+/* ---- parallel and shards ---- */
+
+START_TEST(parallel_queries) {
+  ran_t r = run((const char *[]){
+      "CLI", "-d", CONN, "-c", "SELECT 'a' AS x, pg_sleep(0.5)::text AS s",
+      "-c", "SELECT 'b' AS y, 2 AS n, pg_sleep(0.5)::text AS s", "-j", "2",
+      "--format", "jsonl", NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_msg(r.secs < 0.9, "2 x 0.5 s in parallel took %.2fs", r.secs);
+  ck_assert_ptr_nonnull(strstr(r.out, "{\"x\":\"a\",\"s\":\"\"}\n"));
+  ck_assert_ptr_nonnull(strstr(r.out, "{\"y\":\"b\",\"n\":2,\"s\":\"\"}\n"));
+  ran_free(&r);
+}
+END_TEST
+
+START_TEST(shards_in_order) {
+  const char *second = getenv("PQS_TEST_CONNINFO2");
+  ck_assert_msg(second != NULL, "PQS_TEST_CONNINFO2 is not set: the test "
+                                "command starts a second server");
+  PGconn *one = pt_admin(), *two = PQconnectdb(second);
+  ck_assert_int_eq(PQstatus(two), CONNECTION_OK);
+  const char *make = "DROP TABLE IF EXISTS cli_shard; CREATE TABLE cli_shard "
+                     "AS SELECT g AS k, md5(g::text) AS v FROM "
+                     "generate_series(1, 50000) g WHERE g %% 2 = %d";
+  char sql[256];
+  snprintf(sql, sizeof(sql), make, 0);
+  pt_sql(one, sql);
+  snprintf(sql, sizeof(sql), make, 1);
+  pt_sql(two, sql);
+  PQfinish(two);
+  ran_t r = run((const char *[]){"CLI", "--shard", CONN, "--shard", second,
+                                 "-c", "SELECT k, v FROM cli_shard ORDER BY k",
+                                 "--order-by", "k", NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  size_t len;
+  char *want = pt_server_copy(
+      one, "SELECT g, md5(g::text) FROM generate_series(1, 50000) g", "",
+      &len);
+  pt_assert_same_bytes("shards", want, len, r.out, r.out_len);
+  free(want);
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "--shard", CONN, "--shard", second, "-c",
+                           "SELECT k FROM cli_shard ORDER BY k", "--order-by",
+                           "nope", NULL});
+  ck_assert_int_eq(r.status, 3);
+  ck_assert_ptr_nonnull(strstr(r.err, "nope"));
+  ran_free(&r);
+  PQfinish(one);
+}
+END_TEST
+
+/* ---- exit codes and messages ---- */
+
+START_TEST(exit_codes_and_messages) {
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c",
+                                 "SELECT 1 / (2 - g) FROM generate_series(1, "
+                                 "3) g",
+                                 NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_str_eq(r.out, "1\n");
+  ck_assert_str_eq(r.err, "ERROR:  division by zero (SQLSTATE 22012)\n");
+  ran_free(&r);
+
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELEC 1", NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_ptr_nonnull(strstr(r.err, "syntax error"));
+  ck_assert_ptr_nonnull(strstr(r.err, "(SQLSTATE 42601)"));
+  ran_free(&r);
+
+  r = run((const char *[]){"CLI", "-d", "host=127.0.0.1 nonsense=1", "-c",
+                           "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "nonsense"));
+  ran_free(&r);
+
+  r = run((const char *[]){"CLI", "-d", "host=127.0.0.1 port=1 user=x", "-c",
+                           "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "refused"));
+  ran_free(&r);
+
+  char wrong[256];
+  snprintf(wrong, sizeof(wrong),
+           "host=127.0.0.1 port=%s dbname=pqstest user=%s password=Sekrit-991",
+           getenv("PQS_TEST_PORT"), getenv("PQS_TEST_SCRAM_USER"));
+  r = run((const char *[]){"CLI", "-d", wrong, "-c", "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "password authentication failed"));
+  ck_assert_ptr_null(strstr(r.err, "Sekrit-991"));
+  ran_free(&r);
+
+  r = run((const char *[]){"CLI", "--bogus", NULL});
+  ck_assert_int_eq(r.status, 3);
+  ck_assert_ptr_nonnull(strstr(r.err, "Try 'pqstream --help'"));
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", CONN, NULL});
+  ck_assert_int_eq(r.status, 3);
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-c", "SELECT 1", "--format", "xml", NULL});
+  ck_assert_int_eq(r.status, 3);
+  ran_free(&r);
+
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT pg_sleep(30)",
+                           "--timeout", "0.3", NULL});
+  ck_assert_int_eq(r.status, 4);
+  ck_assert_ptr_nonnull(strstr(r.err, "--timeout"));
+  ran_free(&r);
+
+  r = run((const char *[]){"CLI", "--help", NULL});
+  ck_assert_int_eq(r.status, 0);
+  const char *opts[] = {"--dbname", "--command", "--file", "--param",
+                        "--format", "--header", "--output", "--jobs",
+                        "--shard", "--order-by", "--limit", "--timeout",
+                        "--progress", "--quiet", "--version"};
+  for (size_t i = 0; i < sizeof(opts) / sizeof(*opts); i++)
+    ck_assert_msg(strstr(r.out, opts[i]) != NULL, "--help lacks %s", opts[i]);
+  ran_free(&r);
+}
+END_TEST
+
+/* ---- memory and progress ---- */
+
+START_TEST(ten_million_rows_bounded) {
+  /* The base, then 10,000,000 rows: what streaming adds must stay small
+   * (under a sanitizer the base is the sanitizer's, hence the difference;
+   * without one the whole is held to 32 MB too). */
+  ran_t base = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1",
+                                    NULL});
+  ck_assert_int_eq(base.status, 0);
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "exec '%s' -d '%s' -c 'SELECT g, md5(g::text) "
+                             "FROM generate_series(1, 10000000) g'",
+           cli(), CONN);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    execl("/bin/sh", "sh", "-c", cmd, NULL);
+    _exit(127);
+  }
+  int st;
+  struct rusage ru;
+  ck_assert_int_eq(wait4(pid, &st, 0, &ru), pid);
+  ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  long grew = ru.ru_maxrss - base.maxrss_kb;
+  ck_assert_msg(grew < 16 * 1024, "10M rows took %ld kB more than one row",
+                grew);
+#ifndef PQS_SANITIZED
+  ck_assert_msg(ru.ru_maxrss < 32 * 1024, "peak RSS %ld kB", ru.ru_maxrss);
+#endif
+  ran_free(&base);
+}
+END_TEST
+
+START_TEST(progress_on_stderr) {
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c",
+                                 "SELECT generate_series(1, 3000000)",
+                                 "--progress", NULL});
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_msg(strstr(r.err, "rows/s") && strstr(r.err, " MB "),
+                "stderr: %s", r.err);
+  size_t n = strlen(r.err);
+  ck_assert_msg(n >= 4 && strcmp(r.err + n - 4, "\r\033[K") == 0,
+                "progress line not cleared at the end");
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1", NULL});
+  ck_assert_str_eq(r.err, ""); /* stderr is not a terminal: none */
+  ran_free(&r);
+}
+END_TEST
+
+/* ---- bench ---- */
+
+START_TEST(bench_json) {
+  ran_t r = run((const char *[]){"CLI", "bench", "-d", CONN, "--rows",
+                                 "100000", "--runs", "2", "--json", NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  PGconn *admin = pt_admin();
+  const char *params[] = {r.out};
+  PGresult *res = PQexecParams(
+      admin,
+      "WITH j AS (SELECT $1::jsonb AS j), ways AS (SELECT unnest(ARRAY["
+      "'pqstream','single_row','exec','copy']) AS w), metrics AS (SELECT "
+      "unnest(ARRAY['rows_per_s','mb_per_s','first_row_ms','peak_rss_kb']) "
+      "AS m) SELECT count(*) FILTER (WHERE jsonb_typeof(j->'ways'->w->m->"
+      "'median') = 'number' AND jsonb_typeof(j->'ways'->w->m->'min') = "
+      "'number' AND jsonb_typeof(j->'ways'->w->m->'max') = 'number'), "
+      "(SELECT count(*) FROM jsonb_object_keys((SELECT j->'ratios' FROM "
+      "j))), (SELECT (j->>'rows')::int FROM j) FROM j, ways, metrics",
+      1, NULL, params, NULL, NULL, 0);
+  ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK,
+                "not JSON: %s\n%s", PQerrorMessage(admin), r.out);
+  ck_assert_str_eq(PQgetvalue(res, 0, 0), "16"); /* 4 ways x 4 figures */
+  ck_assert_str_eq(PQgetvalue(res, 0, 1), "3");  /* vs 3 baselines */
+  ck_assert_str_eq(PQgetvalue(res, 0, 2), "100000");
+  PQclear(res);
+  PQfinish(admin);
+  ran_free(&r);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("cli");
+  TCase *tc = tcase_create("cli");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, output_like_copy);
+  tcase_add_test(tc, params_files_limit_output);
+  tcase_add_test(tc, head_ends_it);
+  tcase_add_test(tc, signals_cancel);
+  tcase_add_test(tc, parallel_queries);
+  tcase_add_test(tc, shards_in_order);
+  tcase_add_test(tc, exit_codes_and_messages);
+  tcase_add_test(tc, ten_million_rows_bounded);
+  tcase_add_test(tc, progress_on_stderr);
+  tcase_add_test(tc, bench_json);
+  suite_add_tcase(s, tc);
+  return pt_run(s);
+}

@@ -1,0 +1,411 @@
+/* pqstream bench: stream throughput side by side with raw libpq.
+ *
+ * Every way runs in a child process of its own, so that each peak RSS is
+ * its own, and the ways alternate over the runs, so that a noisy machine
+ * hurts them alike. Ratios to the baselines are the point. */
+#include <getopt.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+enum { W_PQSTREAM, W_SINGLE, W_EXEC, W_COPY, NWAYS };
+static const char *way_names[NWAYS] = {"pqstream", "single_row", "exec",
+                                       "copy"};
+
+typedef struct {
+  double rows, bytes, secs, first_ms, rss_kb;
+} sample_t;
+
+typedef struct {
+  const char *conninfo, *query;
+  long long rows;
+  int cols, width, runs, jobs, stages, json;
+  char *generated;
+} bench_t;
+
+/* ---- the ways, each in its child ---- */
+
+static double now(void) { return uv_hrtime() / 1e9; }
+
+typedef struct {
+  sample_t *s;
+  double t0;
+  int pending, failed;
+} live_t;
+
+static void touch(sample_t *s, double t0, const char *v, size_t len) {
+  (void)v;
+  if (s->rows == 0 && s->first_ms == 0)
+    s->first_ms = (now() - t0) * 1000;
+  s->bytes += len;
+}
+
+static int st_row(pqs_stream_t *st, const pqs_row_t *row, void *data) {
+  (void)st;
+  live_t *l = data;
+  for (int i = 0; i < pqs_row_ncols(row); i++) {
+    size_t len;
+    const char *v = pqs_row_text(row, i, &len);
+    touch(l->s, l->t0, v, len);
+  }
+  l->s->rows++;
+  return PQS_CONTINUE;
+}
+
+static void st_done(pqs_stream_t *st, const pqs_done_t *done, void *data) {
+  live_t *l = data;
+  if (done->status != 0) {
+    cli_print_error(done->error, done->status);
+    l->failed = 1;
+  }
+  l->pending = 0;
+  (void)st;
+}
+
+static int keep_all(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  (void)data;
+  return pqs_row_ncols(row) > 0;
+}
+
+typedef struct {
+  pqs_ctx_t *ctx[16];
+  int opened, want, failed;
+} opener_t;
+
+static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
+                    void *data) {
+  opener_t *op = data;
+  if (status != 0) {
+    fprintf(stderr, "connect: %s\n", err ? err->message : "");
+    op->failed = 1;
+  }
+  op->ctx[op->opened++] = ctx;
+}
+
+/* The query of input i of k: a generated query is split by ranges. */
+static char *input_query(const bench_t *b, int i, int k) {
+  if (k == 1 || b->generated == NULL)
+    return strdup(b->query);
+  long long lo = b->rows * i / k + 1, hi = b->rows * (i + 1) / k;
+  char *q = malloc(strlen(b->generated) + 64);
+  sprintf(q, b->generated, lo, hi);
+  return q;
+}
+
+static int run_pqstream(const bench_t *b, sample_t *s) {
+  uv_loop_t *loop = uv_default_loop();
+  opener_t op = {.want = b->jobs};
+  for (int i = 0; i < b->jobs; i++) {
+    pqs_ctx_t *c;
+    if (pqs_ctx_open(&c, loop, b->conninfo, NULL, on_open, &op) != 0)
+      return -1;
+  }
+  while (op.opened < op.want)
+    uv_run(loop, UV_RUN_ONCE);
+  if (op.failed)
+    return -1;
+  pqs_stream_t *in[16], *st;
+  for (int i = 0; i < b->jobs; i++) {
+    char *q = input_query(b, i, b->jobs);
+    if (pqs_query(op.ctx[i], &in[i], q, 0, NULL, NULL) != 0)
+      return -1;
+    free(q);
+  }
+  st = in[0];
+  if (b->jobs > 1 && pqs_merge(in, b->jobs, NULL, &st) != 0)
+    return -1;
+  if (b->stages && pqs_stream_filter(st, keep_all, NULL, NULL) != 0)
+    return -1;
+  live_t l = {.s = s, .pending = 1};
+  pqs_stream_cbs_t cbs = {.on_row = st_row, .on_done = st_done};
+  l.t0 = now();
+  pqs_stream_start(st, &cbs, &l);
+  while (l.pending)
+    uv_run(loop, UV_RUN_ONCE);
+  s->secs = now() - l.t0;
+  for (int i = 0; i < b->jobs; i++)
+    pqs_ctx_close(op.ctx[i], NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  return l.failed ? -1 : 0;
+}
+
+static PGconn *raw_connect(const bench_t *b) {
+  PGconn *c = PQconnectdb(b->conninfo);
+  if (PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "connect: %s", PQerrorMessage(c));
+    return NULL;
+  }
+  return c;
+}
+
+static void touch_result(sample_t *s, double t0, const PGresult *r, int row) {
+  for (int i = 0; i < PQnfields(r); i++)
+    touch(s, t0, PQgetvalue(r, row, i), (size_t)PQgetlength(r, row, i));
+  s->rows++;
+}
+
+static int run_raw(const bench_t *b, int way, sample_t *s) {
+  PGconn *c = raw_connect(b);
+  if (c == NULL)
+    return -1;
+  double t0 = now();
+  int ok = 1;
+  if (way == W_EXEC) {
+    PGresult *r = PQexec(c, b->query);
+    ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    for (int i = 0; ok && i < PQntuples(r); i++)
+      touch_result(s, t0, r, i);
+    PQclear(r);
+  } else if (way == W_SINGLE) {
+    ok = PQsendQuery(c, b->query) && PQsetSingleRowMode(c);
+    PGresult *r;
+    while ((r = PQgetResult(c)) != NULL) {
+      if (PQresultStatus(r) == PGRES_SINGLE_TUPLE)
+        touch_result(s, t0, r, 0);
+      else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        ok = 0;
+      PQclear(r);
+    }
+  } else { /* COPY (query) TO STDOUT: one buffer per row */
+    char *q = malloc(strlen(b->query) + 32), *buf;
+    sprintf(q, "COPY (%s) TO STDOUT", b->query);
+    PGresult *r = PQexec(c, q);
+    free(q);
+    ok = PQresultStatus(r) == PGRES_COPY_OUT;
+    PQclear(r);
+    int n;
+    while (ok && (n = PQgetCopyData(c, &buf, 0)) > 0) {
+      touch(s, t0, buf, (size_t)n);
+      s->rows++;
+      PQfreemem(buf);
+    }
+    while ((r = PQgetResult(c)) != NULL) {
+      ok &= PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+    }
+  }
+  s->secs = now() - t0;
+  if (!ok)
+    fprintf(stderr, "%s: %s", way_names[way], PQerrorMessage(c));
+  PQfinish(c);
+  return ok ? 0 : -1;
+}
+
+/* Runs one way in a child; its sample comes back through a pipe. */
+static int measure(const bench_t *b, int way, sample_t *s) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    sample_t mine = {0};
+    int rc = way == W_PQSTREAM ? run_pqstream(b, &mine)
+                               : run_raw(b, way, &mine);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    mine.rss_kb = (double)ru.ru_maxrss;
+    if (rc == 0 && write(fds[1], &mine, sizeof(mine)) != sizeof(mine))
+      rc = -1;
+    _exit(rc == 0 ? 0 : 1);
+  }
+  close(fds[1]);
+  ssize_t n = pid > 0 ? read(fds[0], s, sizeof(*s)) : -1;
+  close(fds[0]);
+  int status = 0;
+  if (pid > 0)
+    waitpid(pid, &status, 0);
+  return n == sizeof(*s) && WIFEXITED(status) && WEXITSTATUS(status) == 0
+             ? 0
+             : -1;
+}
+
+/* ---- statistics and the report ---- */
+
+typedef struct {
+  double median, min, max;
+} stat_t;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static stat_t stat_of(double *v, int n) {
+  qsort(v, (size_t)n, sizeof(*v), cmp_double);
+  stat_t s = {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0],
+              v[n - 1]};
+  return s;
+}
+
+enum { M_ROWS_S, M_MB_S, M_FIRST, M_RSS, NMETRICS };
+static const char *metric_names[NMETRICS] = {"rows_per_s", "mb_per_s",
+                                             "first_row_ms", "peak_rss_kb"};
+
+static double metric(const sample_t *s, int m) {
+  switch (m) {
+  case M_ROWS_S:
+    return s->rows / s->secs;
+  case M_MB_S:
+    return s->bytes / s->secs / 1e6;
+  case M_FIRST:
+    return s->first_ms;
+  default:
+    return s->rss_kb;
+  }
+}
+
+static void report(const bench_t *b, sample_t (*samples)[50]) {
+  stat_t st[NWAYS][NMETRICS];
+  for (int w = 0; w < NWAYS; w++)
+    for (int m = 0; m < NMETRICS; m++) {
+      double v[50];
+      for (int r = 0; r < b->runs; r++)
+        v[r] = metric(&samples[w][r], m);
+      st[w][m] = stat_of(v, b->runs);
+    }
+  if (b->json) {
+    printf("{\"query\": \"");
+    for (const char *p = b->query; *p; p++)
+      printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+    printf("\", \"runs\": %d, \"jobs\": %d, \"stages\": %s, \"rows\": %.0f, "
+           "\"ways\": {",
+           b->runs, b->jobs, b->stages ? "true" : "false",
+           samples[W_PQSTREAM][0].rows);
+    for (int w = 0; w < NWAYS; w++) {
+      printf("%s\"%s\": {", w ? ", " : "", way_names[w]);
+      for (int m = 0; m < NMETRICS; m++)
+        printf("%s\"%s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}",
+               m ? ", " : "", metric_names[m], st[w][m].median,
+               st[w][m].min, st[w][m].max);
+      printf("}");
+    }
+    printf("}, \"ratios\": {");
+    for (int w = 1; w < NWAYS; w++)
+      printf("%s\"pqstream_vs_%s\": {\"rows_per_s\": %.3f, \"mb_per_s\": "
+             "%.3f, \"first_row_ms\": %.3f, \"peak_rss_kb\": %.3f}",
+             w > 1 ? ", " : "", way_names[w],
+             st[0][M_ROWS_S].median / st[w][M_ROWS_S].median,
+             st[0][M_MB_S].median / st[w][M_MB_S].median,
+             st[0][M_FIRST].median / st[w][M_FIRST].median,
+             st[0][M_RSS].median / st[w][M_RSS].median);
+    printf("}}\n");
+    return;
+  }
+  printf("%.0f rows, %d runs each, median [min .. max]\n\n",
+         samples[W_PQSTREAM][0].rows, b->runs);
+  printf("%-11s %28s %21s %21s %21s\n", "way", "rows/s", "MB/s",
+         "first row ms", "peak RSS MB");
+  for (int w = 0; w < NWAYS; w++) {
+    printf("%-11s", way_names[w]);
+    for (int m = 0; m < NMETRICS; m++) {
+      double k = m == M_RSS ? 1024 : 1;
+      printf(m == M_ROWS_S ? " %9.0f [%7.0f..%7.0f]" : " %6.1f [%5.1f..%5.1f]",
+             st[w][m].median / k, st[w][m].min / k, st[w][m].max / k);
+    }
+    printf("\n");
+  }
+  printf("\npqstream's ratio to each baseline (rows/s, peak RSS):\n");
+  for (int w = 1; w < NWAYS; w++)
+    printf("  vs %-10s %6.3fx rows/s  %6.3fx memory\n", way_names[w],
+           st[0][M_ROWS_S].median / st[w][M_ROWS_S].median,
+           st[0][M_RSS].median / st[w][M_RSS].median);
+}
+
+/* ---- options ---- */
+
+static const char bench_usage[] =
+    "Usage: pqstream bench [OPTION]...\n"
+    "Measure how fast a query streams through pqstream, side by side with raw\n"
+    "libpq on the same query and server: PQexec (the whole result at once),\n"
+    "single-row mode (a blocking loop), and COPY (query) TO STDOUT.\n"
+    "\n"
+    "  -d, --dbname=CONNINFO  the server (default: libpq's environment)\n"
+    "  -c, --command=SQL      your own query (default: a generated one)\n"
+    "      --rows=N           generated: rows (default 1000000)\n"
+    "      --cols=N           generated: text columns besides id (default 3)\n"
+    "      --width=N          generated: characters per column (default 32)\n"
+    "      --runs=N           runs of each way (default 5)\n"
+    "  -j, --jobs=K           pqstream: K parallel streams, merged\n"
+    "                         (generated query only; default 1)\n"
+    "      --stages           pqstream: through a filter stage\n"
+    "      --json             machine-readable output\n";
+
+int cli_bench(int argc, char **argv) {
+  bench_t b = {.conninfo = "", .rows = 1000000, .cols = 3, .width = 32,
+               .runs = 5, .jobs = 1};
+  static const struct option lo[] = {
+      {"dbname", required_argument, NULL, 'd'},
+      {"command", required_argument, NULL, 'c'},
+      {"rows", required_argument, NULL, 'r'},
+      {"cols", required_argument, NULL, 'C'},
+      {"width", required_argument, NULL, 'w'},
+      {"runs", required_argument, NULL, 'n'},
+      {"jobs", required_argument, NULL, 'j'},
+      {"stages", no_argument, NULL, 's'},
+      {"json", no_argument, NULL, 'J'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "d:c:j:h", lo, NULL)) != -1) {
+    switch (c) {
+    case 'd': b.conninfo = optarg; break;
+    case 'c': b.query = optarg; break;
+    case 'r': b.rows = atoll(optarg); break;
+    case 'C': b.cols = atoi(optarg); break;
+    case 'w': b.width = atoi(optarg); break;
+    case 'n': b.runs = atoi(optarg); break;
+    case 'j': b.jobs = atoi(optarg); break;
+    case 's': b.stages = 1; break;
+    case 'J': b.json = 1; break;
+    case 'h': fputs(bench_usage, stdout); return CLI_OK;
+    default:
+      fputs("Try 'pqstream bench --help' for more information.\n", stderr);
+      return CLI_USAGE;
+    }
+  }
+  if (b.rows < 1 || b.cols < 0 || b.cols > 100 || b.width < 1 ||
+      b.width > 100000 || b.runs < 1 || b.runs > 50 || b.jobs < 1 ||
+      b.jobs > 16 || (b.query && b.jobs > 1) || optind < argc) {
+    cli_say("%s", "bench: bad option value (see pqstream bench --help)");
+    return CLI_USAGE;
+  }
+  if (b.query == NULL) { /* streams from the server as it is generated */
+    size_t size = 256 + (size_t)b.cols * 64;
+    char *q = malloc(size), *gen = malloc(size);
+    int n = sprintf(gen, "SELECT id");
+    for (int i = 1; i <= b.cols; i++)
+      n += sprintf(gen + n, ", lpad(id::text, %d, 'x') AS c%d", b.width, i);
+    sprintf(gen + n, " FROM (SELECT generate_series(%%lld, %%lld)::int8 "
+                     "AS id) g");
+    sprintf(q, gen, 1LL, b.rows);
+    b.query = q;
+    b.generated = gen;
+  }
+  sample_t samples[NWAYS][50];
+  memset(samples, 0, sizeof(samples));
+  for (int r = 0; r < b.runs; r++)
+    for (int k = 0; k < NWAYS; k++) { /* a different way first each run */
+      int w = (k + r) % NWAYS;
+      if (measure(&b, w, &samples[w][r]) != 0) {
+        cli_say("bench: the %s run failed", way_names[w]);
+        return CLI_FAILED;
+      }
+      if (!b.json && isatty(STDERR_FILENO))
+        fprintf(stderr, "\rrun %d/%d: %s done\033[K", r + 1, b.runs,
+                way_names[w]);
+    }
+  if (!b.json && isatty(STDERR_FILENO))
+    fputs("\r\033[K", stderr);
+  report(&b, samples);
+  return CLI_OK;
+}

@@ -1,0 +1,53 @@
+/* The pqstream command-line tool: a thin layer over the public API. */
+#ifndef PQS_CLI_H
+#define PQS_CLI_H
+
+#include <pqstream.h>
+
+/* Exit codes, as the man page lists them. */
+enum {
+  CLI_OK = 0,
+  CLI_SQL = 1,     /* the server reported an error */
+  CLI_CONNECT = 2, /* could not connect, or the connection was lost */
+  CLI_USAGE = 3,   /* bad options or arguments */
+  CLI_TIMEOUT = 4, /* --timeout passed */
+  CLI_FAILED = 5,  /* anything else: output not writable, out of memory */
+  CLI_SIGINT = 130,
+  CLI_SIGTERM = 143
+};
+
+#define CLI_MAX 64 /* commands, params, shards */
+
+typedef struct {
+  const char *dbname; /* "" : libpq's environment (PGHOST ...) */
+  const char *commands[CLI_MAX];
+  int ncommands;
+  const char *params[CLI_MAX]; /* NULL: SQL NULL */
+  int nparams;
+  pqs_format_t format;
+  int header;
+  const char *output;
+  int jobs;
+  const char *shards[CLI_MAX];
+  int nshards;
+  const char *order_by;
+  long long limit; /* -1: none */
+  double timeout;  /* seconds; 0: none */
+  int progress;    /* -1: when stderr is a terminal and the output not */
+  int quiet;
+} cli_opts_t;
+
+/* run.c */
+int cli_run(const cli_opts_t *o);
+
+/* bench.c */
+int cli_bench(int argc, char **argv);
+
+/* Prints "pqstream: " and the message to stderr. */
+void cli_say(const char *fmt, ...);
+/* Prints a server error as psql does: ERROR: message (SQLSTATE x) ... */
+void cli_print_error(const pqs_error_t *err, int status);
+/* Reads a whole file ("-": standard input); NULL and a message on error. */
+char *cli_read_file(const char *path);
+
+#endif

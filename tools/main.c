@@ -1,0 +1,235 @@
+/* pqstream: run queries and stream their rows to standard output. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: pqstream [OPTION]... -c SQL [-c SQL]...\n"
+    "       pqstream bench [OPTION]...   (see pqstream bench --help)\n"
+    "Stream the rows of PostgreSQL queries to standard output, as COPY does.\n"
+    "\n"
+    "  -d, --dbname=CONNINFO   connection string or URI (default: libpq's\n"
+    "                          environment: PGHOST, PGPORT, PGUSER, PGDATABASE,\n"
+    "                          PGPASSWORD, PGSERVICE, ~/.pgpass)\n"
+    "  -c, --command=SQL       a query to run (repeatable)\n"
+    "  -f, --file=FILE         a query read from FILE ('-': standard input)\n"
+    "  -p, --param=VALUE       the next positional parameter $1, $2 ...\n"
+    "      --param-null        the next parameter is SQL NULL\n"
+    "      --format=FMT        tsv (COPY's text format, the default), csv or\n"
+    "                          jsonl (one JSON object per row)\n"
+    "      --header            csv and tsv: a first line of column names\n"
+    "  -o, --output=FILE       write to FILE instead of standard output\n"
+    "  -j, --jobs=N            connections at once: queries run N at a time,\n"
+    "                          their rows merged as they arrive (default 1;\n"
+    "                          with --shard, one per query and shard)\n"
+    "      --shard=CONNINFO    a server that runs every query (repeatable);\n"
+    "                          the shards' rows are merged\n"
+    "      --order-by=COL[:desc],...\n"
+    "                          merge parallel rows in this order (each query\n"
+    "                          must already ORDER BY the same)\n"
+    "      --limit=N           stop after N rows (the queries are cancelled)\n"
+    "      --timeout=SECONDS   cancel a query running longer (exit 4)\n"
+    "      --progress          rows, rows/s, MB and time on stderr (default:\n"
+    "                          when stderr is a terminal and the output not)\n"
+    "      --no-progress       never\n"
+    "  -q, --quiet             no progress, no notices\n"
+    "  -h, --help              this help, then exit\n"
+    "  -V, --version           the version, then exit\n"
+    "\n"
+    "Exit status: 0 success, 1 SQL error, 2 connection failure, 3 usage\n"
+    "error, 4 timeout, 5 other failure, 130 interrupted (SIGINT), 143\n"
+    "terminated (SIGTERM). A reader that stops early (| head) is success.\n";
+
+void cli_say(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("pqstream: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+void cli_print_error(const pqs_error_t *err, int status) {
+  if (err == NULL) {
+    fprintf(stderr, "ERROR:  %s\n", pqs_strerror(status));
+    return;
+  }
+  fprintf(stderr, "%s:  %s", err->severity ? err->severity : "ERROR",
+          err->message);
+  if (err->sqlstate)
+    fprintf(stderr, " (SQLSTATE %s)", err->sqlstate);
+  fputc('\n', stderr);
+  if (err->detail)
+    fprintf(stderr, "DETAIL:  %s\n", err->detail);
+  if (err->hint)
+    fprintf(stderr, "HINT:  %s\n", err->hint);
+}
+
+char *cli_read_file(const char *path) {
+  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+  if (f == NULL) {
+    cli_say("%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  size_t len = 0, cap = 4096;
+  char *text = malloc(cap);
+  size_t n;
+  while (text && (n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+    len += n;
+    if (cap - len < 2)
+      text = realloc(text, cap *= 2);
+  }
+  if (f != stdin)
+    fclose(f);
+  if (text)
+    text[len] = '\0';
+  return text;
+}
+
+static int bad_usage(const char *fmt, const char *arg) {
+  fputs("pqstream: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs("\nTry 'pqstream --help' for more information.\n", stderr);
+  return CLI_USAGE;
+}
+
+static int parse_number(const char *s, double min, double max, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end != '\0' || errno || v < min || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+enum { OPT_FORMAT = 256, OPT_HEADER, OPT_SHARD, OPT_ORDER_BY, OPT_LIMIT,
+       OPT_TIMEOUT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_PARAM_NULL };
+
+static const struct option longopts[] = {
+    {"dbname", required_argument, NULL, 'd'},
+    {"command", required_argument, NULL, 'c'},
+    {"file", required_argument, NULL, 'f'},
+    {"param", required_argument, NULL, 'p'},
+    {"param-null", no_argument, NULL, OPT_PARAM_NULL},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"header", no_argument, NULL, OPT_HEADER},
+    {"output", required_argument, NULL, 'o'},
+    {"jobs", required_argument, NULL, 'j'},
+    {"shard", required_argument, NULL, OPT_SHARD},
+    {"order-by", required_argument, NULL, OPT_ORDER_BY},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0}};
+
+static int parse(int argc, char **argv, cli_opts_t *o) {
+  *o = (cli_opts_t){.dbname = "", .limit = -1, .progress = -1};
+  int c;
+  double v;
+  while ((c = getopt_long(argc, argv, "d:c:f:p:o:j:qhV", longopts, NULL)) !=
+         -1) {
+    switch (c) {
+    case 'd':
+      o->dbname = optarg;
+      break;
+    case 'c':
+    case 'f':
+      if (o->ncommands == CLI_MAX)
+        return bad_usage("too many queries (at most %s)", "64");
+      o->commands[o->ncommands] = c == 'c' ? optarg : cli_read_file(optarg);
+      if (o->commands[o->ncommands++] == NULL)
+        return CLI_USAGE;
+      break;
+    case 'p':
+    case OPT_PARAM_NULL:
+      if (o->nparams == CLI_MAX)
+        return bad_usage("too many parameters (at most %s)", "64");
+      o->params[o->nparams++] = c == 'p' ? optarg : NULL;
+      break;
+    case OPT_FORMAT:
+      if (strcmp(optarg, "tsv") == 0 || strcmp(optarg, "text") == 0)
+        o->format = PQS_FORMAT_TSV;
+      else if (strcmp(optarg, "csv") == 0)
+        o->format = PQS_FORMAT_CSV;
+      else if (strcmp(optarg, "jsonl") == 0)
+        o->format = PQS_FORMAT_JSONL;
+      else
+        return bad_usage("unknown format '%s' (csv, tsv or jsonl)", optarg);
+      break;
+    case OPT_HEADER:
+      o->header = 1;
+      break;
+    case 'o':
+      o->output = optarg;
+      break;
+    case 'j':
+      if (parse_number(optarg, 1, 256, &v) != 0 || v != (int)v)
+        return bad_usage("--jobs takes a whole number from 1 to 256, not '%s'",
+                         optarg);
+      o->jobs = (int)v;
+      break;
+    case OPT_SHARD:
+      if (o->nshards == CLI_MAX)
+        return bad_usage("too many shards (at most %s)", "64");
+      o->shards[o->nshards++] = optarg;
+      break;
+    case OPT_ORDER_BY:
+      o->order_by = optarg;
+      break;
+    case OPT_LIMIT:
+      if (parse_number(optarg, 0, 9e18, &v) != 0 || v != (long long)v)
+        return bad_usage("--limit takes a whole number, not '%s'", optarg);
+      o->limit = (long long)v;
+      break;
+    case OPT_TIMEOUT:
+      if (parse_number(optarg, 0.001, 4e6, &v) != 0)
+        return bad_usage("--timeout takes seconds, not '%s'", optarg);
+      o->timeout = v;
+      break;
+    case OPT_PROGRESS:
+      o->progress = 1;
+      break;
+    case OPT_NO_PROGRESS:
+      o->progress = 0;
+      break;
+    case 'q':
+      o->quiet = 1;
+      break;
+    case 'h':
+      fputs(usage, stdout);
+      exit(CLI_OK);
+    case 'V':
+      printf("pqstream %s (libpq %d, libuv %s)\n", PQS_VERSION_STRING,
+             PQlibVersion(), uv_version_string());
+      exit(CLI_OK);
+    default: /* getopt said what was wrong */
+      fputs("Try 'pqstream --help' for more information.\n", stderr);
+      return CLI_USAGE;
+    }
+  }
+  if (optind < argc)
+    return bad_usage("unexpected argument '%s'", argv[optind]);
+  if (o->ncommands == 0)
+    return bad_usage("%s", "no query: give one with -c SQL or -f FILE");
+  return CLI_OK;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "bench") == 0)
+    return cli_bench(argc - 1, argv + 1);
+  cli_opts_t o;
+  int rc = parse(argc, argv, &o);
+  return rc != CLI_OK ? rc : cli_run(&o);
+}

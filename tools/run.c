@@ -1,0 +1,386 @@
+/* Running the queries: factories per server, streams merged N at a time,
+ * written by the library's sink; signals, progress and exit codes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define MAXKEYS 16
+
+typedef struct app_s app_t;
+
+typedef struct {
+  app_t *app;
+  int target; /* the server: -d, or a --shard */
+  const char *sql;
+  pqs_ctx_t *ctx;
+} job_t;
+
+struct app_s {
+  const cli_opts_t *o;
+  uv_loop_t *loop;
+  int outfd;
+  int ntargets;
+  pqs_factory_t *f[CLI_MAX];
+  job_t *jobs;
+  int njobs, batch_size, next, batch_len, acquired;
+  pqs_stream_t *current; /* the running batch's stream; NULL once freed */
+  uint64_t rows, written, written_before;
+  int exit_code, stopped, signal;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t progress;
+  int progress_on, progress_shown;
+  uint64_t t0;
+  char key_names[MAXKEYS][64];
+  pqs_sort_key_t keys[MAXKEYS];
+  int nkeys, keys_resolved;
+  const char *bad_key;
+};
+
+static void start_batch(app_t *app);
+
+/* ---- --order-by ---- */
+
+static int parse_order_by(app_t *app, const char *spec) {
+  char buf[1024];
+  snprintf(buf, sizeof(buf), "%s", spec);
+  char *save = NULL;
+  for (char *item = strtok_r(buf, ",", &save); item;
+       item = strtok_r(NULL, ",", &save)) {
+    if (app->nkeys == MAXKEYS)
+      return -1;
+    char *colon = strchr(item, ':');
+    int desc = 0;
+    if (colon) {
+      *colon = '\0';
+      if (strcmp(colon + 1, "desc") == 0)
+        desc = 1;
+      else if (strcmp(colon + 1, "asc") != 0)
+        return -1;
+    }
+    if (*item == '\0' || strlen(item) >= sizeof(app->key_names[0]))
+      return -1;
+    strcpy(app->key_names[app->nkeys], item);
+    app->keys[app->nkeys++] = (pqs_sort_key_t){.col = -1, .desc = desc};
+  }
+  return app->nkeys > 0 ? 0 : -1;
+}
+
+/* Finds the key columns by name (or 1-based number) in the first row. */
+static void resolve_keys(app_t *app, const pqs_row_t *row) {
+  app->keys_resolved = 1;
+  for (int k = 0; k < app->nkeys; k++) {
+    const char *name = app->key_names[k];
+    int n = pqs_row_ncols(row);
+    char *end;
+    long num = strtol(name, &end, 10);
+    if (*end == '\0' && num >= 1 && num <= n)
+      app->keys[k].col = (int)num - 1;
+    for (int c = 0; c < n && app->keys[k].col < 0; c++)
+      if (strcmp(pqs_row_name(row, c), name) == 0)
+        app->keys[k].col = c;
+    if (app->keys[k].col < 0)
+      app->bad_key = name;
+  }
+}
+
+static int order_cmp(const pqs_row_t *a, const pqs_row_t *b, void *data) {
+  app_t *app = data;
+  if (!app->keys_resolved)
+    resolve_keys(app, a);
+  return app->bad_key ? 0 : pqs_row_compare(a, b, app->keys, app->nkeys);
+}
+
+/* ---- progress ---- */
+
+static void on_progress(uv_timer_t *t) {
+  app_t *app = t->data;
+  double secs = (uv_hrtime() - app->t0) / 1e9;
+  fprintf(stderr, "\r%llu rows  %.0f rows/s  %.1f MB  %.1f s\033[K",
+          (unsigned long long)app->rows, secs > 0 ? app->rows / secs : 0.0,
+          (app->written_before + app->written) / 1e6, secs);
+  app->progress_shown = 1;
+}
+
+/* ---- the end ---- */
+
+static void finish(app_t *app) {
+  if (app->stopped == 2)
+    return;
+  app->stopped = 2;
+  if (app->progress_shown)
+    fputs("\r\033[K", stderr); /* clear the progress line */
+  uv_close((uv_handle_t *)&app->sigint, NULL);
+  uv_close((uv_handle_t *)&app->sigterm, NULL);
+  uv_close((uv_handle_t *)&app->progress, NULL);
+}
+
+static void stop(app_t *app, int code) {
+  if (app->exit_code == CLI_OK)
+    app->exit_code = code;
+  if (app->stopped == 0)
+    app->stopped = 1;
+}
+
+static void release_batch(app_t *app) {
+  for (int i = app->next - app->batch_len; i < app->next; i++)
+    if (app->jobs[i].ctx != NULL) {
+      pqs_ctx_close(app->jobs[i].ctx, NULL); /* back to its pool */
+      app->jobs[i].ctx = NULL;
+    }
+}
+
+/* How a batch ended, as an exit status. */
+static int exit_code_of(app_t *app, const pqs_done_t *done) {
+  switch (done->status) {
+  case 0:
+  case UV_EPIPE: /* the reader had enough (| head): not a failure */
+    return CLI_OK;
+  case PQS_ECANCELED:
+    if (app->signal)
+      return app->signal == SIGINT ? CLI_SIGINT : CLI_SIGTERM;
+    break;
+  case PQS_ESQL:
+    cli_print_error(done->error, done->status);
+    return CLI_SQL;
+  case PQS_ECONNLOST:
+    cli_print_error(done->error, done->status);
+    return CLI_CONNECT;
+  case PQS_ETIMEDOUT:
+    cli_say("query cancelled after %g s (--timeout)", app->o->timeout);
+    return CLI_TIMEOUT;
+  default:
+    break;
+  }
+  if (app->bad_key) {
+    cli_say("--order-by: no column '%s' in the result", app->bad_key);
+    return CLI_USAGE;
+  }
+  cli_print_error(done->error, done->status);
+  return CLI_FAILED;
+}
+
+static void on_written(const pqs_done_t *done, uint64_t bytes, void *data) {
+  app_t *app = data;
+  app->written_before += bytes;
+  app->written = 0;
+  int code = exit_code_of(app, done);
+  release_batch(app);
+  if (code != CLI_OK || done->status == UV_EPIPE)
+    stop(app, code);
+  start_batch(app);
+}
+
+/* ---- a batch: its contexts, its streams, one sink ---- */
+
+static int count_rows(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  (void)row;
+  app_t *app = data;
+  app->rows++;
+  return app->bad_key ? PQS_EINVAL : PQS_CONTINUE;
+}
+
+static void stream_gone(void *data) { ((app_t *)data)->current = NULL; }
+
+static int build_stream(app_t *app, pqs_stream_t **out) {
+  const cli_opts_t *o = app->o;
+  pqs_stream_t *in[CLI_MAX * 4];
+  int first = app->next - app->batch_len, rc = 0, made = 0;
+  for (; made < app->batch_len && rc == 0; made++)
+    rc = pqs_query(app->jobs[first + made].ctx, &in[made],
+                   app->jobs[first + made].sql, o->nparams, o->params, NULL);
+  if (rc != 0) {
+    for (int i = 0; i < made - 1; i++)
+      pqs_stream_close(in[i]);
+    return rc;
+  }
+  if (app->batch_len == 1) {
+    *out = in[0];
+    return 0;
+  }
+  pqs_merge_opts_t mo = {
+      .mode = app->nkeys ? PQS_MERGE_ORDERED : PQS_MERGE_INTERLEAVE,
+      .cmp = app->nkeys ? order_cmp : NULL,
+      .cmp_data = app,
+      .mixed_columns = !app->nkeys &&
+                       (o->format == PQS_FORMAT_JSONL || !o->header)};
+  rc = pqs_merge(in, app->batch_len, &mo, out);
+  if (rc != 0)
+    for (int i = 0; i < app->batch_len; i++)
+      pqs_stream_close(in[i]);
+  return rc;
+}
+
+static void run_batch(app_t *app) {
+  if (app->stopped) {
+    release_batch(app);
+    start_batch(app);
+    return;
+  }
+  pqs_stream_t *s;
+  int rc = build_stream(app, &s);
+  if (rc == 0 && app->o->limit >= 0)
+    rc = pqs_stream_take(s, (uint64_t)app->o->limit - app->rows);
+  if (rc == 0)
+    rc = pqs_stream_tap(s, count_rows, app, stream_gone);
+  pqs_sink_opts_t so = {.format = app->o->format,
+                        .header = app->o->header,
+                        .written = &app->written};
+  if (rc == 0 && (rc = pqs_sink_fd(s, app->loop, app->outfd, &so,
+                                   on_written, app)) == 0) {
+    app->current = s;
+    return;
+  }
+  cli_say("%s", pqs_strerror(rc));
+  stop(app, CLI_FAILED);
+  release_batch(app);
+  start_batch(app);
+}
+
+static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
+                   void *data) {
+  job_t *job = data;
+  app_t *app = job->app;
+  job->ctx = ctx;
+  if (status != 0 && app->exit_code == CLI_OK) {
+    cli_say("could not connect: %s",
+            err ? err->message : pqs_strerror(status));
+    stop(app, status == PQS_ETIMEDOUT ? CLI_TIMEOUT : CLI_CONNECT);
+  }
+  if (++app->acquired == app->batch_len)
+    run_batch(app);
+}
+
+static void start_batch(app_t *app) {
+  const cli_opts_t *o = app->o;
+  if (app->stopped || app->next == app->njobs ||
+      (o->limit >= 0 && app->rows >= (uint64_t)o->limit)) {
+    finish(app);
+    return;
+  }
+  app->batch_len = app->njobs - app->next < app->batch_size
+                       ? app->njobs - app->next
+                       : app->batch_size;
+  app->acquired = 0;
+  int first = app->next;
+  app->next += app->batch_len;
+  for (int i = first; i < app->next; i++) {
+    job_t *job = &app->jobs[i];
+    int rc = pqs_factory_open_ctx(app->f[job->target], app->loop, NULL,
+                                  on_ctx, job);
+    if (rc != 0)
+      on_ctx(NULL, rc, NULL, job);
+  }
+}
+
+/* ---- signals: cancel on the server, then leave ---- */
+
+static void on_signal(uv_signal_t *h, int signum) {
+  app_t *app = h->data;
+  if (app->signal) /* a second one: leave now */
+    _exit(signum == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
+  app->signal = signum;
+  stop(app, signum == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
+  if (app->current != NULL)
+    pqs_stream_close(app->current); /* cancels every query of it */
+}
+
+/* ---- setting up ---- */
+
+static int open_output(const cli_opts_t *o) {
+  if (o->output == NULL)
+    return STDOUT_FILENO;
+  int fd = open(o->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0)
+    cli_say("%s: %s", o->output, strerror(errno));
+  return fd;
+}
+
+static int make_factories(app_t *app) {
+  const cli_opts_t *o = app->o;
+  app->ntargets = o->nshards ? o->nshards : 1;
+  unsigned ms = (unsigned)(o->timeout * 1000);
+  for (int t = 0; t < app->ntargets; t++) {
+    pqs_factory_opts_t fo = {.conninfo = o->nshards ? o->shards[t]
+                                                    : o->dbname,
+                             .max_size = (unsigned)app->batch_size,
+                             .connect_timeout_ms = ms,
+                             .query_timeout_ms = ms,
+                             .acquire_timeout_ms = 3600 * 1000};
+    if (pqs_factory_new(&app->f[t], &fo) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int plan(app_t *app) {
+  const cli_opts_t *o = app->o;
+  int ntargets = o->nshards ? o->nshards : 1;
+  app->njobs = o->ncommands * ntargets;
+  app->jobs = calloc((size_t)app->njobs, sizeof(*app->jobs));
+  if (app->jobs == NULL)
+    return CLI_FAILED;
+  for (int c = 0, j = 0; c < o->ncommands; c++)
+    for (int t = 0; t < ntargets; t++, j++)
+      app->jobs[j] = (job_t){app, t, o->commands[c], NULL};
+  app->batch_size = o->jobs ? o->jobs : o->nshards ? app->njobs : 1;
+  if (app->batch_size > CLI_MAX * 4)
+    app->batch_size = CLI_MAX * 4;
+  if (o->order_by && parse_order_by(app, o->order_by) != 0) {
+    cli_say("--order-by takes COLUMN[:desc],... not '%s'", o->order_by);
+    return CLI_USAGE;
+  }
+  if (app->nkeys && app->batch_size < app->njobs) {
+    cli_say("--order-by merges all %d streams at once: give -j %d or more",
+            app->njobs, app->njobs);
+    return CLI_USAGE;
+  }
+  return CLI_OK;
+}
+
+int cli_run(const cli_opts_t *o) {
+  signal(SIGPIPE, SIG_IGN); /* a reader that leaves is UV_EPIPE instead */
+  app_t *app = calloc(1, sizeof(*app));
+  app->o = o;
+  app->loop = uv_default_loop();
+  int rc = plan(app);
+  if (rc != CLI_OK)
+    return rc;
+  if ((app->outfd = open_output(o)) < 0)
+    return CLI_FAILED;
+  if (make_factories(app) != 0) {
+    cli_say("%s", "could not set up the connection pools");
+    return CLI_FAILED;
+  }
+  uv_signal_init(app->loop, &app->sigint);
+  uv_signal_init(app->loop, &app->sigterm);
+  app->sigint.data = app->sigterm.data = app;
+  uv_signal_start(&app->sigint, on_signal, SIGINT);
+  uv_signal_start(&app->sigterm, on_signal, SIGTERM);
+  uv_timer_init(app->loop, &app->progress);
+  app->progress.data = app;
+  app->progress_on = o->quiet        ? 0
+                     : o->progress >= 0 ? o->progress
+                     : isatty(STDERR_FILENO) && !isatty(app->outfd);
+  app->t0 = uv_hrtime();
+  if (app->progress_on)
+    uv_timer_start(&app->progress, on_progress, 250, 250);
+  start_batch(app);
+  uv_run(app->loop, UV_RUN_DEFAULT);
+  for (int t = 0; t < app->ntargets; t++)
+    pqs_factory_free(app->f[t]);
+  if (app->outfd != STDOUT_FILENO && close(app->outfd) != 0 &&
+      app->exit_code == CLI_OK)
+    app->exit_code = CLI_FAILED;
+  rc = app->exit_code;
+  uv_loop_close(app->loop);
+  free(app->jobs);
+  free(app);
+  return rc;
+}
