@@ -31,3 +31,8 @@ PKG_CONFIG_PATH=$libdir cc "$tmp/app/main.c" -o "$tmp/app/pc" \
   $(PKG_CONFIG_PATH=$libdir pkg-config --cflags --libs pqstream)
 LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/app/pc"
 echo "pkg-config pqstream: ok"
+if [ -f "$build/tools/pqstream" ]; then
+  "$tmp/prefix/bin/pqstream" --version | grep -q '^pqstream '
+  [ -f "$tmp/prefix/share/man/man1/pqstream.1" ]
+  echo "pqstream tool and man page: ok"
+fi
