@@ -9,16 +9,38 @@ static void cancel_work(uv_work_t *req) {
   PQcancel(ctx->cancel, ctx->cancel_err, sizeof(ctx->cancel_err));
 }
 
+/* The server ignores a cancel that arrives before the backend has begun
+ * the query (it is still reading it): a query stopped at once could then
+ * run to its end. So while the stopped op has not ended, cancel again.
+ * This cannot hit a later query: the context starts none until the last
+ * cancel has returned (pqs__op_maybe_finish). */
+#define PQS__CANCEL_RETRY_MS 200
+
+static int still_stopping(const pqs_ctx_t *ctx) {
+  const pqs__op_t *op = ctx->op;
+  return ctx->state != PQS__CTX_CLOSING && op != NULL &&
+         op->state == PQS__OP_STOPPING && !op->ended && !op->lost;
+}
+
+static void on_retry(uv_timer_t *timer) {
+  pqs_ctx_t *ctx = timer->data;
+  if (still_stopping(ctx))
+    pqs__cancel_request(ctx);
+}
+
 static void cancel_done(uv_work_t *req, int status) {
   (void)status;
   pqs_ctx_t *ctx = req->data;
   PQfreeCancel(ctx->cancel);
   ctx->cancel = NULL;
   ctx->cancel_pending = 0;
-  if (ctx->state == PQS__CTX_CLOSING)
+  if (ctx->state == PQS__CTX_CLOSING) {
     pqs__ctx_maybe_free(ctx);
-  else
-    pqs__op_maybe_finish(ctx);
+    return;
+  }
+  if (still_stopping(ctx)) /* the op's timeout is over: the timer is free */
+    uv_timer_start(&ctx->timer, on_retry, PQS__CANCEL_RETRY_MS, 0);
+  pqs__op_maybe_finish(ctx);
 }
 
 /* Sends one cancel request for the running query. The context stays busy

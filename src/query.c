@@ -193,6 +193,8 @@ static void op_stop_with(pqs__op_t *op, int reason) {
     return;
   op->stop_reason = reason;
   op->state = PQS__OP_STOPPING;
+  uv_timer_stop(&op->ctx->timer); /* no timeout once stopping; cancel.c
+                                     may retry the cancel on this timer */
   if (!op->ended && !op->lost)
     pqs__cancel_request(op->ctx);
   op_watch(op->ctx);

@@ -128,7 +128,7 @@ START_TEST(params_files_limit_output) {
   close(mkstemp(outpath));
   r = run((const char *[]){"CLI", "-d", CONN, "-f", sqlpath, "-o", outpath,
                            NULL});
-  ck_assert_int_eq(r.status, 0);
+  ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_str_eq(r.out, "");
   ran_free(&r);
   size_t len;
@@ -355,8 +355,12 @@ START_TEST(ten_million_rows_bounded) {
   ck_assert_int_eq(wait4(pid, &st, 0, &ru), pid);
   ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   long grew = ru.ru_maxrss - base.maxrss_kb;
-  ck_assert_msg(grew < 16 * 1024, "10M rows took %ld kB more than one row",
-                grew);
+#ifdef PQS_SANITIZED
+  long cap = 48 * 1024; /* ASan holds freed memory back (16 MB here) */
+#else
+  long cap = 16 * 1024;
+#endif
+  ck_assert_msg(grew < cap, "10M rows took %ld kB more than one row", grew);
 #ifndef PQS_SANITIZED
   ck_assert_msg(ru.ru_maxrss < 32 * 1024, "peak RSS %ld kB", ru.ru_maxrss);
 #endif

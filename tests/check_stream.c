@@ -321,6 +321,38 @@ START_TEST(close_paused_stream) {
 }
 END_TEST
 
+/* Closed in the same tick that started it: the first cancel very likely
+ * reaches the backend before it has begun the query, and is ignored; the
+ * stream must still end in seconds, not after 200,000,000 rows. */
+START_TEST(stop_before_the_server_starts) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  int pid = pqs_ctx_backend_pid(ctx);
+  for (int i = 0; i < 3; i++) {
+    consumer_t c = {0};
+    pqs_stream_t *s = NULL;
+    ck_assert_int_eq(pqs_query(ctx, &s,
+                               "SELECT generate_series(1, 200000000)::int8",
+                               0, NULL, NULL),
+                     0);
+    ck_assert_int_eq(pqs_stream_start(s, &summing, &c), 0);
+    ck_assert_int_eq(pqs_stream_close(s), 0);
+    double t0 = pt_now();
+    while (c.done.calls == 0)
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_msg(pt_now() - t0 < 5, "stop took %.1fs", pt_now() - t0);
+    ck_assert_int_eq(c.done.status, PQS_ECANCELED);
+    ck_assert_int_eq(c.rows, 0);
+  }
+  PGconn *admin = pt_admin();
+  ck_assert_msg(pt_wait_idle(admin, pid, 5), "backend still busy");
+  PQfinish(admin);
+  assert_reusable(loop, ctx);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 START_TEST(user_error_from_row) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
@@ -668,6 +700,7 @@ int main(void) {
   tcase_add_test(tc, pause_resume_bounded);
   tcase_add_test(tc, early_stop);
   tcase_add_test(tc, close_paused_stream);
+  tcase_add_test(tc, stop_before_the_server_starts);
   tcase_add_test(tc, user_error_from_row);
   tcase_add_test(tc, query_timeout);
   tcase_add_test(tc, sql_error_mid_stream);

@@ -320,6 +320,24 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
            st[0][M_RSS].median / st[w][M_RSS].median);
 }
 
+/* Every way, every run, a different way first each run. */
+static int measure_all(const bench_t *b, sample_t (*samples)[50]) {
+  for (int r = 0; r < b->runs; r++)
+    for (int k = 0; k < NWAYS; k++) {
+      int w = (k + r) % NWAYS;
+      if (measure(b, w, &samples[w][r]) != 0) {
+        cli_say("bench: the %s run failed", way_names[w]);
+        return -1;
+      }
+      if (!b->json && isatty(STDERR_FILENO))
+        fprintf(stderr, "\rrun %d/%d: %s done\033[K", r + 1, b->runs,
+                way_names[w]);
+    }
+  if (!b->json && isatty(STDERR_FILENO))
+    fputs("\r\033[K", stderr);
+  return 0;
+}
+
 /* ---- options ---- */
 
 static const char bench_usage[] =
@@ -391,21 +409,13 @@ int cli_bench(int argc, char **argv) {
     b.query = q;
     b.generated = gen;
   }
-  sample_t samples[NWAYS][50];
-  memset(samples, 0, sizeof(samples));
-  for (int r = 0; r < b.runs; r++)
-    for (int k = 0; k < NWAYS; k++) { /* a different way first each run */
-      int w = (k + r) % NWAYS;
-      if (measure(&b, w, &samples[w][r]) != 0) {
-        cli_say("bench: the %s run failed", way_names[w]);
-        return CLI_FAILED;
-      }
-      if (!b.json && isatty(STDERR_FILENO))
-        fprintf(stderr, "\rrun %d/%d: %s done\033[K", r + 1, b.runs,
-                way_names[w]);
-    }
-  if (!b.json && isatty(STDERR_FILENO))
-    fputs("\r\033[K", stderr);
-  report(&b, samples);
-  return CLI_OK;
+  static sample_t samples[NWAYS][50];
+  int failed = measure_all(&b, samples) != 0;
+  if (!failed)
+    report(&b, samples);
+  if (b.generated) {
+    free((char *)b.query);
+    free(b.generated);
+  }
+  return failed ? CLI_FAILED : CLI_OK;
 }

@@ -21,6 +21,7 @@ enum {
 typedef struct {
   const char *dbname; /* "" : libpq's environment (PGHOST ...) */
   const char *commands[CLI_MAX];
+  char *owned[CLI_MAX]; /* commands read from files, to free */
   int ncommands;
   const char *params[CLI_MAX]; /* NULL: SQL NULL */
   int nparams;

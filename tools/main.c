@@ -148,7 +148,9 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     case 'f':
       if (o->ncommands == CLI_MAX)
         return bad_usage("too many queries (at most %s)", "64");
-      o->commands[o->ncommands] = c == 'c' ? optarg : cli_read_file(optarg);
+      if (c == 'f')
+        o->owned[o->ncommands] = cli_read_file(optarg);
+      o->commands[o->ncommands] = c == 'c' ? optarg : o->owned[o->ncommands];
       if (o->commands[o->ncommands++] == NULL)
         return CLI_USAGE;
       break;
@@ -231,5 +233,9 @@ int main(int argc, char **argv) {
     return cli_bench(argc - 1, argv + 1);
   cli_opts_t o;
   int rc = parse(argc, argv, &o);
-  return rc != CLI_OK ? rc : cli_run(&o);
+  if (rc == CLI_OK)
+    rc = cli_run(&o);
+  for (int i = 0; i < o.ncommands; i++)
+    free(o.owned[i]);
+  return rc;
 }
