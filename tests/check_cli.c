@@ -397,7 +397,8 @@ START_TEST(bench_json) {
       admin,
       "WITH j AS (SELECT $1::jsonb AS j), ways AS (SELECT unnest(ARRAY["
       "'pqstream','single_row','exec','copy']) AS w), metrics AS (SELECT "
-      "unnest(ARRAY['rows_per_s','mb_per_s','first_row_ms','peak_rss_kb']) "
+      "unnest(ARRAY['rows_per_s','mb_per_s','first_row_ms','peak_rss_kb',"
+      "'cpu_s']) "
       "AS m) SELECT count(*) FILTER (WHERE jsonb_typeof(j->'ways'->w->m->"
       "'median') = 'number' AND jsonb_typeof(j->'ways'->w->m->'min') = "
       "'number' AND jsonb_typeof(j->'ways'->w->m->'max') = 'number'), "
@@ -406,7 +407,7 @@ START_TEST(bench_json) {
       1, NULL, params, NULL, NULL, 0);
   ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK,
                 "not JSON: %s\n%s", PQerrorMessage(admin), r.out);
-  ck_assert_str_eq(PQgetvalue(res, 0, 0), "16"); /* 4 ways x 4 figures */
+  ck_assert_str_eq(PQgetvalue(res, 0, 0), "20"); /* 4 ways x 5 figures */
   ck_assert_str_eq(PQgetvalue(res, 0, 1), "3");  /* vs 3 baselines */
   ck_assert_str_eq(PQgetvalue(res, 0, 2), "100000");
   PQclear(res);
