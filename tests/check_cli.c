@@ -148,6 +148,25 @@ START_TEST(params_files_limit_output) {
 }
 END_TEST
 
+/* Without -d, libpq's environment says where the server is. */
+START_TEST(environment_defaults) {
+  setenv("PGHOST", "127.0.0.1", 1);
+  setenv("PGPORT", getenv("PQS_TEST_PORT"), 1);
+  setenv("PGDATABASE", "pqstest", 1);
+  setenv("PGUSER", "postgres", 1);
+  ran_t r = run((const char *[]){"CLI", "-c",
+                                 "SELECT current_database(), current_user",
+                                 NULL});
+  unsetenv("PGHOST");
+  unsetenv("PGPORT");
+  unsetenv("PGDATABASE");
+  unsetenv("PGUSER");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "pqstest\tpostgres\n");
+  ran_free(&r);
+}
+END_TEST
+
 /* ---- a reader that leaves, and signals ---- */
 
 static void assert_no_active(const char *marker) {
@@ -422,6 +441,7 @@ int main(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, output_like_copy);
   tcase_add_test(tc, params_files_limit_output);
+  tcase_add_test(tc, environment_defaults);
   tcase_add_test(tc, head_ends_it);
   tcase_add_test(tc, signals_cancel);
   tcase_add_test(tc, parallel_queries);
