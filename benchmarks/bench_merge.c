@@ -65,7 +65,8 @@ static double pass(uv_loop_t *loop, pqs_ctx_t **ctx, int k, int merged,
   pqs_stream_t *in[MAXK];
   char sql[128];
   for (int i = 0; i < k; i++) {
-    snprintf(sql, sizeof(sql), "SELECT id, a, b, s FROM bench WHERE id %% %d = %d", k, i);
+    snprintf(sql, sizeof(sql),
+             "SELECT id, a, b, s FROM bench WHERE id %% %d = %d", k, i);
     if (pqs_query(ctx[i], &in[i], sql, 0, NULL, NULL) != 0)
       exit(1);
   }
@@ -136,8 +137,8 @@ int main(int argc, char **argv) {
     }
     double cs = median(cpu_s, runs), cm = median(cpu_m, runs);
     double ws = median(wall_s, runs), wm = median(wall_m, runs);
-    printf("%2d %14.0f %14.0f %16.1f %16.1f %9.3fx\n", k, rows / ws,
-           rows / wm, cs / rows * 1e9, cm / rows * 1e9, cm / cs);
+    printf("%2d %14.0f %14.0f %16.1f %16.1f %9.3fx\n", k, rows / ws, rows / wm,
+           cs / rows * 1e9, cm / rows * 1e9, cm / cs);
   }
   for (int i = 0; i < MAXK; i++)
     pqs_ctx_close(ctx[i], NULL);

@@ -43,8 +43,8 @@ static void all_open(app_t *app) {
   for (int i = 0; i < app->nshards; i++)
     if (pqs_query(app->ctx[i], &in[i], app->query, 0, NULL, NULL) != 0)
       abort();
-  pqs_merge_opts_t mo = {.mode = PQS_MERGE_ORDERED, .keys = &app->key,
-                         .nkeys = 1};
+  pqs_merge_opts_t mo = {
+      .mode = PQS_MERGE_ORDERED, .keys = &app->key, .nkeys = 1};
   if (pqs_merge(in, app->nshards, &mo, &merged) != 0)
     abort();
   pqs_sink_fd(merged, app->loop, STDOUT_FILENO, NULL, on_written, app);
@@ -77,8 +77,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN); /* a reader that leaves is UV_EPIPE instead */
-  app_t app = {.query = argv[1], .nshards = argc - 3,
-               .key = {atoi(argv[2]), 0}, .loop = uv_default_loop()};
+  app_t app = {.query = argv[1],
+               .nshards = argc - 3,
+               .key = {atoi(argv[2]), 0},
+               .loop = uv_default_loop()};
   pqs_factory_t *f[MAXSHARDS];
   int n = app.nshards;
   for (int i = 0; i < n; i++) {

@@ -19,12 +19,12 @@
  *
  * What may be called from inside a callback:
  *
- *   callback      pqs_stream_pause/resume/close   pqs_query/exec   pqs_ctx_close
- *   on_open       -                               yes              yes
- *   on_columns    yes (own stream)                no: PQS_EBUSY    yes
- *   on_row        yes (own stream)                no: PQS_EBUSY    yes
- *   on_done       no: stream is ending            yes              yes
- *   exec cb       -                               yes              yes
+ *   callback     stream pause/resume/close  pqs_query/exec  pqs_ctx_close
+ *   on_open      -                          yes             yes
+ *   on_columns   yes (own stream)           no: PQS_EBUSY   yes
+ *   on_row       yes (own stream)           no: PQS_EBUSY   yes
+ *   on_done      no: stream is ending       yes             yes
+ *   exec cb      -                          yes             yes
  */
 #ifndef PQSTREAM_H
 #define PQSTREAM_H
@@ -60,23 +60,23 @@ extern "C" {
      "a second operation was started on this context before the previous "     \
      "one completed; open one context per concurrent operation "               \
      "(see pqs_factory)")                                                      \
-  XX(ETHREAD, -30002, "context used from a thread other than its loop's")     \
+  XX(ETHREAD, -30002, "context used from a thread other than its loop's")      \
   XX(ESAMECTX, -30003,                                                         \
-     "each parallel stream needs its own context: open one per stream")       \
+     "each parallel stream needs its own context: open one per stream")        \
   XX(ECANCELED, -30004, "operation cancelled")                                 \
   XX(ETIMEDOUT, -30005, "operation timed out")                                 \
   XX(ECONNLOST, -30006, "connection to the server lost")                       \
   XX(ESQL, -30007, "the server reported an error")                             \
-  XX(ETYPE, -30008, "column is not of the requested type")                    \
-  XX(ERANGE, -30009, "value out of range for the requested type")             \
+  XX(ETYPE, -30008, "column is not of the requested type")                     \
+  XX(ERANGE, -30009, "value out of range for the requested type")              \
   XX(EINVAL, -30010, "invalid argument")                                       \
   XX(ENOMEM, -30011, "out of memory")                                          \
   XX(ECONNECT, -30012, "could not connect to the server")                      \
   XX(ENULL, -30013, "column is SQL NULL")                                      \
   XX(ESTATE, -30014, "object is not in a state that allows this call")         \
   XX(EBROKEN, -30015, "context is broken: its connection was lost; close it")  \
-  XX(ESCHEMA, -30016, "streams have different columns")                     \
-  XX(ELIMIT, -30017, "a configured limit on rows or bytes was reached")      \
+  XX(ESCHEMA, -30016, "streams have different columns")                        \
+  XX(ELIMIT, -30017, "a configured limit on rows or bytes was reached")        \
   XX(EORDER, -30018, "an input of an ordered merge is not in order")
 
 typedef enum {
@@ -128,8 +128,7 @@ PQS_EXTERN int pqs_row_is_null(const pqs_row_t *row, int col);
  * If `len` is not NULL it receives the length in bytes without the NUL.
  * Borrowed: valid as long as the row. NULL for SQL NULL (len set to 0) and
  * for a column out of range. */
-PQS_EXTERN const char *pqs_row_text(const pqs_row_t *row, int col,
-                                    size_t *len);
+PQS_EXTERN const char *pqs_row_text(const pqs_row_t *row, int col, size_t *len);
 
 /* Typed getters. Each stores the value in *out and returns 0, or returns:
  *   PQS_EINVAL  `col` out of range or `out` NULL;
@@ -176,8 +175,8 @@ PQS_EXTERN void pqs_row_free(pqs_row_t *row);
 typedef struct pqs_done_s {
   int status;
   uint64_t rows;
-  uint64_t affected;       /* rows affected by a command (PQcmdTuples) */
-  const char *command_tag; /* NULL unless status is 0 */
+  uint64_t affected;        /* rows affected by a command (PQcmdTuples) */
+  const char *command_tag;  /* NULL unless status is 0 */
   const pqs_error_t *error; /* NULL unless the server or libpq said why */
 } pqs_done_t;
 
@@ -368,8 +367,8 @@ typedef struct pqs_column_s {
 
 /* The output row a map function fills. Columns it does not set are NULL. */
 typedef struct pqs_out_s pqs_out_t;
-typedef int (*pqs_map_fn)(pqs_stream_t *s, const pqs_row_t *in,
-                          pqs_out_t *out, void *data);
+typedef int (*pqs_map_fn)(pqs_stream_t *s, const pqs_row_t *in, pqs_out_t *out,
+                          void *data);
 
 /* Replaces each row by the row `fn` fills in `out`, whose columns are
  * `cols` (Select). Downstream stages, the consumer and sinks see ordinary
@@ -414,8 +413,8 @@ PQS_EXTERN int pqs_stream_batch(pqs_stream_t *s, size_t n);
  * and the sink reports UV_EPIPE instead. */
 
 typedef enum {
-  PQS_FORMAT_TSV = 0, /* COPY's text format, as COPY ... TO STDOUT writes */
-  PQS_FORMAT_CSV = 1, /* as COPY ... TO STDOUT (FORMAT csv) writes */
+  PQS_FORMAT_TSV = 0,  /* COPY's text format, as COPY ... TO STDOUT writes */
+  PQS_FORMAT_CSV = 1,  /* as COPY ... TO STDOUT (FORMAT csv) writes */
   PQS_FORMAT_JSONL = 2 /* one object per row, as row_to_json() renders it */
 } pqs_format_t;
 
@@ -432,8 +431,7 @@ typedef struct pqs_sink_opts_s {
  * (or writing failed). `done` is the stream's completion, borrowed for the
  * call, except that a write error replaces its status (UV_EPIPE ...).
  * `bytes` counts what was written. The stream no longer exists. */
-typedef void (*pqs_sink_cb)(const pqs_done_t *done, uint64_t bytes,
-                            void *data);
+typedef void (*pqs_sink_cb)(const pqs_done_t *done, uint64_t bytes, void *data);
 
 /* Writes stream `s` to `fd` (a pipe, socket, TTY or regular file; the sink
  * works on its own dup of it, so `fd` stays the caller's, though a pipe or
@@ -465,17 +463,15 @@ PQS_EXTERN uint64_t pqs_stream_rows(const pqs_stream_t *s);
 
 /* Called once when a command ends. `done` is borrowed for the call;
  * done->affected holds the affected row count. */
-typedef void (*pqs_exec_cb)(pqs_ctx_t *ctx, const pqs_done_t *done,
-                            void *data);
+typedef void (*pqs_exec_cb)(pqs_ctx_t *ctx, const pqs_done_t *done, void *data);
 
 /* Runs `sql` (a statement that returns no rows: INSERT, UPDATE, BEGIN ...;
  * rows a statement does return are counted in done->rows and dropped) with
  * parameters as in pqs_query(). `opts` may be NULL.
  * Errors: as pqs_query(); PQS_EINVAL if cb is NULL. */
 PQS_EXTERN int pqs_exec(pqs_ctx_t *ctx, const char *sql, int nparams,
-                        const char *const *params,
-                        const pqs_query_opts_t *opts, pqs_exec_cb cb,
-                        void *data);
+                        const char *const *params, const pqs_query_opts_t *opts,
+                        pqs_exec_cb cb, void *data);
 
 /* ------------------------------------------------------------------------ */
 /* Merge and gather: several streams at once                                */
@@ -642,13 +638,11 @@ PQS_EXTERN int pqs_factory_free(pqs_factory_t *f);
  * are, else the request waits its turn, first come first served. *req (if
  * `req` is not NULL) can cancel the wait.
  * Errors: PQS_EINVAL, PQS_ENOMEM, PQS_ESTATE (factory being freed). */
-#define pqs_factory_open_ctx(f, loop, req, cb, data)                          \
-  pqs_factory_open_ctx_at((f), (loop), (req), (cb), (data), __FILE__,         \
-                          __LINE__)
+#define pqs_factory_open_ctx(f, loop, req, cb, data)                           \
+  pqs_factory_open_ctx_at((f), (loop), (req), (cb), (data), __FILE__, __LINE__)
 PQS_EXTERN int pqs_factory_open_ctx_at(pqs_factory_t *f, uv_loop_t *loop,
                                        pqs_acquire_t **req, pqs_open_cb cb,
-                                       void *data, const char *file,
-                                       int line);
+                                       void *data, const char *file, int line);
 
 /* Gives up a request: its callback runs with PQS_ECANCELED (from the loop),
  * and a connection granted meanwhile goes back to the pool. From the

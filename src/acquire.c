@@ -57,16 +57,13 @@ static void decline(PGconn *conn, pqs__lease_t *lease) {
 }
 
 /* Turns a grant into a context on this loop. */
-static void take_grant(pqs_acquire_t *req, PGconn *conn,
-                       pqs__lease_t *lease) {
+static void take_grant(pqs_acquire_t *req, PGconn *conn, pqs__lease_t *lease) {
   pqs_ctx_opts_t opts = {0};
   pqs__factory_ctx_opts(req->f, &opts);
   pqs_ctx_t *ctx = NULL;
-  int rc = conn ? pqs__ctx_adopt(&ctx, req->loop, conn, &opts, on_ctx_open,
-                                 req)
-                : pqs_ctx_open(&ctx, req->loop,
-                               pqs__factory_conninfo(req->f), &opts,
-                               on_new_open, req);
+  int rc = conn ? pqs__ctx_adopt(&ctx, req->loop, conn, &opts, on_ctx_open, req)
+                : pqs_ctx_open(&ctx, req->loop, pqs__factory_conninfo(req->f),
+                               &opts, on_new_open, req);
   if (rc != 0) {
     decline(conn, lease);
     fail(req, rc, NULL);
@@ -123,9 +120,15 @@ int pqs_factory_open_ctx_at(pqs_factory_t *f, uv_loop_t *loop,
   }
   lease->file = file;
   lease->line = line;
-  *req = (pqs_acquire_t){.f = f, .loop = loop, .thread = uv_thread_self(),
-                         .cb = cb, .data = data, .file = file, .line = line,
-                         .lease = lease, .handles = 2};
+  *req = (pqs_acquire_t){.f = f,
+                         .loop = loop,
+                         .thread = uv_thread_self(),
+                         .cb = cb,
+                         .data = data,
+                         .file = file,
+                         .line = line,
+                         .lease = lease,
+                         .handles = 2};
   uv_async_init(loop, &req->async, on_granted);
   uv_timer_init(loop, &req->timer);
   req->async.data = req->timer.data = req;
@@ -137,8 +140,7 @@ int pqs_factory_open_ctx_at(pqs_factory_t *f, uv_loop_t *loop,
   if (rc == 1)
     uv_async_send(&req->async); /* granted: deliver from the loop */
   else
-    uv_timer_start(&req->timer, on_timeout,
-                   pqs__factory_acquire_timeout(f), 0);
+    uv_timer_start(&req->timer, on_timeout, pqs__factory_acquire_timeout(f), 0);
   if (reqp != NULL)
     *reqp = req;
   return 0;

@@ -53,8 +53,8 @@ void pqs__cancel_request(pqs_ctx_t *ctx) {
     return; /* no connection: nothing runs on the server to cancel */
   ctx->cancel_work.data = ctx;
   ctx->cancel_pending = 1;
-  if (uv_queue_work(ctx->loop, &ctx->cancel_work, cancel_work,
-                    cancel_done) != 0) {
+  if (uv_queue_work(ctx->loop, &ctx->cancel_work, cancel_work, cancel_done) !=
+      0) {
     PQfreeCancel(ctx->cancel);
     ctx->cancel = NULL;
     ctx->cancel_pending = 0;

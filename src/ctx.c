@@ -248,8 +248,7 @@ static void release_conn(pqs_ctx_t *ctx) {
  * closed and no cancel request left on the thread pool. The callbacks owed
  * to the user run here, in the order they were started. */
 void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
-  if (ctx->state != PQS__CTX_CLOSING || ctx->handles > 0 ||
-      ctx->cancel_pending)
+  if (ctx->state != PQS__CTX_CLOSING || ctx->handles > 0 || ctx->cancel_pending)
     return;
   if (ctx->open_pending) {
     ctx->open_pending = 0;

@@ -248,8 +248,7 @@ static void fill(pqs_factory_t *f) {
     f->opening++;
     uv_mutex_unlock(&f->lock);
     PGconn *conn = PQconnectdb(f->conninfo);
-    int ok = PQstatus(conn) == CONNECTION_OK &&
-             PQsetnonblocking(conn, 1) == 0;
+    int ok = PQstatus(conn) == CONNECTION_OK && PQsetnonblocking(conn, 1) == 0;
     uv_mutex_lock(&f->lock);
     f->opening--;
     if (!ok) {

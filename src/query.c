@@ -73,8 +73,8 @@ int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
     return PQS_ENOMEM;
   op->ctx = ctx;
   op->single_row = single_row;
-  op->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms
-                                            : ctx->opts.query_timeout_ms;
+  op->timeout_ms =
+      opts && opts->timeout_ms ? opts->timeout_ms : ctx->opts.query_timeout_ms;
   op->state = PQS__OP_NEW;
   ctx->op = op;
   ctx->state = PQS__CTX_BUSY;
@@ -138,8 +138,8 @@ static void record_result_error(pqs__op_t *op, const PGresult *res) {
   if (p == NULL)
     return;
   op->err_strings = p;
-  const char **dst[] = {&op->err.severity, &op->err.sqlstate,
-                        &op->err.message, &op->err.detail, &op->err.hint};
+  const char **dst[] = {&op->err.severity, &op->err.sqlstate, &op->err.message,
+                        &op->err.detail, &op->err.hint};
   for (int i = 0; i < 5; i++) {
     *dst[i] = NULL;
     if (vals[i] != NULL) {
@@ -321,9 +321,7 @@ void pqs__op_abandon(pqs_ctx_t *ctx) {
   op->state = PQS__OP_ABANDONED;
 }
 
-void pqs__op_end_abandoned(pqs_ctx_t *ctx) {
-  op_finish(ctx, PQS_ECANCELED);
-}
+void pqs__op_end_abandoned(pqs_ctx_t *ctx) { op_finish(ctx, PQS_ECANCELED); }
 
 /* ---- the pump ---- */
 

@@ -7,8 +7,8 @@
 static void on_reset(pqs_ctx_t *ctx, const pqs_done_t *done, void *data);
 
 static int send_reset(pqs_ctx_t *ctx) {
-  int rollback = ctx->recycling == 0 &&
-                 PQtransactionStatus(ctx->conn) != PQTRANS_IDLE;
+  int rollback =
+      ctx->recycling == 0 && PQtransactionStatus(ctx->conn) != PQTRANS_IDLE;
   ctx->recycling = rollback ? 1 : 2;
   /* DISCARD ALL cannot run inside a transaction block: ROLLBACK first. */
   return pqs_exec(ctx, rollback ? "ROLLBACK" : "DISCARD ALL", 0, NULL, NULL,

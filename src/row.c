@@ -19,8 +19,8 @@ enum {
 };
 
 /* One allocation: the schema, its name pointers, types, then the names. */
-static pqs__schema_t *schema_build(int n, const char *(*name)(const void *,
-                                                               int),
+static pqs__schema_t *schema_build(int n,
+                                   const char *(*name)(const void *, int),
                                    uint32_t (*type)(const void *, int),
                                    const void *from) {
   size_t size = sizeof(pqs__schema_t) + n * (sizeof(char *) + sizeof(uint32_t));
@@ -44,9 +44,7 @@ static pqs__schema_t *schema_build(int n, const char *(*name)(const void *,
   return schema;
 }
 
-static const char *res_name(const void *res, int i) {
-  return PQfname(res, i);
-}
+static const char *res_name(const void *res, int i) { return PQfname(res, i); }
 static uint32_t res_type(const void *res, int i) { return PQftype(res, i); }
 static const char *schema_name(const void *s, int i) {
   return ((const pqs__schema_t *)s)->names[i];

@@ -18,16 +18,16 @@
 
 typedef struct pqs__sink_vt_s {
   int (*columns)(void *sink, const pqs_row_t *columns); /* may be NULL */
-  int (*row)(void *sink, const pqs_row_t *row);          /* hot path */
+  int (*row)(void *sink, const pqs_row_t *row);         /* hot path */
   void (*end)(void *sink, const pqs_done_t *done);
 } pqs__sink_vt_t;
 
 typedef struct pqs__source_vt_s {
-  void (*start)(void *src);  /* begin producing, from the loop */
-  void (*pause)(void *src);  /* stop producing until resume */
-  void (*resume)(void *src); /* buffered rows first, from the loop */
+  void (*start)(void *src);            /* begin producing, from the loop */
+  void (*pause)(void *src);            /* stop producing until resume */
+  void (*resume)(void *src);           /* buffered rows first, from the loop */
   void (*stop)(void *src, int reason); /* end early; end() reports reason */
-  void (*discard)(void *src); /* never started: release, no end() */
+  void (*discard)(void *src);          /* never started: release, no end() */
 } pqs__source_vt_t;
 
 #endif

@@ -5,8 +5,14 @@
 
 #include "stream_int.h"
 
-enum { INT2 = 21, INT4 = 23, INT8 = 20, FLOAT4 = 700, FLOAT8 = 701,
-       NUMERIC = 1700 };
+enum {
+  INT2 = 21,
+  INT4 = 23,
+  INT8 = 20,
+  FLOAT4 = 700,
+  FLOAT8 = 701,
+  NUMERIC = 1700
+};
 
 static int sign_of(long double d) { return d < 0 ? -1 : d > 0; }
 
@@ -35,11 +41,14 @@ static int cmp_numeric(const char *a, const char *b) {
 static int cmp_value(uint32_t type, const char *a, size_t la, const char *b,
                      size_t lb) {
   switch (type) {
-  case INT2: case INT4: case INT8: {
+  case INT2:
+  case INT4:
+  case INT8: {
     long long x = strtoll(a, NULL, 10), y = strtoll(b, NULL, 10);
     return (x > y) - (x < y);
   }
-  case FLOAT4: case FLOAT8: { /* NaN after everything, as the server */
+  case FLOAT4:
+  case FLOAT8: { /* NaN after everything, as the server */
     double x = strtod(a, NULL), y = strtod(b, NULL);
     int nx = x != x, ny = y != y;
     if (nx || ny)

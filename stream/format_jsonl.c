@@ -11,9 +11,18 @@
 
 /* Type OIDs, from PostgreSQL's pg_type.dat. */
 enum {
-  T_BOOL = 16, T_INT8 = 20, T_INT2 = 21, T_INT4 = 23, T_TEXT = 25,
-  T_JSON = 114, T_FLOAT4 = 700, T_FLOAT8 = 701, T_DATE = 1082,
-  T_TIMESTAMP = 1114, T_TIMESTAMPTZ = 1184, T_NUMERIC = 1700,
+  T_BOOL = 16,
+  T_INT8 = 20,
+  T_INT2 = 21,
+  T_INT4 = 23,
+  T_TEXT = 25,
+  T_JSON = 114,
+  T_FLOAT4 = 700,
+  T_FLOAT8 = 701,
+  T_DATE = 1082,
+  T_TIMESTAMP = 1114,
+  T_TIMESTAMPTZ = 1184,
+  T_NUMERIC = 1700,
   T_JSONB = 3802
 };
 
@@ -22,14 +31,20 @@ typedef enum { K_STRING, K_NUMBER, K_BOOL, K_JSON, K_TIMESTAMP } kind_t;
 
 static kind_t kind_of(uint32_t type) {
   switch (type) {
-  case T_INT2: case T_INT4: case T_INT8:
-  case T_FLOAT4: case T_FLOAT8: case T_NUMERIC:
+  case T_INT2:
+  case T_INT4:
+  case T_INT8:
+  case T_FLOAT4:
+  case T_FLOAT8:
+  case T_NUMERIC:
     return K_NUMBER;
   case T_BOOL:
     return K_BOOL;
-  case T_JSON: case T_JSONB:
+  case T_JSON:
+  case T_JSONB:
     return K_JSON;
-  case T_TIMESTAMP: case T_TIMESTAMPTZ:
+  case T_TIMESTAMP:
+  case T_TIMESTAMPTZ:
     return K_TIMESTAMP;
   default:
     return K_STRING; /* dates already print as json prints them */
@@ -41,21 +56,44 @@ static kind_t kind_of(uint32_t type) {
  * is no array this file knows. */
 static uint32_t element_of(uint32_t type) {
   switch (type) {
-  case 1000: return T_BOOL;
-  case 1005: return T_INT2;
-  case 1007: return T_INT4;
-  case 1016: return T_INT8;
-  case 1021: return T_FLOAT4;
-  case 1022: return T_FLOAT8;
-  case 1231: return T_NUMERIC;
-  case 199: return T_JSON;
-  case 3807: return T_JSONB;
-  case 1115: return T_TIMESTAMP;
-  case 1185: return T_TIMESTAMPTZ;
-  case 1182: return T_DATE;
-  case 1009: case 1015: case 1014: case 1003: case 1001: case 1002:
-  case 1028: case 1183: case 1187: case 1270: case 2951: case 1041:
-  case 651: case 1040:
+  case 1000:
+    return T_BOOL;
+  case 1005:
+    return T_INT2;
+  case 1007:
+    return T_INT4;
+  case 1016:
+    return T_INT8;
+  case 1021:
+    return T_FLOAT4;
+  case 1022:
+    return T_FLOAT8;
+  case 1231:
+    return T_NUMERIC;
+  case 199:
+    return T_JSON;
+  case 3807:
+    return T_JSONB;
+  case 1115:
+    return T_TIMESTAMP;
+  case 1185:
+    return T_TIMESTAMPTZ;
+  case 1182:
+    return T_DATE;
+  case 1009:
+  case 1015:
+  case 1014:
+  case 1003:
+  case 1001:
+  case 1002:
+  case 1028:
+  case 1183:
+  case 1187:
+  case 1270:
+  case 2951:
+  case 1041:
+  case 651:
+  case 1040:
     return T_TEXT; /* text varchar bpchar name bytea char oid time interval
                       timetz uuid inet cidr macaddr */
   default:
@@ -72,14 +110,29 @@ static int string(pqs__buf_t *out, const char *v, size_t len) {
     unsigned char c = (unsigned char)v[i];
     const char *e = NULL;
     switch (c) {
-    case '"': e = "\\\""; break;
-    case '\\': e = "\\\\"; break;
-    case '\b': e = "\\b"; break;
-    case '\f': e = "\\f"; break;
-    case '\n': e = "\\n"; break;
-    case '\r': e = "\\r"; break;
-    case '\t': e = "\\t"; break;
-    default: break;
+    case '"':
+      e = "\\\"";
+      break;
+    case '\\':
+      e = "\\\\";
+      break;
+    case '\b':
+      e = "\\b";
+      break;
+    case '\f':
+      e = "\\f";
+      break;
+    case '\n':
+      e = "\\n";
+      break;
+    case '\r':
+      e = "\\r";
+      break;
+    case '\t':
+      e = "\\t";
+      break;
+    default:
+      break;
     }
     if (e != NULL) {
       pqs__buf_put(out, e, 2);
@@ -227,7 +280,7 @@ static int value(pqs__buf_t *out, uint32_t type, const char *v, size_t len) {
   switch (kind_of(type)) {
   case K_NUMBER:
     return is_json_number(v, len) ? pqs__buf_append(out, v, len)
-                                   : string(out, v, len);
+                                  : string(out, v, len);
   case K_BOOL:
     return v[0] == 't' ? pqs__buf_append(out, "true", 4)
                        : pqs__buf_append(out, "false", 5);

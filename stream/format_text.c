@@ -52,8 +52,7 @@ static int line(pqs__buf_t *out, const pqs_row_t *row, int names) {
     if (i > 0)
       pqs__buf_putc(out, '\t');
     size_t len;
-    const char *v =
-        names ? pqs_row_name(row, i) : pqs_row_text(row, i, &len);
+    const char *v = names ? pqs_row_name(row, i) : pqs_row_text(row, i, &len);
     if (v == NULL) {
       pqs__buf_put(out, "\\N", 2);
       continue;

@@ -20,9 +20,9 @@ struct pqs_out_s {
 };
 
 pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
-  size_t size = sizeof(pqs__schema_t) +
-                ncols * (sizeof(char *) + sizeof(pqs__cell_t) +
-                         sizeof(long) + sizeof(uint32_t));
+  size_t size =
+      sizeof(pqs__schema_t) + ncols * (sizeof(char *) + sizeof(pqs__cell_t) +
+                                       sizeof(long) + sizeof(uint32_t));
   for (int i = 0; i < ncols; i++) {
     if (cols[i].name == NULL)
       return NULL;
@@ -84,8 +84,7 @@ int pqs__out_run(pqs_out_t *out, pqs_stream_t *s, pqs_map_fn fn, void *data,
 }
 
 static int check_col(const pqs_out_t *out, int col) {
-  return out != NULL && col >= 0 && col < out->schema->ncols ? 0
-                                                             : PQS_EINVAL;
+  return out != NULL && col >= 0 && col < out->schema->ncols ? 0 : PQS_EINVAL;
 }
 
 int pqs_out_set(pqs_out_t *out, int col, const char *text, size_t len) {

@@ -74,7 +74,8 @@ static void note_failure(merge_t *m, int input, int status,
   m->err = (pqs_error_t){0};
   m->err.message = p;
   p += (input >= 0 ? sprintf(p, "input %d: %s", input, text)
-                   : sprintf(p, "%s", text)) + 1;
+                   : sprintf(p, "%s", text)) +
+       1;
   const char **dst[] = {&m->err.severity, &m->err.sqlstate, &m->err.detail,
                         &m->err.hint};
   for (int i = 0; i < 4; i++)
@@ -444,8 +445,7 @@ static const pqs__source_vt_t merge_source = {
 
 /* ---- making one ---- */
 
-static int check_inputs(pqs_stream_t *const *inputs, int n,
-                        uv_loop_t **loop) {
+static int check_inputs(pqs_stream_t *const *inputs, int n, uv_loop_t **loop) {
   if (inputs == NULL || n < 1)
     return PQS_EINVAL;
   for (int i = 0; i < n; i++) {
@@ -466,8 +466,7 @@ static int check_inputs(pqs_stream_t *const *inputs, int n,
   return 0;
 }
 
-static merge_t *merge_new(uv_loop_t *loop, pqs_stream_t *const *inputs,
-                          int n) {
+static merge_t *merge_new(uv_loop_t *loop, pqs_stream_t *const *inputs, int n) {
   merge_t *m = calloc(1, sizeof(*m));
   input_t *in = calloc((size_t)n, sizeof(*in));
   if (m == NULL || in == NULL) {
@@ -497,8 +496,8 @@ static int check_opts(const pqs_merge_opts_t *o) {
   return 0;
 }
 
-int pqs_merge(pqs_stream_t *const *inputs, int n,
-              const pqs_merge_opts_t *opts, pqs_stream_t **out) {
+int pqs_merge(pqs_stream_t *const *inputs, int n, const pqs_merge_opts_t *opts,
+              pqs_stream_t **out) {
   pqs_merge_opts_t o = opts ? *opts : (pqs_merge_opts_t){0};
   uv_loop_t *loop;
   int rc = out == NULL ? PQS_EINVAL : check_opts(&o);

@@ -9,9 +9,9 @@
 
 typedef struct pqs__rowq_s {
   pqs__buf_t buf;
-  size_t head;  /* offset of the first row */
-  size_t count; /* rows queued */
-  size_t bytes; /* bytes queued */
+  size_t head;        /* offset of the first row */
+  size_t count;       /* rows queued */
+  size_t bytes;       /* bytes queued */
   pqs__cell_t *cells; /* the head row's view */
   int ncols;
 } pqs__rowq_t;

@@ -122,8 +122,8 @@ static void fs_next(pqs_sink_t *k) {
   uv_buf_t b = uv_buf_init(c->buf.data, (unsigned)c->buf.len);
   k->fs_busy = 1;
   k->fs_req.data = k;
-  int rc = uv_fs_write(k->loop, &k->fs_req, k->file_fd, &b, 1, -1,
-                       on_fs_written);
+  int rc =
+      uv_fs_write(k->loop, &k->fs_req, k->file_fd, &b, 1, -1, on_fs_written);
   if (rc < 0) {
     k->fs_busy = 0;
     k->fq_head = c->next;
@@ -319,9 +319,8 @@ static int sink_start(pqs_sink_t *k, pqs_stream_t *s, pqs_sink_cb cb,
   k->flush.data = k;
   uv_prepare_start(&k->flush, on_flush);
   k->stream = s;
-  pqs_stream_cbs_t cbs = {.on_columns = sink_columns,
-                          .on_row = sink_row,
-                          .on_done = sink_done};
+  pqs_stream_cbs_t cbs = {
+      .on_columns = sink_columns, .on_row = sink_row, .on_done = sink_done};
   int rc = pqs_stream_start(s, &cbs, k);
   if (rc != 0) {
     k->stream = NULL;
@@ -402,8 +401,8 @@ int pqs_sink_fd(pqs_stream_t *s, uv_loop_t *loop, int fd,
   return rc != 0 ? rc : sink_start(k, s, cb, data);
 }
 
-int pqs_sink_uv(pqs_stream_t *s, uv_stream_t *out,
-                const pqs_sink_opts_t *opts, pqs_sink_cb cb, void *data) {
+int pqs_sink_uv(pqs_stream_t *s, uv_stream_t *out, const pqs_sink_opts_t *opts,
+                pqs_sink_cb cb, void *data) {
   int rc = out == NULL ? PQS_EINVAL : check_args(s, cb, opts);
   if (rc != 0)
     return rc;

@@ -35,8 +35,8 @@ static int add(pqs_stream_t *s, const pqs__stage_t *stage) {
 
 static int add_fn(pqs_stream_t *s, pqs__stage_kind_t kind, pqs_row_fn fn,
                   void *data, pqs_free_cb free_data) {
-  pqs__stage_t st = {.kind = kind, .fn = fn, .data = data,
-                     .free_data = free_data};
+  pqs__stage_t st = {
+      .kind = kind, .fn = fn, .data = data, .free_data = free_data};
   if (fn == NULL) {
     if (free_data)
       free_data(data);
@@ -67,7 +67,9 @@ int pqs_stream_skip(pqs_stream_t *s, uint64_t n) {
 
 int pqs_stream_map(pqs_stream_t *s, const pqs_column_t *cols, int ncols,
                    pqs_map_fn fn, void *data, pqs_free_cb free_data) {
-  pqs__stage_t st = {.kind = PQS__STAGE_MAP, .map_fn = fn, .data = data,
+  pqs__stage_t st = {.kind = PQS__STAGE_MAP,
+                     .map_fn = fn,
+                     .data = data,
                      .free_data = free_data};
   int rc = PQS_EINVAL;
   if (fn != NULL && cols != NULL && ncols > 0) {
@@ -103,8 +105,7 @@ void pqs__stages_free(pqs_stream_t *s) {
   s->nstages = 0;
 }
 
-const pqs_row_t *pqs__stages_columns(pqs_stream_t *s,
-                                     const pqs_row_t *cols) {
+const pqs_row_t *pqs__stages_columns(pqs_stream_t *s, const pqs_row_t *cols) {
   for (int i = 0; i < s->nstages; i++)
     if (s->stages[i].kind == PQS__STAGE_MAP)
       cols = pqs__out_columns(s->stages[i].out);

@@ -101,9 +101,8 @@ const pqs__sink_vt_t pqs__stream_sink = {
 
 /* ---- the consumer side ---- */
 
-int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
-              int nparams, const char *const *params,
-              const pqs_query_opts_t *opts) {
+int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql, int nparams,
+              const char *const *params, const pqs_query_opts_t *opts) {
   if (out == NULL)
     return PQS_EINVAL;
   pqs_stream_t *s = pqs__stream_new(ctx, &pqs__op_source, NULL);
@@ -121,8 +120,7 @@ int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
   return 0;
 }
 
-int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs,
-                     void *data) {
+int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs, void *data) {
   if (s == NULL || cbs == NULL || cbs->on_done == NULL)
     return PQS_EINVAL;
   int rc = pqs__stream_check(s);

@@ -113,10 +113,9 @@ START_TEST(output_like_copy) {
 END_TEST
 
 START_TEST(params_files_limit_output) {
-  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c",
-                                 "SELECT $1::int + 1, $2::text IS NULL, $3",
-                                 "-p", "41", "--param-null", "-p", "it's",
-                                 NULL});
+  ran_t r = run((const char *[]){
+      "CLI", "-d", CONN, "-c", "SELECT $1::int + 1, $2::text IS NULL, $3", "-p",
+      "41", "--param-null", "-p", "it's", NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_str_eq(r.out, "42\tt\tit's\n");
   ran_free(&r);
@@ -126,8 +125,8 @@ START_TEST(params_files_limit_output) {
   ck_assert_int_eq(write(fd, "SELECT 'from a file'\n", 21), 21);
   close(fd);
   close(mkstemp(outpath));
-  r = run((const char *[]){"CLI", "-d", CONN, "-f", sqlpath, "-o", outpath,
-                           NULL});
+  r = run(
+      (const char *[]){"CLI", "-d", CONN, "-f", sqlpath, "-o", outpath, NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_str_eq(r.out, "");
   ran_free(&r);
@@ -154,9 +153,8 @@ START_TEST(environment_defaults) {
   setenv("PGPORT", getenv("PQS_TEST_PORT"), 1);
   setenv("PGDATABASE", "pqstest", 1);
   setenv("PGUSER", "postgres", 1);
-  ran_t r = run((const char *[]){"CLI", "-c",
-                                 "SELECT current_database(), current_user",
-                                 NULL});
+  ran_t r = run((const char *[]){
+      "CLI", "-c", "SELECT current_database(), current_user", NULL});
   unsetenv("PGHOST");
   unsetenv("PGPORT");
   unsetenv("PGDATABASE");
@@ -265,8 +263,7 @@ START_TEST(shards_in_order) {
   ck_assert_msg(r.status == 0, "%s", r.err);
   size_t len;
   char *want = pt_server_copy(
-      one, "SELECT g, md5(g::text) FROM generate_series(1, 50000) g", "",
-      &len);
+      one, "SELECT g, md5(g::text) FROM generate_series(1, 50000) g", "", &len);
   pt_assert_same_bytes("shards", want, len, r.out, r.out_len);
   free(want);
   ran_free(&r);
@@ -339,10 +336,10 @@ START_TEST(exit_codes_and_messages) {
 
   r = run((const char *[]){"CLI", "--help", NULL});
   ck_assert_int_eq(r.status, 0);
-  const char *opts[] = {"--dbname", "--command", "--file", "--param",
-                        "--format", "--header", "--output", "--jobs",
-                        "--shard", "--order-by", "--limit", "--timeout",
-                        "--progress", "--quiet", "--version"};
+  const char *opts[] = {"--dbname",   "--command",  "--file",   "--param",
+                        "--format",   "--header",   "--output", "--jobs",
+                        "--shard",    "--order-by", "--limit",  "--timeout",
+                        "--progress", "--quiet",    "--version"};
   for (size_t i = 0; i < sizeof(opts) / sizeof(*opts); i++)
     ck_assert_msg(strstr(r.out, opts[i]) != NULL, "--help lacks %s", opts[i]);
   ran_free(&r);
@@ -355,12 +352,12 @@ START_TEST(ten_million_rows_bounded) {
   /* The base, then 10,000,000 rows: what streaming adds must stay small
    * (under a sanitizer the base is the sanitizer's, hence the difference;
    * without one the whole is held to 32 MB too). */
-  ran_t base = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1",
-                                    NULL});
+  ran_t base = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1", NULL});
   ck_assert_int_eq(base.status, 0);
   char cmd[512];
-  snprintf(cmd, sizeof(cmd), "exec '%s' -d '%s' -c 'SELECT g, md5(g::text) "
-                             "FROM generate_series(1, 10000000) g'",
+  snprintf(cmd, sizeof(cmd),
+           "exec '%s' -d '%s' -c 'SELECT g, md5(g::text) "
+           "FROM generate_series(1, 10000000) g'",
            cli(), CONN);
   pid_t pid = fork();
   if (pid == 0) {
@@ -392,8 +389,8 @@ START_TEST(progress_on_stderr) {
                                  "SELECT generate_series(1, 3000000)",
                                  "--progress", NULL});
   ck_assert_int_eq(r.status, 0);
-  ck_assert_msg(strstr(r.err, "rows/s") && strstr(r.err, " MB "),
-                "stderr: %s", r.err);
+  ck_assert_msg(strstr(r.err, "rows/s") && strstr(r.err, " MB "), "stderr: %s",
+                r.err);
   size_t n = strlen(r.err);
   ck_assert_msg(n >= 4 && strcmp(r.err + n - 4, "\r\033[K") == 0,
                 "progress line not cleared at the end");
@@ -407,8 +404,8 @@ END_TEST
 /* ---- bench ---- */
 
 START_TEST(bench_json) {
-  ran_t r = run((const char *[]){"CLI", "bench", "-d", CONN, "--rows",
-                                 "100000", "--runs", "2", "--json", NULL});
+  ran_t r = run((const char *[]){"CLI", "bench", "-d", CONN, "--rows", "100000",
+                                 "--runs", "2", "--json", NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
   PGconn *admin = pt_admin();
   const char *params[] = {r.out};
@@ -424,8 +421,8 @@ START_TEST(bench_json) {
       "(SELECT count(*) FROM jsonb_object_keys((SELECT j->'ratios' FROM "
       "j))), (SELECT (j->>'rows')::int FROM j) FROM j, ways, metrics",
       1, NULL, params, NULL, NULL, 0);
-  ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK,
-                "not JSON: %s\n%s", PQerrorMessage(admin), r.out);
+  ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "not JSON: %s\n%s",
+                PQerrorMessage(admin), r.out);
   ck_assert_str_eq(PQgetvalue(res, 0, 0), "20"); /* 4 ways x 5 figures */
   ck_assert_str_eq(PQgetvalue(res, 0, 1), "3");  /* vs 3 baselines */
   ck_assert_str_eq(PQgetvalue(res, 0, 2), "100000");

@@ -93,15 +93,14 @@ START_TEST(connect_refused) {
   uv_loop_t *loop = pt_loop_new();
   opened_t o = {0};
   char conninfo[128];
-  snprintf(conninfo, sizeof(conninfo),
-           "host=127.0.0.1 port=%d dbname=x user=x", unused_port());
+  snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d dbname=x user=x",
+           unused_port());
   pqs_ctx_t *ctx = open_wait(loop, conninfo, NULL, &o);
   ck_assert_int_eq(o.status, PQS_ECONNECT);
   ck_assert_msg(strstr(o.msg, "refused") != NULL, "message: %s", o.msg);
   ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s, "SELECT 1", 0, NULL, NULL),
-                   PQS_EBROKEN);
+  ck_assert_int_eq(pqs_query(ctx, &s, "SELECT 1", 0, NULL, NULL), PQS_EBROKEN);
   ck_assert_ptr_null(s);
   close_wait(loop, ctx, &o);
 }

@@ -54,9 +54,7 @@ static pqs_ctx_t *get(uv_loop_t *loop, pqs_factory_t *f) {
   return g.ctx;
 }
 
-static void give_back(uv_loop_t *loop, pqs_ctx_t *ctx) {
-  pt_close(loop, ctx);
-}
+static void give_back(uv_loop_t *loop, pqs_ctx_t *ctx) { pt_close(loop, ctx); }
 
 static pqs_factory_t *factory(const char *conninfo, unsigned max) {
   pqs_factory_opts_t o = {.conninfo = conninfo, .max_size = max};
@@ -238,8 +236,8 @@ START_TEST(fifo_order) {
   pqs_factory_t *f = factory(pt_conninfo(), 1);
   pqs_ctx_t *held = get(loop, f);
   int counter = 0;
-  got_t g[3] = {{.counter = &counter}, {.counter = &counter},
-                {.counter = &counter}};
+  got_t g[3] = {
+      {.counter = &counter}, {.counter = &counter}, {.counter = &counter}};
   for (int i = 0; i < 3; i++)
     ck_assert_int_eq(pqs_factory_open_ctx(f, loop, NULL, on_got, &g[i]), 0);
   for (int i = 0; i < 5; i++)
@@ -267,8 +265,8 @@ END_TEST
 
 START_TEST(acquire_timeout) {
   uv_loop_t *loop = pt_loop_new();
-  pqs_factory_opts_t o = {.conninfo = pt_conninfo(), .max_size = 1,
-                          .acquire_timeout_ms = 200};
+  pqs_factory_opts_t o = {
+      .conninfo = pt_conninfo(), .max_size = 1, .acquire_timeout_ms = 200};
   pqs_factory_t *f;
   ck_assert_int_eq(pqs_factory_new(&f, &o), 0);
   pqs_ctx_t *held = get(loop, f);
@@ -446,8 +444,7 @@ static void wait_stats(pqs_factory_t *f, unsigned idle, double seconds,
 START_TEST(idle_timeout_and_min_idle) {
   char *conninfo = app_conninfo("pqs_idle");
   PGconn *admin = pt_admin();
-  pqs_factory_opts_t o = {.conninfo = conninfo, .max_size = 4,
-                          .min_idle = 2};
+  pqs_factory_opts_t o = {.conninfo = conninfo, .max_size = 4, .min_idle = 2};
   pqs_factory_t *f;
   ck_assert_int_eq(pqs_factory_new(&f, &o), 0);
   pqs_factory_stats_t s;
@@ -456,8 +453,8 @@ START_TEST(idle_timeout_and_min_idle) {
   ck_assert_int_eq(count_app(admin, "pqs_idle"), 2);
   ck_assert_int_eq(pqs_factory_free(f), 0);
 
-  pqs_factory_opts_t o2 = {.conninfo = conninfo, .max_size = 4,
-                           .idle_timeout_ms = 200};
+  pqs_factory_opts_t o2 = {
+      .conninfo = conninfo, .max_size = 4, .idle_timeout_ms = 200};
   ck_assert_int_eq(pqs_factory_new(&f, &o2), 0);
   uv_loop_t *loop = pt_loop_new();
   give_back(loop, get(loop, f));
@@ -479,8 +476,8 @@ END_TEST
 
 START_TEST(max_lifetime) {
   uv_loop_t *loop = pt_loop_new();
-  pqs_factory_opts_t o = {.conninfo = pt_conninfo(), .max_size = 2,
-                          .max_lifetime_ms = 300};
+  pqs_factory_opts_t o = {
+      .conninfo = pt_conninfo(), .max_size = 2, .max_lifetime_ms = 300};
   pqs_factory_t *f;
   ck_assert_int_eq(pqs_factory_new(&f, &o), 0);
   pqs_ctx_t *ctx = get(loop, f);
@@ -506,8 +503,8 @@ static void log_line(const char *line, void *data) {
 
 START_TEST(free_reports_contexts_out) {
   uv_loop_t *loop = pt_loop_new();
-  pqs_factory_opts_t o = {.conninfo = pt_conninfo(), .max_size = 2,
-                          .log = log_line};
+  pqs_factory_opts_t o = {
+      .conninfo = pt_conninfo(), .max_size = 2, .log = log_line};
   pqs_factory_t *f;
   ck_assert_int_eq(pqs_factory_new(&f, &o), 0);
   pqs_ctx_t *ctx = get(loop, f);
@@ -516,9 +513,9 @@ START_TEST(free_reports_contexts_out) {
   ck_assert_msg(strstr(logged, "still out") != NULL &&
                     strstr(logged, "check_factory.c:") != NULL,
                 "report: %s", logged);
-  ck_assert_int_eq(pqs_query(ctx, &(pqs_stream_t *){NULL}, "SELECT 1", 0,
-                             NULL, NULL) == 0,
-                   1); /* the context still works */
+  ck_assert_int_eq(
+      pqs_query(ctx, &(pqs_stream_t *){NULL}, "SELECT 1", 0, NULL, NULL) == 0,
+      1);              /* the context still works */
   pt_close(loop, ctx); /* closes the unstarted stream's op with it */
   ck_assert_int_eq(pqs_factory_free(f), 0);
   pt_loop_free(loop);

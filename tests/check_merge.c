@@ -94,8 +94,7 @@ static void run_merged(uv_loop_t *loop, pqs_stream_t *m, got_t *g) {
   ck_assert_int_eq(g->done.calls, 1);
 }
 
-static void assert_idle_and_reusable(uv_loop_t *loop, pqs_ctx_t **ctx,
-                                     int n) {
+static void assert_idle_and_reusable(uv_loop_t *loop, pqs_ctx_t **ctx, int n) {
   PGconn *admin = pt_admin();
   for (int i = 0; i < n; i++) {
     ck_assert_msg(pt_wait_idle(admin, pqs_ctx_backend_pid(ctx[i]), 5),
@@ -117,8 +116,7 @@ START_TEST(same_context_refused) {
     pqs_stream_t *b = q(ctx[1], "SELECT 2");
     pqs_stream_t *in[3] = {a, b, a}, *m = (pqs_stream_t *)&m;
     ck_assert_int_eq(pqs_merge(in, 3, NULL, &m), PQS_ESAMECTX);
-    ck_assert_int_eq(pqs_gather(in, 3, NULL, on_gathered, NULL),
-                     PQS_ESAMECTX);
+    ck_assert_int_eq(pqs_gather(in, 3, NULL, on_gathered, NULL), PQS_ESAMECTX);
     ck_assert_ptr_eq(m, (pqs_stream_t *)&m);
     ck_assert_int_eq(pqs_stream_close(a), 0);
     ck_assert_int_eq(pqs_stream_close(b), 0);
@@ -279,8 +277,8 @@ static void compare_with_server(const got_t *g, const char *sql) {
   ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
   ck_assert_int_eq((size_t)PQntuples(r), g->nkeys);
   for (int i = 0; i < PQntuples(r); i++) {
-    int64_t want = PQgetisnull(r, i, 0) ? 0 : strtoll(PQgetvalue(r, i, 0),
-                                                      NULL, 10);
+    int64_t want =
+        PQgetisnull(r, i, 0) ? 0 : strtoll(PQgetvalue(r, i, 0), NULL, 10);
     ck_assert_msg(want == g->keys[i], "row %d: server %lld, merge %lld", i,
                   (long long)want, (long long)g->keys[i]);
   }
@@ -307,8 +305,8 @@ START_TEST(ordered_like_order_by) {
     in[i] = q(ctx[i], sql);
   }
   pqs_sort_key_t by_k[] = {{0, 0}};
-  pqs_merge_opts_t o = {.mode = PQS_MERGE_ORDERED, .keys = by_k,
-                        .nkeys = 1, .buffer_rows = 100};
+  pqs_merge_opts_t o = {
+      .mode = PQS_MERGE_ORDERED, .keys = by_k, .nkeys = 1, .buffer_rows = 100};
   pqs_stream_t *m;
   ck_assert_int_eq(pqs_merge(in, 3, &o, &m), 0);
   got_t g = {.keep = 1};
@@ -499,8 +497,8 @@ START_TEST(first_failure_cancels_the_others) {
                     "100) g");
   in[2] = q(ctx[2], "SELECT generate_series(1, 7000)::int8");
   each_t e2 = {0};
-  pqs_merge_opts_t keep = {.keep_going = 1, .on_input_done = on_each,
-                           .data = &e2};
+  pqs_merge_opts_t keep = {
+      .keep_going = 1, .on_input_done = on_each, .data = &e2};
   ck_assert_int_eq(pqs_merge(in, 3, &keep, &m), 0);
   got_t g2 = {0};
   run_merged(loop, m, &g2);
@@ -624,8 +622,7 @@ START_TEST(scatter_gather_two_servers) {
   ck_assert_int_eq(pqs_factory_new(&f[1], &o2), 0);
   sixteen_t x = {0};
   for (int i = 0; i < 2; i++)
-    ck_assert_int_eq(pqs_factory_open_ctx(f[i], loop, NULL, on_ctx16, &x),
-                     0);
+    ck_assert_int_eq(pqs_factory_open_ctx(f[i], loop, NULL, on_ctx16, &x), 0);
   while (x.got < 2)
     uv_run(loop, UV_RUN_ONCE);
   pqs_stream_t *in[2] = {q(x.ctx[0], "SELECT k::int8 FROM shard ORDER BY k"),

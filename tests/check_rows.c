@@ -20,8 +20,24 @@ static const char *values_sql =
     "0.1::float8 AS f8, 40000::int8 AS mid, 9007199254740993::int8 AS big53";
 
 enum {
-  C_NULL, C_EMPTY, C_UTF8, C_BIG, C_BIN, C_I8MIN, C_I8MAX, C_NAN, C_INF,
-  C_NINF, C_I2, C_I4, C_BOOL, C_F4, C_F8, C_MID, C_BIG53, NCOLS
+  C_NULL,
+  C_EMPTY,
+  C_UTF8,
+  C_BIG,
+  C_BIN,
+  C_I8MIN,
+  C_I8MAX,
+  C_NAN,
+  C_INF,
+  C_NINF,
+  C_I2,
+  C_I4,
+  C_BOOL,
+  C_F4,
+  C_F8,
+  C_MID,
+  C_BIG53,
+  NCOLS
 };
 
 /* Every assertion on one row, whichever kind of row it is. */

@@ -5,10 +5,10 @@
  * server, as jsonb), and readers that are slow or go away. */
 #include <fcntl.h>
 #include <signal.h>
-#include <termios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "memsource.h"
@@ -81,8 +81,8 @@ static void sink_to_reader(uv_loop_t *loop, pqs_stream_t *s,
 }
 
 /* Our output of `sql` in `format` against the server's COPY. */
-static void compare_with_copy(const char *sql, pqs_format_t format,
-                              int header, const char *copy_options) {
+static void compare_with_copy(const char *sql, pqs_format_t format, int header,
+                              const char *copy_options) {
   PGconn *admin = pt_admin();
   pt_sql(admin, pt_awkward_sql);
   size_t want_len;
@@ -125,8 +125,7 @@ START_TEST(csv_single_column) {
 END_TEST
 
 START_TEST(tsv_like_copy) {
-  compare_with_copy("SELECT * FROM awkward ORDER BY id", PQS_FORMAT_TSV, 0,
-                    "");
+  compare_with_copy("SELECT * FROM awkward ORDER BY id", PQS_FORMAT_TSV, 0, "");
   compare_with_copy("SELECT * FROM awkward ORDER BY id", PQS_FORMAT_TSV, 1,
                     "(HEADER)");
 }
@@ -232,9 +231,8 @@ START_TEST(reader_goes_away) {
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   int pid = pqs_ctx_backend_pid(ctx);
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s,
-                             "SELECT generate_series(1, 1000000000)", 0,
-                             NULL, NULL),
+  ck_assert_int_eq(pqs_query(ctx, &s, "SELECT generate_series(1, 1000000000)",
+                             0, NULL, NULL),
                    0);
   reader_t r = {.close_after = 1 << 20};
   sunk_t k = {0};
@@ -256,12 +254,11 @@ END_TEST
 
 static const char *mnames[] = {"id", "word"};
 static const uint32_t mtypes[] = {20, 25};
-static const char *mvalues[] = {"1", "plain", "2", NULL, "3", "",
+static const char *mvalues[] = {"1", "plain",          "2", NULL,  "3", "",
                                 "4", "with \"quote\"", "5", "a\tb"};
 static const pt_table_t mtable = {2, mnames, mtypes, 5, mvalues};
 
-static const pqs_column_t swap_cols[] = {{"word", 25}, {"id", 20},
-                                         {"ok", 16}};
+static const pqs_column_t swap_cols[] = {{"word", 25}, {"id", 20}, {"ok", 16}};
 
 static int swap(pqs_stream_t *s, const pqs_row_t *in, pqs_out_t *out,
                 void *data) {
@@ -315,8 +312,7 @@ START_TEST(tty_sink) {
   cfmakeraw(&raw); /* no \n -> \r\n on the way */
   ck_assert_int_eq(tcsetattr(slave, TCSANOW, &raw), 0);
   ck_assert_int_eq(uv_guess_handle(slave), UV_TTY);
-  const char *want =
-      "1,plain\n2,\n3,\"\"\n4,\"with \"\"quote\"\"\"\n5,a\tb\n";
+  const char *want = "1,plain\n2,\n3,\"\"\n4,\"with \"\"quote\"\"\"\n5,a\tb\n";
   /* The reader stops at the last byte: a pty reports no end of file
    * while any slave descriptor is open. */
   reader_t r = {.keep = 1, .fd = master, .close_after = strlen(want)};

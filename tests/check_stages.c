@@ -222,8 +222,7 @@ START_TEST(mem_map_map_filter_take) {
   uv_loop_t *loop = pt_loop_new();
   int factor = 3, mod = 4;
   pqs_stream_t *s = pt_mem_stream(loop, &table);
-  ck_assert_int_eq(pqs_stream_map(s, map_cols, 3, double_id, &factor, NULL),
-                   0);
+  ck_assert_int_eq(pqs_stream_map(s, map_cols, 3, double_id, &factor, NULL), 0);
   ck_assert_int_eq(pqs_stream_map(s, plus_cols, 1, plus_one, NULL, NULL), 0);
   ck_assert_int_eq(pqs_stream_filter(s, keep_mod, &mod, NULL), 0);
   ck_assert_int_eq(pqs_stream_take(s, 5), 0);
@@ -277,8 +276,7 @@ START_TEST(mem_stage_rules) {
   pqs_stream_t *s = pt_mem_stream(loop, &table);
   ck_assert_int_eq(pqs_stream_filter(s, NULL, NULL, count_free), PQS_EINVAL);
   ck_assert_int_eq(freed, 1); /* freed at once when adding fails */
-  ck_assert_int_eq(pqs_stream_map(s, map_cols, 0, double_id, NULL,
-                                  count_free),
+  ck_assert_int_eq(pqs_stream_map(s, map_cols, 0, double_id, NULL, count_free),
                    PQS_EINVAL);
   ck_assert_int_eq(freed, 2);
   ck_assert_int_eq(pqs_stream_tap(s, count_tap, NULL, count_free), 0);
@@ -292,7 +290,7 @@ START_TEST(mem_stage_rules) {
   ck_assert_int_eq(freed, 2);
   while (k.done.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
-  ck_assert_int_eq(freed, 3); /* s2's tap, when s2 was freed */
+  ck_assert_int_eq(freed, 3);               /* s2's tap, when s2 was freed */
   ck_assert_int_eq(pqs_stream_close(s), 0); /* never started */
   ck_assert_int_eq(freed, 4);
   pt_loop_free(loop);
@@ -360,8 +358,7 @@ START_TEST(pg_filter_map_take) {
       ctx, "SELECT g::int8 AS id, CASE WHEN g % 10 = 0 THEN NULL ELSE 'n' || "
            "g END AS name FROM generate_series(1, 100000) g");
   ck_assert_int_eq(pqs_stream_filter(s, keep_mod, &mod, NULL), 0);
-  ck_assert_int_eq(pqs_stream_map(s, map_cols, 3, double_id, &factor, NULL),
-                   0);
+  ck_assert_int_eq(pqs_stream_map(s, map_cols, 3, double_id, &factor, NULL), 0);
   ck_assert_int_eq(pqs_stream_take(s, 1000), 0);
   sink_t k = {0};
   run_stream(loop, s, &k);
@@ -407,8 +404,8 @@ START_TEST(pg_each_stage_alone) {
              "WHERE g % 7 = 0";
       break;
     case 1:
-      ck_assert_int_eq(
-          pqs_stream_map(s, map_cols, 3, double_id, &factor, NULL), 0);
+      ck_assert_int_eq(pqs_stream_map(s, map_cols, 3, double_id, &factor, NULL),
+                       0);
       want = "SELECT count(*), sum(g * 3) FROM generate_series(1, 5000) g "
              "WHERE g % 100 <> 0";
       break;
@@ -437,8 +434,8 @@ START_TEST(pg_each_stage_alone) {
                   PQerrorMessage(admin));
     ck_assert_msg(k.rows == strtoull(PQgetvalue(r, 0, 0), NULL, 10) &&
                       k.sum == strtoll(PQgetvalue(r, 0, 1), NULL, 10),
-                  "stage %d: %llu rows summing %lld, server says %s, %s",
-                  which, (unsigned long long)k.rows, (long long)k.sum,
+                  "stage %d: %llu rows summing %lld, server says %s, %s", which,
+                  (unsigned long long)k.rows, (long long)k.sum,
                   PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
     PQclear(r);
   }

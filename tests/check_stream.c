@@ -44,8 +44,7 @@ static int count_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
   return PQS_CONTINUE;
 }
 
-static void consumer_done(pqs_stream_t *s, const pqs_done_t *done,
-                          void *data) {
+static void consumer_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   (void)s;
   pt_record(&((consumer_t *)data)->done, done);
 }
@@ -111,8 +110,8 @@ static void try_second(busy_t *b, pqs_ctx_t *ctx) {
   pqs_stream_t *other = NULL;
   b->attempts += 2;
   b->ebusy += pqs_query(ctx, &other, "SELECT 1", 0, NULL, NULL) == PQS_EBUSY;
-  b->ebusy += pqs_exec(ctx, "SELECT 1", 0, NULL, NULL, pt_on_exec, NULL) ==
-              PQS_EBUSY;
+  b->ebusy +=
+      pqs_exec(ctx, "SELECT 1", 0, NULL, NULL, pt_on_exec, NULL) == PQS_EBUSY;
   ck_assert_ptr_null(other);
 }
 
@@ -216,12 +215,11 @@ START_TEST(pause_resume_bounded) {
   /* About 260 MB of result, read by a consumer that pauses every 5,000
    * rows. */
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(
-      pqs_query(ctx, &s,
-                "SELECT g::int8, repeat('x', 250) FROM "
-                "generate_series(1, 1000000) g",
-                0, NULL, NULL),
-      0);
+  ck_assert_int_eq(pqs_query(ctx, &s,
+                             "SELECT g::int8, repeat('x', 250) FROM "
+                             "generate_series(1, 1000000) g",
+                             0, NULL, NULL),
+                   0);
   pqs_stream_cbs_t cbs = {.on_row = slow_row, .on_done = consumer_done};
   ck_assert_int_eq(pqs_stream_start(s, &cbs, &w), 0);
   while (w.c.done.calls == 0)
@@ -256,8 +254,7 @@ START_TEST(early_stop) {
   int pid = pqs_ctx_backend_pid(ctx);
   consumer_t c = {.act_at = 10, .act_rc = PQS_STOP};
   double t0 = pt_now();
-  run(loop, ctx, "SELECT generate_series(1, 100000000)::int8", NULL,
-      &c);
+  run(loop, ctx, "SELECT generate_series(1, 100000000)::int8", NULL, &c);
   double took = pt_now() - t0;
   ck_assert_int_eq(c.done.status, PQS_ECANCELED);
   ck_assert_int_eq(c.rows, 10);
@@ -302,10 +299,10 @@ START_TEST(close_paused_stream) {
   k.later.data = &k;
   uv_timer_start(&k.later, close_later, 200, 0);
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(
-      pqs_query(ctx, &s, "SELECT generate_series(1, 100000000)::int8",
-                0, NULL, NULL),
-      0);
+  ck_assert_int_eq(pqs_query(ctx, &s,
+                             "SELECT generate_series(1, 100000000)::int8", 0,
+                             NULL, NULL),
+                   0);
   pqs_stream_cbs_t cbs = {.on_row = pause_at_5, .on_done = consumer_done};
   ck_assert_int_eq(pqs_stream_start(s, &cbs, &k), 0);
   while (k.c.done.calls == 0)
@@ -332,8 +329,8 @@ START_TEST(stop_before_the_server_starts) {
     consumer_t c = {0};
     pqs_stream_t *s = NULL;
     ck_assert_int_eq(pqs_query(ctx, &s,
-                               "SELECT generate_series(1, 200000000)::int8",
-                               0, NULL, NULL),
+                               "SELECT generate_series(1, 200000000)::int8", 0,
+                               NULL, NULL),
                      0);
     ck_assert_int_eq(pqs_stream_start(s, &summing, &c), 0);
     ck_assert_int_eq(pqs_stream_close(s), 0);
@@ -357,8 +354,7 @@ START_TEST(user_error_from_row) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   consumer_t c = {.act_at = 3, .act_rc = UV_EPROTO};
-  run(loop, ctx, "SELECT generate_series(1, 100000000)::int8", NULL,
-      &c);
+  run(loop, ctx, "SELECT generate_series(1, 100000000)::int8", NULL, &c);
   ck_assert_int_eq(c.done.status, UV_EPROTO);
   ck_assert_int_eq(c.rows, 3);
   assert_reusable(loop, ctx);
@@ -430,10 +426,8 @@ START_TEST(backend_killed) {
   c.admin = pt_admin();
   c.kill_pid = pqs_ctx_backend_pid(ctx);
   double t0 = pt_now();
-  run(loop, ctx, "SELECT generate_series(1, 100000000)::int8", NULL,
-      &c);
-  ck_assert_msg(pt_now() - t0 < 30, "loss noticed after %.1fs",
-                pt_now() - t0);
+  run(loop, ctx, "SELECT generate_series(1, 100000000)::int8", NULL, &c);
+  ck_assert_msg(pt_now() - t0 < 30, "loss noticed after %.1fs", pt_now() - t0);
   ck_assert_int_eq(c.done.status, PQS_ECONNLOST);
   ck_assert_uint_ge(c.rows, 1000);
   ck_assert_int_eq(c.done.rows, c.rows);
@@ -531,8 +525,7 @@ typedef struct {
   int done_before_close;
 } ctx_closer_t;
 
-static int close_ctx_at_100(pqs_stream_t *s, const pqs_row_t *row,
-                            void *data) {
+static int close_ctx_at_100(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   ctx_closer_t *k = data;
   sum_row(s, row, &k->c);
   if (k->c.rows == 100) {
@@ -550,10 +543,10 @@ START_TEST(ctx_close_mid_stream) {
   int pid = pqs_ctx_backend_pid(ctx);
   ctx_closer_t k = {0};
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(
-      pqs_query(ctx, &s, "SELECT generate_series(1, 100000000)::int8",
-                0, NULL, NULL),
-      0);
+  ck_assert_int_eq(pqs_query(ctx, &s,
+                             "SELECT generate_series(1, 100000000)::int8", 0,
+                             NULL, NULL),
+                   0);
   pqs_stream_cbs_t cbs = {.on_row = close_ctx_at_100, .on_done = consumer_done};
   ck_assert_int_eq(pqs_stream_start(s, &cbs, &k), 0);
   pt_loop_free(loop); /* runs until everything is closed */

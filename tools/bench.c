@@ -208,8 +208,8 @@ static int measure(const bench_t *b, int way, sample_t *s) {
   if (pid == 0) {
     close(fds[0]);
     sample_t mine = {0};
-    int rc = way == W_PQSTREAM ? run_pqstream(b, &mine)
-                               : run_raw(b, way, &mine);
+    int rc =
+        way == W_PQSTREAM ? run_pqstream(b, &mine) : run_raw(b, way, &mine);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     mine.rss_kb = (double)ru.ru_maxrss;
@@ -226,9 +226,8 @@ static int measure(const bench_t *b, int way, sample_t *s) {
   int status = 0;
   if (pid > 0)
     waitpid(pid, &status, 0);
-  return n == sizeof(*s) && WIFEXITED(status) && WEXITSTATUS(status) == 0
-             ? 0
-             : -1;
+  return n == sizeof(*s) && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0
+                                                                          : -1;
 }
 
 /* ---- statistics and the report ---- */
@@ -244,8 +243,7 @@ static int cmp_double(const void *a, const void *b) {
 
 static stat_t stat_of(double *v, int n) {
   qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  stat_t s = {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0],
-              v[n - 1]};
+  stat_t s = {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0], v[n - 1]};
   return s;
 }
 
@@ -289,8 +287,8 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
       printf("%s\"%s\": {", w ? ", " : "", way_names[w]);
       for (int m = 0; m < NMETRICS; m++)
         printf("%s\"%s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}",
-               m ? ", " : "", metric_names[m], st[w][m].median,
-               st[w][m].min, st[w][m].max);
+               m ? ", " : "", metric_names[m], st[w][m].median, st[w][m].min,
+               st[w][m].max);
       printf("}");
     }
     printf("}, \"ratios\": {");
@@ -315,9 +313,9 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
     printf("%-11s", way_names[w]);
     for (int m = 0; m < NMETRICS; m++) {
       double k = m == M_RSS ? 1024 : 1;
-      printf(m == M_ROWS_S  ? " %9.0f [%7.0f..%7.0f]"
-             : m == M_CPU ? " %6.2f [%5.2f..%5.2f]"
-                          : " %6.1f [%5.1f..%5.1f]",
+      printf(m == M_ROWS_S ? " %9.0f [%7.0f..%7.0f]"
+             : m == M_CPU  ? " %6.2f [%5.2f..%5.2f]"
+                           : " %6.1f [%5.1f..%5.1f]",
              st[w][m].median / k, st[w][m].min / k, st[w][m].max / k);
     }
     printf("\n");
@@ -368,34 +366,57 @@ static const char bench_usage[] =
     "      --json             machine-readable output\n";
 
 int cli_bench(int argc, char **argv) {
-  bench_t b = {.conninfo = "", .rows = 1000000, .cols = 3, .width = 32,
-               .runs = 5, .jobs = 1};
-  static const struct option lo[] = {
-      {"dbname", required_argument, NULL, 'd'},
-      {"command", required_argument, NULL, 'c'},
-      {"rows", required_argument, NULL, 'r'},
-      {"cols", required_argument, NULL, 'C'},
-      {"width", required_argument, NULL, 'w'},
-      {"runs", required_argument, NULL, 'n'},
-      {"jobs", required_argument, NULL, 'j'},
-      {"stages", no_argument, NULL, 's'},
-      {"json", no_argument, NULL, 'J'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+  bench_t b = {.conninfo = "",
+               .rows = 1000000,
+               .cols = 3,
+               .width = 32,
+               .runs = 5,
+               .jobs = 1};
+  static const struct option lo[] = {{"dbname", required_argument, NULL, 'd'},
+                                     {"command", required_argument, NULL, 'c'},
+                                     {"rows", required_argument, NULL, 'r'},
+                                     {"cols", required_argument, NULL, 'C'},
+                                     {"width", required_argument, NULL, 'w'},
+                                     {"runs", required_argument, NULL, 'n'},
+                                     {"jobs", required_argument, NULL, 'j'},
+                                     {"stages", no_argument, NULL, 's'},
+                                     {"json", no_argument, NULL, 'J'},
+                                     {"help", no_argument, NULL, 'h'},
+                                     {NULL, 0, NULL, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "d:c:j:h", lo, NULL)) != -1) {
     switch (c) {
-    case 'd': b.conninfo = optarg; break;
-    case 'c': b.query = optarg; break;
-    case 'r': b.rows = atoll(optarg); break;
-    case 'C': b.cols = atoi(optarg); break;
-    case 'w': b.width = atoi(optarg); break;
-    case 'n': b.runs = atoi(optarg); break;
-    case 'j': b.jobs = atoi(optarg); break;
-    case 's': b.stages = 1; break;
-    case 'J': b.json = 1; break;
-    case 'h': fputs(bench_usage, stdout); return CLI_OK;
+    case 'd':
+      b.conninfo = optarg;
+      break;
+    case 'c':
+      b.query = optarg;
+      break;
+    case 'r':
+      b.rows = atoll(optarg);
+      break;
+    case 'C':
+      b.cols = atoi(optarg);
+      break;
+    case 'w':
+      b.width = atoi(optarg);
+      break;
+    case 'n':
+      b.runs = atoi(optarg);
+      break;
+    case 'j':
+      b.jobs = atoi(optarg);
+      break;
+    case 's':
+      b.stages = 1;
+      break;
+    case 'J':
+      b.json = 1;
+      break;
+    case 'h':
+      fputs(bench_usage, stdout);
+      return CLI_OK;
     default:
       fputs("Try 'pqstream bench --help' for more information.\n", stderr);
       return CLI_USAGE;

@@ -16,7 +16,8 @@ static const char usage[] =
     "Stream the rows of PostgreSQL queries to standard output, as COPY does.\n"
     "\n"
     "  -d, --dbname=CONNINFO   connection string or URI (default: libpq's\n"
-    "                          environment: PGHOST, PGPORT, PGUSER, PGDATABASE,\n"
+    "                          environment: PGHOST, PGPORT, PGUSER, "
+    "PGDATABASE,\n"
     "                          PGPASSWORD, PGSERVICE, ~/.pgpass)\n"
     "  -c, --command=SQL       a query to run (repeatable)\n"
     "  -f, --file=FILE         a query read from FILE ('-': standard input)\n"
@@ -110,8 +111,17 @@ static int parse_number(const char *s, double min, double max, double *out) {
   return 0;
 }
 
-enum { OPT_FORMAT = 256, OPT_HEADER, OPT_SHARD, OPT_ORDER_BY, OPT_LIMIT,
-       OPT_TIMEOUT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_PARAM_NULL };
+enum {
+  OPT_FORMAT = 256,
+  OPT_HEADER,
+  OPT_SHARD,
+  OPT_ORDER_BY,
+  OPT_LIMIT,
+  OPT_TIMEOUT,
+  OPT_PROGRESS,
+  OPT_NO_PROGRESS,
+  OPT_PARAM_NULL
+};
 
 static const struct option longopts[] = {
     {"dbname", required_argument, NULL, 'd'},

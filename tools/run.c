@@ -208,8 +208,8 @@ static int build_stream(app_t *app, pqs_stream_t **out) {
       .mode = app->nkeys ? PQS_MERGE_ORDERED : PQS_MERGE_INTERLEAVE,
       .cmp = app->nkeys ? order_cmp : NULL,
       .cmp_data = app,
-      .mixed_columns = !app->nkeys &&
-                       (o->format == PQS_FORMAT_JSONL || !o->header)};
+      .mixed_columns =
+          !app->nkeys && (o->format == PQS_FORMAT_JSONL || !o->header)};
   rc = pqs_merge(in, app->batch_len, &mo, out);
   if (rc != 0)
     for (int i = 0; i < app->batch_len; i++)
@@ -232,8 +232,8 @@ static void run_batch(app_t *app) {
   pqs_sink_opts_t so = {.format = app->o->format,
                         .header = app->o->header,
                         .written = &app->written};
-  if (rc == 0 && (rc = pqs_sink_fd(s, app->loop, app->outfd, &so,
-                                   on_written, app)) == 0) {
+  if (rc == 0 &&
+      (rc = pqs_sink_fd(s, app->loop, app->outfd, &so, on_written, app)) == 0) {
     app->current = s;
     return;
   }
@@ -249,8 +249,7 @@ static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
   app_t *app = job->app;
   job->ctx = ctx;
   if (status != 0 && app->exit_code == CLI_OK) {
-    cli_say("could not connect: %s",
-            err ? err->message : pqs_strerror(status));
+    cli_say("could not connect: %s", err ? err->message : pqs_strerror(status));
     stop(app, status == PQS_ETIMEDOUT ? CLI_TIMEOUT : CLI_CONNECT);
   }
   if (++app->acquired == app->batch_len)
@@ -272,8 +271,8 @@ static void start_batch(app_t *app) {
   app->next += app->batch_len;
   for (int i = first; i < app->next; i++) {
     job_t *job = &app->jobs[i];
-    int rc = pqs_factory_open_ctx(app->f[job->target], app->loop, NULL,
-                                  on_ctx, job);
+    int rc =
+        pqs_factory_open_ctx(app->f[job->target], app->loop, NULL, on_ctx, job);
     if (rc != 0)
       on_ctx(NULL, rc, NULL, job);
   }
@@ -307,8 +306,7 @@ static int make_factories(app_t *app) {
   app->ntargets = o->nshards ? o->nshards : 1;
   unsigned ms = (unsigned)(o->timeout * 1000);
   for (int t = 0; t < app->ntargets; t++) {
-    pqs_factory_opts_t fo = {.conninfo = o->nshards ? o->shards[t]
-                                                    : o->dbname,
+    pqs_factory_opts_t fo = {.conninfo = o->nshards ? o->shards[t] : o->dbname,
                              .max_size = (unsigned)app->batch_size,
                              .connect_timeout_ms = ms,
                              .query_timeout_ms = ms,
@@ -365,9 +363,10 @@ int cli_run(const cli_opts_t *o) {
   uv_signal_start(&app->sigterm, on_signal, SIGTERM);
   uv_timer_init(app->loop, &app->progress);
   app->progress.data = app;
-  app->progress_on = o->quiet        ? 0
-                     : o->progress >= 0 ? o->progress
-                     : isatty(STDERR_FILENO) && !isatty(app->outfd);
+  app->progress_on = o->quiet ? 0
+                     : o->progress >= 0
+                         ? o->progress
+                         : isatty(STDERR_FILENO) && !isatty(app->outfd);
   app->t0 = uv_hrtime();
   if (app->progress_on)
     uv_timer_start(&app->progress, on_progress, 250, 250);

@@ -34,7 +34,8 @@ static void finish(memsrc_t *m, int status) {
   snprintf(m->tag, sizeof(m->tag), "SELECT %d", m->next);
   pqs_done_t done = {.status = status,
                      .rows = m->pushed,
-                     .command_tag = status == 0 && !m->stopping ? m->tag : NULL};
+                     .command_tag =
+                         status == 0 && !m->stopping ? m->tag : NULL};
   pqs__stream_sink.end(m->s, &done);
   uv_close((uv_handle_t *)&m->timer, closed);
 }

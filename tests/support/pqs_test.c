@@ -58,8 +58,8 @@ pqs_ctx_t *pt_open(uv_loop_t *loop, const char *conninfo) {
   ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, NULL, on_open, &r), 0);
   while (r.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
-  ck_assert_msg(r.status == 0, "connect failed: %s: %s",
-                pqs_err_name(r.status), r.msg);
+  ck_assert_msg(r.status == 0, "connect failed: %s: %s", pqs_err_name(r.status),
+                r.msg);
   return ctx;
 }
 
@@ -121,8 +121,8 @@ PGconn *pt_admin(void) {
 void pt_sql(PGconn *conn, const char *sql) {
   PGresult *r = PQexec(conn, sql);
   ExecStatusType st = PQresultStatus(r);
-  ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK,
-                "%s: %s", sql, PQerrorMessage(conn));
+  ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
+                PQerrorMessage(conn));
   PQclear(r);
 }
 
@@ -229,7 +229,7 @@ const char *pt_awkward_sql =
 
 /* What the server's COPY (sql) TO STDOUT (options) writes. */
 char *pt_server_copy(PGconn *admin, const char *sql, const char *options,
-                         size_t *len) {
+                     size_t *len) {
   char q[2048];
   snprintf(q, sizeof(q), "COPY (%s) TO STDOUT %s", sql, options);
   PGresult *res = PQexec(admin, q);
@@ -252,9 +252,8 @@ char *pt_server_copy(PGconn *admin, const char *sql, const char *options,
   return out;
 }
 
-void pt_assert_same_bytes(const char *what, const char *want,
-                              size_t want_len, const char *got,
-                              size_t got_len) {
+void pt_assert_same_bytes(const char *what, const char *want, size_t want_len,
+                          const char *got, size_t got_len) {
   size_t i = 0;
   while (i < want_len && i < got_len && want[i] == got[i])
     i++;
@@ -264,7 +263,6 @@ void pt_assert_same_bytes(const char *what, const char *want,
                 what, i, want_len, got_len, want + (i > 20 ? i - 20 : 0),
                 got ? got + (i > 20 ? i - 20 : 0) : "");
 }
-
 
 int pt_assert_like_row_to_json(PGconn *admin, const char *data, size_t len) {
   int lines = 0;
@@ -277,8 +275,7 @@ int pt_assert_like_row_to_json(PGconn *admin, const char *data, size_t len) {
         "SELECT $1::jsonb = row_to_json(a)::jsonb, row_to_json(a)::text "
         "FROM awkward a WHERE id = ($1::jsonb->>'id')::int",
         1, NULL, params, NULL, NULL, 0);
-    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK &&
-                      PQntuples(res) == 1,
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1,
                   "not valid JSON, or no such id: %s\n%s", line,
                   PQerrorMessage(admin));
     ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), "t") == 0,
