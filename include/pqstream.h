@@ -196,12 +196,21 @@ typedef void (*pqs_open_cb)(pqs_ctx_t *ctx, int status,
 /* Called once when a closed context's memory is about to be released. */
 typedef void (*pqs_close_cb)(pqs_ctx_t *ctx, void *data);
 
+/* A notice or warning from the server (RAISE NOTICE ...): `notice` is
+ * borrowed for the call. Runs on the loop, from inside pqstream's reading
+ * of the socket: it may not start or close anything. */
+typedef void (*pqs_notice_cb)(pqs_ctx_t *ctx, const pqs_error_t *notice,
+                              void *data);
+
 typedef struct pqs_ctx_opts_s {
   /* Milliseconds allowed for the whole connection, timed by the loop (libpq
    * ignores connect_timeout when driven asynchronously). 0: 10000. */
   unsigned connect_timeout_ms;
   /* Default timeout of each query and command in milliseconds; 0: none. */
   unsigned query_timeout_ms;
+  /* Server notices; NULL: libpq's default, which prints them on stderr. */
+  pqs_notice_cb on_notice;
+  void *notice_data;
 } pqs_ctx_opts_t;
 
 /* Starts connecting to `conninfo` (a libpq connection string or URI) on
@@ -601,6 +610,8 @@ typedef struct pqs_factory_opts_s {
   unsigned max_lifetime_ms;    /* older: closed when idle; 0: never */
   unsigned connect_timeout_ms; /* per new connection; 0: 10000 */
   unsigned query_timeout_ms;   /* default of the contexts' queries; 0: none */
+  pqs_notice_cb on_notice;     /* the contexts' notices; NULL: on stderr */
+  void *notice_data;
   /* Where pqs_factory_free reports contexts still out; NULL: stderr. */
   void (*log)(const char *line, void *data);
   void *log_data;

@@ -55,6 +55,32 @@ int pqs__error_from_conn(PGconn *conn, pqs_error_t *err, char **store) {
   return 0;
 }
 
+/* ---- notices ---- */
+
+static void on_notice(void *arg, const PGresult *res) {
+  pqs_ctx_t *ctx = arg;
+  pqs_error_t n = {.severity = PQresultErrorField(res, PG_DIAG_SEVERITY),
+                   .sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE),
+                   .message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+                   .detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+                   .hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)};
+  if (n.message == NULL)
+    n.message = PQresultErrorMessage(res);
+  ctx->opts.on_notice(ctx, &n, ctx->opts.notice_data);
+}
+
+/* Notices go to the user's callback while this context has the
+ * connection; a connection given back to a pool gets libpq's again. */
+static void take_notices(pqs_ctx_t *ctx) {
+  if (ctx->opts.on_notice != NULL && ctx->conn != NULL)
+    ctx->prev_notice = PQsetNoticeReceiver(ctx->conn, on_notice, ctx);
+}
+
+static void give_back_notices(pqs_ctx_t *ctx) {
+  if (ctx->prev_notice != NULL)
+    PQsetNoticeReceiver(ctx->conn, ctx->prev_notice, NULL);
+}
+
 /* ---- connecting: CONNECTING -> READY | BROKEN ---- */
 
 static void report_open(pqs_ctx_t *ctx, int status) {
@@ -130,6 +156,7 @@ static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
   ctx->conn = PQconnectStartParams(keys, vals, 1);
   if (ctx->conn == NULL)
     return PQS_ENOMEM;
+  take_notices(ctx);
   unsigned ms = ctx->opts.connect_timeout_ms;
   uv_timer_start(&ctx->timer, on_connect_timeout,
                  ms ? ms : PQS__DEFAULT_CONNECT_TIMEOUT_MS, 0);
@@ -193,6 +220,7 @@ int pqs__ctx_adopt(pqs_ctx_t **out, uv_loop_t *loop, PGconn *conn,
   if (ctx == NULL)
     return PQS_ENOMEM;
   ctx->conn = conn;
+  take_notices(ctx);
   pqs__ctx_defer(ctx);
   *out = ctx;
   return 0;
@@ -236,6 +264,7 @@ void pqs__ctx_close_now(pqs_ctx_t *ctx, pqs_close_cb cb) {
 /* The connection's end: closed, or given back to its factory. */
 static void release_conn(pqs_ctx_t *ctx) {
   if (ctx->lease != NULL && ctx->keep_conn) {
+    give_back_notices(ctx);
     pqs__factory_put(ctx->lease, ctx->conn);
     return;
   }

@@ -96,9 +96,10 @@ struct pqs_ctx_s {
   pqs_close_cb close_cb;
   int handles; /* handles not yet through their close callback */
   pqs__op_t *op;
-  struct pqs__lease_s *lease; /* set for a context from a factory */
-  int keep_conn;              /* give the connection back, do not close it */
-  int recycling;              /* resetting it for the pool: 1, then 2 */
+  struct pqs__lease_s *lease;   /* set for a context from a factory */
+  int keep_conn;                /* give the connection back, do not close it */
+  int recycling;                /* resetting it for the pool: 1, then 2 */
+  PQnoticeReceiver prev_notice; /* restored when the connection leaves */
   uv_work_t cancel_work;
   PGcancel *cancel;
   int cancel_pending;

@@ -165,6 +165,19 @@ START_TEST(environment_defaults) {
 }
 END_TEST
 
+START_TEST(notices_and_quiet) {
+  const char *sql = "DO $$BEGIN RAISE NOTICE 'heads up'; END$$";
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c", sql, NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.err, "NOTICE:  heads up\n");
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-q", "-d", CONN, "-c", sql, NULL});
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_str_eq(r.err, "");
+  ran_free(&r);
+}
+END_TEST
+
 /* ---- a reader that leaves, and signals ---- */
 
 static void assert_no_active(const char *marker) {
@@ -439,6 +452,7 @@ int main(void) {
   tcase_add_test(tc, output_like_copy);
   tcase_add_test(tc, params_files_limit_output);
   tcase_add_test(tc, environment_defaults);
+  tcase_add_test(tc, notices_and_quiet);
   tcase_add_test(tc, head_ends_it);
   tcase_add_test(tc, signals_cancel);
   tcase_add_test(tc, parallel_queries);

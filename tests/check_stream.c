@@ -566,6 +566,79 @@ START_TEST(ctx_close_mid_stream) {
 }
 END_TEST
 
+/* ---- notices ---- */
+
+typedef struct {
+  int calls;
+  char severity[16], message[64];
+} heard_t;
+
+static void on_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
+  (void)ctx;
+  heard_t *h = data;
+  h->calls++;
+  snprintf(h->severity, sizeof(h->severity), "%s", n->severity);
+  snprintf(h->message, sizeof(h->message), "%s", n->message);
+}
+
+typedef struct {
+  int calls, status;
+  pqs_ctx_t *ctx;
+} opened_t;
+
+static void on_opened(pqs_ctx_t *ctx, int status, const pqs_error_t *e,
+                      void *data) {
+  (void)e;
+  opened_t *o = data;
+  o->calls++;
+  o->status = status;
+  o->ctx = ctx;
+}
+
+START_TEST(notices_reach_the_callback) {
+  uv_loop_t *loop = pt_loop_new();
+  heard_t h = {0};
+  pqs_ctx_opts_t opts = {.on_notice = on_notice, .notice_data = &h};
+  opened_t o = {0};
+  pqs_ctx_t *ctx;
+  ck_assert_int_eq(
+      pqs_ctx_open(&ctx, loop, pt_conninfo(), &opts, on_opened, &o), 0);
+  while (o.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(o.status, 0);
+  ck_assert_int_eq(
+      pt_exec_wait(loop, ctx, "DO $$BEGIN RAISE NOTICE 'hello %', 42; END$$"),
+      0);
+  ck_assert_int_eq(h.calls, 1);
+  ck_assert_str_eq(h.severity, "NOTICE");
+  ck_assert_str_eq(h.message, "hello 42");
+  pt_close(loop, ctx);
+
+  /* through a factory, twice over one pooled connection */
+  heard_t f_heard = {0};
+  pqs_factory_opts_t fo = {.conninfo = pt_conninfo(),
+                           .max_size = 1,
+                           .on_notice = on_notice,
+                           .notice_data = &f_heard};
+  pqs_factory_t *f;
+  ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
+  for (int i = 0; i < 2; i++) {
+    opened_t g = {0};
+    ck_assert_int_eq(pqs_factory_open_ctx(f, loop, NULL, on_opened, &g), 0);
+    while (g.calls == 0)
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_int_eq(g.status, 0);
+    ck_assert_int_eq(
+        pt_exec_wait(loop, g.ctx, "DO $$BEGIN RAISE WARNING 'w'; END$$"), 0);
+    ck_assert_int_eq(f_heard.calls, i + 1);
+    ck_assert_str_eq(f_heard.severity, "WARNING");
+    pt_close(loop, g.ctx);
+  }
+  ck_assert_int_eq(pqs_factory_free(f), 0);
+  pt_loop_free(loop);
+}
+END_TEST
+
 /* ---- parameters, empty results, commands ---- */
 
 typedef struct {
@@ -703,6 +776,7 @@ int main(void) {
   tcase_add_test(tc, start_twice_and_bad_args);
   tcase_add_test(tc, next_query_from_on_done);
   tcase_add_test(tc, ctx_close_mid_stream);
+  tcase_add_test(tc, notices_reach_the_callback);
   tcase_add_test(tc, parameters);
   tcase_add_test(tc, empty_result);
   tcase_add_test(tc, commands);

@@ -40,7 +40,7 @@ static const char usage[] =
     "      --progress          rows, rows/s, MB and time on stderr (default:\n"
     "                          when stderr is a terminal and the output not)\n"
     "      --no-progress       never\n"
-    "  -q, --quiet             no progress, no notices\n"
+    "  -q, --quiet             no progress, no server notices\n"
     "  -h, --help              this help, then exit\n"
     "  -V, --version           the version, then exit\n"
     "\n"

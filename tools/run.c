@@ -301,6 +301,19 @@ static int open_output(const cli_opts_t *o) {
   return fd;
 }
 
+static void print_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
+  (void)ctx;
+  (void)data;
+  fprintf(stderr, "%s:  %s\n", n->severity ? n->severity : "NOTICE",
+          n->message);
+}
+
+static void drop_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
+  (void)ctx;
+  (void)n;
+  (void)data;
+}
+
 static int make_factories(app_t *app) {
   const cli_opts_t *o = app->o;
   app->ntargets = o->nshards ? o->nshards : 1;
@@ -310,7 +323,9 @@ static int make_factories(app_t *app) {
                              .max_size = (unsigned)app->batch_size,
                              .connect_timeout_ms = ms,
                              .query_timeout_ms = ms,
-                             .acquire_timeout_ms = 3600 * 1000};
+                             .acquire_timeout_ms = 3600 * 1000,
+                             .on_notice =
+                                 o->quiet ? drop_notice : print_notice};
     if (pqs_factory_new(&app->f[t], &fo) != 0)
       return -1;
   }
