@@ -466,6 +466,11 @@ PQS_EXTERN pqs_ctx_t *pqs_stream_ctx(const pqs_stream_t *s);
 /* Rows delivered to the consumer so far. */
 PQS_EXTERN uint64_t pqs_stream_rows(const pqs_stream_t *s);
 
+/* User data, for the caller to use freely (callbacks also get their own
+ * `data` argument). */
+PQS_EXTERN void *pqs_stream_get_data(const pqs_stream_t *s);
+PQS_EXTERN void pqs_stream_set_data(pqs_stream_t *s, void *data);
+
 /* ------------------------------------------------------------------------ */
 /* Commands                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -663,6 +668,11 @@ PQS_EXTERN int pqs_acquire_cancel(pqs_acquire_t *req);
 
 /* A snapshot of the factory's counters. Any thread. */
 PQS_EXTERN void pqs_factory_stats(pqs_factory_t *f, pqs_factory_stats_t *st);
+
+/* User data, for the caller to use freely. Not locked: set it before
+ * sharing the factory between threads. */
+PQS_EXTERN void *pqs_factory_get_data(const pqs_factory_t *f);
+PQS_EXTERN void pqs_factory_set_data(pqs_factory_t *f, void *data);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@ typedef struct {
 } idle_t;
 
 struct pqs_factory_s {
+  void *data; /* the user's; set before sharing */
   uv_mutex_t lock;
   uv_cond_t wake; /* the reaper's sleep */
   uv_thread_t reaper;
@@ -396,3 +397,6 @@ void pqs__factory_ctx_opts(const pqs_factory_t *f, pqs_ctx_opts_t *opts) {
   opts->on_notice = f->opts.on_notice;
   opts->notice_data = f->opts.notice_data;
 }
+
+void *pqs_factory_get_data(const pqs_factory_t *f) { return f->data; }
+void pqs_factory_set_data(pqs_factory_t *f, void *data) { f->data = data; }

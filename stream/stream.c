@@ -174,3 +174,5 @@ int pqs_stream_close(pqs_stream_t *s) {
 
 pqs_ctx_t *pqs_stream_ctx(const pqs_stream_t *s) { return s->ctx; }
 uint64_t pqs_stream_rows(const pqs_stream_t *s) { return s->rows; }
+void *pqs_stream_get_data(const pqs_stream_t *s) { return s->user_data; }
+void pqs_stream_set_data(pqs_stream_t *s, void *data) { s->user_data = data; }

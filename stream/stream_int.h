@@ -47,7 +47,8 @@ struct pqs_stream_s {
   void *src;
   pqs__stream_state_t state;
   pqs_stream_cbs_t cbs;
-  void *data;
+  void *data;      /* the callbacks' */
+  void *user_data; /* pqs_stream_get_data */
   uint64_t rows;
   pqs__stage_t *stages;
   int nstages;

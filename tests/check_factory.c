@@ -530,6 +530,9 @@ START_TEST(factory_arguments) {
   ck_assert_ptr_eq(f, (pqs_factory_t *)&f);
   ck_assert_int_eq(pqs_factory_free(NULL), 0);
   f = factory(pt_conninfo(), 1);
+  ck_assert_ptr_null(pqs_factory_get_data(f));
+  pqs_factory_set_data(f, &f);
+  ck_assert_ptr_eq(pqs_factory_get_data(f), &f);
   ck_assert_int_eq(pqs_factory_open_ctx(f, NULL, NULL, on_got, NULL),
                    PQS_EINVAL);
   ck_assert_int_eq(pqs_acquire_cancel(NULL), PQS_EINVAL);

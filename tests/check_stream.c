@@ -471,6 +471,9 @@ START_TEST(start_twice_and_bad_args) {
   ck_assert_int_eq(pqs_query(ctx, NULL, "SELECT 1", 0, NULL, NULL), PQS_EINVAL);
   ck_assert_ptr_null(s);
   ck_assert_int_eq(pqs_query(ctx, &s, "SELECT 1::int8", 0, NULL, NULL), 0);
+  ck_assert_ptr_null(pqs_stream_get_data(s));
+  pqs_stream_set_data(s, &s);
+  ck_assert_ptr_eq(pqs_stream_get_data(s), &s);
   pqs_stream_cbs_t no_done = {.on_row = sum_row};
   ck_assert_int_eq(pqs_stream_start(s, &no_done, NULL), PQS_EINVAL);
   consumer_t c = {0};
