@@ -7,17 +7,6 @@
 
 #include "row_int.h"
 
-/* Type OIDs from PostgreSQL's pg_type.dat; stable across versions. */
-enum {
-  OID_BOOL = 16,
-  OID_BYTEA = 17,
-  OID_INT8 = 20,
-  OID_INT2 = 21,
-  OID_INT4 = 23,
-  OID_FLOAT4 = 700,
-  OID_FLOAT8 = 701
-};
-
 /* One allocation: the schema, its name pointers, types, then the names. */
 static pqs__schema_t *schema_build(int n,
                                    const char *(*name)(const void *, int),
@@ -145,7 +134,7 @@ static int parse_int(const char *text, long long lo, long long hi,
 
 /* Every integer getter reads every integer type; a value that does not fit
  * the getter's width is PQS_ERANGE, never a silent truncation. */
-static const uint32_t ints[] = {OID_INT2, OID_INT4, OID_INT8};
+static const uint32_t ints[] = {PQS__INT2, PQS__INT4, PQS__INT8};
 
 int pqs_row_int16(const pqs_row_t *row, int col, int16_t *out) {
   const char *t;
@@ -175,13 +164,13 @@ int pqs_row_int64(const pqs_row_t *row, int col, int64_t *out) {
 }
 
 int pqs_row_double(const pqs_row_t *row, int col, double *out) {
-  static const uint32_t ok[] = {OID_FLOAT4, OID_FLOAT8, OID_INT2, OID_INT4,
-                                OID_INT8};
+  static const uint32_t ok[] = {PQS__FLOAT4, PQS__FLOAT8, PQS__INT2, PQS__INT4,
+                                PQS__INT8};
   const char *t;
   int rc = typed(row, col, out, ok, 5, &t);
   if (rc != 0)
     return rc;
-  if (row->schema->types[col] == OID_INT8) {
+  if (row->schema->types[col] == PQS__INT8) {
     /* Beyond 2^53 a double no longer holds every integer exactly. */
     long long v;
     if ((rc = parse_int(t, -(1LL << 53), 1LL << 53, &v)) == 0)
@@ -205,7 +194,7 @@ int pqs_row_double(const pqs_row_t *row, int col, double *out) {
 }
 
 int pqs_row_bool(const pqs_row_t *row, int col, int *out) {
-  static const uint32_t ok[] = {OID_BOOL};
+  static const uint32_t ok[] = {PQS__BOOL};
   const char *t;
   int rc = typed(row, col, out, ok, 1, &t);
   if (rc == 0)
@@ -225,7 +214,7 @@ static int hexval(char c) {
 
 int pqs_row_bytea(const pqs_row_t *row, int col, void *buf, size_t cap,
                   size_t *len) {
-  static const uint32_t ok[] = {OID_BYTEA};
+  static const uint32_t ok[] = {PQS__BYTEA};
   const char *t;
   int rc = typed(row, col, len, ok, 1, &t);
   if (rc != 0)

@@ -5,15 +5,6 @@
 
 #include "stream_int.h"
 
-enum {
-  INT2 = 21,
-  INT4 = 23,
-  INT8 = 20,
-  FLOAT4 = 700,
-  FLOAT8 = 701,
-  NUMERIC = 1700
-};
-
 static int sign_of(long double d) { return d < 0 ? -1 : d > 0; }
 
 /* Decimal texts as the server writes numeric: [-]digits[.digits], or
@@ -41,21 +32,21 @@ static int cmp_numeric(const char *a, const char *b) {
 static int cmp_value(uint32_t type, const char *a, size_t la, const char *b,
                      size_t lb) {
   switch (type) {
-  case INT2:
-  case INT4:
-  case INT8: {
+  case PQS__INT2:
+  case PQS__INT4:
+  case PQS__INT8: {
     long long x = strtoll(a, NULL, 10), y = strtoll(b, NULL, 10);
     return (x > y) - (x < y);
   }
-  case FLOAT4:
-  case FLOAT8: { /* NaN after everything, as the server */
+  case PQS__FLOAT4:
+  case PQS__FLOAT8: { /* NaN after everything, as the server */
     double x = strtod(a, NULL), y = strtod(b, NULL);
     int nx = x != x, ny = y != y;
     if (nx || ny)
       return nx - ny;
     return (x > y) - (x < y);
   }
-  case NUMERIC:
+  case PQS__NUMERIC:
     return cmp_numeric(a, b);
   default: {
     int r = memcmp(a, b, la < lb ? la : lb);

@@ -7,44 +7,28 @@
  * and domain types come out as strings (their text gives no types). */
 #include <string.h>
 
+#include "../src/row_int.h"
 #include "format.h"
-
-/* Type OIDs, from PostgreSQL's pg_type.dat. */
-enum {
-  T_BOOL = 16,
-  T_INT8 = 20,
-  T_INT2 = 21,
-  T_INT4 = 23,
-  T_TEXT = 25,
-  T_JSON = 114,
-  T_FLOAT4 = 700,
-  T_FLOAT8 = 701,
-  T_DATE = 1082,
-  T_TIMESTAMP = 1114,
-  T_TIMESTAMPTZ = 1184,
-  T_NUMERIC = 1700,
-  T_JSONB = 3802
-};
 
 /* How json renders a type. */
 typedef enum { K_STRING, K_NUMBER, K_BOOL, K_JSON, K_TIMESTAMP } kind_t;
 
 static kind_t kind_of(uint32_t type) {
   switch (type) {
-  case T_INT2:
-  case T_INT4:
-  case T_INT8:
-  case T_FLOAT4:
-  case T_FLOAT8:
-  case T_NUMERIC:
+  case PQS__INT2:
+  case PQS__INT4:
+  case PQS__INT8:
+  case PQS__FLOAT4:
+  case PQS__FLOAT8:
+  case PQS__NUMERIC:
     return K_NUMBER;
-  case T_BOOL:
+  case PQS__BOOL:
     return K_BOOL;
-  case T_JSON:
-  case T_JSONB:
+  case PQS__JSON:
+  case PQS__JSONB:
     return K_JSON;
-  case T_TIMESTAMP:
-  case T_TIMESTAMPTZ:
+  case PQS__TIMESTAMP:
+  case PQS__TIMESTAMPTZ:
     return K_TIMESTAMP;
   default:
     return K_STRING; /* dates already print as json prints them */
@@ -57,29 +41,29 @@ static kind_t kind_of(uint32_t type) {
 static uint32_t element_of(uint32_t type) {
   switch (type) {
   case 1000:
-    return T_BOOL;
+    return PQS__BOOL;
   case 1005:
-    return T_INT2;
+    return PQS__INT2;
   case 1007:
-    return T_INT4;
+    return PQS__INT4;
   case 1016:
-    return T_INT8;
+    return PQS__INT8;
   case 1021:
-    return T_FLOAT4;
+    return PQS__FLOAT4;
   case 1022:
-    return T_FLOAT8;
+    return PQS__FLOAT8;
   case 1231:
-    return T_NUMERIC;
+    return PQS__NUMERIC;
   case 199:
-    return T_JSON;
+    return PQS__JSON;
   case 3807:
-    return T_JSONB;
+    return PQS__JSONB;
   case 1115:
-    return T_TIMESTAMP;
+    return PQS__TIMESTAMP;
   case 1185:
-    return T_TIMESTAMPTZ;
+    return PQS__TIMESTAMPTZ;
   case 1182:
-    return T_DATE;
+    return PQS__DATE;
   case 1009:
   case 1015:
   case 1014:
@@ -94,7 +78,7 @@ static uint32_t element_of(uint32_t type) {
   case 1041:
   case 651:
   case 1040:
-    return T_TEXT; /* text varchar bpchar name bytea char oid time interval
+    return PQS__TEXT; /* text varchar bpchar name bytea char oid time interval
                       timetz uuid inet cidr macaddr */
   default:
     return 0;
