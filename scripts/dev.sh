@@ -46,6 +46,8 @@ install_missing() {
     </dev/null >/dev/null
 }
 
+# Every option is given each time: the build directories are shared
+# between commands, and CMake's cache would keep the last command's.
 build() {
   local dir=$1
   shift
@@ -88,7 +90,8 @@ start_second_server() {
 install_missing
 case "$mode" in
 demo)
-  build build -DPQS_BUILD_TESTS=OFF
+  build build -DPQS_SANITIZE=OFF -DPQS_TSAN=OFF -DPQS_BUILD_TESTS=OFF \
+    -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON
   start_server
   psql -q -v ON_ERROR_STOP=1 "$PQS_TEST_CONNINFO" -f examples/sample.sql
   say "running examples/stream_demo"
@@ -100,7 +103,8 @@ test)
   case "$variant" in
   --sanitize)
     dir=build-asan
-    build $dir -DPQS_SANITIZE=ON
+    build $dir -DPQS_SANITIZE=ON -DPQS_TSAN=OFF -DPQS_BUILD_TESTS=ON \
+      -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON
     # A small quarantine: the memory-bound tests measure RSS, and the
     # default 256 MB of freed blocks held back would be ASan's, not ours.
     export ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=16
@@ -108,19 +112,22 @@ test)
     ;;
   --tsan)
     dir=build-tsan
-    build $dir -DPQS_TSAN=ON
+    build $dir -DPQS_TSAN=ON -DPQS_SANITIZE=OFF -DPQS_BUILD_TESTS=ON \
+      -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON
     # tests/tsan.supp: only the false reports of libuv's raw close(2)
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
     ;;
   *)
     dir=build
-    build $dir
+    build $dir -DPQS_SANITIZE=OFF -DPQS_TSAN=OFF -DPQS_BUILD_TESTS=ON \
+      -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON
     ;;
   esac
   start_server
   start_second_server
   say "running the suites ($dir)"
-  ctest --test-dir "$dir" --output-on-failure --timeout 900
+  # --no-tests=error: a build without the suites must not pass
+  ctest --test-dir "$dir" --output-on-failure --timeout 900 --no-tests=error
   ;;
 bench)
   build build-bench -DPQS_BUILD_BENCHMARKS=ON -DPQS_BUILD_TESTS=OFF \

@@ -1,6 +1,7 @@
 /* The pqstream tool, run as a user would: output, exit codes, messages,
  * pipes that close, signals, parallel runs, shards, bench. */
-#define _DEFAULT_SOURCE /* wait4 */
+#define _XOPEN_SOURCE 700 /* posix_openpt */
+#define _DEFAULT_SOURCE   /* wait4 */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -411,6 +412,36 @@ START_TEST(progress_on_stderr) {
   r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1", NULL});
   ck_assert_str_eq(r.err, ""); /* stderr is not a terminal: none */
   ran_free(&r);
+
+  /* stderr a terminal and the output not: on by default */
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  ck_assert_int_ge(master, 0);
+  ck_assert_int_eq(grantpt(master), 0);
+  ck_assert_int_eq(unlockpt(master), 0);
+  int tty = open(ptsname(master), O_RDWR | O_NOCTTY);
+  ck_assert_int_ge(tty, 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(tty, 2);
+    execl(cli(), "pqstream", "-d", CONN, "-c",
+          "SELECT generate_series(1, 3000000)", NULL);
+    _exit(127);
+  }
+  close(tty);
+  char buf[4096];
+  size_t got = 0;
+  ssize_t nread;
+  while (got < sizeof(buf) - 1 &&
+         (nread = read(master, buf + got, sizeof(buf) - 1 - got)) > 0)
+    got += (size_t)nread; /* ends with EIO once the tool has exited */
+  buf[got] = '\0';
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  ck_assert_msg(strstr(buf, "rows/s") != NULL, "no progress on a terminal");
+  close(master);
 }
 END_TEST
 

@@ -106,6 +106,19 @@ START_TEST(connect_refused) {
 }
 END_TEST
 
+START_TEST(wrong_host) {
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  pqs_ctx_t *ctx =
+      open_wait(loop, "host=no-such-host.invalid dbname=x user=x", NULL, &o);
+  ck_assert_int_eq(o.status, PQS_ECONNECT);
+  ck_assert_msg(strstr(o.msg, "no-such-host.invalid") != NULL, "message: %s",
+                o.msg);
+  ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
+  close_wait(loop, ctx, &o);
+}
+END_TEST
+
 START_TEST(wrong_password) {
   uv_loop_t *loop = pt_loop_new();
   opened_t o = {0};
@@ -288,6 +301,7 @@ int main(void) {
   tcase_add_test(tc, connect_ok);
   tcase_add_test(tc, connect_unix_socket);
   tcase_add_test(tc, connect_refused);
+  tcase_add_test(tc, wrong_host);
   tcase_add_test(tc, wrong_password);
   tcase_add_test(tc, right_password);
   tcase_add_test(tc, wrong_database);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -334,6 +335,36 @@ START_TEST(tty_sink) {
 }
 END_TEST
 
+/* A libuv stream the caller owns: one end of a socket pair. */
+START_TEST(sink_to_a_uv_stream) {
+  int sv[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  reader_t r = {.keep = 1, .fd = sv[0]};
+  uv_thread_t th;
+  ck_assert_int_eq(uv_thread_create(&th, reader_main, &r), 0);
+  uv_loop_t *loop = pt_loop_new();
+  uv_pipe_t out;
+  ck_assert_int_eq(uv_pipe_init(loop, &out, 0), 0);
+  ck_assert_int_eq(uv_pipe_open(&out, sv[1]), 0);
+  pqs_stream_t *s = pt_mem_stream(loop, &mtable);
+  pqs_sink_opts_t opts = {.format = PQS_FORMAT_CSV, .header = 1};
+  sunk_t k = {0};
+  ck_assert_int_eq(pqs_sink_uv(s, (uv_stream_t *)&out, &opts, on_sunk, &k), 0);
+  while (k.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(k.done.status, 0);
+  ck_assert_int_eq(uv_is_closing((uv_handle_t *)&out), 0); /* still ours */
+  uv_close((uv_handle_t *)&out, NULL); /* closes sv[1]: the reader ends */
+  pt_loop_free(loop);
+  ck_assert_int_eq(uv_thread_join(&th), 0);
+  const char *want = "id,word\n1,plain\n2,\n3,\"\"\n"
+                     "4,\"with \"\"quote\"\"\"\n5,a\tb\n";
+  pt_assert_same_bytes("uv stream", want, strlen(want), r.data, r.len);
+  ck_assert_int_eq(k.bytes, strlen(want));
+  free(r.data);
+}
+END_TEST
+
 START_TEST(sink_arguments) {
   uv_loop_t *loop = pt_loop_new();
   pqs_stream_t *s = pt_mem_stream(loop, &mtable);
@@ -363,6 +394,7 @@ int main(void) {
   tcase_add_test(tc, reader_goes_away);
   tcase_add_test(tc, memory_rows_through_map);
   tcase_add_test(tc, tty_sink);
+  tcase_add_test(tc, sink_to_a_uv_stream);
   tcase_add_test(tc, sink_arguments);
   suite_add_tcase(s, tc);
   return pt_run(s);
