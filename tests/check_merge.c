@@ -95,13 +95,10 @@ static void run_merged(uv_loop_t *loop, pqs_stream_t *m, got_t *g) {
 }
 
 static void assert_idle_and_reusable(uv_loop_t *loop, pqs_ctx_t **ctx, int n) {
-  PGconn *admin = pt_admin();
   for (int i = 0; i < n; i++) {
-    ck_assert_msg(pt_wait_idle(admin, pqs_ctx_backend_pid(ctx[i]), 5),
-                  "backend of input %d still busy", i);
+    pt_assert_idle(pqs_ctx_backend_pid(ctx[i]));
     ck_assert_int_eq(pt_exec_wait(loop, ctx[i], "SELECT 1"), 0);
   }
-  PQfinish(admin);
 }
 
 /* ---- refusals ---- */

@@ -485,9 +485,7 @@ START_TEST(pg_take_ten_of_a_billion) {
   ck_assert_int_eq(k.rows, 10);
   ck_assert_int_eq(k.sum, 55);
   ck_assert_msg(took < 10, "take(10) took %.1fs", took);
-  PGconn *admin = pt_admin();
-  ck_assert_msg(pt_wait_idle(admin, pid, 5), "backend still busy");
-  PQfinish(admin);
+  pt_assert_idle(pid);
   ck_assert_int_eq(pt_exec_wait(loop, ctx, "SELECT 1"), 0);
   pt_close(loop, ctx);
   pt_loop_free(loop);
@@ -505,9 +503,7 @@ START_TEST(pg_stage_error_once) {
   run_stream(loop, s, &k);
   ck_assert_int_eq(k.done.status, -77);
   ck_assert_int_eq(k.rows, 1233);
-  PGconn *admin = pt_admin();
-  ck_assert_msg(pt_wait_idle(admin, pid, 5), "backend still busy");
-  PQfinish(admin);
+  pt_assert_idle(pid);
   ck_assert_int_eq(pt_exec_wait(loop, ctx, "SELECT 1"), 0);
   pt_close(loop, ctx);
   pt_loop_free(loop);

@@ -260,9 +260,7 @@ START_TEST(early_stop) {
   ck_assert_int_eq(c.rows, 10);
   ck_assert_int_eq(c.done.rows, 10);
   ck_assert_msg(took < 10, "stop took %.1fs", took);
-  PGconn *admin = pt_admin();
-  ck_assert_msg(pt_wait_idle(admin, pid, 5), "backend still busy");
-  PQfinish(admin);
+  pt_assert_idle(pid);
   assert_reusable(loop, ctx);
   pt_close(loop, ctx);
   pt_loop_free(loop);
@@ -309,9 +307,7 @@ START_TEST(close_paused_stream) {
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_int_eq(k.c.done.status, PQS_ECANCELED);
   ck_assert_int_eq(k.c.rows, 5);
-  PGconn *admin = pt_admin();
-  ck_assert_msg(pt_wait_idle(admin, pid, 5), "backend still busy");
-  PQfinish(admin);
+  pt_assert_idle(pid);
   assert_reusable(loop, ctx);
   pt_close(loop, ctx);
   pt_loop_free(loop);
@@ -341,9 +337,7 @@ START_TEST(stop_before_the_server_starts) {
     ck_assert_int_eq(c.done.status, PQS_ECANCELED);
     ck_assert_int_eq(c.rows, 0);
   }
-  PGconn *admin = pt_admin();
-  ck_assert_msg(pt_wait_idle(admin, pid, 5), "backend still busy");
-  PQfinish(admin);
+  pt_assert_idle(pid);
   assert_reusable(loop, ctx);
   pt_close(loop, ctx);
   pt_loop_free(loop);
@@ -374,9 +368,7 @@ START_TEST(query_timeout) {
   double took = pt_now() - t0;
   ck_assert_int_eq(c.done.status, PQS_ETIMEDOUT);
   ck_assert_msg(took >= 0.25 && took < 10, "timeout after %.2fs", took);
-  PGconn *admin = pt_admin();
-  ck_assert_msg(pt_wait_idle(admin, pid, 5), "backend still busy");
-  PQfinish(admin);
+  pt_assert_idle(pid);
   assert_reusable(loop, ctx);
   pt_close(loop, ctx);
   pt_loop_free(loop);

@@ -164,6 +164,13 @@ int pt_wait_idle(PGconn *admin, int pid, double seconds) {
   return 0;
 }
 
+void pt_assert_idle(int pid) {
+  PGconn *admin = pt_admin();
+  int idle = pt_wait_idle(admin, pid, 5);
+  PQfinish(admin);
+  ck_assert_msg(idle, "backend %d still busy after 5 s", pid);
+}
+
 double pt_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -50,6 +50,9 @@ long long pt_scalar_ll(PGconn *conn, const char *sql);
 char *pt_backend_state(PGconn *admin, int pid);
 /* Waits up to `seconds` for the backend to be idle; 1 if it became so. */
 int pt_wait_idle(PGconn *admin, int pid, double seconds);
+/* Fails the test unless backend `pid` is idle within 5 seconds: its query
+ * really ended on the server. */
+void pt_assert_idle(int pid);
 
 /* Runs every test of `s` and returns the exit status for main(). */
 int pt_run(Suite *s);
