@@ -22,7 +22,9 @@ typedef struct {
   uv_loop_t *loop;
 } app_t;
 
-static void on_written(const pqs_done_t *done, uint64_t bytes, void *data) {
+static void on_written(pqs_sink_t *sink, const pqs_done_t *done,
+                       uint64_t bytes, void *data) {
+  (void)sink;
   app_t *app = data;
   if (done->status == UV_EPIPE) { /* the reader had enough: | head */
   } else if (done->status != 0) {

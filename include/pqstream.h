@@ -231,6 +231,7 @@ PQS_EXTERN int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop,
  * is reset first (ROLLBACK of an open transaction, then DISCARD ALL) and
  * returned to the pool; a broken or busy one is closed and its place
  * freed.
+ * NULL is allowed: nothing happens, 0 is returned.
  * Errors: PQS_ETHREAD, PQS_ESTATE if already closing. */
 PQS_EXTERN int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb);
 
@@ -264,7 +265,7 @@ enum {
   PQS_CONTINUE = 0, /* keep the rows coming */
   PQS_PAUSE = 1,    /* pass this row on, then stop reading until resumed */
   PQS_STOP = 2,     /* end now: cancel the query; on_done: PQS_ECANCELED */
-  PQS_SKIP = 3      /* map stages only: drop this row */
+  PQS_SKIP = 3      /* from a map function: drop this row */
 };
 
 typedef struct pqs_stream_cbs_s {
@@ -329,13 +330,13 @@ PQS_EXTERN int pqs_stream_resume(pqs_stream_t *s);
  * cancelled on the server (without blocking the loop), what still arrives
  * is dropped, and on_done follows with PQS_ECANCELED once the server has
  * finished with the query; only then is the context free again.
- * Closing a stream that is already ending does nothing.
+ * Closing a stream that is already ending, or NULL, does nothing.
  * Errors: PQS_ETHREAD. */
 PQS_EXTERN int pqs_stream_close(pqs_stream_t *s);
 
 /* ---- Stages ----
  *
- * Stages are added to a stream before it starts (after: PQS_EINVAL) and run
+ * Stages are added to a stream before it starts (after: PQS_ESTATE) and run
  * in the order added, as one flat loop per row, inside the loop wake-up that
  * read the row: no allocation, no recursion, no loop round trip per row.
  * A stage's function gets the stream first and may call pqs_stream_pause()
@@ -343,8 +344,9 @@ PQS_EXTERN int pqs_stream_close(pqs_stream_t *s);
  * stream with that value and cancels the query. `data` is the stage's own;
  * `free_data` (may be NULL) is called on it exactly once: when the stream
  * is freed, or at once if adding the stage fails.
- * Errors of every pqs_stream_<stage>: PQS_EINVAL (NULL function, stream
- * started, or a stage after pqs_stream_batch), PQS_ETHREAD, PQS_ENOMEM. */
+ * Errors of every pqs_stream_<stage>: PQS_EINVAL (NULL function, or a stage
+ * after pqs_stream_batch), PQS_ESTATE (stream started), PQS_ETHREAD,
+ * PQS_ENOMEM. */
 
 typedef void (*pqs_free_cb)(void *data);
 typedef int (*pqs_row_fn)(pqs_stream_t *s, const pqs_row_t *row, void *data);
@@ -436,11 +438,17 @@ typedef struct pqs_sink_opts_s {
   uint64_t *written;
 } pqs_sink_opts_t;
 
+/* A sink at work: it exists from pqs_sink_fd / pqs_sink_uv until its
+ * callback returns. */
+typedef struct pqs_sink_s pqs_sink_t;
+
 /* Called once, when the stream has ended and every byte has been written
  * (or writing failed). `done` is the stream's completion, borrowed for the
  * call, except that a write error replaces its status (UV_EPIPE ...).
- * `bytes` counts what was written. The stream no longer exists. */
-typedef void (*pqs_sink_cb)(const pqs_done_t *done, uint64_t bytes, void *data);
+ * `bytes` counts what was written. The stream no longer exists, and the
+ * sink is freed when the callback returns. */
+typedef void (*pqs_sink_cb)(pqs_sink_t *sink, const pqs_done_t *done,
+                            uint64_t bytes, void *data);
 
 /* Writes stream `s` to `fd` (a pipe, socket, TTY or regular file; the sink
  * works on its own dup of it, so `fd` stays the caller's, though a pipe or
@@ -580,11 +588,15 @@ typedef struct pqs_gather_opts_s {
   int keep_going;     /* as for merge */
 } pqs_gather_opts_t;
 
+/* A gather at work, from pqs_gather until its callback returns. */
+typedef struct pqs_gather_s pqs_gather_t;
+
 /* Called once when every input has ended. `sets[i]` holds input i's rows
  * and belongs to the caller (pqs_rowset_free); the array is borrowed.
  * done->status: 0, the first failure ("input N: ..."), or PQS_ELIMIT when
- * a cap was reached (the inputs are cancelled; rows so far are kept). */
-typedef void (*pqs_gather_cb)(pqs_rowset_t **sets, int n,
+ * a cap was reached (the inputs are cancelled; rows so far are kept).
+ * The gather is freed after the callback returns. */
+typedef void (*pqs_gather_cb)(pqs_gather_t *g, pqs_rowset_t **sets, int n,
                               const pqs_done_t *done, void *data);
 
 /* Starts the `n` unstarted `inputs` and collects each into its own row

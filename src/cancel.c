@@ -4,9 +4,10 @@
 
 static void cancel_work(uv_work_t *req) {
   pqs_ctx_t *ctx = req->data;
-  /* Only ctx->cancel and cancel_err are touched off the loop thread; the
-   * loop thread leaves both alone while cancel_pending is set. */
-  PQcancel(ctx->cancel, ctx->cancel_err, sizeof(ctx->cancel_err));
+  /* Only the handle and errbuf are touched off the loop thread; the loop
+   * thread leaves both alone while the cancel is SENDING. */
+  PQcancel(ctx->cancel.handle, ctx->cancel.errbuf,
+           sizeof(ctx->cancel.errbuf));
 }
 
 /* The server ignores a cancel that arrives before the backend has begun
@@ -18,8 +19,8 @@ static void cancel_work(uv_work_t *req) {
 
 static int still_stopping(const pqs_ctx_t *ctx) {
   const pqs__op_t *op = ctx->op;
-  return ctx->state != PQS__CTX_CLOSING && op != NULL &&
-         op->state == PQS__OP_STOPPING && !op->ended && !op->lost;
+  return !pqs__ctx_closing(ctx) && op != NULL &&
+         op->state == PQS__OP_STOPPING && !op->lost;
 }
 
 static void on_retry(uv_timer_t *timer) {
@@ -28,13 +29,14 @@ static void on_retry(uv_timer_t *timer) {
     pqs__cancel_request(ctx);
 }
 
+/* SENDING -> IDLE, back on the loop. */
 static void cancel_done(uv_work_t *req, int status) {
   (void)status;
   pqs_ctx_t *ctx = req->data;
-  PQfreeCancel(ctx->cancel);
-  ctx->cancel = NULL;
-  ctx->cancel_pending = 0;
-  if (ctx->state == PQS__CTX_CLOSING) {
+  PQfreeCancel(ctx->cancel.handle);
+  ctx->cancel.handle = NULL;
+  ctx->cancel.state = PQS__CANCEL_IDLE;
+  if (pqs__ctx_closing(ctx)) {
     pqs__ctx_maybe_free(ctx);
     return;
   }
@@ -43,20 +45,20 @@ static void cancel_done(uv_work_t *req, int status) {
   pqs__op_maybe_finish(ctx);
 }
 
-/* Sends one cancel request for the running query. The context stays busy
- * until it has returned (see pqs__op_maybe_finish). */
+/* IDLE -> SENDING: one cancel request for the running query. The context
+ * stays busy until it has returned (see pqs__op_maybe_finish). */
 void pqs__cancel_request(pqs_ctx_t *ctx) {
-  if (ctx->cancel_pending)
+  if (ctx->cancel.state != PQS__CANCEL_IDLE)
     return;
-  ctx->cancel = PQgetCancel(ctx->conn);
-  if (ctx->cancel == NULL)
-    return; /* no connection: nothing runs on the server to cancel */
-  ctx->cancel_work.data = ctx;
-  ctx->cancel_pending = 1;
-  if (uv_queue_work(ctx->loop, &ctx->cancel_work, cancel_work, cancel_done) !=
-      0) {
-    PQfreeCancel(ctx->cancel);
-    ctx->cancel = NULL;
-    ctx->cancel_pending = 0;
+  ctx->cancel.handle = PQgetCancel(ctx->conn);
+  if (ctx->cancel.handle == NULL)
+    return; /* no connection, or no memory: nothing to send it with */
+  ctx->cancel.work.data = ctx;
+  ctx->cancel.state = PQS__CANCEL_SENDING;
+  if (uv_queue_work(ctx->loop, &ctx->cancel.work, cancel_work,
+                    cancel_done) != 0) {
+    PQfreeCancel(ctx->cancel.handle);
+    ctx->cancel.handle = NULL;
+    ctx->cancel.state = PQS__CANCEL_IDLE;
   }
 }

@@ -2,8 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "ctx_int.h"
-#include "factory_int.h"
+#include "error_int.h"
 
 #define PQS__DEFAULT_CONNECT_TIMEOUT_MS 10000
 
@@ -23,47 +24,16 @@ static void on_defer(uv_timer_t *timer) {
 /* Runs the pending work of the context on the next loop turn, so that no
  * callback ever runs from inside the public call that caused it. */
 void pqs__ctx_defer(pqs_ctx_t *ctx) {
-  if (ctx->state != PQS__CTX_CLOSING)
+  if (!pqs__ctx_closing(ctx))
     uv_timer_start(&ctx->defer, on_defer, 0, 0);
-}
-
-/* ---- errors from libpq's message, with the password removed ---- */
-
-static void scrub(char *msg, const char *secret) {
-  size_t n = secret ? strlen(secret) : 0;
-  if (n < 3) /* a shorter "password" would mangle ordinary words */
-    return;
-  for (char *p = strstr(msg, secret); p != NULL; p = strstr(p, secret))
-    memset(p, '*', n);
-}
-
-int pqs__error_from_conn(PGconn *conn, pqs_error_t *err, char **store) {
-  const char *msg = conn ? PQerrorMessage(conn) : NULL;
-  if (msg == NULL || *msg == '\0')
-    msg = "unknown libpq error";
-  char *copy = strdup(msg);
-  if (copy == NULL)
-    return PQS_ENOMEM;
-  size_t n = strlen(copy);
-  while (n > 0 && (copy[n - 1] == '\n' || copy[n - 1] == ' '))
-    copy[--n] = '\0';
-  if (conn)
-    scrub(copy, PQpass(conn));
-  memset(err, 0, sizeof(*err));
-  err->message = copy;
-  *store = copy;
-  return 0;
 }
 
 /* ---- notices ---- */
 
 static void on_notice(void *arg, const PGresult *res) {
   pqs_ctx_t *ctx = arg;
-  pqs_error_t n = {.severity = PQresultErrorField(res, PG_DIAG_SEVERITY),
-                   .sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE),
-                   .message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-                   .detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-                   .hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)};
+  pqs_error_t n;
+  pqs__error_view(res, &n);
   if (n.message == NULL)
     n.message = PQresultErrorMessage(res);
   ctx->opts.on_notice(ctx, &n, ctx->opts.notice_data);
@@ -76,23 +46,28 @@ static void take_notices(pqs_ctx_t *ctx) {
     ctx->prev_notice = PQsetNoticeReceiver(ctx->conn, on_notice, ctx);
 }
 
-static void give_back_notices(pqs_ctx_t *ctx) {
+static void give_back_notices(pqs_ctx_t *ctx, PGconn *conn) {
   if (ctx->prev_notice != NULL)
-    PQsetNoticeReceiver(ctx->conn, ctx->prev_notice, NULL);
+    PQsetNoticeReceiver(conn, ctx->prev_notice, NULL);
 }
 
 /* ---- connecting: CONNECTING -> READY | BROKEN ---- */
 
-static void report_open(pqs_ctx_t *ctx, int status) {
+/* The open callback, exactly once: from here, or from pqs__ctx_maybe_free
+ * if the context is closed first. */
+static void report_open(pqs_ctx_t *ctx, int status, const char *why) {
   pqs_error_t err, *errp = NULL;
   char *store = NULL;
-  if (status != 0 && pqs__error_from_conn(ctx->conn, &err, &store) == 0)
+  if (status != 0) {
+    pqs__error_from_conn(ctx->conn, &err, &store);
+    if (why != NULL)
+      err.message = why;
     errp = &err;
-  if (status == PQS_ETIMEDOUT && errp != NULL)
-    err.message = "timeout expired while connecting";
-  ctx->open_pending = 0;
-  ctx->open_cb(ctx, status, errp, ctx->open_data);
-  free(store);
+  }
+  pqs_open_cb cb = ctx->open_cb;
+  ctx->open_cb = NULL;
+  cb(ctx, status, errp, ctx->open_data);
+  pqs__free(store);
 }
 
 static void connected(pqs_ctx_t *ctx) {
@@ -100,12 +75,12 @@ static void connected(pqs_ctx_t *ctx) {
   /* An adopted connection has no poll handle on this loop yet. */
   if (pqs__io_attach(ctx) != 0 || PQsetnonblocking(ctx->conn, 1) != 0) {
     ctx->state = PQS__CTX_BROKEN;
-    report_open(ctx, PQS_ECONNECT);
+    report_open(ctx, PQS_ECONNECT, NULL);
     return;
   }
   pqs__io_watch(ctx, 0);
   ctx->state = PQS__CTX_READY;
-  report_open(ctx, 0);
+  report_open(ctx, 0, NULL);
 }
 
 static void connect_failed(pqs_ctx_t *ctx, int status) {
@@ -113,7 +88,9 @@ static void connect_failed(pqs_ctx_t *ctx, int status) {
   pqs__io_watch(ctx, 0);
   pqs__io_detach(ctx);
   ctx->state = PQS__CTX_BROKEN;
-  report_open(ctx, status);
+  report_open(ctx, status,
+              status == PQS_ETIMEDOUT ? "timeout expired while connecting"
+                                      : NULL);
 }
 
 static void watch_socket(pqs_ctx_t *ctx, int events) {
@@ -174,7 +151,7 @@ static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
 
 static pqs_ctx_t *ctx_new(uv_loop_t *loop, const pqs_ctx_opts_t *opts,
                           pqs_open_cb cb, void *data) {
-  pqs_ctx_t *ctx = calloc(1, sizeof(*ctx));
+  pqs_ctx_t *ctx = pqs__calloc(1, sizeof(*ctx));
   if (ctx == NULL)
     return NULL;
   ctx->loop = loop;
@@ -184,7 +161,6 @@ static pqs_ctx_t *ctx_new(uv_loop_t *loop, const pqs_ctx_opts_t *opts,
     ctx->opts = *opts;
   ctx->open_cb = cb;
   ctx->open_data = data;
-  ctx->open_pending = 1;
   uv_timer_init(loop, &ctx->timer);
   uv_timer_init(loop, &ctx->defer);
   ctx->timer.data = ctx;
@@ -203,16 +179,15 @@ int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop, const char *conninfo,
   int rc = connect_start(ctx, conninfo);
   if (rc != 0) {
     /* Nothing was reported yet: close quietly, as if never opened. */
-    ctx->open_pending = 0;
-    pqs_ctx_close(ctx, NULL);
+    ctx->open_cb = NULL;
+    pqs__ctx_close_now(ctx, 0);
     return rc;
   }
   *out = ctx;
   return 0;
 }
 
-/* A context over a connection a factory already holds open: it goes
- * through the same CONNECTING -> READY transition, from the loop, where
+/* Adopted: the same CONNECTING -> READY transition, from the loop, where
  * PQconnectPoll answers OK at once and the socket is attached. */
 int pqs__ctx_adopt(pqs_ctx_t **out, uv_loop_t *loop, PGconn *conn,
                    const pqs_ctx_opts_t *opts, pqs_open_cb cb, void *data) {
@@ -226,8 +201,10 @@ int pqs__ctx_adopt(pqs_ctx_t **out, uv_loop_t *loop, PGconn *conn,
   return 0;
 }
 
-void pqs__ctx_set_lease(pqs_ctx_t *ctx, pqs__lease_t *lease) {
-  ctx->lease = lease;
+void pqs__ctx_set_owner(pqs_ctx_t *ctx, const pqs__owner_vt_t *vt,
+                        void *owner) {
+  ctx->owner_vt = vt;
+  ctx->owner = owner;
 }
 
 /* ---- closing: any state -> CLOSING -> freed ---- */
@@ -238,22 +215,37 @@ static void timer_closed(uv_handle_t *handle) {
   pqs__ctx_maybe_free(ctx);
 }
 
-int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb) {
-  if (ctx == NULL)
-    return PQS_EINVAL;
-  if (!pqs__ctx_on_thread(ctx))
-    return PQS_ETHREAD;
-  if (ctx->state == PQS__CTX_CLOSING || ctx->recycling)
-    return PQS_ESTATE;
-  if (ctx->lease != NULL && ctx->state == PQS__CTX_READY)
-    return pqs__ctx_recycle(ctx, cb); /* reset, then back to the pool */
-  pqs__ctx_close_now(ctx, cb);
-  return 0;
+int pqs__ctx_closing(const pqs_ctx_t *ctx) {
+  return ctx->state == PQS__CTX_CLOSING || ctx->state == PQS__CTX_RELEASING;
 }
 
-void pqs__ctx_close_now(pqs_ctx_t *ctx, pqs_close_cb cb) {
-  ctx->state = PQS__CTX_CLOSING;
-  ctx->close_cb = cb;
+int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb) {
+  if (ctx == NULL)
+    return 0;
+  if (!pqs__ctx_on_thread(ctx))
+    return PQS_ETHREAD;
+  switch (ctx->state) {
+  case PQS__CTX_RESET_ROLLBACK:
+  case PQS__CTX_RESET_DISCARD:
+  case PQS__CTX_RELEASING:
+  case PQS__CTX_CLOSING:
+    return PQS_ESTATE;
+  case PQS__CTX_READY:
+    ctx->close_cb = cb;
+    if (ctx->owner_vt != NULL && ctx->owner_vt->reset_first)
+      pqs__ctx_reset(ctx); /* then back to its owner, or closed */
+    else
+      pqs__ctx_close_now(ctx, ctx->owner_vt != NULL);
+    return 0;
+  default:
+    ctx->close_cb = cb;
+    pqs__ctx_close_now(ctx, 0);
+    return 0;
+  }
+}
+
+void pqs__ctx_close_now(pqs_ctx_t *ctx, int keep) {
+  ctx->state = keep ? PQS__CTX_RELEASING : PQS__CTX_CLOSING;
   if (ctx->op != NULL)
     pqs__op_abandon(ctx); /* cancels on the server; on_done comes last */
   pqs__io_detach(ctx);
@@ -261,35 +253,37 @@ void pqs__ctx_close_now(pqs_ctx_t *ctx, pqs_close_cb cb) {
   uv_close((uv_handle_t *)&ctx->defer, timer_closed);
 }
 
-/* The connection's end: closed, or given back to its factory. */
+/* The connection's end: given back to its owner, or closed. */
 static void release_conn(pqs_ctx_t *ctx) {
-  if (ctx->lease != NULL && ctx->keep_conn) {
-    give_back_notices(ctx);
-    pqs__factory_put(ctx->lease, ctx->conn);
-    return;
+  PGconn *conn = ctx->conn;
+  ctx->conn = NULL;
+  if (ctx->state == PQS__CTX_RELEASING) {
+    give_back_notices(ctx, conn);
+  } else {
+    PQfinish(conn);
+    conn = NULL;
   }
-  PQfinish(ctx->conn);
-  if (ctx->lease != NULL)
-    pqs__factory_discard(ctx->lease);
+  if (ctx->owner_vt != NULL)
+    ctx->owner_vt->release(ctx->owner, conn);
 }
 
 /* Frees the context once nothing refers to it any more: every handle
  * closed and no cancel request left on the thread pool. The callbacks owed
  * to the user run here, in the order they were started. */
 void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
-  if (ctx->state != PQS__CTX_CLOSING || ctx->handles > 0 || ctx->cancel_pending)
+  if (!pqs__ctx_closing(ctx) || ctx->handles > 0 ||
+      ctx->cancel.state != PQS__CANCEL_IDLE)
     return;
-  if (ctx->open_pending) {
-    ctx->open_pending = 0;
-    pqs_error_t err = {.message = "context closed while connecting"};
-    ctx->open_cb(ctx, PQS_ECANCELED, &err, ctx->open_data);
-  }
+  if (ctx->open_cb != NULL)
+    report_open(ctx, PQS_ECANCELED, "context closed while connecting");
   if (ctx->op != NULL)
     pqs__op_end_abandoned(ctx);
+  pqs_close_cb close_cb = ctx->close_cb;
+  void *data = ctx->data;
   release_conn(ctx);
-  if (ctx->close_cb != NULL)
-    ctx->close_cb(ctx, ctx->data);
-  free(ctx);
+  if (close_cb != NULL)
+    close_cb(ctx, data);
+  pqs__free(ctx);
 }
 
 /* ---- accessors ---- */

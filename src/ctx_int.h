@@ -5,68 +5,96 @@
 #include <libpq-fe.h>
 #include <sys/types.h>
 
+#include "owner.h"
 #include "pqstream.h"
 #include "row_int.h"
 #include "source.h"
 
-/* Context states and the transitions between them (one function each, in
- * ctx.c and query.c):
+/* Context states and the transitions between them (one function each):
  *
- *   CONNECTING --connected()--> READY <--op_finish()-- BUSY
- *       |                         |  ---op_begin()--->  |
- *   connect_failed()              |                     | op_finish(), lost
- *       v                         v                     v
- *     BROKEN <------------------------------------------+
+ *  CONNECTING --connected()--> READY --op_begin()--> BUSY
+ *      |                       ^  |  <--op_finish()--  |
+ *  connect_failed()            |  |                    | op_finish(), lost
+ *      v                       |  |                    v
+ *    BROKEN <------------------+--+--------------------+
  *
- *   any state --pqs_ctx_close()--> CLOSING --all handles closed--> freed
- */
+ *  READY, owner wants a reset --pqs_ctx_close()--> pqs__ctx_reset():
+ *    RESET_ROLLBACK (a transaction was open) --ok--> RESET_DISCARD
+ *    RESET_DISCARD --ok, session idle--> RELEASING
+ *    either, on failure ---------------> CLOSING
+ *  READY with an owner that wants no reset --pqs_ctx_close()--> RELEASING
+ *  any other state --pqs_ctx_close()--> CLOSING
+ *
+ *  CLOSING   --handles closed, cancel back--> freed, connection closed
+ *  RELEASING --handles closed--> freed, connection given to its owner
+ *
+ * A reset runs as an ordinary operation (op->ctx stays in RESET_*, not
+ * BUSY), so the busy rule and the bounded-time rule hold for it too. */
 typedef enum {
   PQS__CTX_CONNECTING,
   PQS__CTX_READY,
   PQS__CTX_BUSY,
   PQS__CTX_BROKEN,
+  PQS__CTX_RESET_ROLLBACK,
+  PQS__CTX_RESET_DISCARD,
+  PQS__CTX_RELEASING,
   PQS__CTX_CLOSING
 } pqs__ctx_state_t;
 
-/* Operation states:
+/* Operation states (query.c, one function per arrow):
  *
- *   NEW --start--> RUNNING <--pause/resume--> PAUSED
- *                     |                         |
- *                     +--stop/timeout/error-----+--> STOPPING
- *   RUNNING/STOPPING --PQgetResult() NULL and no cancel in flight--> ended
+ *   NEW --op_start()--> RUNNING <--op_pause() / op_resume()--> PAUSED
+ *                          |                                     |
+ *                          +--op_stop_with(): stop, timeout,-----+
+ *                          |  error, consumer's STOP or DONE
+ *                          |               v
+ *                          |           STOPPING (a cancel was sent; what
+ *                          |               |     still arrives is dropped)
+ *                          |  results end  |  results end, a cancel is
+ *                          |               |  still on the thread pool
+ *                          |               v
+ *                          |           DRAINED --cancel returned--+
+ *                          v                                      v
+ *                      op_finish(): the one completion <----------+
  *
- * STOPPING drops what still arrives until the server ends the query. */
+ *   NEW, RUNNING, PAUSED, STOPPING, DRAINED --context closed--> ABANDONED
+ *   ABANDONED --context freed--> op_finish() with PQS_ECANCELED
+ *
+ * Beside the state, two independent facts: `lost` (the connection died;
+ * libpq will not block any more) and `flushing` (bytes of the query are
+ * still to be sent). */
 typedef enum {
   PQS__OP_NEW,
   PQS__OP_RUNNING,
   PQS__OP_PAUSED,
   PQS__OP_STOPPING,
-  PQS__OP_ABANDONED /* the context is closing under it */
+  PQS__OP_DRAINED,
+  PQS__OP_ABANDONED
 } pqs__op_state_t;
 
 typedef struct pqs__op_s {
   pqs_ctx_t *ctx;
   pqs__op_state_t state;
-  int started;
   int single_row;
   unsigned timeout_ms;
   const char *sql;
   int nparams;
   const char *const *params;
-  const pqs__sink_vt_t *sink_vt;
-  void *sink;
+  const pqs__consumer_vt_t *consumer_vt;
+  void *consumer;
   pqs__schema_t *schema;
   uint64_t rows;
-  int stop_reason; /* first reason to stop early, 0 if none */
-  int fail_status; /* a send that failed before reaching the server */
-  int lost;        /* the connection died; libpq will not block any more */
-  int flushing;    /* the query is not all sent yet */
-  int ended;       /* results done, waiting for the cancel to return */
+  /* How it ends, besides what the server says: the first reason to end
+   * early (a stop, a timeout, PQS__DONE, a send that failed, ENOMEM);
+   * 0 if none. */
+  int status;
+  int lost;     /* fact: the connection died */
+  int flushing; /* fact: the query is not all sent yet */
+  int final;    /* fact: libpq gave the result that ends the query */
   char *tag;
   uint64_t affected;
-  pqs_error_t err;
+  pqs_error_t err; /* err.message is NULL until something explains it */
   char *err_strings;
-  int has_err;
 } pqs__op_t;
 
 /* The poll handle watches a dup() of libpq's socket, so that libpq closing
@@ -80,6 +108,18 @@ typedef struct pqs__io_s {
   pqs_ctx_t *ctx;
 } pqs__io_t;
 
+/* A cancel request on libuv's thread pool (cancel.c):
+ *   IDLE --pqs__cancel_request()--> SENDING --back on the loop--> IDLE
+ * While SENDING the loop thread touches neither `handle` nor `errbuf`. */
+typedef enum { PQS__CANCEL_IDLE, PQS__CANCEL_SENDING } pqs__cancel_state_t;
+
+typedef struct pqs__cancel_s {
+  pqs__cancel_state_t state;
+  uv_work_t work;
+  PGcancel *handle;
+  char errbuf[256];
+} pqs__cancel_t;
+
 struct pqs_ctx_s {
   void *data;
   uv_loop_t *loop;
@@ -90,20 +130,15 @@ struct pqs_ctx_s {
   pqs__io_t *io;
   uv_timer_t timer; /* connect timeout, then each query's timeout */
   uv_timer_t defer; /* runs work on the next loop turn: never re-enter */
-  int open_pending; /* the open callback has not run yet */
-  pqs_open_cb open_cb;
+  pqs_open_cb open_cb; /* NULL once called: the open callback is owed */
   void *open_data;
   pqs_close_cb close_cb;
   int handles; /* handles not yet through their close callback */
   pqs__op_t *op;
-  struct pqs__lease_s *lease;   /* set for a context from a factory */
-  int keep_conn;                /* give the connection back, do not close it */
-  int recycling;                /* resetting it for the pool: 1, then 2 */
+  const pqs__owner_vt_t *owner_vt; /* NULL: the context owns conn */
+  void *owner;
   PQnoticeReceiver prev_notice; /* restored when the connection leaves */
-  uv_work_t cancel_work;
-  PGcancel *cancel;
-  int cancel_pending;
-  char cancel_err[256];
+  pqs__cancel_t cancel;
 };
 
 /* ctx.c */
@@ -111,10 +146,13 @@ int pqs__ctx_on_thread(const pqs_ctx_t *ctx);
 void pqs__ctx_defer(pqs_ctx_t *ctx);
 void pqs__ctx_connect_step(pqs_ctx_t *ctx);
 void pqs__ctx_maybe_free(pqs_ctx_t *ctx);
-void pqs__ctx_close_now(pqs_ctx_t *ctx, pqs_close_cb cb);
-/* An error struct over a libpq message: trimmed, password removed. The
- * strings are stored in *store (one allocation the caller frees). */
-int pqs__error_from_conn(PGconn *conn, pqs_error_t *err, char **store);
+/* Any state -> CLOSING, or RELEASING if `keep` (the connection goes back
+ * to its owner). */
+void pqs__ctx_close_now(pqs_ctx_t *ctx, int keep);
+int pqs__ctx_closing(const pqs_ctx_t *ctx); /* CLOSING or RELEASING */
+
+/* reset.c: READY -> RESET_* -> RELEASING | CLOSING. */
+void pqs__ctx_reset(pqs_ctx_t *ctx);
 
 /* io.c */
 int pqs__io_attach(pqs_ctx_t *ctx);
@@ -122,16 +160,25 @@ void pqs__io_watch(pqs_ctx_t *ctx, int events);
 void pqs__io_detach(pqs_ctx_t *ctx);
 
 /* query.c */
+/* Checks that a user's call may start an operation: 0, PQS_ETHREAD,
+ * PQS_EBUSY, PQS_EBROKEN or PQS_ESTATE. */
+int pqs__ctx_check_ready(const pqs_ctx_t *ctx);
+/* Makes the context's operation (the caller checked it may). */
 int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
                   const char *const *params, const pqs_query_opts_t *opts,
                   int single_row, pqs__op_t **out);
 extern const pqs__source_vt_t pqs__op_source;
-void pqs__op_bind(pqs__op_t *op, const pqs__sink_vt_t *vt, void *sink);
+void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer);
 void pqs__op_io(pqs_ctx_t *ctx, int status, int events);
 void pqs__op_kick(pqs_ctx_t *ctx);
 void pqs__op_abandon(pqs_ctx_t *ctx);
 void pqs__op_end_abandoned(pqs_ctx_t *ctx);
 void pqs__op_maybe_finish(pqs_ctx_t *ctx);
+
+/* exec.c: a command, started at once; for reset.c as for pqs_exec. */
+int pqs__exec_start(pqs_ctx_t *ctx, const char *sql, int nparams,
+                    const char *const *params, const pqs_query_opts_t *opts,
+                    pqs_exec_cb cb, void *data);
 
 /* cancel.c */
 void pqs__cancel_request(pqs_ctx_t *ctx);

@@ -1,7 +1,10 @@
-/* The error table: codes, names and messages from one map. */
+/* Errors: the table of codes, names and messages from one map, and the
+ * one deep copy of a pqs_error_t. */
+#include <stdio.h>
 #include <string.h>
 
-#include "pqstream.h"
+#include "alloc.h"
+#include "error_int.h"
 
 const char *pqs_strerror(int err) {
   switch (err) {
@@ -30,4 +33,90 @@ const char *pqs_err_name(int err) {
   default:
     return err < 0 && err > -30000 ? uv_err_name(err) : "UNKNOWN";
   }
+}
+
+/* ---- keeping an error ---- */
+
+static int out_of_memory(pqs_error_t *dst, char **store) {
+  *dst = (pqs_error_t){.message = "out of memory"};
+  *store = NULL;
+  return PQS_ENOMEM;
+}
+
+int pqs__error_copy(pqs_error_t *dst, char **store, const pqs_error_t *src,
+                    const char *prefix) {
+  const char *msg = src->message ? src->message : "unknown error";
+  const char *from[] = {src->severity, src->sqlstate, src->detail, src->hint};
+  const char **to[] = {&dst->severity, &dst->sqlstate, &dst->detail,
+                       &dst->hint};
+  size_t size = strlen(msg) + (prefix ? strlen(prefix) : 0) + 1;
+  for (int i = 0; i < 4; i++)
+    size += from[i] ? strlen(from[i]) + 1 : 0;
+  char *p = pqs__malloc(size);
+  if (p == NULL)
+    return out_of_memory(dst, store);
+  *store = p;
+  dst->message = p;
+  p += sprintf(p, "%s%s", prefix ? prefix : "", msg) + 1;
+  for (int i = 0; i < 4; i++) {
+    *to[i] = NULL;
+    if (from[i] != NULL) {
+      size_t n = strlen(from[i]) + 1;
+      *to[i] = memcpy(p, from[i], n);
+      p += n;
+    }
+  }
+  return 0;
+}
+
+void pqs__error_view(const PGresult *res, pqs_error_t *view) {
+  *view = (pqs_error_t){
+      .severity = PQresultErrorField(res, PG_DIAG_SEVERITY),
+      .sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE),
+      .message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+      .detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+      .hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)};
+}
+
+/* ---- libpq's messages, with the password removed ---- */
+
+static void scrub(char *msg, const char *secret) {
+  size_t n = secret ? strlen(secret) : 0;
+  if (n < 3) /* a shorter "password" would mangle ordinary words */
+    return;
+  for (char *p = strstr(msg, secret); p != NULL; p = strstr(p, secret))
+    memset(p, '*', n);
+}
+
+/* libpq's text of a failure, trimmed and with the password removed. */
+static int from_text(const char *msg, PGconn *conn, pqs_error_t *dst,
+                     char **store) {
+  if (msg == NULL || *msg == '\0')
+    msg = "unknown libpq error";
+  pqs_error_t src = {.message = msg};
+  if (pqs__error_copy(dst, store, &src, NULL) != 0)
+    return PQS_ENOMEM;
+  char *copy = *store;
+  size_t n = strlen(copy);
+  while (n > 0 && (copy[n - 1] == '\n' || copy[n - 1] == ' '))
+    copy[--n] = '\0';
+  if (conn)
+    scrub(copy, PQpass(conn));
+  return 0;
+}
+
+int pqs__error_from_conn(PGconn *conn, pqs_error_t *dst, char **store) {
+  return from_text(conn ? PQerrorMessage(conn) : NULL, conn, dst, store);
+}
+
+int pqs__error_from_result(const PGresult *res, PGconn *conn,
+                           pqs_error_t *dst, char **store) {
+  pqs_error_t view;
+  pqs__error_view(res, &view);
+  if (view.message != NULL)
+    return pqs__error_copy(dst, store, &view, NULL);
+  /* An error libpq made itself: its own words for it, else the
+   * connection's. */
+  const char *msg = PQresultErrorMessage(res);
+  return from_text(msg && *msg ? msg : PQerrorMessage(conn), conn, dst, store);
 }

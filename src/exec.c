@@ -1,6 +1,5 @@
 /* Commands: an operation whose rows, if any, are counted and dropped. */
-#include <stdlib.h>
-
+#include "alloc.h"
 #include "ctx_int.h"
 
 typedef struct {
@@ -12,37 +11,45 @@ typedef struct {
 static int exec_row(void *self, const pqs_row_t *row) {
   (void)self;
   (void)row;
-  return PQS_CONTINUE;
+  return PQS__CONTINUE;
 }
 
 static void exec_end(void *self, const pqs_done_t *done) {
   exec_t *e = self;
   e->cb(e->ctx, done, e->data);
-  free(e);
+  pqs__free(e);
 }
 
-static const pqs__sink_vt_t exec_sink = {
+static const pqs__consumer_vt_t exec_consumer = {
     .columns = NULL,
     .row = exec_row,
     .end = exec_end,
 };
 
-int pqs_exec(pqs_ctx_t *ctx, const char *sql, int nparams,
-             const char *const *params, const pqs_query_opts_t *opts,
-             pqs_exec_cb cb, void *data) {
-  if (cb == NULL)
-    return PQS_EINVAL;
-  exec_t *e = malloc(sizeof(*e));
+int pqs__exec_start(pqs_ctx_t *ctx, const char *sql, int nparams,
+                    const char *const *params, const pqs_query_opts_t *opts,
+                    pqs_exec_cb cb, void *data) {
+  exec_t *e = pqs__malloc(sizeof(*e));
   if (e == NULL)
     return PQS_ENOMEM;
   pqs__op_t *op;
   int rc = pqs__op_begin(ctx, sql, nparams, params, opts, 0, &op);
   if (rc != 0) {
-    free(e);
+    pqs__free(e);
     return rc;
   }
   *e = (exec_t){ctx, cb, data};
-  pqs__op_bind(op, &exec_sink, e);
+  pqs__op_bind(op, &exec_consumer, e);
   pqs__op_source.start(op);
   return 0;
+}
+
+int pqs_exec(pqs_ctx_t *ctx, const char *sql, int nparams,
+             const char *const *params, const pqs_query_opts_t *opts,
+             pqs_exec_cb cb, void *data) {
+  if (ctx == NULL || cb == NULL)
+    return PQS_EINVAL;
+  int rc = pqs__ctx_check_ready(ctx);
+  return rc != 0 ? rc
+                 : pqs__exec_start(ctx, sql, nparams, params, opts, cb, data);
 }

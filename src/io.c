@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "ctx_int.h"
 
 static void on_io(uv_poll_t *handle, int status, int events);
@@ -12,7 +13,7 @@ static void io_closed(uv_handle_t *handle) {
   pqs__io_t *io = handle->data;
   pqs_ctx_t *ctx = io->ctx;
   close(io->fd);
-  free(io);
+  pqs__free(io);
   ctx->handles--;
   pqs__ctx_maybe_free(ctx);
 }
@@ -43,12 +44,12 @@ int pqs__io_attach(pqs_ctx_t *ctx) {
     return 0;
   pqs__io_detach(ctx);
 
-  pqs__io_t *io = calloc(1, sizeof(*io));
+  pqs__io_t *io = pqs__calloc(1, sizeof(*io));
   if (io == NULL)
     return PQS_ENOMEM;
   io->fd = dup(sock);
   if (io->fd < 0) {
-    free(io);
+    pqs__free(io);
     return uv_translate_sys_error(errno);
   }
   io->ino = ino;
@@ -56,7 +57,7 @@ int pqs__io_attach(pqs_ctx_t *ctx) {
   int rc = uv_poll_init(ctx->loop, &io->handle, io->fd);
   if (rc != 0) {
     close(io->fd);
-    free(io);
+    pqs__free(io);
     return rc;
   }
   io->handle.data = io;

@@ -1,19 +1,19 @@
 /* One operation on a context: sending it, pumping its results out of libpq
  * in single-row mode, pausing, stopping early, and finishing exactly once.
- * This is the row source behind every stream and command. */
+ * This is the row source behind every stream and command; its states are
+ * drawn in ctx_int.h. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "ctx_int.h"
+#include "error_int.h"
 
 static void op_drain(pqs_ctx_t *ctx);
 
-/* Beside the sink's answers: libpq needs more input before going on. */
-#define PQS__WAIT 6
-
 /* ---- begin: READY -> BUSY ---- */
 
-static int check_ready(const pqs_ctx_t *ctx) {
+int pqs__ctx_check_ready(const pqs_ctx_t *ctx) {
   /* The thread is checked before any mutable field is read. */
   if (!pqs__ctx_on_thread(ctx))
     return PQS_ETHREAD;
@@ -25,7 +25,7 @@ static int check_ready(const pqs_ctx_t *ctx) {
     return PQS_EBUSY;
   case PQS__CTX_BROKEN:
     return PQS_EBROKEN;
-  default:
+  default: /* resetting, releasing, closing */
     return PQS_ESTATE;
   }
 }
@@ -38,7 +38,7 @@ static pqs__op_t *op_new(const char *sql, int nparams,
   size += sql_len;
   for (int i = 0; i < nparams; i++)
     size += params[i] ? strlen(params[i]) + 1 : 0;
-  pqs__op_t *op = calloc(1, size);
+  pqs__op_t *op = pqs__calloc(1, size);
   if (op == NULL)
     return NULL;
   const char **copies = (const char **)(op + 1);
@@ -57,14 +57,10 @@ static pqs__op_t *op_new(const char *sql, int nparams,
   return op;
 }
 
+/* A reset (RESET_*) keeps its state; a user's operation makes it BUSY. */
 int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
                   const char *const *params, const pqs_query_opts_t *opts,
                   int single_row, pqs__op_t **out) {
-  if (ctx == NULL)
-    return PQS_EINVAL;
-  int rc = check_ready(ctx);
-  if (rc != 0)
-    return rc;
   if (sql == NULL || nparams < 0 || nparams > 65535 ||
       (nparams > 0 && params == NULL))
     return PQS_EINVAL;
@@ -77,21 +73,23 @@ int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
       opts && opts->timeout_ms ? opts->timeout_ms : ctx->opts.query_timeout_ms;
   op->state = PQS__OP_NEW;
   ctx->op = op;
-  ctx->state = PQS__CTX_BUSY;
+  if (ctx->state == PQS__CTX_READY)
+    ctx->state = PQS__CTX_BUSY;
   *out = op;
   return 0;
 }
 
-void pqs__op_bind(pqs__op_t *op, const pqs__sink_vt_t *vt, void *sink) {
-  op->sink_vt = vt;
-  op->sink = sink;
+void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt,
+                  void *consumer) {
+  op->consumer_vt = vt;
+  op->consumer = consumer;
 }
 
 static void op_free(pqs__op_t *op) {
-  free(op->schema);
-  free(op->tag);
-  free(op->err_strings);
-  free(op);
+  pqs__free(op->schema);
+  pqs__free(op->tag);
+  pqs__free(op->err_strings);
+  pqs__free(op);
 }
 
 /* ---- what the op watches on the socket ---- */
@@ -110,51 +108,37 @@ static void op_watch(pqs_ctx_t *ctx) {
 
 /* ---- recording how it went ---- */
 
-static void record_conn_error(pqs__op_t *op) {
-  if (op->has_err)
-    return;
-  if (pqs__error_from_conn(op->ctx->conn, &op->err, &op->err_strings) == 0)
-    op->has_err = 1;
+/* The first reason to end other than the server's own answer wins. */
+static void note_status(pqs__op_t *op, int status) {
+  if (op->status == 0)
+    op->status = status;
 }
 
-/* The first error result is the one that explains the failure. */
+/* The first error explains the failure; running out of memory while
+ * keeping it is a failure of its own, never a success. */
+static void keep_error(pqs__op_t *op, int rc) {
+  if (rc != 0)
+    note_status(op, rc);
+}
+
+static void record_conn_error(pqs__op_t *op) {
+  if (op->err.message == NULL)
+    keep_error(op, pqs__error_from_conn(op->ctx->conn, &op->err,
+                                        &op->err_strings));
+}
+
 static void record_result_error(pqs__op_t *op, const PGresult *res) {
-  if (op->has_err)
-    return;
-  static const int fields[] = {PG_DIAG_SEVERITY, PG_DIAG_SQLSTATE,
-                               PG_DIAG_MESSAGE_PRIMARY, PG_DIAG_MESSAGE_DETAIL,
-                               PG_DIAG_MESSAGE_HINT};
-  const char *vals[5];
-  size_t size = 0;
-  for (int i = 0; i < 5; i++) {
-    vals[i] = PQresultErrorField(res, fields[i]);
-    size += vals[i] ? strlen(vals[i]) + 1 : 0;
-  }
-  if (vals[2] == NULL) { /* an error libpq made itself, not the server */
-    record_conn_error(op);
-    return;
-  }
-  char *p = malloc(size);
-  if (p == NULL)
-    return;
-  op->err_strings = p;
-  const char **dst[] = {&op->err.severity, &op->err.sqlstate, &op->err.message,
-                        &op->err.detail, &op->err.hint};
-  for (int i = 0; i < 5; i++) {
-    *dst[i] = NULL;
-    if (vals[i] != NULL) {
-      size_t n = strlen(vals[i]) + 1;
-      *dst[i] = memcpy(p, vals[i], n);
-      p += n;
-    }
-  }
-  op->has_err = 1;
+  if (op->err.message == NULL)
+    keep_error(op, pqs__error_from_result(res, op->ctx->conn, &op->err,
+                                          &op->err_strings));
 }
 
 static void record_command(pqs__op_t *op, PGresult *res) {
   const char *tag = PQcmdStatus(res);
-  free(op->tag);
-  op->tag = tag ? strdup(tag) : NULL;
+  pqs__free(op->tag);
+  op->tag = NULL;
+  if (tag != NULL && (op->tag = pqs__strdup(tag)) == NULL)
+    note_status(op, PQS_ENOMEM);
   op->affected = strtoull(PQcmdTuples(res), NULL, 10);
 }
 
@@ -188,14 +172,15 @@ static void op_resume(void *src) {
   pqs__ctx_defer(op->ctx);
 }
 
+/* RUNNING | PAUSED -> STOPPING. */
 static void op_stop_with(pqs__op_t *op, int reason) {
   if (op->state != PQS__OP_RUNNING && op->state != PQS__OP_PAUSED)
     return;
-  op->stop_reason = reason;
+  note_status(op, reason);
   op->state = PQS__OP_STOPPING;
   uv_timer_stop(&op->ctx->timer); /* no timeout once stopping; cancel.c
                                      may retry the cancel on this timer */
-  if (!op->ended && !op->lost)
+  if (!op->lost)
     pqs__cancel_request(op->ctx);
   op_watch(op->ctx);
   pqs__ctx_defer(op->ctx); /* results libpq already holds end it sooner */
@@ -211,24 +196,33 @@ static void on_query_timeout(uv_timer_t *timer) {
 
 /* ---- start: NEW -> RUNNING ---- */
 
+/* A query libpq would not take: it ends from the loop, where PQgetResult
+ * says it is over. */
+static void send_failed(pqs__op_t *op) {
+  if (PQstatus(op->ctx->conn) == CONNECTION_BAD)
+    mark_lost(op);
+  record_conn_error(op);
+  note_status(op, PQS_EINVAL);
+  pqs__ctx_defer(op->ctx);
+}
+
 static void op_start(void *src) {
   pqs__op_t *op = src;
   pqs_ctx_t *ctx = op->ctx;
   op->state = PQS__OP_RUNNING;
-  op->started = 1;
   if (op->timeout_ms)
     uv_timer_start(&ctx->timer, on_query_timeout, op->timeout_ms, 0);
   if (!PQsendQueryParams(ctx->conn, op->sql, op->nparams, NULL, op->params,
                          NULL, NULL, 0)) {
-    if (PQstatus(ctx->conn) == CONNECTION_BAD)
-      mark_lost(op);
-    record_conn_error(op);
-    op->fail_status = PQS_EINVAL;
-    pqs__ctx_defer(ctx); /* PQgetResult will say it ended */
+    send_failed(op);
     return;
   }
-  if (op->single_row)
-    PQsetSingleRowMode(ctx->conn);
+  if (op->single_row && !PQsetSingleRowMode(ctx->conn)) {
+    /* libpq refused; the query is sent and must still be read to its
+     * end, and cancelled rather than buffered whole. */
+    op->err.message = "libpq refused single-row mode";
+    op_stop_with(op, PQS_ESTATE);
+  }
   int rc = PQflush(ctx->conn);
   if (rc < 0)
     mark_lost(op);
@@ -261,18 +255,39 @@ const pqs__source_vt_t pqs__op_source = {
     .discard = op_discard,
 };
 
-/* ---- finish: BUSY -> READY | BROKEN, and the one completion ---- */
+/* ---- finish: the one completion ---- */
+
+/* libpq ended the results without the result that ends a query: it gave
+ * up (out of memory) or the connection went. Never a success. */
+static void check_final(pqs__op_t *op, int broken) {
+  if (op->final || op->status != 0 || op->state == PQS__OP_ABANDONED)
+    return;
+  record_conn_error(op);
+  note_status(op, broken ? PQS_ECONNLOST : PQS_ENOMEM);
+}
 
 static int final_status(const pqs__op_t *op, int broken) {
   if (broken)
     return PQS_ECONNLOST;
-  if (op->stop_reason == PQS__DONE) /* the consumer had all it wanted */
+  if (op->status == PQS__DONE) /* the consumer had all it wanted */
     return 0;
-  if (op->stop_reason)
-    return op->stop_reason;
-  if (op->fail_status)
-    return op->fail_status;
-  return op->has_err ? PQS_ESQL : 0;
+  if (op->status != 0)
+    return op->status;
+  return op->err.message != NULL ? PQS_ESQL : 0;
+}
+
+/* The context after its operation: BUSY -> READY | BROKEN. A reset keeps
+ * its RESET_* state (reset.c decides), a closing context its own. */
+static void ctx_after_op(pqs_ctx_t *ctx, int broken) {
+  if (pqs__ctx_closing(ctx))
+    return;
+  uv_timer_stop(&ctx->timer);
+  if (ctx->state == PQS__CTX_BUSY)
+    ctx->state = broken ? PQS__CTX_BROKEN : PQS__CTX_READY;
+  if (broken)
+    pqs__io_detach(ctx);
+  else
+    pqs__io_watch(ctx, 0);
 }
 
 static void op_finish(pqs_ctx_t *ctx, int status_override) {
@@ -280,43 +295,46 @@ static void op_finish(pqs_ctx_t *ctx, int status_override) {
   int broken = op->lost || PQstatus(ctx->conn) == CONNECTION_BAD;
   if (broken)
     record_conn_error(op);
+  check_final(op, broken);
   int status = status_override ? status_override : final_status(op, broken);
   pqs_done_t done = {
       .status = status,
       .rows = op->rows,
       .affected = status == 0 ? op->affected : 0,
       .command_tag = status == 0 ? op->tag : NULL,
-      .error = op->has_err && status != 0 ? &op->err : NULL,
+      .error = status != 0 && op->err.message ? &op->err : NULL,
   };
   ctx->op = NULL;
-  if (ctx->state != PQS__CTX_CLOSING) {
-    uv_timer_stop(&ctx->timer);
-    ctx->state = broken ? PQS__CTX_BROKEN : PQS__CTX_READY;
-    if (broken)
-      pqs__io_detach(ctx);
-    else
-      pqs__io_watch(ctx, 0);
-  }
-  /* The context is free before the sink hears of the end, so that the
+  ctx_after_op(ctx, broken);
+  /* The context is free before the consumer hears of the end, so that the
    * next operation can start from inside on_done. */
-  op->sink_vt->end(op->sink, &done);
+  op->consumer_vt->end(op->consumer, &done);
   op_free(op);
 }
 
-/* The op ends when libpq has no more results and no cancel request is in
- * flight: a late cancel must never hit the next query. */
+/* DRAINED -> finished, once no cancel request is in flight: a late cancel
+ * must never hit the next query. */
 void pqs__op_maybe_finish(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
-  if (op != NULL && op->ended && !ctx->cancel_pending &&
-      op->state != PQS__OP_ABANDONED)
+  if (op != NULL && op->state == PQS__OP_DRAINED &&
+      ctx->cancel.state == PQS__CANCEL_IDLE)
     op_finish(ctx, 0);
 }
 
-/* ---- abandon: the context closes under a running op ---- */
+/* RUNNING | STOPPING -> DRAINED: libpq has no more results. */
+static void op_drained(pqs_ctx_t *ctx) {
+  ctx->op->state = PQS__OP_DRAINED;
+  pqs__op_maybe_finish(ctx);
+}
+
+/* ---- abandon: the context closes under its op ---- */
 
 void pqs__op_abandon(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
-  if (op->started && !op->ended && !op->lost)
+  int on_server = op->state == PQS__OP_RUNNING ||
+                  op->state == PQS__OP_PAUSED ||
+                  op->state == PQS__OP_STOPPING;
+  if (on_server && !op->lost)
     pqs__cancel_request(ctx); /* or a sleeping query runs on */
   op->state = PQS__OP_ABANDONED;
 }
@@ -329,89 +347,93 @@ static int deliver_columns(pqs__op_t *op, const PGresult *res) {
   op->schema = pqs__schema_from_result(res);
   if (op->schema == NULL)
     return PQS_ENOMEM;
-  if (op->sink_vt->columns == NULL)
-    return PQS_CONTINUE;
+  if (op->consumer_vt->columns == NULL)
+    return PQS__CONTINUE;
   pqs_row_t columns = {op->schema, NULL, NULL, 0};
-  return op->sink_vt->columns(op->sink, &columns);
+  return op->consumer_vt->columns(op->consumer, &columns);
 }
 
 /* Hot path: one call per row. */
 static int deliver_row(pqs__op_t *op, const PGresult *res) {
-  int first = PQS_CONTINUE;
+  int first = PQS__CONTINUE;
   if (op->schema == NULL) {
     first = deliver_columns(op, res);
-    if (first < 0 || first == PQS_STOP)
+    if (first < 0 || first == PQS__STOP || first == PQS__DONE)
       return first;
   }
   pqs_row_t row = {op->schema, res, NULL, 0};
   op->rows++;
-  int rc = op->sink_vt->row(op->sink, &row);
-  return rc == PQS_CONTINUE ? first : rc;
+  int rc = op->consumer_vt->row(op->consumer, &row);
+  return rc == PQS__CONTINUE ? first : rc;
 }
 
 /* COPY is not a row stream: refuse it without leaving the protocol stuck. */
 static int refuse_copy(pqs__op_t *op, ExecStatusType st) {
   PGconn *conn = op->ctx->conn;
-  if (!op->fail_status) {
-    static const pqs_error_t copy_err = {
-        .message = "COPY is not supported by pqs_query or pqs_exec"};
-    op->fail_status = PQS_EINVAL;
-    if (!op->has_err) {
-      op->err = copy_err;
-      op->has_err = 1;
-    }
-  }
+  if (op->err.message == NULL)
+    op->err.message = "COPY is not supported by pqs_query or pqs_exec";
+  note_status(op, PQS_EINVAL);
   if (st != PGRES_COPY_OUT) {
     PQputCopyEnd(conn, "COPY is not supported by pqstream");
     op->flushing = PQflush(conn) == 1;
     op_watch(op->ctx);
-    return PQS_CONTINUE;
+    return PQS__CONTINUE;
   }
   char *buf;
   int n;
   while ((n = PQgetCopyData(conn, &buf, 1)) > 0)
     PQfreemem(buf);
-  return n == 0 ? PQS__WAIT : PQS_CONTINUE;
+  return n == 0 ? PQS__WAIT : PQS__CONTINUE;
 }
 
 static int take_result(pqs__op_t *op, PGresult *res) {
   ExecStatusType st = PQresultStatus(res);
   switch (st) {
   case PGRES_SINGLE_TUPLE:
-    return op->state == PQS__OP_STOPPING ? PQS_CONTINUE : deliver_row(op, res);
+    return op->state == PQS__OP_STOPPING ? PQS__CONTINUE : deliver_row(op, res);
   case PGRES_TUPLES_OK:
+    op->final = 1;
     record_command(op, res);
     if (!op->single_row)
       op->rows += PQntuples(res);
     else if (op->schema == NULL && op->state != PQS__OP_STOPPING)
       return deliver_columns(op, res); /* a result of no rows */
-    return PQS_CONTINUE;
+    return PQS__CONTINUE;
   case PGRES_COMMAND_OK:
   case PGRES_EMPTY_QUERY:
+    op->final = 1;
     record_command(op, res);
-    return PQS_CONTINUE;
+    return PQS__CONTINUE;
   case PGRES_COPY_OUT:
   case PGRES_COPY_IN:
   case PGRES_COPY_BOTH:
+    op->final = 1;
     return refuse_copy(op, st);
   default:
+    op->final = 1;
     record_result_error(op, res);
-    return PQS_CONTINUE;
+    return PQS__CONTINUE;
   }
 }
 
-/* What the sink (or a COPY being skipped) answered. */
+/* What the consumer (or a COPY being skipped) answered: 1 to wait for
+ * more input, else 0. */
 static int act_on(pqs__op_t *op, int rc) {
-  if (rc == PQS_CONTINUE)
+  switch (rc) {
+  case PQS__CONTINUE:
     return 0;
-  if (rc == PQS__WAIT)
+  case PQS__WAIT:
     return 1;
-  if (rc == PQS_PAUSE) {
+  case PQS__PAUSE:
     op_pause(op);
-  } else {
-    op_stop_with(op, rc == PQS_STOP ? PQS_ECANCELED : rc);
+    return 0;
+  case PQS__STOP:
+    op_stop_with(op, PQS_ECANCELED);
+    return 0;
+  default: /* PQS__DONE, or an error */
+    op_stop_with(op, rc);
+    return 0;
   }
-  return 0;
 }
 
 /* Hot path: delivers every result libpq already holds, without reading the
@@ -425,8 +447,7 @@ static void op_drain(pqs_ctx_t *ctx) {
       return;
     PGresult *res = PQgetResult(ctx->conn);
     if (res == NULL) {
-      op->ended = 1;
-      pqs__op_maybe_finish(ctx);
+      op_drained(ctx);
       return;
     }
     int rc = take_result(op, res);
@@ -458,7 +479,7 @@ void pqs__op_io(pqs_ctx_t *ctx, int status, int events) {
 
 void pqs__op_kick(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
-  if (op->ended) {
+  if (op->state == PQS__OP_DRAINED) {
     pqs__op_maybe_finish(ctx);
     return;
   }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "row_int.h"
 
 /* One allocation: the schema, its name pointers, types, then the names. */
@@ -15,7 +16,7 @@ static pqs__schema_t *schema_build(int n,
   size_t size = sizeof(pqs__schema_t) + n * (sizeof(char *) + sizeof(uint32_t));
   for (int i = 0; i < n; i++)
     size += strlen(name(from, i)) + 1;
-  pqs__schema_t *schema = malloc(size);
+  pqs__schema_t *schema = pqs__malloc(size);
   if (schema == NULL)
     return NULL;
   const char **names = (const char **)(schema + 1);
@@ -247,7 +248,7 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
     const char *p = pqs_row_text(row, i, &len);
     size += strlen(row->schema->names[i]) + 1 + (p ? len + 1 : 0);
   }
-  pqs_row_t *copy = malloc(size);
+  pqs_row_t *copy = pqs__malloc(size);
   if (copy == NULL)
     return NULL;
   pqs__schema_t *schema = (pqs__schema_t *)(copy + 1);
@@ -275,8 +276,8 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   copy->schema = schema;
   copy->res = NULL;
   copy->cells = cells;
-  copy->source = row->source;
+  copy->input = row->input;
   return copy;
 }
 
-void pqs_row_free(pqs_row_t *row) { free(row); }
+void pqs_row_free(pqs_row_t *row) { pqs__free(row); }

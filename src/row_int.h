@@ -45,7 +45,7 @@ struct pqs_row_s {
   const pqs__schema_t *schema;
   const PGresult *res;
   const pqs__cell_t *cells;
-  int source; /* 1 + the merge input it came from; 0 outside a merge */
+  int input; /* 1 + the merge input it came from; 0 outside a merge */
 };
 
 /* Copies the names and types of `res` into a new schema (one allocation,

@@ -2,6 +2,7 @@
  * consumer can hold up to n rows at once after libpq has freed them. */
 #include <stdlib.h>
 
+#include "../src/alloc.h"
 #include "stream_int.h"
 
 struct pqs__batch_s {
@@ -15,12 +16,12 @@ struct pqs__batch_s {
 };
 
 pqs__batch_t *pqs__batch_new(size_t n) {
-  pqs__batch_t *b = calloc(1, sizeof(*b));
+  pqs__batch_t *b = pqs__calloc(1, sizeof(*b));
   if (b == NULL)
     return NULL;
   b->cap = n;
-  b->rows = calloc(n, sizeof(*b->rows));
-  b->ptrs = calloc(n, sizeof(*b->ptrs));
+  b->rows = pqs__calloc(n, sizeof(*b->rows));
+  b->ptrs = pqs__calloc(n, sizeof(*b->ptrs));
   if (b->rows == NULL || b->ptrs == NULL) {
     pqs__batch_free(b);
     return NULL;
@@ -31,22 +32,22 @@ pqs__batch_t *pqs__batch_new(size_t n) {
 void pqs__batch_free(pqs__batch_t *b) {
   if (b == NULL)
     return;
-  free(b->rows);
-  free(b->ptrs);
-  free(b->cells);
-  free(b->off);
+  pqs__free(b->rows);
+  pqs__free(b->ptrs);
+  pqs__free(b->cells);
+  pqs__free(b->off);
   pqs__buf_free(&b->buf);
-  free(b);
+  pqs__free(b);
 }
 
 static int size_cells(pqs__batch_t *b, int ncols) {
   if (b->cells != NULL && b->ncols == ncols)
     return 0;
-  free(b->cells);
-  free(b->off);
+  pqs__free(b->cells);
+  pqs__free(b->off);
   size_t n = b->cap * (size_t)(ncols ? ncols : 1);
-  b->cells = malloc(n * sizeof(*b->cells));
-  b->off = malloc(n * sizeof(*b->off));
+  b->cells = pqs__malloc(n * sizeof(*b->cells));
+  b->off = pqs__malloc(n * sizeof(*b->off));
   b->ncols = ncols;
   return b->cells && b->off ? 0 : PQS_ENOMEM;
 }
@@ -73,7 +74,7 @@ int pqs__batch_add(pqs__batch_t *b, const pqs_row_t *row) {
     pqs__buf_put(&b->buf, p, len);
     pqs__buf_putc(&b->buf, '\0');
   }
-  b->rows[b->count] = (pqs_row_t){row->schema, NULL, cells, row->source};
+  b->rows[b->count] = (pqs_row_t){row->schema, NULL, cells, row->input};
   b->ptrs[b->count] = &b->rows[b->count];
   return ++b->count == b->cap;
 }

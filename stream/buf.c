@@ -1,3 +1,4 @@
+#include "../src/alloc.h"
 #include "buf.h"
 
 #include <stdlib.h>
@@ -9,7 +10,7 @@ int pqs__buf_grow(pqs__buf_t *b, size_t extra) {
   size_t cap = b->cap ? b->cap : 256;
   while (cap < need)
     cap *= 2;
-  char *p = realloc(b->data, cap);
+  char *p = pqs__realloc(b->data, cap);
   if (p == NULL)
     return PQS_ENOMEM;
   b->data = p;
@@ -25,7 +26,7 @@ int pqs__buf_append(pqs__buf_t *b, const void *p, size_t n) {
 }
 
 void pqs__buf_free(pqs__buf_t *b) {
-  free(b->data);
+  pqs__free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
 }

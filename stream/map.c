@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/alloc.h"
 #include "stream_int.h"
 
 /* Values set by the function are copied into `buf`, which may move while
@@ -28,11 +29,11 @@ pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
       return NULL;
     size += strlen(cols[i].name) + 1;
   }
-  pqs_out_t *out = calloc(1, sizeof(*out));
-  pqs__schema_t *schema = malloc(size);
+  pqs_out_t *out = pqs__calloc(1, sizeof(*out));
+  pqs__schema_t *schema = pqs__malloc(size);
   if (out == NULL || schema == NULL) {
-    free(out);
-    free(schema);
+    pqs__free(out);
+    pqs__free(schema);
     return NULL;
   }
   const char **names = (const char **)(schema + 1);
@@ -59,8 +60,8 @@ void pqs__out_free(pqs_out_t *out) {
   if (out == NULL)
     return;
   pqs__buf_free(&out->buf);
-  free(out->schema);
-  free(out);
+  pqs__free(out->schema);
+  pqs__free(out);
 }
 
 const pqs_row_t *pqs__out_columns(pqs_out_t *out) { return &out->columns; }
@@ -78,7 +79,7 @@ int pqs__out_run(pqs_out_t *out, pqs_stream_t *s, pqs_map_fn fn, void *data,
   for (int i = 0; i < n; i++)
     if (out->off[i] >= 0)
       out->cells[i].ptr = out->buf.data + out->off[i];
-  out->row.source = (*row)->source;
+  out->row.input = (*row)->input;
   *row = &out->row;
   return rc;
 }

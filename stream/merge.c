@@ -6,17 +6,37 @@
  * rows and queues the others'. ORDERED queues every input's rows and emits
  * the least head while every live input has one. An input whose queue is
  * full pauses alone; pausing the merged stream pauses them all. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/alloc.h"
 #include "../src/ctx_int.h"
+#include "../src/error_int.h"
 #include "rowq.h"
 #include "stream_int.h"
 
 #define DEFAULT_BUFFER_ROWS 1000
 
-typedef struct merge_s merge_t;
+/* The merge object; a gather's callback sees it as a pqs_gather_t. */
+typedef struct pqs_gather_s merge_t;
+
+/* NEW --m_start()--> RUNNING <--pause_all() / m_resume()--> PAUSED
+ * RUNNING | PAUSED --stop_all()--> STOPPING (inputs closing, queues
+ *                                   dropped)
+ * RUNNING | PAUSED | STOPPING --finish()--> FINISHED: the one completion,
+ *                                   then freed once its timer is closed
+ * A gather starts RUNNING at once and is never paused. */
+typedef enum {
+  M_NEW,
+  M_RUNNING,
+  M_PAUSED,
+  M_STOPPING,
+  M_FINISHED
+} merge_state_t;
+
+typedef enum { M_MERGE, M_GATHER } merge_kind_t;
 
 typedef struct {
   merge_t *m;
@@ -31,8 +51,10 @@ typedef struct {
   size_t set_cap;
 } input_t;
 
-struct merge_s {
-  pqs_stream_t *out; /* the merged stream; NULL for a gather */
+struct pqs_gather_s {
+  merge_kind_t kind;
+  merge_state_t state;
+  pqs_stream_t *out; /* the merged stream (M_MERGE) */
   uv_timer_t kick;   /* drains queues from the loop after a resume */
   pqs_merge_opts_t opts;
   pqs_sort_key_t *keys;
@@ -40,7 +62,9 @@ struct merge_s {
   pqs_gather_opts_t gopts;
   pqs_gather_cb gather_cb;
   void *gather_data;
-  int n, ended, paused, stopping, finished, current;
+  int n;       /* inputs */
+  int ended;   /* inputs that have ended */
+  int current; /* CONCAT: the input streaming straight through */
   input_t *in;
   pqs__schema_t *schema; /* the merged columns */
   int status;            /* the first reason it ends early, 0 if none */
@@ -62,27 +86,13 @@ static void note_failure(merge_t *m, int input, int status,
   if (m->status != 0)
     return;
   m->status = status;
-  const char *text = e ? e->message : msg ? msg : pqs_strerror(status);
-  const char *src[] = {e ? e->severity : NULL, e ? e->sqlstate : NULL,
-                       e ? e->detail : NULL, e ? e->hint : NULL};
-  size_t size = strlen(text) + 32;
-  for (int i = 0; i < 4; i++)
-    size += src[i] ? strlen(src[i]) + 1 : 0;
-  char *p = m->err_strings = malloc(size);
-  if (p == NULL)
-    return;
-  m->err = (pqs_error_t){0};
-  m->err.message = p;
-  p += (input >= 0 ? sprintf(p, "input %d: %s", input, text)
-                   : sprintf(p, "%s", text)) +
-       1;
-  const char **dst[] = {&m->err.severity, &m->err.sqlstate, &m->err.detail,
-                        &m->err.hint};
-  for (int i = 0; i < 4; i++)
-    if (src[i] != NULL) {
-      *dst[i] = strcpy(p, src[i]);
-      p += strlen(src[i]) + 1;
-    }
+  pqs_error_t src = e ? *e : (pqs_error_t){.message = msg};
+  if (src.message == NULL)
+    src.message = pqs_strerror(status);
+  char prefix[32] = "";
+  if (input >= 0)
+    snprintf(prefix, sizeof(prefix), "input %d: ", input);
+  pqs__error_copy(&m->err, &m->err_strings, &src, prefix);
 }
 
 /* Stops every input that still runs; each ends with its own on_done.
@@ -91,7 +101,7 @@ static void note_failure(merge_t *m, int input, int status,
 static void stop_all(merge_t *m, int status) {
   if (m->status == 0)
     m->status = status;
-  m->stopping = 1;
+  m->state = M_STOPPING;
   for (int i = 0; i < m->n; i++)
     if (m->in[i].s != NULL)
       pqs_stream_close(m->in[i].s);
@@ -106,7 +116,9 @@ static void fail(merge_t *m, input_t *in, int status, const char *msg) {
 /* ---- flow control ---- */
 
 static void pause_all(merge_t *m) {
-  m->paused = 1;
+  if (m->state != M_RUNNING)
+    return;
+  m->state = M_PAUSED;
   for (int i = 0; i < m->n; i++)
     if (m->in[i].s != NULL)
       pqs_stream_pause(m->in[i].s);
@@ -115,25 +127,25 @@ static void pause_all(merge_t *m) {
 static void unfull(merge_t *m, input_t *in) {
   if (in->full && in->q.count <= m->bound / 2) {
     in->full = 0;
-    if (!m->paused && in->s != NULL)
+    if (m->state == M_RUNNING && in->s != NULL)
       pqs_stream_resume(in->s);
   }
 }
 
 /* What the merged stream answered, as the answer to an input. */
 static int control(merge_t *m, int rc) {
-  if (rc == PQS_CONTINUE)
-    return m->paused ? PQS_PAUSE : PQS_CONTINUE;
-  if (rc == PQS_PAUSE) {
+  if (rc == PQS__CONTINUE)
+    return m->state == M_PAUSED ? PQS__PAUSE : PQS__CONTINUE;
+  if (rc == PQS__PAUSE) {
     pause_all(m);
-    return PQS_PAUSE;
+    return PQS__PAUSE;
   }
-  stop_all(m, rc == PQS_STOP ? PQS_ECANCELED : rc);
-  return PQS_STOP;
+  stop_all(m, rc == PQS__STOP ? PQS_ECANCELED : rc);
+  return PQS__STOP;
 }
 
 static int deliver(merge_t *m, const pqs_row_t *row) {
-  return control(m, pqs__stream_sink.row(m->out, row));
+  return control(m, pqs__stream_consumer.row(m->out, row));
 }
 
 /* ---- emitting queued rows ---- */
@@ -145,7 +157,7 @@ static int cmp(merge_t *m, const pqs_row_t *a, const pqs_row_t *b) {
 
 /* ORDERED: the least head, while every live input has one. Hot path. */
 static void emit_ordered(merge_t *m) {
-  while (!m->paused && !m->stopping) {
+  while (m->state == M_RUNNING) {
     input_t *best = NULL;
     pqs_row_t head, best_head;
     for (int i = 0; i < m->n; i++) {
@@ -166,16 +178,16 @@ static void emit_ordered(merge_t *m) {
     int rc = deliver(m, &best_head);
     pqs__rowq_pop(&best->q);
     unfull(m, best);
-    if (rc == PQS_STOP)
+    if (rc == PQS__STOP)
       return;
   }
 }
 
 /* CONCAT: the current input's queue, then on to the next input. */
 static void emit_concat(merge_t *m) {
-  while (!m->paused && !m->stopping && m->current < m->n) {
+  while (m->state == M_RUNNING && m->current < m->n) {
     input_t *in = &m->in[m->current];
-    while (in->q.count > 0 && !m->paused && !m->stopping) {
+    while (in->q.count > 0 && m->state == M_RUNNING) {
       pqs_row_t row;
       pqs__rowq_peek(&in->q, in->schema, &row);
       deliver(m, &row);
@@ -212,12 +224,12 @@ static int in_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
   merge_t *m = in->m;
   if ((in->schema = pqs__schema_copy(cols->schema)) == NULL)
     return PQS_ENOMEM;
-  if (m->out == NULL) /* a gather keeps each input's own columns */
+  if (m->kind == M_GATHER) /* it keeps each input's own columns */
     return PQS_CONTINUE;
   if (m->schema == NULL) {
     if ((m->schema = pqs__schema_copy(cols->schema)) == NULL)
       return PQS_ENOMEM;
-    return control(m, pqs__stream_sink.columns(m->out, cols));
+    return control(m, pqs__stream_consumer.columns(m->out, cols));
   }
   if (!m->opts.mixed_columns && !same_types(m->schema, cols->schema)) {
     fail(m, in, PQS_ESCHEMA,
@@ -236,7 +248,7 @@ static int enqueue(merge_t *m, input_t *in, const pqs_row_t *row) {
     in->full = 1;
     return PQS_PAUSE;
   }
-  return m->paused ? PQS_PAUSE : PQS_CONTINUE;
+  return m->state == M_PAUSED ? PQS__PAUSE : PQS__CONTINUE;
 }
 
 static int in_order(merge_t *m, input_t *in, const pqs_row_t *row) {
@@ -275,7 +287,7 @@ static int gather_row(merge_t *m, input_t *in, const pqs_row_t *row) {
   pqs_rowset_t *set = in->set;
   if (set->nrows == in->set_cap) {
     size_t cap = in->set_cap ? in->set_cap * 2 : 64;
-    pqs_row_t **rows = realloc(set->rows, cap * sizeof(*rows));
+    pqs_row_t **rows = pqs__realloc(set->rows, cap * sizeof(*rows));
     if (rows == NULL) {
       fail(m, in, PQS_ENOMEM, NULL);
       return PQS_STOP;
@@ -296,13 +308,13 @@ static int in_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   (void)s;
   input_t *in = data;
   merge_t *m = in->m;
-  if (m->stopping)
-    return PQS_STOP;
+  if (m->state == M_STOPPING)
+    return PQS__STOP;
   in->rows++;
   m->rows_in++;
   pqs_row_t tagged = *row;
-  tagged.source = in->index + 1;
-  if (m->out == NULL)
+  tagged.input = in->index + 1;
+  if (m->kind == M_GATHER)
     return gather_row(m, in, &tagged);
   switch (m->opts.mode) {
   case PQS_MERGE_CONCAT:
@@ -314,7 +326,9 @@ static int in_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
       return PQS_STOP;
     int rc = enqueue(m, in, &tagged);
     emit_ordered(m);
-    return m->stopping ? PQS_STOP : in->full || m->paused ? PQS_PAUSE : rc;
+    if (m->state == M_STOPPING)
+      return PQS__STOP;
+    return in->full || m->state == M_PAUSED ? PQS__PAUSE : rc;
   }
   default:
     return deliver(m, &tagged);
@@ -332,13 +346,15 @@ static void in_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   if (m->opts.on_input_done)
     m->opts.on_input_done(in->index, done, m->opts.data);
   /* A cancel the merge asked for is no failure of the input's own. */
-  if (done->status != 0 && !(m->stopping && done->status == PQS_ECANCELED)) {
+  int stopping = m->state == M_STOPPING;
+  if (done->status != 0 && !(stopping && done->status == PQS_ECANCELED)) {
     note_failure(m, in->index, done->status, done->error, NULL);
-    int keep_going = m->out ? m->opts.keep_going : m->gopts.keep_going;
-    if (!keep_going && !m->stopping)
+    int keep_going =
+        m->kind == M_MERGE ? m->opts.keep_going : m->gopts.keep_going;
+    if (!keep_going && !stopping)
       stop_all(m, done->status);
   }
-  if (!m->stopping)
+  if (m->state != M_STOPPING)
     emit(m);
   maybe_end(m);
 }
@@ -353,18 +369,18 @@ static void merge_free_cb(uv_handle_t *h) {
   for (int i = 0; i < m->n; i++) {
     pqs__rowq_free(&m->in[i].q);
     pqs__rowq_free(&m->in[i].last);
-    free(m->in[i].schema);
+    pqs__free(m->in[i].schema);
     pqs_rowset_free(m->in[i].set);
   }
-  free(m->in);
-  free(m->keys);
-  free(m->schema);
-  free(m->err_strings);
-  free(m);
+  pqs__free(m->in);
+  pqs__free(m->keys);
+  pqs__free(m->schema);
+  pqs__free(m->err_strings);
+  pqs__free(m);
 }
 
 static void finish(merge_t *m) {
-  m->finished = 1;
+  m->state = M_FINISHED;
   int status = m->status == PQS__DONE ? 0 : m->status;
   snprintf(m->tag, sizeof(m->tag), "MERGE %llu",
            (unsigned long long)m->rows_in);
@@ -372,18 +388,18 @@ static void finish(merge_t *m) {
                      .rows = m->rows_in,
                      .command_tag = status == 0 ? m->tag : NULL,
                      .error = status != 0 && m->err_strings ? &m->err : NULL};
-  if (m->out != NULL) {
-    pqs__stream_sink.end(m->out, &done);
+  if (m->kind == M_MERGE) {
+    pqs__stream_consumer.end(m->out, &done);
   } else {
-    pqs_rowset_t **sets = malloc((size_t)m->n * sizeof(*sets));
+    pqs_rowset_t **sets = pqs__malloc((size_t)m->n * sizeof(*sets));
     for (int i = 0; sets && i < m->n; i++) {
       sets[i] = m->in[i].set; /* the caller's now */
       m->in[i].set = NULL;
     }
     if (sets == NULL)
       done.status = PQS_ENOMEM;
-    m->gather_cb(sets, sets ? m->n : 0, &done, m->gather_data);
-    free(sets);
+    m->gather_cb(m, sets, sets ? m->n : 0, &done, m->gather_data);
+    pqs__free(sets);
   }
   uv_close((uv_handle_t *)&m->kick, merge_free_cb);
 }
@@ -391,9 +407,9 @@ static void finish(merge_t *m) {
 /* Ends once every input has ended and every queued row is out (or the
  * merge is stopping, and queued rows are dropped). */
 static void maybe_end(merge_t *m) {
-  if (m->finished || m->ended < m->n)
+  if (m->state == M_FINISHED || m->ended < m->n)
     return;
-  for (int i = 0; i < m->n && !m->stopping; i++)
+  for (int i = 0; i < m->n && m->state != M_STOPPING; i++)
     if (m->in[i].q.count > 0)
       return; /* paused with rows to give: resume goes on */
   finish(m);
@@ -401,25 +417,31 @@ static void maybe_end(merge_t *m) {
 
 static void on_kick(uv_timer_t *t) {
   merge_t *m = t->data;
-  if (!m->stopping)
+  if (m->state != M_STOPPING)
     emit(m);
   maybe_end(m);
 }
 
 /* ---- the merged stream's source ---- */
 
+/* NEW -> RUNNING. Every input was checked unstarted, on this thread. */
 static void m_start(void *src) {
   merge_t *m = src;
-  for (int i = 0; i < m->n; i++)
-    if (pqs_stream_start(m->in[i].s, &input_cbs, &m->in[i]) != 0)
-      m->in[i].s = NULL, m->ended++; /* cannot happen: checked by merge */
+  m->state = M_RUNNING;
+  for (int i = 0; i < m->n; i++) {
+    int rc = pqs_stream_start(m->in[i].s, &input_cbs, &m->in[i]);
+    assert(rc == 0);
+    (void)rc;
+  }
 }
 
 static void m_pause(void *src) { pause_all(src); }
 
 static void m_resume(void *src) {
   merge_t *m = src;
-  m->paused = 0;
+  if (m->state != M_PAUSED)
+    return;
+  m->state = M_RUNNING;
   for (int i = 0; i < m->n; i++)
     if (m->in[i].s != NULL && !m->in[i].full)
       pqs_stream_resume(m->in[i].s);
@@ -467,11 +489,11 @@ static int check_inputs(pqs_stream_t *const *inputs, int n, uv_loop_t **loop) {
 }
 
 static merge_t *merge_new(uv_loop_t *loop, pqs_stream_t *const *inputs, int n) {
-  merge_t *m = calloc(1, sizeof(*m));
-  input_t *in = calloc((size_t)n, sizeof(*in));
+  merge_t *m = pqs__calloc(1, sizeof(*m));
+  input_t *in = pqs__calloc((size_t)n, sizeof(*in));
   if (m == NULL || in == NULL) {
-    free(m);
-    free(in);
+    pqs__free(m);
+    pqs__free(in);
     return NULL;
   }
   m->n = n;
@@ -508,16 +530,17 @@ int pqs_merge(pqs_stream_t *const *inputs, int n, const pqs_merge_opts_t *opts,
   merge_t *m = merge_new(loop, inputs, n);
   pqs_stream_t *s = m ? pqs__stream_new(NULL, &merge_source, m) : NULL;
   if (m && o.nkeys > 0 && o.keys != NULL) {
-    m->keys = malloc((size_t)o.nkeys * sizeof(*m->keys));
+    m->keys = pqs__malloc((size_t)o.nkeys * sizeof(*m->keys));
     if (m->keys)
       memcpy(m->keys, o.keys, (size_t)o.nkeys * sizeof(*m->keys));
   }
   if (s == NULL || (o.nkeys > 0 && m->keys == NULL)) {
-    free(s);
+    pqs__free(s);
     if (m)
       uv_close((uv_handle_t *)&m->kick, merge_free_cb);
     return PQS_ENOMEM;
   }
+  m->kind = M_MERGE;
   m->opts = o;
   m->bound = o.buffer_rows ? o.buffer_rows : DEFAULT_BUFFER_ROWS;
   m->out = s;
@@ -533,7 +556,7 @@ int pqs_gather(pqs_stream_t *const *inputs, int n,
     return rc;
   merge_t *m = merge_new(loop, inputs, n);
   for (int i = 0; m && i < n; i++)
-    if ((m->in[i].set = calloc(1, sizeof(pqs_rowset_t))) == NULL) {
+    if ((m->in[i].set = pqs__calloc(1, sizeof(pqs_rowset_t))) == NULL) {
       uv_close((uv_handle_t *)&m->kick, merge_free_cb);
       m = NULL;
     }
@@ -541,19 +564,20 @@ int pqs_gather(pqs_stream_t *const *inputs, int n,
     return PQS_ENOMEM;
   if (opts)
     m->gopts = *opts;
+  m->kind = M_GATHER;
   m->gather_cb = cb;
   m->gather_data = data;
   m_start(m);
   return 0;
 }
 
-int pqs_row_input(const pqs_row_t *row) { return row->source - 1; }
+int pqs_row_input(const pqs_row_t *row) { return row->input - 1; }
 
 void pqs_rowset_free(pqs_rowset_t *set) {
   if (set == NULL)
     return;
   for (size_t i = 0; i < set->nrows; i++)
     pqs_row_free(set->rows[i]);
-  free(set->rows);
-  free(set);
+  pqs__free(set->rows);
+  pqs__free(set);
 }

@@ -1,13 +1,14 @@
+#include "../src/alloc.h"
 #include "rowq.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* A row in the buffer: its size, its source, ncols lengths (-1: NULL),
+/* A row in the buffer: its size, its merge input, ncols lengths (-1: NULL),
  * then the values, each with a NUL. Read with memcpy: no alignment. */
 typedef struct {
   uint32_t size;
-  int32_t source;
+  int32_t input;
 } rec_t;
 
 int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
@@ -25,7 +26,7 @@ int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
     q->head = 0;
   }
   if (q->ncols < n) { /* the head's view: sized here, where it can fail */
-    pqs__cell_t *cells = realloc(q->cells, (size_t)n * sizeof(*cells));
+    pqs__cell_t *cells = pqs__realloc(q->cells, (size_t)n * sizeof(*cells));
     if (cells == NULL)
       return PQS_ENOMEM;
     q->cells = cells;
@@ -33,7 +34,7 @@ int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
   }
   if (pqs__buf_reserve(&q->buf, size) != 0)
     return PQS_ENOMEM;
-  rec_t rec = {(uint32_t)size, row->source};
+  rec_t rec = {(uint32_t)size, row->input};
   pqs__buf_put(&q->buf, &rec, sizeof(rec));
   size_t lens_at = q->buf.len;
   q->buf.len += n * sizeof(int32_t);
@@ -67,7 +68,7 @@ void pqs__rowq_peek(pqs__rowq_t *q, const pqs__schema_t *schema,
     if (l >= 0)
       v += l + 1;
   }
-  *view = (pqs_row_t){schema, NULL, q->cells, rec.source};
+  *view = (pqs_row_t){schema, NULL, q->cells, rec.input};
 }
 
 void pqs__rowq_pop(pqs__rowq_t *q) {
@@ -84,7 +85,7 @@ void pqs__rowq_pop(pqs__rowq_t *q) {
 
 void pqs__rowq_free(pqs__rowq_t *q) {
   pqs__buf_free(&q->buf);
-  free(q->cells);
+  pqs__free(q->cells);
   q->cells = NULL;
   q->ncols = 0;
   q->head = q->count = q->bytes = 0;

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/alloc.h"
+#include "../src/error_int.h"
 #include "format.h"
 #include "stream_int.h"
 
@@ -12,8 +14,22 @@
 
 typedef struct chunk_s chunk_t;
 
-typedef struct pqs_sink_s {
-  pqs_stream_t *stream; /* NULL once it has ended */
+/* RUNNING --more than max_queued bytes wait--> PAUSED (the stream too)
+ * PAUSED --half of them written--> RUNNING
+ * RUNNING | PAUSED --the stream's on_done--> DRAINING (bytes still out)
+ * DRAINING --every byte written, or failed--> CLOSING --handles closed-->
+ *   the callback, then freed
+ * A sink whose start failed goes to CLOSING quietly: no callback. */
+typedef enum {
+  K_RUNNING,
+  K_PAUSED,
+  K_DRAINING,
+  K_CLOSING
+} sink_state_t;
+
+struct pqs_sink_s {
+  sink_state_t state;
+  pqs_stream_t *stream; /* while RUNNING or PAUSED */
   uv_loop_t *loop;
   int to_file; /* regular files go through uv_fs_write, one at a time */
   int file_fd;
@@ -30,11 +46,10 @@ typedef struct pqs_sink_s {
   int header;
   size_t max_queued, queued;
   pqs__buf_t cur, spare;
-  int paused;
-  int write_err;
+  int write_err; /* fact: the first write error, 0 if none */
   uint64_t bytes;
   chunk_t *fq_head, *fq_tail; /* file writes waiting */
-  int fs_busy;
+  int fs_busy;                /* fact: a uv_fs_write is in flight */
   uv_fs_t fs_req;
   pqs_done_t done; /* the stream's, copied */
   pqs_error_t err;
@@ -43,7 +58,7 @@ typedef struct pqs_sink_s {
   pqs_sink_cb cb;
   void *data;
   uint64_t *written; /* the caller's live count, if asked for */
-} pqs_sink_t;
+};
 
 struct chunk_s {
   uv_write_t req;
@@ -59,7 +74,7 @@ static void maybe_finish(pqs_sink_t *k);
 static void write_failed(pqs_sink_t *k, int err) {
   if (k->write_err == 0)
     k->write_err = err;
-  if (k->stream != NULL)
+  if (k->state == K_RUNNING || k->state == K_PAUSED)
     pqs_stream_close(k->stream); /* cancels the query */
 }
 
@@ -77,9 +92,9 @@ static void chunk_done(pqs_sink_t *k, chunk_t *c, int status) {
   } else {
     pqs__buf_free(&c->buf);
   }
-  free(c);
-  if (k->paused && k->queued <= k->max_queued / 2 && k->stream != NULL) {
-    k->paused = 0;
+  pqs__free(c);
+  if (k->state == K_PAUSED && k->queued <= k->max_queued / 2) {
+    k->state = K_RUNNING;
     pqs_stream_resume(k->stream);
   }
   maybe_finish(k);
@@ -141,7 +156,7 @@ static void send_current(pqs_sink_t *k) {
     k->cur.len = 0;
     return;
   }
-  chunk_t *c = calloc(1, sizeof(*c));
+  chunk_t *c = pqs__calloc(1, sizeof(*c));
   if (c == NULL) {
     write_failed(k, PQS_ENOMEM);
     k->cur.len = 0;
@@ -205,46 +220,30 @@ static int sink_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   if (k->queued + k->cur.len <= k->max_queued)
     return PQS_CONTINUE;
   send_current(k); /* so that a write callback comes to resume */
-  k->paused = 1;
+  k->state = K_PAUSED;
   return PQS_PAUSE;
 }
 
+/* The stream's completion, kept until every byte is out. */
 static int copy_done(pqs_sink_t *k, const pqs_done_t *done) {
   k->done = *done;
   k->done.error = NULL;
   k->done.command_tag = NULL;
-  if (done->command_tag && (k->tag = strdup(done->command_tag)) == NULL)
+  if (done->command_tag && (k->tag = pqs__strdup(done->command_tag)) == NULL)
     return PQS_ENOMEM;
   k->done.command_tag = k->tag;
   if (done->error == NULL)
     return 0;
-  const char *src[] = {done->error->severity, done->error->sqlstate,
-                       done->error->message, done->error->detail,
-                       done->error->hint};
-  const char **dst[] = {&k->err.severity, &k->err.sqlstate, &k->err.message,
-                        &k->err.detail, &k->err.hint};
-  size_t size = 0;
-  for (int i = 0; i < 5; i++)
-    size += src[i] ? strlen(src[i]) + 1 : 0;
-  char *p = k->err_strings = malloc(size ? size : 1);
-  if (p == NULL)
-    return PQS_ENOMEM;
-  for (int i = 0; i < 5; i++) {
-    *dst[i] = NULL;
-    if (src[i]) {
-      size_t n = strlen(src[i]) + 1;
-      *dst[i] = memcpy(p, src[i], n);
-      p += n;
-    }
-  }
-  k->done.error = &k->err;
-  return 0;
+  k->done.error = &k->err; /* a static "out of memory" if the copy fails */
+  return pqs__error_copy(&k->err, &k->err_strings, done->error, NULL);
 }
 
+/* RUNNING | PAUSED -> DRAINING. */
 static void sink_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   (void)s;
   pqs_sink_t *k = data;
   k->stream = NULL;
+  k->state = K_DRAINING;
   if (copy_done(k, done) != 0 && k->done.status == 0)
     k->done.status = PQS_ENOMEM;
   send_current(k);
@@ -256,11 +255,11 @@ static void sink_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
 static void sink_free(pqs_sink_t *k) {
   pqs__buf_free(&k->cur);
   pqs__buf_free(&k->spare);
-  free(k->err_strings);
-  free(k->tag);
+  pqs__free(k->err_strings);
+  pqs__free(k->tag);
   if (k->to_file)
     close(k->file_fd);
-  free(k);
+  pqs__free(k);
 }
 
 static void handle_closed(uv_handle_t *h) {
@@ -272,12 +271,14 @@ static void handle_closed(uv_handle_t *h) {
       k->done.status = k->write_err;
       k->done.command_tag = NULL;
     }
-    k->cb(&k->done, k->bytes, k->data);
+    k->cb(k, &k->done, k->bytes, k->data);
   }
   sink_free(k);
 }
 
+/* -> CLOSING. */
 static void close_handles(pqs_sink_t *k) {
+  k->state = K_CLOSING;
   k->handles = 1;
   if (k->owns_out) {
     k->handles++;
@@ -286,16 +287,16 @@ static void close_handles(pqs_sink_t *k) {
   uv_close((uv_handle_t *)&k->flush, handle_closed);
 }
 
+/* DRAINING -> CLOSING once nothing is left to write. */
 static void maybe_finish(pqs_sink_t *k) {
-  if (k->stream == NULL && k->queued == 0 && !k->fs_busy && k->cb != NULL &&
-      k->handles == 0)
+  if (k->state == K_DRAINING && k->queued == 0 && !k->fs_busy)
     close_handles(k);
 }
 
 /* ---- opening ---- */
 
 static pqs_sink_t *sink_new(uv_loop_t *loop, const pqs_sink_opts_t *opts) {
-  pqs_sink_t *k = calloc(1, sizeof(*k));
+  pqs_sink_t *k = pqs__calloc(1, sizeof(*k));
   if (k == NULL)
     return NULL;
   k->loop = loop;
@@ -319,6 +320,7 @@ static int sink_start(pqs_sink_t *k, pqs_stream_t *s, pqs_sink_cb cb,
   k->flush.data = k;
   uv_prepare_start(&k->flush, on_flush);
   k->stream = s;
+  k->state = K_RUNNING;
   pqs_stream_cbs_t cbs = {
       .on_columns = sink_columns, .on_row = sink_row, .on_done = sink_done};
   int rc = pqs_stream_start(s, &cbs, k);
@@ -366,7 +368,7 @@ static int open_fd(pqs_sink_t *k, int fd) {
     rc = PQS_EINVAL;
   if (rc != 0) { /* no handle to close */
     close(fd);
-    free(k);
+    pqs__free(k);
     return rc;
   }
   k->out = (uv_stream_t *)&k->own;
@@ -394,7 +396,7 @@ int pqs_sink_fd(pqs_stream_t *s, uv_loop_t *loop, int fd,
     return PQS_ENOMEM;
   int own = dup(fd);
   if (own < 0) {
-    free(k);
+    pqs__free(k);
     return uv_translate_sys_error(errno);
   }
   rc = open_fd(k, own);

@@ -1,14 +1,17 @@
 /* Stages: adding them to a stream, and running them as one flat loop. */
 #include <stdlib.h>
 
+#include "../src/alloc.h"
 #include "stream_int.h"
 
-/* Stages change what the stream delivers: once rows flow, adding one is a
- * misuse (PQS_EINVAL), as is adding one after the batch, which stays
- * last. */
+/* Stages change what the stream delivers: once rows flow, adding one is
+ * too late (PQS_ESTATE, as for every call at the wrong moment); adding
+ * one after the batch, which stays last, is a misuse (PQS_EINVAL). */
 static int check_unstarted(pqs_stream_t *s) {
   int rc = pqs__stream_check(s);
-  if (rc == 0 && (s->state != PQS__STREAM_NEW || s->batch != NULL))
+  if (rc == 0 && s->state != PQS__STREAM_NEW)
+    rc = PQS_ESTATE;
+  else if (rc == 0 && s->batch != NULL)
     rc = PQS_EINVAL;
   return rc;
 }
@@ -19,7 +22,7 @@ static int add(pqs_stream_t *s, const pqs__stage_t *stage) {
   int rc = check_unstarted(s);
   pqs__stage_t *grown = NULL;
   if (rc == 0) {
-    grown = realloc(s->stages, (s->nstages + 1) * sizeof(*grown));
+    grown = pqs__realloc(s->stages, (s->nstages + 1) * sizeof(*grown));
     rc = grown ? 0 : PQS_ENOMEM;
   }
   if (rc != 0) {
@@ -100,7 +103,7 @@ void pqs__stages_free(pqs_stream_t *s) {
       s->stages[i].free_data(s->stages[i].data);
     pqs__out_free(s->stages[i].out);
   }
-  free(s->stages);
+  pqs__free(s->stages);
   s->stages = NULL;
   s->nstages = 0;
 }
@@ -113,11 +116,11 @@ const pqs_row_t *pqs__stages_columns(pqs_stream_t *s, const pqs_row_t *cols) {
 }
 
 /* Hot path: one pass over the stages per row, no allocation, no
- * recursion. Returns what becomes of the row: PQS_CONTINUE (on to the
- * consumer), PQS_SKIP (dropped), PQS__LAST (on, then end), PQS__DONE (end
- * now), PQS_STOP or an error. A pause asked for midway is told apart in
- * *pause: the row still finishes its way. */
-int pqs__stages_run(pqs_stream_t *s, const pqs_row_t **row, int *pause) {
+ * recursion. Returns what becomes of the row (src/answer.h): CONTINUE (on
+ * to the consumer), SKIP (dropped), LAST (on, then end), DONE (end now),
+ * STOP or an error. A stage's PAUSE pauses the source at once, as
+ * pqs_stream_pause from inside it would; the row still finishes its way. */
+int pqs__stages_run(pqs_stream_t *s, const pqs_row_t **row) {
   int last = 0;
   pqs__stage_t *st = s->stages, *end = st + s->nstages;
   for (; st < end; st++) {
@@ -126,33 +129,38 @@ int pqs__stages_run(pqs_stream_t *s, const pqs_row_t **row, int *pause) {
     case PQS__STAGE_FILTER:
       rc = st->fn(s, *row, st->data);
       if (rc >= 0)
-        rc = rc ? PQS_CONTINUE : PQS_SKIP;
+        rc = rc ? PQS__CONTINUE : PQS__SKIP;
       break;
     case PQS__STAGE_TAP:
       rc = st->fn(s, *row, st->data);
       break;
     case PQS__STAGE_SKIP:
-      rc = st->seen < st->n ? (st->seen++, PQS_SKIP) : PQS_CONTINUE;
+      rc = st->seen < st->n ? (st->seen++, PQS__SKIP) : PQS__CONTINUE;
       break;
     case PQS__STAGE_TAKE:
       if (st->seen >= st->n)
         return PQS__DONE;
-      rc = ++st->seen == st->n ? PQS__LAST : PQS_CONTINUE;
+      rc = ++st->seen == st->n ? PQS__LAST : PQS__CONTINUE;
       break;
     default: /* PQS__STAGE_MAP */
       rc = pqs__out_run(st->out, s, st->map_fn, st->data, row);
       break;
     }
-    if (rc == PQS_CONTINUE)
-      continue;
-    if (rc == PQS_PAUSE)
-      *pause = 1;
-    else if (rc == PQS__LAST)
+    switch (rc) {
+    case PQS__CONTINUE:
+      break;
+    case PQS__PAUSE:
+      if (s->state == PQS__STREAM_STARTED)
+        s->src_vt->pause(s->src);
+      break;
+    case PQS__LAST:
       last = 1;
-    else if (rc == PQS_SKIP)
-      return last ? PQS__DONE : PQS_SKIP;
-    else
+      break;
+    case PQS__SKIP:
+      return last ? PQS__DONE : PQS__SKIP;
+    default:
       return rc; /* STOP or an error */
+    }
   }
-  return last ? PQS__LAST : PQS_CONTINUE;
+  return last ? PQS__LAST : PQS__CONTINUE;
 }

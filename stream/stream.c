@@ -3,12 +3,13 @@
  * and hands them to the consumer's callbacks. */
 #include <stdlib.h>
 
+#include "../src/alloc.h"
 #include "../src/ctx_int.h"
 #include "stream_int.h"
 
 pqs_stream_t *pqs__stream_new(pqs_ctx_t *ctx, const pqs__source_vt_t *vt,
                               void *src) {
-  pqs_stream_t *s = calloc(1, sizeof(*s));
+  pqs_stream_t *s = pqs__calloc(1, sizeof(*s));
   if (s == NULL)
     return NULL;
   s->ctx = ctx;
@@ -21,7 +22,7 @@ pqs_stream_t *pqs__stream_new(pqs_ctx_t *ctx, const pqs__source_vt_t *vt,
 static void stream_free(pqs_stream_t *s) {
   pqs__stages_free(s);
   pqs__batch_free(s->batch);
-  free(s);
+  pqs__free(s);
 }
 
 int pqs__stream_check(const pqs_stream_t *s) {
@@ -33,52 +34,50 @@ int pqs__stream_check(const pqs_stream_t *s) {
   return 0;
 }
 
-/* ---- the sink side: what the source pushes ---- */
+/* ---- the consumer side of the seam: what the source pushes ---- */
 
-static int sink_columns(void *self, const pqs_row_t *columns) {
+static int take_columns(void *self, const pqs_row_t *columns) {
   pqs_stream_t *s = self;
   columns = pqs__stages_columns(s, columns);
-  return s->cbs.on_columns ? s->cbs.on_columns(s, columns, s->data)
+  return s->cbs.on_columns ? s->cbs.on_columns(s, columns, s->cb_data)
                            : PQS_CONTINUE;
 }
 
 static int deliver_batch(pqs_stream_t *s) {
   size_t n;
   const pqs_row_t *const *rows = pqs__batch_take(s->batch, &n);
-  return n ? s->cbs.on_batch(s, rows, n, s->data) : PQS_CONTINUE;
+  return n ? s->cbs.on_batch(s, rows, n, s->cb_data) : PQS_CONTINUE;
 }
 
 /* To the consumer, one row or into the batch. */
 static int deliver(pqs_stream_t *s, const pqs_row_t *row) {
   s->rows++;
   if (s->batch == NULL)
-    return s->cbs.on_row ? s->cbs.on_row(s, row, s->data) : PQS_CONTINUE;
+    return s->cbs.on_row ? s->cbs.on_row(s, row, s->cb_data) : PQS_CONTINUE;
   int full = pqs__batch_add(s->batch, row);
   if (full <= 0)
     return full; /* 0: not yet, or an error */
   return deliver_batch(s);
 }
 
-/* Hot path: once per row from the source. */
-static int sink_row(void *self, const pqs_row_t *row) {
+/* Hot path: once per row from the source. A stage that paused has paused
+ * the source already; the row still goes on. */
+static int take_row(void *self, const pqs_row_t *row) {
   pqs_stream_t *s = self;
-  int pause = 0;
-  int rc = s->nstages ? pqs__stages_run(s, &row, &pause) : PQS_CONTINUE;
-  if (rc == PQS_SKIP)
-    return pause ? PQS_PAUSE : PQS_CONTINUE;
-  if (rc != PQS_CONTINUE && rc != PQS__LAST)
+  int rc = s->nstages ? pqs__stages_run(s, &row) : PQS__CONTINUE;
+  if (rc == PQS__SKIP)
+    return PQS__CONTINUE;
+  if (rc != PQS__CONTINUE && rc != PQS__LAST)
     return rc; /* STOP, DONE or an error */
   if (s->state != PQS__STREAM_STARTED)
-    return PQS_CONTINUE; /* a stage closed the stream */
+    return PQS__CONTINUE; /* a stage closed the stream */
   int mine = deliver(s, row);
-  if (mine != PQS_CONTINUE && mine != PQS_PAUSE)
+  if (mine != PQS__CONTINUE && mine != PQS__PAUSE)
     return mine;
-  if (rc == PQS__LAST)
-    return PQS__DONE;
-  return pause ? PQS_PAUSE : mine;
+  return rc == PQS__LAST ? PQS__DONE : mine;
 }
 
-static void sink_end(void *self, const pqs_done_t *done) {
+static void take_end(void *self, const pqs_done_t *done) {
   pqs_stream_t *s = self;
   /* A stream that never started owes nobody a completion. */
   if (s->state != PQS__STREAM_NEW) {
@@ -88,33 +87,36 @@ static void sink_end(void *self, const pqs_done_t *done) {
     s->state = PQS__STREAM_ENDED;
     pqs_done_t mine = *done;
     mine.rows = s->rows;
-    s->cbs.on_done(s, &mine, s->data);
+    s->cbs.on_done(s, &mine, s->cb_data);
   }
   stream_free(s);
 }
 
-const pqs__sink_vt_t pqs__stream_sink = {
-    .columns = sink_columns,
-    .row = sink_row,
-    .end = sink_end,
+const pqs__consumer_vt_t pqs__stream_consumer = {
+    .columns = take_columns,
+    .row = take_row,
+    .end = take_end,
 };
 
 /* ---- the consumer side ---- */
 
 int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql, int nparams,
               const char *const *params, const pqs_query_opts_t *opts) {
-  if (out == NULL)
+  if (out == NULL || ctx == NULL)
     return PQS_EINVAL;
+  int rc = pqs__ctx_check_ready(ctx);
+  if (rc != 0)
+    return rc;
   pqs_stream_t *s = pqs__stream_new(ctx, &pqs__op_source, NULL);
   if (s == NULL)
     return PQS_ENOMEM;
   pqs__op_t *op;
-  int rc = pqs__op_begin(ctx, sql, nparams, params, opts, 1, &op);
+  rc = pqs__op_begin(ctx, sql, nparams, params, opts, 1, &op);
   if (rc != 0) {
-    free(s);
+    pqs__free(s);
     return rc;
   }
-  pqs__op_bind(op, &pqs__stream_sink, s);
+  pqs__op_bind(op, &pqs__stream_consumer, s);
   s->src = op;
   *out = s;
   return 0;
@@ -131,7 +133,7 @@ int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs, void *data) {
   if (s->batch != NULL && cbs->on_batch == NULL)
     return PQS_EINVAL;
   s->cbs = *cbs;
-  s->data = data;
+  s->cb_data = data;
   s->state = PQS__STREAM_STARTED;
   s->src_vt->start(s->src);
   return 0;
@@ -159,6 +161,8 @@ int pqs_stream_resume(pqs_stream_t *s) {
 }
 
 int pqs_stream_close(pqs_stream_t *s) {
+  if (s == NULL)
+    return 0;
   int rc = pqs__stream_check(s);
   if (rc != 0)
     return rc;
@@ -174,5 +178,5 @@ int pqs_stream_close(pqs_stream_t *s) {
 
 pqs_ctx_t *pqs_stream_ctx(const pqs_stream_t *s) { return s->ctx; }
 uint64_t pqs_stream_rows(const pqs_stream_t *s) { return s->rows; }
-void *pqs_stream_get_data(const pqs_stream_t *s) { return s->user_data; }
-void pqs_stream_set_data(pqs_stream_t *s, void *data) { s->user_data = data; }
+void *pqs_stream_get_data(const pqs_stream_t *s) { return s->data; }
+void pqs_stream_set_data(pqs_stream_t *s, void *data) { s->data = data; }

@@ -6,11 +6,6 @@
 #include "../src/source.h"
 #include "buf.h"
 
-/* Internal codes beside PQS_CONTINUE ... PQS_SKIP (see source.h):
- * PQS__LAST   take: pass this row on, then end with success;
- * PQS__DONE   end now with success (the source maps it to status 0). */
-#define PQS__LAST 5
-
 typedef enum {
   PQS__STAGE_FILTER,
   PQS__STAGE_TAP,
@@ -31,8 +26,9 @@ typedef struct pqs__stage_s {
 
 typedef struct pqs__batch_s pqs__batch_t;
 
-/* NEW --start--> STARTED --close--> STOPPING --end()--> freed after on_done
- *                   `--------------------------^ */
+/* NEW --pqs_stream_start()--> STARTED --pqs_stream_close()--> STOPPING
+ * STARTED | STOPPING --the source's end()--> ENDED: on_done, then freed
+ * NEW --pqs_stream_close()--> freed (the source discarded, no on_done) */
 typedef enum {
   PQS__STREAM_NEW,
   PQS__STREAM_STARTED,
@@ -47,24 +43,24 @@ struct pqs_stream_s {
   void *src;
   pqs__stream_state_t state;
   pqs_stream_cbs_t cbs;
-  void *data;      /* the callbacks' */
-  void *user_data; /* pqs_stream_get_data */
+  void *cb_data; /* the callbacks' `data` argument */
+  void *data;    /* the user's: pqs_stream_get_data */
   uint64_t rows;
   pqs__stage_t *stages;
   int nstages;
   pqs__batch_t *batch;
 };
 
-/* A stream over any source; the source must push into pqs__stream_sink
- * with the stream as the sink. */
+/* A stream over any source; the source must push into
+ * pqs__stream_consumer with the stream as the consumer. */
 pqs_stream_t *pqs__stream_new(pqs_ctx_t *ctx, const pqs__source_vt_t *vt,
                               void *src);
-extern const pqs__sink_vt_t pqs__stream_sink;
+extern const pqs__consumer_vt_t pqs__stream_consumer;
 int pqs__stream_check(const pqs_stream_t *s); /* thread, not ended */
 
 /* stages.c: runs the stages over *row (which a map replaces). Hot path;
- * the codes are explained where it is defined. */
-int pqs__stages_run(pqs_stream_t *s, const pqs_row_t **row, int *pause);
+ * the answers are explained where it is defined. */
+int pqs__stages_run(pqs_stream_t *s, const pqs_row_t **row);
 /* The columns after every map. */
 const pqs_row_t *pqs__stages_columns(pqs_stream_t *s, const pqs_row_t *cols);
 void pqs__stages_free(pqs_stream_t *s);

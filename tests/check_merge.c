@@ -7,8 +7,8 @@
 
 #define MAXIN 16
 
-static void on_gathered(pqs_rowset_t **sets, int n, const pqs_done_t *done,
-                        void *data);
+static void on_gathered(pqs_gather_t *g, pqs_rowset_t **sets, int n,
+                        const pqs_done_t *done, void *data);
 
 /* N contexts on one loop. */
 static void open_n(uv_loop_t *loop, pqs_ctx_t **ctx, int n) {
@@ -396,8 +396,9 @@ typedef struct {
   int64_t sum;
 } gathered_t;
 
-static void on_gathered(pqs_rowset_t **sets, int n, const pqs_done_t *done,
-                        void *data) {
+static void on_gathered(pqs_gather_t *gather, pqs_rowset_t **sets, int n,
+                        const pqs_done_t *done, void *data) {
+  ck_assert_ptr_nonnull(gather);
   gathered_t *g = data;
   g->calls++;
   pt_record(&g->done, done);

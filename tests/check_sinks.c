@@ -57,7 +57,9 @@ typedef struct {
   uint64_t bytes;
 } sunk_t;
 
-static void on_sunk(const pqs_done_t *done, uint64_t bytes, void *data) {
+static void on_sunk(pqs_sink_t *sink, const pqs_done_t *done, uint64_t bytes,
+                    void *data) {
+  ck_assert_ptr_nonnull(sink);
   sunk_t *k = data;
   k->calls++;
   pt_record(&k->done, done);

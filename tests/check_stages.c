@@ -286,7 +286,7 @@ START_TEST(mem_stage_rules) {
   ck_assert_int_eq(pqs_stream_tap(s2, count_tap, &seen, count_free), 0);
   sink_t k = {0};
   ck_assert_int_eq(pqs_stream_start(s2, &cbs, &k), 0);
-  ck_assert_int_eq(pqs_stream_take(s2, 1), PQS_EINVAL); /* started */
+  ck_assert_int_eq(pqs_stream_take(s2, 1), PQS_ESTATE); /* started */
   ck_assert_int_eq(freed, 2);
   while (k.done.calls == 0)
     uv_run(loop, UV_RUN_ONCE);

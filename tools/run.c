@@ -165,7 +165,9 @@ static int exit_code_of(app_t *app, const pqs_done_t *done) {
   return CLI_FAILED;
 }
 
-static void on_written(const pqs_done_t *done, uint64_t bytes, void *data) {
+static void on_written(pqs_sink_t *sink, const pqs_done_t *done,
+                       uint64_t bytes, void *data) {
+  (void)sink;
   app_t *app = data;
   app->written_before += bytes;
   app->written = 0;

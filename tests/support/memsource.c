@@ -36,7 +36,7 @@ static void finish(memsrc_t *m, int status) {
                      .rows = m->pushed,
                      .command_tag =
                          status == 0 && !m->stopping ? m->tag : NULL};
-  pqs__stream_sink.end(m->s, &done);
+  pqs__stream_consumer.end(m->s, &done);
   uv_close((uv_handle_t *)&m->timer, closed);
 }
 
@@ -48,12 +48,12 @@ static void push(uv_timer_t *timer) {
   }
   if (m->next == 0 && m->t->nrows == 0) {
     pqs_row_t cols = {&m->schema, NULL, NULL, 0};
-    pqs__stream_sink.columns(m->s, &cols);
+    pqs__stream_consumer.columns(m->s, &cols);
   }
   while (!m->paused && !m->stopping && m->next < m->t->nrows) {
     if (m->next == 0) {
       pqs_row_t cols = {&m->schema, NULL, NULL, 0};
-      pqs__stream_sink.columns(m->s, &cols);
+      pqs__stream_consumer.columns(m->s, &cols);
     }
     const char *const *v = m->t->values + m->next * m->t->ncols;
     for (int i = 0; i < m->t->ncols; i++)
@@ -61,7 +61,7 @@ static void push(uv_timer_t *timer) {
     pqs_row_t row = {&m->schema, NULL, m->cells, 0};
     m->next++;
     m->pushed++;
-    int rc = pqs__stream_sink.row(m->s, &row);
+    int rc = pqs__stream_consumer.row(m->s, &row);
     if (rc == PQS_PAUSE) {
       m->paused = 1;
     } else if (rc != PQS_CONTINUE) {

@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "factory_int.h"
+#include "../src/alloc.h"
+#include "pool_int.h"
 
-#define MS (1000000ULL) /* nanoseconds */
+#define NS_PER_MS (1000000ULL)
 
 typedef struct {
   PGconn *conn;
@@ -59,8 +60,8 @@ static void unlink_lease(pqs_factory_t *f, pqs__lease_t *l) {
 
 static int expired(const pqs_factory_t *f, const idle_t *c, uint64_t now) {
   uint64_t idle_ms = f->opts.idle_timeout_ms, life_ms = f->opts.max_lifetime_ms;
-  return (idle_ms && now - c->idle_ns >= idle_ms * MS) ||
-         (life_ms && now - c->born_ns >= life_ms * MS);
+  return (idle_ms && now - c->idle_ns >= idle_ms * NS_PER_MS) ||
+         (life_ms && now - c->born_ns >= life_ms * NS_PER_MS);
 }
 
 static void note_fatal(void *arg, const PGresult *res) {
@@ -204,7 +205,7 @@ void pqs__factory_put(pqs__lease_t *lease, PGconn *conn) {
   unlink_lease(f, lease);
   idle_t c = {conn, lease->born_ns, uv_hrtime()};
   if (f->opts.max_lifetime_ms &&
-      c.idle_ns - c.born_ns >= f->opts.max_lifetime_ms * MS) {
+      c.idle_ns - c.born_ns >= f->opts.max_lifetime_ms * NS_PER_MS) {
     drop(f, conn);
     if (f->qhead)
       grant_next(f, NULL, c.idle_ns);
@@ -214,7 +215,7 @@ void pqs__factory_put(pqs__lease_t *lease, PGconn *conn) {
     f->idle[f->nidle++] = c;
   }
   uv_mutex_unlock(&f->lock);
-  free(lease);
+  pqs__free(lease);
 }
 
 void pqs__factory_discard(pqs__lease_t *lease) {
@@ -225,7 +226,7 @@ void pqs__factory_discard(pqs__lease_t *lease) {
   if (f->qhead)
     grant_next(f, NULL, uv_hrtime());
   uv_mutex_unlock(&f->lock);
-  free(lease);
+  pqs__free(lease);
 }
 
 /* ---- the reaper: idle timeout, lifetime, min_idle ---- */
@@ -278,7 +279,7 @@ static void reaper_main(void *arg) {
     reap(f, uv_hrtime());
     fill(f);
     if (!f->stopping)
-      uv_cond_timedwait(&f->wake, &f->lock, period * MS);
+      uv_cond_timedwait(&f->wake, &f->lock, period * NS_PER_MS);
   }
   uv_mutex_unlock(&f->lock);
 }
@@ -288,7 +289,7 @@ static void reaper_main(void *arg) {
 int pqs_factory_new(pqs_factory_t **out, const pqs_factory_opts_t *opts) {
   if (out == NULL || opts == NULL || opts->conninfo == NULL)
     return PQS_EINVAL;
-  pqs_factory_t *f = calloc(1, sizeof(*f));
+  pqs_factory_t *f = pqs__calloc(1, sizeof(*f));
   if (f == NULL)
     return PQS_ENOMEM;
   f->opts = *opts;
@@ -298,9 +299,9 @@ int pqs_factory_new(pqs_factory_t **out, const pqs_factory_opts_t *opts) {
     f->opts.min_idle = f->opts.max_size;
   if (f->opts.acquire_timeout_ms == 0)
     f->opts.acquire_timeout_ms = 30000;
-  f->conninfo = strdup(opts->conninfo);
+  f->conninfo = pqs__strdup(opts->conninfo);
   f->opts.conninfo = f->conninfo;
-  f->idle = calloc(f->opts.max_size, sizeof(*f->idle));
+  f->idle = pqs__calloc(f->opts.max_size, sizeof(*f->idle));
   f->leases.next = f->leases.prev = &f->leases;
   int rc = f->conninfo && f->idle ? 0 : PQS_ENOMEM;
   if (rc == 0 && (rc = uv_mutex_init(&f->lock)) == 0 &&
@@ -311,9 +312,9 @@ int pqs_factory_new(pqs_factory_t **out, const pqs_factory_opts_t *opts) {
     uv_mutex_destroy(&f->lock);
   }
   if (rc != 0) {
-    free(f->conninfo);
-    free(f->idle);
-    free(f);
+    pqs__free(f->conninfo);
+    pqs__free(f->idle);
+    pqs__free(f);
     return rc;
   }
   *out = f;
@@ -364,9 +365,9 @@ int pqs_factory_free(pqs_factory_t *f) {
     PQfinish(f->idle[i].conn);
   uv_cond_destroy(&f->wake);
   uv_mutex_destroy(&f->lock);
-  free(f->idle);
-  free(f->conninfo);
-  free(f);
+  pqs__free(f->idle);
+  pqs__free(f->conninfo);
+  pqs__free(f);
   return 0;
 }
 

@@ -1,11 +1,12 @@
 /* The factory's shared state and the requests that wait on it. Everything
  * in struct pqs_factory_s is guarded by its lock; requests and contexts
  * belong to their own loop's thread, except the fields marked "lock". */
-#ifndef PQS_FACTORY_INT_H
-#define PQS_FACTORY_INT_H
+#ifndef PQS_POOL_INT_H
+#define PQS_POOL_INT_H
 
 #include <libpq-fe.h>
 
+#include "../src/owner.h"
 #include "pqstream.h"
 
 /* A connection out of the pool: where and when it was asked for, so that
@@ -75,12 +76,9 @@ void pqs__factory_ctx_opts(const pqs_factory_t *f, pqs_ctx_opts_t *opts);
 /* acquire.c: the loop side. */
 void pqs__acquire_granted(pqs_acquire_t *req); /* any thread */
 
-/* ctx.c: a context over a connection that is already open. */
-int pqs__ctx_adopt(pqs_ctx_t **out, uv_loop_t *loop, PGconn *conn,
-                   const pqs_ctx_opts_t *opts, pqs_open_cb cb, void *data);
-void pqs__ctx_set_lease(pqs_ctx_t *ctx, pqs__lease_t *lease);
-
-/* recycle.c: giving a pooled context's connection back. */
-int pqs__ctx_recycle(pqs_ctx_t *ctx, pqs_close_cb cb);
+/* acquire.c: the owner of a leased context's connection (src/owner.h):
+ * a healthy connection goes back to the pool, reset; a NULL frees its
+ * place for the next in line. */
+extern const pqs__owner_vt_t pqs__lease_owner;
 
 #endif

@@ -3,14 +3,14 @@
  * adopting that connection, or opening a new one, as a context there. */
 #include <stdlib.h>
 
-#include "ctx_int.h"
-#include "factory_int.h"
+#include "../src/alloc.h"
+#include "pool_int.h"
 
 static void req_closed(uv_handle_t *h) {
   pqs_acquire_t *req = h->data;
   if (--req->handles == 0) {
-    free(req->lease); /* only if never granted: a grant hands it on */
-    free(req);
+    pqs__free(req->lease); /* only if never granted: a grant hands it on */
+    pqs__free(req);
   }
 }
 
@@ -47,14 +47,18 @@ static void on_new_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
   on_ctx_open(ctx, status, err, data);
 }
 
-/* A grant nobody will use: the connection back to the pool, or the slot
- * to the next in line. */
-static void decline(PGconn *conn, pqs__lease_t *lease) {
+/* A connection back to the pool, or, if NULL, its place to the next in
+ * line: for a context's owner seam and for a grant nobody will use. */
+static void lease_release(void *owner, PGconn *conn) {
+  pqs__lease_t *lease = owner;
   if (conn)
     pqs__factory_put(lease, conn);
   else
     pqs__factory_discard(lease);
 }
+
+const pqs__owner_vt_t pqs__lease_owner = {.reset_first = 1,
+                                          .release = lease_release};
 
 /* Turns a grant into a context on this loop. */
 static void take_grant(pqs_acquire_t *req, PGconn *conn, pqs__lease_t *lease) {
@@ -65,11 +69,11 @@ static void take_grant(pqs_acquire_t *req, PGconn *conn, pqs__lease_t *lease) {
                 : pqs_ctx_open(&ctx, req->loop, pqs__factory_conninfo(req->f),
                                &opts, on_new_open, req);
   if (rc != 0) {
-    decline(conn, lease);
+    lease_release(lease, conn);
     fail(req, rc, NULL);
     return;
   }
-  pqs__ctx_set_lease(ctx, lease);
+  pqs__ctx_set_owner(ctx, &pqs__lease_owner, lease);
 }
 
 static void on_granted(uv_async_t *async) {
@@ -87,7 +91,7 @@ static void on_granted(uv_async_t *async) {
   }
   uv_timer_stop(&req->timer);
   if (req->cancelled) {
-    decline(conn, lease);
+    lease_release(lease, conn);
     fail(req, PQS_ECANCELED, NULL);
     return;
   }
@@ -111,11 +115,11 @@ int pqs_factory_open_ctx_at(pqs_factory_t *f, uv_loop_t *loop,
                             const char *file, int line) {
   if (f == NULL || loop == NULL || cb == NULL)
     return PQS_EINVAL;
-  pqs_acquire_t *req = calloc(1, sizeof(*req));
-  pqs__lease_t *lease = calloc(1, sizeof(*lease));
+  pqs_acquire_t *req = pqs__calloc(1, sizeof(*req));
+  pqs__lease_t *lease = pqs__calloc(1, sizeof(*lease));
   if (req == NULL || lease == NULL) {
-    free(req);
-    free(lease);
+    pqs__free(req);
+    pqs__free(lease);
     return PQS_ENOMEM;
   }
   lease->file = file;
