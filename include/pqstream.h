@@ -187,7 +187,8 @@ typedef struct pqs_done_s {
 typedef struct pqs_ctx_s pqs_ctx_t;
 
 /* Called once when the connection is up (status 0) or failed (status
- * PQS_ECONNECT, PQS_ETIMEDOUT, or PQS_ECANCELED if closed first). On failure
+ * PQS_ECONNECT, PQS_ETIMEDOUT, PQS_ENOMEM, or PQS_ECANCELED if closed
+ * first). On failure
  * `error` says why in libpq's words, with any password removed; the context
  * must still be closed with pqs_ctx_close(). */
 typedef void (*pqs_open_cb)(pqs_ctx_t *ctx, int status,

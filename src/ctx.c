@@ -70,12 +70,33 @@ static void report_open(pqs_ctx_t *ctx, int status, const char *why) {
   pqs__free(store);
 }
 
+/* Why the context could not go on: out of memory says so; anything else
+ * is libpq's to explain. */
+static int open_failure(int rc) {
+  return rc == PQS_ENOMEM ? PQS_ENOMEM : PQS_ECONNECT;
+}
+
+static const char *open_reason(int status) {
+  switch (status) {
+  case PQS_ETIMEDOUT:
+    return "timeout expired while connecting";
+  case PQS_ENOMEM:
+    return "out of memory";
+  default:
+    return NULL; /* libpq's message */
+  }
+}
+
 static void connected(pqs_ctx_t *ctx) {
   uv_timer_stop(&ctx->timer);
   /* An adopted connection has no poll handle on this loop yet. */
-  if (pqs__io_attach(ctx) != 0 || PQsetnonblocking(ctx->conn, 1) != 0) {
+  int rc = pqs__io_attach(ctx);
+  if (rc == 0 && PQsetnonblocking(ctx->conn, 1) != 0)
+    rc = PQS_ECONNECT;
+  if (rc != 0) {
+    pqs__io_detach(ctx);
     ctx->state = PQS__CTX_BROKEN;
-    report_open(ctx, PQS_ECONNECT, NULL);
+    report_open(ctx, open_failure(rc), open_reason(open_failure(rc)));
     return;
   }
   pqs__io_watch(ctx, 0);
@@ -88,14 +109,13 @@ static void connect_failed(pqs_ctx_t *ctx, int status) {
   pqs__io_watch(ctx, 0);
   pqs__io_detach(ctx);
   ctx->state = PQS__CTX_BROKEN;
-  report_open(ctx, status,
-              status == PQS_ETIMEDOUT ? "timeout expired while connecting"
-                                      : NULL);
+  report_open(ctx, status, open_reason(status));
 }
 
 static void watch_socket(pqs_ctx_t *ctx, int events) {
-  if (pqs__io_attach(ctx) != 0) {
-    connect_failed(ctx, PQS_ECONNECT);
+  int rc = pqs__io_attach(ctx);
+  if (rc != 0) {
+    connect_failed(ctx, open_failure(rc));
     return;
   }
   pqs__io_watch(ctx, events);

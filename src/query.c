@@ -297,6 +297,8 @@ static void op_finish(pqs_ctx_t *ctx, int status_override) {
     record_conn_error(op);
   check_final(op, broken);
   int status = status_override ? status_override : final_status(op, broken);
+  if (status == PQS_ENOMEM && op->err.message == NULL)
+    op->err.message = "out of memory";
   pqs_done_t done = {
       .status = status,
       .rows = op->rows,

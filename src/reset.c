@@ -17,9 +17,11 @@ static int enter(pqs_ctx_t *ctx, pqs__ctx_state_t step) {
 
 static void on_reset(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
   (void)data;
-  if (done->status == 0 && ctx->state == PQS__CTX_RESET_ROLLBACK &&
-      enter(ctx, PQS__CTX_RESET_DISCARD) == 0)
+  if (done->status == 0 && ctx->state == PQS__CTX_RESET_ROLLBACK) {
+    if (enter(ctx, PQS__CTX_RESET_DISCARD) != 0)
+      pqs__ctx_close_now(ctx, 0); /* never back without its DISCARD ALL */
     return;
+  }
   int clean = done->status == 0 && ctx->state == PQS__CTX_RESET_DISCARD &&
               PQtransactionStatus(ctx->conn) == PQTRANS_IDLE;
   pqs__ctx_close_now(ctx, clean);

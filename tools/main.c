@@ -1,7 +1,6 @@
 /* pqstream: run queries and stream their rows to standard output. */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,52 +46,6 @@ static const char usage[] =
     "Exit status: 0 success, 1 SQL error, 2 connection failure, 3 usage\n"
     "error, 4 timeout, 5 other failure, 130 interrupted (SIGINT), 143\n"
     "terminated (SIGTERM). A reader that stops early (| head) is success.\n";
-
-void cli_say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("pqstream: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-void cli_print_error(const pqs_error_t *err, int status) {
-  if (err == NULL) {
-    fprintf(stderr, "ERROR:  %s\n", pqs_strerror(status));
-    return;
-  }
-  fprintf(stderr, "%s:  %s", err->severity ? err->severity : "ERROR",
-          err->message);
-  if (err->sqlstate)
-    fprintf(stderr, " (SQLSTATE %s)", err->sqlstate);
-  fputc('\n', stderr);
-  if (err->detail)
-    fprintf(stderr, "DETAIL:  %s\n", err->detail);
-  if (err->hint)
-    fprintf(stderr, "HINT:  %s\n", err->hint);
-}
-
-char *cli_read_file(const char *path) {
-  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-  if (f == NULL) {
-    cli_say("%s: %s", path, strerror(errno));
-    return NULL;
-  }
-  size_t len = 0, cap = 4096;
-  char *text = malloc(cap);
-  size_t n;
-  while (text && (n = fread(text + len, 1, cap - len - 1, f)) > 0) {
-    len += n;
-    if (cap - len < 2)
-      text = realloc(text, cap *= 2);
-  }
-  if (f != stdin)
-    fclose(f);
-  if (text)
-    text[len] = '\0';
-  return text;
-}
 
 static int bad_usage(const char *fmt, const char *arg) {
   fputs("pqstream: ", stderr);

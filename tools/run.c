@@ -225,7 +225,7 @@ static void run_batch(app_t *app) {
     start_batch(app);
     return;
   }
-  pqs_stream_t *s;
+  pqs_stream_t *s = NULL;
   int rc = build_stream(app, &s);
   if (rc == 0 && app->o->limit >= 0)
     rc = pqs_stream_take(s, (uint64_t)app->o->limit - app->rows);
@@ -239,6 +239,8 @@ static void run_batch(app_t *app) {
     app->current = s;
     return;
   }
+  if (s != NULL)
+    pqs_stream_close(s); /* unstarted: freed now, a merge's inputs too */
   cli_say("%s", pqs_strerror(rc));
   stop(app, CLI_FAILED);
   release_batch(app);
@@ -328,8 +330,11 @@ static int make_factories(app_t *app) {
                              .acquire_timeout_ms = 3600 * 1000,
                              .on_notice =
                                  o->quiet ? drop_notice : print_notice};
-    if (pqs_factory_new(&app->f[t], &fo) != 0)
-      return -1;
+    int rc = pqs_factory_new(&app->f[t], &fo);
+    if (rc != 0) {
+      app->ntargets = t; /* the ones made, for app_free */
+      return rc;
+    }
   }
   return 0;
 }
@@ -339,8 +344,10 @@ static int plan(app_t *app) {
   int ntargets = o->nshards ? o->nshards : 1;
   app->njobs = o->ncommands * ntargets;
   app->jobs = calloc((size_t)app->njobs, sizeof(*app->jobs));
-  if (app->jobs == NULL)
+  if (app->jobs == NULL) {
+    cli_say("%s", "out of memory");
     return CLI_FAILED;
+  }
   for (int c = 0, j = 0; c < o->ncommands; c++)
     for (int t = 0; t < ntargets; t++, j++)
       app->jobs[j] = (job_t){app, t, o->commands[c], NULL};
@@ -359,27 +366,71 @@ static int plan(app_t *app) {
   return CLI_OK;
 }
 
-int cli_run(const cli_opts_t *o) {
-  signal(SIGPIPE, SIG_IGN); /* a reader that leaves is UV_EPIPE instead */
-  app_t *app = calloc(1, sizeof(*app));
-  app->o = o;
-  app->loop = uv_default_loop();
+/* Releases what cli_run set up before the loop ran. */
+static void app_free(app_t *app) {
+  for (int t = 0; t < app->ntargets; t++)
+    pqs_factory_free(app->f[t]);
+  if (app->outfd > STDOUT_FILENO)
+    close(app->outfd);
+  free(app->jobs);
+  free(app);
+}
+
+/* The loop's handles of the tool itself: signals and progress. */
+static int init_handles(app_t *app) {
+  int rc;
+  if ((rc = uv_signal_init(app->loop, &app->sigint)) != 0)
+    return rc;
+  if ((rc = uv_signal_init(app->loop, &app->sigterm)) != 0) {
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    return rc;
+  }
+  uv_timer_init(app->loop, &app->progress); /* cannot fail */
+  app->sigint.data = app->sigterm.data = app->progress.data = app;
+  uv_signal_start(&app->sigint, on_signal, SIGINT);
+  uv_signal_start(&app->sigterm, on_signal, SIGTERM);
+  return 0;
+}
+
+/* Everything before the loop runs; CLI_OK, or an exit code with the
+ * reason already said. */
+static int set_up(app_t *app) {
+  const cli_opts_t *o = app->o;
   int rc = plan(app);
   if (rc != CLI_OK)
     return rc;
   if ((app->outfd = open_output(o)) < 0)
     return CLI_FAILED;
-  if (make_factories(app) != 0) {
-    cli_say("%s", "could not set up the connection pools");
+  if ((rc = make_factories(app)) != 0) {
+    cli_say("could not set up the connection pools: %s", pqs_strerror(rc));
     return CLI_FAILED;
   }
-  uv_signal_init(app->loop, &app->sigint);
-  uv_signal_init(app->loop, &app->sigterm);
-  app->sigint.data = app->sigterm.data = app;
-  uv_signal_start(&app->sigint, on_signal, SIGINT);
-  uv_signal_start(&app->sigterm, on_signal, SIGTERM);
-  uv_timer_init(app->loop, &app->progress);
-  app->progress.data = app;
+  if ((rc = init_handles(app)) != 0) {
+    cli_say("could not watch for signals: %s", pqs_strerror(rc));
+    return CLI_FAILED;
+  }
+  return CLI_OK;
+}
+
+int cli_run(const cli_opts_t *o) {
+  signal(SIGPIPE, SIG_IGN); /* a reader that leaves is UV_EPIPE instead */
+  app_t *app = calloc(1, sizeof(*app));
+  uv_loop_t *loop = uv_default_loop();
+  if (app == NULL || loop == NULL) {
+    free(app);
+    cli_say("%s", "out of memory");
+    return CLI_FAILED;
+  }
+  app->o = o;
+  app->loop = loop;
+  app->outfd = -1;
+  int rc = set_up(app);
+  if (rc != CLI_OK) {
+    uv_run(loop, UV_RUN_DEFAULT); /* closes what set_up began */
+    uv_loop_close(loop);
+    app_free(app);
+    return rc;
+  }
   app->progress_on = o->quiet ? 0
                      : o->progress >= 0
                          ? o->progress
@@ -389,14 +440,13 @@ int cli_run(const cli_opts_t *o) {
     uv_timer_start(&app->progress, on_progress, 250, 250);
   start_batch(app);
   uv_run(app->loop, UV_RUN_DEFAULT);
-  for (int t = 0; t < app->ntargets; t++)
-    pqs_factory_free(app->f[t]);
-  if (app->outfd != STDOUT_FILENO && close(app->outfd) != 0 &&
-      app->exit_code == CLI_OK)
-    app->exit_code = CLI_FAILED;
   rc = app->exit_code;
+  if (app->outfd != STDOUT_FILENO && close(app->outfd) != 0 && rc == CLI_OK) {
+    cli_say("%s: %s", o->output, strerror(errno));
+    rc = CLI_FAILED;
+  }
+  app->outfd = -1;
   uv_loop_close(app->loop);
-  free(app->jobs);
-  free(app);
+  app_free(app);
   return rc;
 }
