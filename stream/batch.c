@@ -67,12 +67,9 @@ int pqs__batch_add(pqs__batch_t *b, const pqs_row_t *row) {
     cells[i] = (pqs__cell_t){NULL, -1};
     if (p == NULL)
       continue;
-    if (pqs__buf_reserve(&b->buf, len + 1) != 0)
+    if ((off[i] = pqs__buf_put_value(&b->buf, p, len)) < 0)
       return PQS_ENOMEM;
-    off[i] = (long)b->buf.len;
     cells[i].len = (int)len;
-    pqs__buf_put(&b->buf, p, len);
-    pqs__buf_putc(&b->buf, '\0');
   }
   b->rows[b->count] = (pqs_row_t){row->schema, NULL, cells, row->input};
   b->ptrs[b->count] = &b->rows[b->count];
@@ -80,10 +77,7 @@ int pqs__batch_add(pqs__batch_t *b, const pqs_row_t *row) {
 }
 
 const pqs_row_t *const *pqs__batch_take(pqs__batch_t *b, size_t *n) {
-  size_t cells = b->count * (size_t)b->ncols;
-  for (size_t i = 0; i < cells; i++)
-    if (b->off[i] >= 0)
-      b->cells[i].ptr = b->buf.data + b->off[i];
+  pqs__buf_fix_cells(&b->buf, b->cells, b->off, b->count * (size_t)b->ncols);
   *n = b->count;
   b->count = 0;
   b->buf.len = 0;

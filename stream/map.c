@@ -76,9 +76,7 @@ int pqs__out_run(pqs_out_t *out, pqs_stream_t *s, pqs_map_fn fn, void *data,
   }
   out->buf.len = 0;
   int rc = fn(s, *row, out, data);
-  for (int i = 0; i < n; i++)
-    if (out->off[i] >= 0)
-      out->cells[i].ptr = out->buf.data + out->off[i];
+  pqs__buf_fix_cells(&out->buf, out->cells, out->off, (size_t)n);
   out->row.input = (*row)->input;
   *row = &out->row;
   return rc;
@@ -91,12 +89,11 @@ static int check_col(const pqs_out_t *out, int col) {
 int pqs_out_set(pqs_out_t *out, int col, const char *text, size_t len) {
   if (check_col(out, col) != 0 || text == NULL || len > INT32_MAX)
     return PQS_EINVAL;
-  if (pqs__buf_reserve(&out->buf, len + 1) != 0)
+  long at = pqs__buf_put_value(&out->buf, text, len);
+  if (at < 0)
     return PQS_ENOMEM;
-  out->off[col] = (long)out->buf.len;
+  out->off[col] = at;
   out->cells[col] = (pqs__cell_t){NULL, (int)len};
-  pqs__buf_put(&out->buf, text, len);
-  pqs__buf_putc(&out->buf, '\0'); /* text getters promise a NUL */
   return 0;
 }
 

@@ -196,6 +196,22 @@ static void assert_no_active(const char *marker) {
   PQfinish(admin);
 }
 
+/* Waits (up to 10 s) until the query marked `marker` runs on the server. */
+static void wait_active(const char *marker) {
+  PGconn *admin = pt_admin();
+  char sql[256];
+  snprintf(sql, sizeof(sql),
+           "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+           "AND query LIKE '%%%s%%' AND pid <> pg_backend_pid()",
+           marker);
+  double until = pt_now() + 10;
+  long long n;
+  while ((n = pt_scalar_ll(admin, sql)) == 0 && pt_now() < until)
+    uv_sleep(10);
+  ck_assert_msg(n > 0, "the query '%s' never started on the server", marker);
+  PQfinish(admin);
+}
+
 START_TEST(head_ends_it) {
   char cmd[1024];
   snprintf(cmd, sizeof(cmd),
@@ -221,7 +237,7 @@ static int interrupted(int sig) {
           "SELECT generate_series(1, 1000000000) /* cli-signal */", NULL);
     _exit(127);
   }
-  uv_sleep(700);
+  wait_active("cli-signal"); /* signal a running query, not a start-up */
   kill(pid, sig);
   double until = pt_now() + 10;
   int st = 0;

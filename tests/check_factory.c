@@ -84,12 +84,8 @@ static void one_done(pqs_stream_t *s, const pqs_done_t *d, void *data) {
 static void scalar(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
                    char *out) {
   one_t o = {0};
-  pqs_stream_t *s;
-  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, NULL), 0);
   pqs_stream_cbs_t cbs = {.on_row = one_row, .on_done = one_done};
-  ck_assert_int_eq(pqs_stream_start(s, &cbs, &o), 0);
-  while (o.done.calls == 0)
-    uv_run(loop, UV_RUN_ONCE);
+  pt_stream_wait(loop, pt_query(ctx, sql, NULL), &cbs, &o, &o.done);
   ck_assert_msg(o.done.status == 0, "%s: %s", sql, o.done.message);
   strcpy(out, o.value);
 }
@@ -104,6 +100,7 @@ typedef struct {
   pqs_factory_t *f;
   uv_loop_t loop;
   int started, opened, failed, done;
+  int loop_rc; /* uv_loop_init, then uv_loop_close */
 } worker_t;
 
 static void start_one(worker_t *w);
@@ -148,13 +145,17 @@ static void start_one(worker_t *w) {
     w->failed++;
 }
 
+/* Check's asserts belong to the test's own thread: a worker records how
+ * its loop ended, and the test asserts it. */
 static void worker_main(void *arg) {
   worker_t *w = arg;
-  uv_loop_init(&w->loop);
+  w->loop_rc = uv_loop_init(&w->loop);
+  if (w->loop_rc != 0)
+    return;
   for (int i = 0; i < IN_FLIGHT; i++)
     start_one(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
-  uv_loop_close(&w->loop);
+  w->loop_rc = uv_loop_close(&w->loop); /* UV_EBUSY: a handle leaked */
 }
 
 typedef struct {
@@ -211,6 +212,8 @@ START_TEST(four_threads_bounded) {
     opened += w[i].opened;
     failed += w[i].failed;
     ck_assert_int_eq(w[i].done, PER_THREAD);
+    ck_assert_msg(w[i].loop_rc == 0, "worker %d's loop did not close: %s", i,
+                  uv_err_name(w[i].loop_rc));
   }
   ck_assert_int_eq(failed, 0);
   ck_assert_int_eq(opened, THREADS * PER_THREAD);

@@ -88,10 +88,7 @@ static void on_done(pqs_stream_t *s, const pqs_done_t *d, void *data) {
 
 static void run_merged(uv_loop_t *loop, pqs_stream_t *m, got_t *g) {
   pqs_stream_cbs_t cbs = {.on_row = on_row, .on_done = on_done};
-  ck_assert_int_eq(pqs_stream_start(m, &cbs, g), 0);
-  while (g->done.calls == 0)
-    uv_run(loop, UV_RUN_ONCE);
-  ck_assert_int_eq(g->done.calls, 1);
+  pt_stream_wait(loop, m, &cbs, g, &g->done);
 }
 
 static void assert_idle_and_reusable(uv_loop_t *loop, pqs_ctx_t **ctx, int n) {

@@ -149,12 +149,8 @@ static void keep_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
 
 static keep_t run_values(uv_loop_t *loop, pqs_ctx_t *ctx) {
   keep_t k = {0};
-  pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s, values_sql, 0, NULL, NULL), 0);
   pqs_stream_cbs_t cbs = {.on_row = keep_row, .on_done = keep_done};
-  ck_assert_int_eq(pqs_stream_start(s, &cbs, &k), 0);
-  while (k.done.calls == 0)
-    uv_run(loop, UV_RUN_ONCE);
+  pt_stream_wait(loop, pt_query(ctx, values_sql, NULL), &cbs, &k, &k.done);
   ck_assert_msg(k.done.status == 0, "%s", k.done.message);
   ck_assert_int_eq(k.rows, 1);
   return k;

@@ -93,10 +93,7 @@ static const pqs_stream_cbs_t cbs = {.on_columns = on_columns,
                                      .on_batch = on_batch};
 
 static void run_stream(uv_loop_t *loop, pqs_stream_t *s, sink_t *k) {
-  ck_assert_int_eq(pqs_stream_start(s, &cbs, k), 0);
-  while (k->done.calls == 0)
-    uv_run(loop, UV_RUN_ONCE);
-  ck_assert_int_eq(k->done.calls, 1);
+  pt_stream_wait(loop, s, &cbs, k, &k->done);
 }
 
 /* ---- stage functions ---- */

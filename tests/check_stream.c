@@ -55,12 +55,7 @@ static const pqs_stream_cbs_t summing = {
 /* Starts `sql` and runs the loop until the stream's completion. */
 static void run(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
                 const pqs_query_opts_t *opts, consumer_t *c) {
-  pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, opts), 0);
-  ck_assert_int_eq(pqs_stream_start(s, &summing, c), 0);
-  while (c->done.calls == 0)
-    uv_run(loop, UV_RUN_ONCE);
-  ck_assert_int_eq(c->done.calls, 1);
+  pt_stream_wait(loop, pt_query(ctx, sql, opts), &summing, c, &c->done);
 }
 
 /* The context answers a new query correctly. */

@@ -102,6 +102,23 @@ void pt_on_exec(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
   pt_record(data, done);
 }
 
+pqs_stream_t *pt_query(pqs_ctx_t *ctx, const char *sql,
+                       const pqs_query_opts_t *opts) {
+  pqs_stream_t *s = NULL;
+  int rc = pqs_query(ctx, &s, sql, 0, NULL, opts);
+  ck_assert_msg(rc == 0, "pqs_query(%s): %s", sql, pqs_err_name(rc));
+  return s;
+}
+
+void pt_stream_wait(uv_loop_t *loop, pqs_stream_t *s,
+                    const pqs_stream_cbs_t *cbs, void *data,
+                    const pt_done_t *done) {
+  ck_assert_int_eq(pqs_stream_start(s, cbs, data), 0);
+  while (done->calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(done->calls, 1);
+}
+
 int pt_exec_wait(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql) {
   pt_done_t d = {0};
   ck_assert_int_eq(pqs_exec(ctx, sql, 0, NULL, NULL, pt_on_exec, &d), 0);

@@ -37,6 +37,15 @@ void pt_record(pt_done_t *d, const pqs_done_t *done);
 void pt_on_done(pqs_stream_t *s, const pqs_done_t *done, void *data);
 void pt_on_exec(pqs_ctx_t *ctx, const pqs_done_t *done, void *data);
 
+/* pqs_query that must succeed: the unstarted stream. */
+pqs_stream_t *pt_query(pqs_ctx_t *ctx, const char *sql,
+                       const pqs_query_opts_t *opts);
+/* Starts `s` with `cbs` and `data` and runs the loop until the stream's
+ * on_done has recorded into *done; fails unless it did so exactly once. */
+void pt_stream_wait(uv_loop_t *loop, pqs_stream_t *s,
+                    const pqs_stream_cbs_t *cbs, void *data,
+                    const pt_done_t *done);
+
 /* Runs `sql` on `ctx` as a command and waits for it; returns its status. */
 int pt_exec_wait(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql);
 
