@@ -445,13 +445,15 @@ typedef struct pqs_sink_s pqs_sink_t;
 
 /* Called once, when the stream has ended and every byte has been written
  * (or writing failed). `done` is the stream's completion, borrowed for the
- * call, except that a write error replaces its status (UV_EPIPE ...).
- * `bytes` counts what was written. The stream no longer exists, and the
+ * call, except that a write error replaces its status (UV_EPIPE,
+ * UV_ENOSPC ...) and clears its `error` (the server's report of the cancel
+ * the failure caused is not the story). `bytes` counts what was written. The stream no longer exists, and the
  * sink is freed when the callback returns. */
 typedef void (*pqs_sink_cb)(pqs_sink_t *sink, const pqs_done_t *done,
                             uint64_t bytes, void *data);
 
-/* Writes stream `s` to `fd` (a pipe, socket, TTY or regular file; the sink
+/* Writes stream `s` to `fd` (a pipe, socket, TTY, regular file or device
+ * such as /dev/null; the sink
  * works on its own dup of it, so `fd` stays the caller's, though a pipe or
  * socket is left in non-blocking mode) on `loop`, and starts the stream.
  * `opts` may be NULL (TSV, no header) and is copied.

@@ -59,7 +59,8 @@ static void report_open(pqs_ctx_t *ctx, int status, const char *why) {
   pqs_error_t err, *errp = NULL;
   char *store = NULL;
   if (status != 0) {
-    pqs__error_from_conn(ctx->conn, &err, &store);
+    if (pqs__error_from_conn(ctx->conn, &err, &store) == 0)
+      pqs__scrub_all(store, ctx->secrets); /* PQpass may not know it */
     if (why != NULL)
       err.message = why;
     errp = &err;
@@ -196,7 +197,9 @@ int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop, const char *conninfo,
   pqs_ctx_t *ctx = ctx_new(loop, opts, cb, data);
   if (ctx == NULL)
     return PQS_ENOMEM;
-  int rc = connect_start(ctx, conninfo);
+  int rc = pqs__secrets_of(conninfo, &ctx->secrets);
+  if (rc == 0)
+    rc = connect_start(ctx, conninfo);
   if (rc != 0) {
     /* Nothing was reported yet: close quietly, as if never opened. */
     ctx->open_cb = NULL;
@@ -303,6 +306,7 @@ void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
   release_conn(ctx);
   if (close_cb != NULL)
     close_cb(ctx, data);
+  pqs__free(ctx->secrets);
   pqs__free(ctx);
 }
 

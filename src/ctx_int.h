@@ -138,6 +138,7 @@ struct pqs_ctx_s {
   const pqs__owner_vt_t *owner_vt; /* NULL: the context owns conn */
   void *owner;
   PQnoticeReceiver prev_notice; /* restored when the connection leaves */
+  char *secrets; /* the conninfo's passwords, masked in open errors */
   pqs__cancel_t cancel;
 };
 

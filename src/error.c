@@ -6,6 +6,19 @@
 #include "alloc.h"
 #include "error_int.h"
 
+/* 1 if libuv has a name for `err`: uv_strerror and uv_err_name allocate
+ * (and leak) a text for any other code, such as a user's own from on_row. */
+static int libuv_knows(int err) {
+  switch (err) {
+#define PQS__UV_KNOWN(code, _) case UV_##code:
+    UV_ERRNO_MAP(PQS__UV_KNOWN)
+#undef PQS__UV_KNOWN
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 const char *pqs_strerror(int err) {
   switch (err) {
   case 0:
@@ -17,7 +30,7 @@ const char *pqs_strerror(int err) {
 #undef PQS__ERR_MSG
   default:
     /* libuv's own codes pass through pqstream unchanged. */
-    return err < 0 && err > -30000 ? uv_strerror(err) : "unknown error";
+    return libuv_knows(err) ? uv_strerror(err) : "unknown error";
   }
 }
 
@@ -31,7 +44,7 @@ const char *pqs_err_name(int err) {
     PQS_ERRNO_MAP(PQS__ERR_NAME)
 #undef PQS__ERR_NAME
   default:
-    return err < 0 && err > -30000 ? uv_err_name(err) : "UNKNOWN";
+    return libuv_knows(err) ? uv_err_name(err) : "UNKNOWN";
   }
 }
 
@@ -80,14 +93,6 @@ void pqs__error_view(const PGresult *res, pqs_error_t *view) {
 
 /* ---- libpq's messages, with the password removed ---- */
 
-static void scrub(char *msg, const char *secret) {
-  size_t n = secret ? strlen(secret) : 0;
-  if (n < 3) /* a shorter "password" would mangle ordinary words */
-    return;
-  for (char *p = strstr(msg, secret); p != NULL; p = strstr(p, secret))
-    memset(p, '*', n);
-}
-
 /* libpq's text of a failure, trimmed and with the password removed. */
 static int from_text(const char *msg, PGconn *conn, pqs_error_t *dst,
                      char **store) {
@@ -101,7 +106,7 @@ static int from_text(const char *msg, PGconn *conn, pqs_error_t *dst,
   while (n > 0 && (copy[n - 1] == '\n' || copy[n - 1] == ' '))
     copy[--n] = '\0';
   if (conn)
-    scrub(copy, PQpass(conn));
+    pqs__scrub(copy, PQpass(conn));
   return 0;
 }
 

@@ -26,4 +26,17 @@ int pqs__error_from_conn(PGconn *conn, pqs_error_t *dst, char **store);
 int pqs__error_from_result(const PGresult *res, PGconn *conn,
                            pqs_error_t *dst, char **store);
 
+/* secrets.c */
+typedef struct pqs__buf_list_s {
+  char *data;
+  size_t len;
+} pqs__buf_list_t;
+/* The passwords `conninfo` spells out, in each spelling a message could
+ * echo, as NUL-terminated strings ended by an empty one, in *out (freed
+ * with pqs__free). 0 or PQS_ENOMEM. */
+int pqs__secrets_of(const char *conninfo, char **out);
+/* Masks `secret` in msg with '*'; pqs__scrub_all each of a list. */
+void pqs__scrub(char *msg, const char *secret);
+void pqs__scrub_all(char *msg, const char *secrets);
+
 #endif

@@ -2,6 +2,7 @@
  * in single-row mode, pausing, stopping early, and finishing exactly once.
  * This is the row source behind every stream and command; its states are
  * drawn in ctx_int.h. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,24 @@ static void mark_lost(pqs__op_t *op) {
   /* libpq has closed its socket; ours is a dup that would report EOF
    * forever. Closing it releases the connection entirely. */
   pqs__io_detach(op->ctx);
+}
+
+/* The poll saw the socket fail (a reset, say) before libpq did: let libpq
+ * read the failure, so that the error is in its words; the errno's if it
+ * has none. */
+static void mark_lost_by_poll(pqs__op_t *op, int status) {
+  PGconn *conn = op->ctx->conn;
+  if (!op->lost)
+    PQconsumeInput(conn);
+  const char *said = PQerrorMessage(conn);
+  if (op->err.message == NULL && (said == NULL || *said == '\0')) {
+    char text[160];
+    snprintf(text, sizeof(text), "connection to the server lost: %s",
+             pqs_strerror(status));
+    pqs_error_t e = {.message = text};
+    keep_error(op, pqs__error_copy(&op->err, &op->err_strings, &e, NULL));
+  }
+  mark_lost(op);
 }
 
 /* ---- pause, resume, stop: the controls of the source ---- */
@@ -362,6 +381,9 @@ static int deliver_row(pqs__op_t *op, const PGresult *res) {
     first = deliver_columns(op, res);
     if (first < 0 || first == PQS__STOP || first == PQS__DONE)
       return first;
+    /* Closed from inside on_columns: not one row after that. */
+    if (op->state == PQS__OP_ABANDONED || op->state == PQS__OP_STOPPING)
+      return first;
   }
   pqs_row_t row = {op->schema, res, NULL, 0};
   op->rows++;
@@ -464,7 +486,7 @@ static void op_drain(pqs_ctx_t *ctx) {
 void pqs__op_io(pqs_ctx_t *ctx, int status, int events) {
   pqs__op_t *op = ctx->op;
   if (status < 0) {
-    mark_lost(op);
+    mark_lost_by_poll(op, status);
   } else {
     if ((events & UV_READABLE) && !PQconsumeInput(ctx->conn))
       mark_lost(op);

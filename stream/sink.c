@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../src/alloc.h"
@@ -268,8 +269,10 @@ static void handle_closed(uv_handle_t *h) {
     return;
   if (k->cb != NULL) {
     if (k->write_err != 0) {
+      /* The stream's own end (a cancel we caused) is not the story. */
       k->done.status = k->write_err;
       k->done.command_tag = NULL;
+      k->done.error = NULL;
     }
     k->cb(k, &k->done, k->bytes, k->data);
   }
@@ -353,6 +356,10 @@ static void failed_closed(uv_handle_t *h) { sink_free(h->data); }
 static int open_fd(pqs_sink_t *k, int fd) {
   int rc;
   uv_handle_type type = uv_guess_handle(fd);
+  struct stat st;
+  if (type == UV_UNKNOWN_HANDLE && fstat(fd, &st) == 0 &&
+      (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+    type = UV_FILE; /* a device (/dev/null, /dev/full): written as a file */
   if (type == UV_FILE) {
     k->to_file = 1;
     k->file_fd = fd;

@@ -376,6 +376,39 @@ START_TEST(exit_codes_and_messages) {
 }
 END_TEST
 
+/* The output's own failure is what the user reads, never the cancel it
+ * caused; no password in any spelling reaches stderr. */
+START_TEST(output_errors_and_secrets) {
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1", "-o",
+                                 "/nonexistent/dir/out.tsv", NULL});
+  ck_assert_int_eq(r.status, 5); /* and no leak to turn it into 1 */
+  ck_assert_ptr_nonnull(strstr(r.err, "/nonexistent/dir/out.tsv"));
+  ck_assert_ptr_nonnull(strstr(r.err, "No such file"));
+  ran_free(&r);
+
+  r = run((const char *[]){"CLI", "-d", CONN, "-c",
+                           "SELECT repeat('x', 100) FROM "
+                           "generate_series(1, 100000)",
+                           "-o", "/dev/full", NULL});
+  ck_assert_int_eq(r.status, 5);
+  ck_assert_msg(strstr(r.err, "/dev/full") != NULL &&
+                    strstr(r.err, "no space left") != NULL,
+                "stderr: %s", r.err);
+  ck_assert_msg(strstr(r.err, "SQLSTATE") == NULL &&
+                    strstr(r.err, "canceling") == NULL,
+                "a server error instead of the cause: %s", r.err);
+  ran_free(&r);
+
+  r = run((const char *[]){"CLI", "-d",
+                           "postgresql://app:S3cret%ZZ@127.0.0.1/db", "-c",
+                           "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_str_ne(r.err, "");
+  ck_assert_msg(strstr(r.err, "S3cret") == NULL, "password shown: %s", r.err);
+  ran_free(&r);
+}
+END_TEST
+
 /* ---- memory and progress ---- */
 
 START_TEST(ten_million_rows_bounded) {
@@ -501,6 +534,7 @@ int main(void) {
   tcase_add_test(tc, environment_defaults);
   tcase_add_test(tc, notices_and_quiet);
   tcase_add_test(tc, head_ends_it);
+  tcase_add_test(tc, output_errors_and_secrets);
   tcase_add_test(tc, signals_cancel);
   tcase_add_test(tc, parallel_queries);
   tcase_add_test(tc, shards_in_order);

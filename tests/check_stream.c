@@ -556,6 +556,37 @@ START_TEST(ctx_close_mid_stream) {
 }
 END_TEST
 
+/* Closing the context from inside on_columns: not one row after it. */
+static int close_ctx_on_columns(pqs_stream_t *s, const pqs_row_t *cols,
+                                void *data) {
+  (void)cols;
+  consumer_t *c = data;
+  c->columns_calls++;
+  ck_assert_int_eq(pqs_ctx_close(pqs_stream_ctx(s), NULL), 0);
+  return PQS_CONTINUE;
+}
+
+START_TEST(ctx_close_in_on_columns) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  consumer_t c = {0};
+  pqs_stream_cbs_t cbs = {.on_columns = close_ctx_on_columns,
+                          .on_row = sum_row,
+                          .on_done = consumer_done};
+  ck_assert_int_eq(
+      pqs_stream_start(pt_query(ctx, "SELECT generate_series(1, 1000)::int8",
+                                NULL),
+                       &cbs, &c),
+      0);
+  pt_loop_free(loop);
+  ck_assert_int_eq(c.columns_calls, 1);
+  ck_assert_int_eq(c.done.calls, 1);
+  ck_assert_int_eq(c.done.status, PQS_ECANCELED);
+  ck_assert_uint_eq(c.rows, 0);
+  ck_assert_uint_eq(c.done.rows, 0);
+}
+END_TEST
+
 /* ---- notices ---- */
 
 typedef struct {
@@ -766,6 +797,7 @@ int main(void) {
   tcase_add_test(tc, start_twice_and_bad_args);
   tcase_add_test(tc, next_query_from_on_done);
   tcase_add_test(tc, ctx_close_mid_stream);
+  tcase_add_test(tc, ctx_close_in_on_columns);
   tcase_add_test(tc, notices_reach_the_callback);
   tcase_add_test(tc, parameters);
   tcase_add_test(tc, empty_result);

@@ -157,6 +157,11 @@ static int exit_code_of(app_t *app, const pqs_done_t *done) {
   default:
     break;
   }
+  if (done->status > -30000 && done->status < 0) { /* libuv's: the output */
+    cli_say("%s: %s", app->o->output ? app->o->output : "standard output",
+            pqs_strerror(done->status));
+    return CLI_FAILED;
+  }
   if (app->bad_key) {
     cli_say("--order-by: no column '%s' in the result", app->bad_key);
     return CLI_USAGE;
