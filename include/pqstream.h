@@ -16,6 +16,16 @@
  *  - Every started stream ends with exactly one on_done.
  *  - Rows are borrowed: valid during the callback that received them only.
  *    pqs_row_dup() keeps one.
+ *  - Every operation ends in bounded time, whatever the network does: a
+ *    connect within connect_timeout_ms; a query within its timeout plus
+ *    cancel_grace_ms; a stopped stream within cancel_grace_ms; a context
+ *    closes at once, never waiting for a cancel that cannot get through.
+ *    Where an operation could not be ended cleanly, the connection is given
+ *    up and the context reports broken. A query with no timeout runs as
+ *    long as the server runs it; a peer that vanished is found by TCP
+ *    keepalives (on by default, see pqs_ctx_open).
+ *  - Running out of memory is an error like any other (PQS_ENOMEM); a
+ *    partial result is never reported as success.
  *
  * What may be called from inside a callback:
  *
@@ -212,12 +222,28 @@ typedef struct pqs_ctx_opts_s {
   /* Server notices; NULL: libpq's default, which prints them on stderr. */
   pqs_notice_cb on_notice;
   void *notice_data;
+  /* Milliseconds a stopped operation (timeout, pqs_stream_close, PQS_STOP,
+   * an error from a callback) may take to end on the server once it has
+   * been cancelled. Past it the connection is given up: closed, the
+   * context broken, and on_done comes with the reason it was stopped.
+   * A query timeout therefore ends within timeout + grace, whatever the
+   * network does. 0: 5000. */
+  unsigned cancel_grace_ms;
 } pqs_ctx_opts_t;
 
 /* Starts connecting to `conninfo` (a libpq connection string or URI) on
  * `loop`, without blocking. On success *out is the new context and `cb`
  * runs later, on the loop. `opts` may be NULL and is copied; `conninfo` is
  * copied by libpq. A malformed conninfo is reported through `cb`.
+ * Unless the conninfo says otherwise, TCP connections get keepalives
+ * (keepalives_idle=15, keepalives_interval=5, keepalives_count=3) and
+ * tcp_user_timeout=30000, so that a peer that vanished is found within
+ * about 30 s even by an operation that has no timeout. Name these keys in
+ * the conninfo to change them (keepalives=0 turns keepalives off).
+ * Cancel requests (PQcancel blocks in libpq 15, with no timeout) run on
+ * short-lived threads of pqstream's own, never on the loop or libuv's
+ * thread pool: one that cannot get through holds only its own thread, and
+ * nothing waits for it past cancel_grace_ms.
  * Errors: PQS_EINVAL (NULL out, loop, conninfo or cb), PQS_ENOMEM.
  * The caller owns the context and releases it with pqs_ctx_close(). */
 PQS_EXTERN int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop,
@@ -635,6 +661,7 @@ typedef struct pqs_factory_opts_s {
   /* Where pqs_factory_free reports contexts still out; NULL: stderr. */
   void (*log)(const char *line, void *data);
   void *log_data;
+  unsigned cancel_grace_ms; /* the contexts' (see pqs_ctx_opts_t); 0: 5000 */
 } pqs_factory_opts_t;
 
 typedef struct pqs_factory_stats_s {

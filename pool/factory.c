@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../src/alloc.h"
+#include "../src/conninfo.h"
 #include "pool_int.h"
 
 #define NS_PER_MS (1000000ULL)
@@ -249,7 +250,10 @@ static void fill(pqs_factory_t *f) {
          f->nidle + f->in_use + f->opening < f->opts.max_size) {
     f->opening++;
     uv_mutex_unlock(&f->lock);
-    PGconn *conn = PQconnectdb(f->conninfo);
+    const char *const *keys;
+    const char *vals[PQS__CONNINFO_NPARAMS + 1];
+    pqs__conninfo_params(f->conninfo, &keys, vals);
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
     int ok = PQstatus(conn) == CONNECTION_OK && PQsetnonblocking(conn, 1) == 0;
     uv_mutex_lock(&f->lock);
     f->opening--;
@@ -395,6 +399,7 @@ unsigned pqs__factory_acquire_timeout(const pqs_factory_t *f) {
 void pqs__factory_ctx_opts(const pqs_factory_t *f, pqs_ctx_opts_t *opts) {
   opts->connect_timeout_ms = f->opts.connect_timeout_ms;
   opts->query_timeout_ms = f->opts.query_timeout_ms;
+  opts->cancel_grace_ms = f->opts.cancel_grace_ms;
   opts->on_notice = f->opts.on_notice;
   opts->notice_data = f->opts.notice_data;
 }

@@ -1,64 +1,122 @@
-/* Cancelling the query on the server. PQcancel blocks (libpq 15 has no
- * asynchronous cancel), so it runs on libuv's thread pool. */
+/* Cancelling the query on the server, in bounded time.
+ *
+ * PQcancel blocks (libpq 15 has no asynchronous cancel) and has no timeout
+ * of its own: against a peer that accepts and never answers it waits
+ * forever. So it never runs on the loop, nor on libuv's thread pool, where
+ * each stuck cancel would take one of the application's four threads for
+ * good. Each request runs on a short-lived, detached thread of pqstream's
+ * own (a small stack), and the context can let go of it at any time: the
+ * thread then frees the request itself when PQcancel returns, if ever.
+ * The context lets go when it closes its connection (no later query can be
+ * hit then) and when a stop's grace period is over (query.c gives the
+ * connection up then, for the same reason). */
+#include <pthread.h>
+
+#include "alloc.h"
 #include "ctx_int.h"
 
-static void cancel_work(uv_work_t *req) {
-  pqs_ctx_t *ctx = req->data;
-  /* Only the handle and errbuf are touched off the loop thread; the loop
-   * thread leaves both alone while the cancel is SENDING. */
-  PQcancel(ctx->cancel.handle, ctx->cancel.errbuf,
-           sizeof(ctx->cancel.errbuf));
-}
+/* A request shared by its thread and its context, each holding a
+ * reference; the last to let go frees it. `notify` is the context's async
+ * handle, NULL once the context has let go (the thread then tells no
+ * one). */
+struct pqs__cancel_job_s {
+  uv_mutex_t lock;
+  int refs;
+  uv_async_t *notify;
+  PGcancel *handle;
+  char errbuf[256];
+};
 
-/* The server ignores a cancel that arrives before the backend has begun
- * the query (it is still reading it): a query stopped at once could then
- * run to its end. So while the stopped op has not ended, cancel again.
- * This cannot hit a later query: the context starts none until the last
- * cancel has returned (pqs__op_maybe_finish). */
-#define PQS__CANCEL_RETRY_MS 200
-
-static int still_stopping(const pqs_ctx_t *ctx) {
-  const pqs__op_t *op = ctx->op;
-  return !pqs__ctx_closing(ctx) && op != NULL &&
-         op->state == PQS__OP_STOPPING && !op->lost;
-}
-
-static void on_retry(uv_timer_t *timer) {
-  pqs_ctx_t *ctx = timer->data;
-  if (still_stopping(ctx))
-    pqs__cancel_request(ctx);
-}
-
-/* SENDING -> IDLE, back on the loop. */
-static void cancel_done(uv_work_t *req, int status) {
-  (void)status;
-  pqs_ctx_t *ctx = req->data;
-  PQfreeCancel(ctx->cancel.handle);
-  ctx->cancel.handle = NULL;
-  ctx->cancel.state = PQS__CANCEL_IDLE;
-  if (pqs__ctx_closing(ctx)) {
-    pqs__ctx_maybe_free(ctx);
-    return;
+static void job_unref(pqs__cancel_job_t *job) {
+  uv_mutex_lock(&job->lock);
+  int last = --job->refs == 0;
+  uv_mutex_unlock(&job->lock);
+  if (last) {
+    PQfreeCancel(job->handle);
+    uv_mutex_destroy(&job->lock);
+    pqs__free(job);
   }
-  if (still_stopping(ctx)) /* the op's timeout is over: the timer is free */
-    uv_timer_start(&ctx->timer, on_retry, PQS__CANCEL_RETRY_MS, 0);
-  pqs__op_maybe_finish(ctx);
 }
 
-/* IDLE -> SENDING: one cancel request for the running query. The context
- * stays busy until it has returned (see pqs__op_maybe_finish). */
+static void *cancel_main(void *arg) {
+  pqs__cancel_job_t *job = arg;
+  PQcancel(job->handle, job->errbuf, sizeof(job->errbuf));
+  uv_mutex_lock(&job->lock);
+  if (job->notify != NULL)
+    uv_async_send(job->notify);
+  uv_mutex_unlock(&job->lock);
+  job_unref(job);
+  return NULL;
+}
+
+static int start_thread(pqs__cancel_job_t *job) {
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0)
+    return -1;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024); /* PQcancel needs little */
+  pthread_t t;
+  int rc = pthread_create(&t, &attr, cancel_main, job);
+  pthread_attr_destroy(&attr);
+  return rc;
+}
+
+/* IDLE -> SENDING: one cancel request for the running query. The op does
+ * not finish until it has come back (see pqs__op_maybe_finish). Without a
+ * connection, memory or a thread, nothing is sent: the stop's deadline
+ * still bounds the wait. */
 void pqs__cancel_request(pqs_ctx_t *ctx) {
   if (ctx->cancel.state != PQS__CANCEL_IDLE)
     return;
-  ctx->cancel.handle = PQgetCancel(ctx->conn);
-  if (ctx->cancel.handle == NULL)
-    return; /* no connection, or no memory: nothing to send it with */
-  ctx->cancel.work.data = ctx;
-  ctx->cancel.state = PQS__CANCEL_SENDING;
-  if (uv_queue_work(ctx->loop, &ctx->cancel.work, cancel_work,
-                    cancel_done) != 0) {
-    PQfreeCancel(ctx->cancel.handle);
-    ctx->cancel.handle = NULL;
-    ctx->cancel.state = PQS__CANCEL_IDLE;
+  pqs__cancel_job_t *job = pqs__calloc(1, sizeof(*job));
+  if (job == NULL)
+    return;
+  if (uv_mutex_init(&job->lock) != 0) {
+    pqs__free(job);
+    return;
   }
+  job->handle = PQgetCancel(ctx->conn);
+  job->refs = 2;
+  job->notify = &ctx->cancel.async;
+  if (job->handle == NULL || start_thread(job) != 0) {
+    job->refs = 1;
+    job_unref(job);
+    return;
+  }
+  ctx->cancel.job = job;
+  ctx->cancel.state = PQS__CANCEL_SENDING;
+}
+
+/* SENDING -> IDLE without waiting: the thread goes on alone. */
+void pqs__cancel_let_go(pqs_ctx_t *ctx) {
+  pqs__cancel_job_t *job = ctx->cancel.job;
+  if (ctx->cancel.state != PQS__CANCEL_SENDING)
+    return;
+  uv_mutex_lock(&job->lock);
+  job->notify = NULL;
+  uv_mutex_unlock(&job->lock);
+  job_unref(job);
+  ctx->cancel.job = NULL;
+  ctx->cancel.state = PQS__CANCEL_IDLE;
+}
+
+/* SENDING -> IDLE: the thread is done, back on the loop. */
+static void on_cancel_done(uv_async_t *async) {
+  pqs_ctx_t *ctx = async->data;
+  if (ctx->cancel.state != PQS__CANCEL_SENDING)
+    return; /* a wake-up from a request already let go */
+  job_unref(ctx->cancel.job);
+  ctx->cancel.job = NULL;
+  ctx->cancel.state = PQS__CANCEL_IDLE;
+  pqs__op_maybe_finish(ctx);
+}
+
+int pqs__cancel_init(pqs_ctx_t *ctx) {
+  int rc = uv_async_init(ctx->loop, &ctx->cancel.async, on_cancel_done);
+  if (rc != 0)
+    return rc;
+  ctx->cancel.async.data = ctx;
+  /* Never what keeps the loop alive: a stopping op's deadline timer is. */
+  uv_unref((uv_handle_t *)&ctx->cancel.async);
+  return 0;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "conninfo.h"
 #include "ctx_int.h"
 #include "error_int.h"
 
@@ -149,8 +150,9 @@ static void on_connect_timeout(uv_timer_t *timer) {
 /* Starts the connection. libpq resolves host names inside
  * PQconnectStartParams (getaddrinfo blocks); hostaddr= avoids it. */
 static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
-  const char *keys[] = {"dbname", NULL};
-  const char *vals[] = {conninfo, NULL};
+  const char *const *keys;
+  const char *vals[PQS__CONNINFO_NPARAMS + 1];
+  pqs__conninfo_params(conninfo, &keys, vals);
   ctx->conn = PQconnectStartParams(keys, vals, 1);
   if (ctx->conn == NULL)
     return PQS_ENOMEM;
@@ -176,6 +178,10 @@ static pqs_ctx_t *ctx_new(uv_loop_t *loop, const pqs_ctx_opts_t *opts,
   if (ctx == NULL)
     return NULL;
   ctx->loop = loop;
+  if (pqs__cancel_init(ctx) != 0) { /* the one handle that can fail */
+    pqs__free(ctx);
+    return NULL;
+  }
   ctx->thread = uv_thread_self();
   ctx->state = PQS__CTX_CONNECTING;
   if (opts != NULL)
@@ -186,7 +192,7 @@ static pqs_ctx_t *ctx_new(uv_loop_t *loop, const pqs_ctx_opts_t *opts,
   uv_timer_init(loop, &ctx->defer);
   ctx->timer.data = ctx;
   ctx->defer.data = ctx;
-  ctx->handles = 2;
+  ctx->handles = 3;
   return ctx;
 }
 
@@ -232,7 +238,7 @@ void pqs__ctx_set_owner(pqs_ctx_t *ctx, const pqs__owner_vt_t *vt,
 
 /* ---- closing: any state -> CLOSING -> freed ---- */
 
-static void timer_closed(uv_handle_t *handle) {
+static void handle_closed(uv_handle_t *handle) {
   pqs_ctx_t *ctx = handle->data;
   ctx->handles--;
   pqs__ctx_maybe_free(ctx);
@@ -271,9 +277,13 @@ void pqs__ctx_close_now(pqs_ctx_t *ctx, int keep) {
   ctx->state = keep ? PQS__CTX_RELEASING : PQS__CTX_CLOSING;
   if (ctx->op != NULL)
     pqs__op_abandon(ctx); /* cancels on the server; on_done comes last */
+  /* The connection closes: a cancel still on its way can hit no later
+   * query, so nothing waits for it, however long it takes. */
+  pqs__cancel_let_go(ctx);
   pqs__io_detach(ctx);
-  uv_close((uv_handle_t *)&ctx->timer, timer_closed);
-  uv_close((uv_handle_t *)&ctx->defer, timer_closed);
+  uv_close((uv_handle_t *)&ctx->timer, handle_closed);
+  uv_close((uv_handle_t *)&ctx->defer, handle_closed);
+  uv_close((uv_handle_t *)&ctx->cancel.async, handle_closed);
 }
 
 /* The connection's end: given back to its owner, or closed. */
@@ -291,11 +301,10 @@ static void release_conn(pqs_ctx_t *ctx) {
 }
 
 /* Frees the context once nothing refers to it any more: every handle
- * closed and no cancel request left on the thread pool. The callbacks owed
+ * closed (a cancel thread still running was let go of). The callbacks owed
  * to the user run here, in the order they were started. */
 void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
-  if (!pqs__ctx_closing(ctx) || ctx->handles > 0 ||
-      ctx->cancel.state != PQS__CANCEL_IDLE)
+  if (!pqs__ctx_closing(ctx) || ctx->handles > 0)
     return;
   if (ctx->open_cb != NULL)
     report_open(ctx, PQS_ECANCELED, "context closed while connecting");

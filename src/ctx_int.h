@@ -56,6 +56,9 @@ typedef enum {
  *                          |           DRAINED --cancel returned--+
  *                          v                                      v
  *                      op_finish(): the one completion <----------+
+ *                                                                 ^
+ *   STOPPING, DRAINED --the grace period is over: give_up()-------+
+ *                       (connection closed, context broken)
  *
  *   NEW, RUNNING, PAUSED, STOPPING, DRAINED --context closed--> ABANDONED
  *   ABANDONED --context freed--> op_finish() with PQS_ECANCELED
@@ -84,6 +87,7 @@ typedef struct pqs__op_s {
   void *consumer;
   pqs__schema_t *schema;
   uint64_t rows;
+  uint64_t deadline; /* STOPPING, DRAINED: loop time to give up at */
   /* How it ends, besides what the server says: the first reason to end
    * early (a stop, a timeout, PQS__DONE, a send that failed, ENOMEM);
    * 0 if none. */
@@ -108,16 +112,17 @@ typedef struct pqs__io_s {
   pqs_ctx_t *ctx;
 } pqs__io_t;
 
-/* A cancel request on libuv's thread pool (cancel.c):
- *   IDLE --pqs__cancel_request()--> SENDING --back on the loop--> IDLE
- * While SENDING the loop thread touches neither `handle` nor `errbuf`. */
+/* A cancel request on a thread of its own (cancel.c):
+ *   IDLE --pqs__cancel_request()--> SENDING --the thread is done--> IDLE
+ *   SENDING --pqs__cancel_let_go()--> IDLE (the thread goes on alone) */
 typedef enum { PQS__CANCEL_IDLE, PQS__CANCEL_SENDING } pqs__cancel_state_t;
+
+typedef struct pqs__cancel_job_s pqs__cancel_job_t;
 
 typedef struct pqs__cancel_s {
   pqs__cancel_state_t state;
-  uv_work_t work;
-  PGcancel *handle;
-  char errbuf[256];
+  pqs__cancel_job_t *job; /* while SENDING */
+  uv_async_t async;       /* the thread's wake-up; unreferenced */
 } pqs__cancel_t;
 
 struct pqs_ctx_s {
@@ -182,6 +187,8 @@ int pqs__exec_start(pqs_ctx_t *ctx, const char *sql, int nparams,
                     pqs_exec_cb cb, void *data);
 
 /* cancel.c */
+int pqs__cancel_init(pqs_ctx_t *ctx); /* the async handle; 0 or libuv's */
 void pqs__cancel_request(pqs_ctx_t *ctx);
+void pqs__cancel_let_go(pqs_ctx_t *ctx);
 
 #endif

@@ -11,6 +11,12 @@
 #include "error_int.h"
 
 static void op_drain(pqs_ctx_t *ctx);
+static void give_up(pqs_ctx_t *ctx);
+
+#define PQS__DEFAULT_GRACE_MS 5000
+/* How often a stopping op asks again (a cancel that reaches the backend
+ * before it has begun the query is ignored) and looks at its deadline. */
+#define PQS__STOP_TICK_MS 200
 
 /* ---- begin: READY -> BUSY ---- */
 
@@ -191,18 +197,43 @@ static void op_resume(void *src) {
   pqs__ctx_defer(op->ctx);
 }
 
-/* RUNNING | PAUSED -> STOPPING. */
+/* A stopping op, every tick until it ends: past its deadline it gives the
+ * connection up; before, it cancels again if no cancel is on its way. The
+ * server ignores a cancel that arrives before the backend has begun the
+ * query, and a cancel can never hit a later query: none starts until the
+ * last cancel is back (pqs__op_maybe_finish) or the connection is gone. */
+static void on_stop_tick(uv_timer_t *timer) {
+  pqs_ctx_t *ctx = timer->data;
+  pqs__op_t *op = ctx->op;
+  if (op == NULL || (op->state != PQS__OP_STOPPING &&
+                     op->state != PQS__OP_DRAINED)) {
+    uv_timer_stop(timer);
+    return;
+  }
+  if (uv_now(ctx->loop) >= op->deadline)
+    give_up(ctx);
+  else if (op->state == PQS__OP_STOPPING && !op->lost)
+    pqs__cancel_request(ctx);
+}
+
+/* RUNNING | PAUSED -> STOPPING: cancel, drop what still arrives, and end
+ * within the grace period whatever the network does. */
 static void op_stop_with(pqs__op_t *op, int reason) {
   if (op->state != PQS__OP_RUNNING && op->state != PQS__OP_PAUSED)
     return;
+  pqs_ctx_t *ctx = op->ctx;
   note_status(op, reason);
   op->state = PQS__OP_STOPPING;
-  uv_timer_stop(&op->ctx->timer); /* no timeout once stopping; cancel.c
-                                     may retry the cancel on this timer */
+  unsigned grace = ctx->opts.cancel_grace_ms ? ctx->opts.cancel_grace_ms
+                                             : PQS__DEFAULT_GRACE_MS;
+  op->deadline = uv_now(ctx->loop) + grace;
+  /* The query's timeout is over: the timer now ticks the stop. */
+  uv_timer_start(&ctx->timer, on_stop_tick, PQS__STOP_TICK_MS,
+                 PQS__STOP_TICK_MS);
   if (!op->lost)
-    pqs__cancel_request(op->ctx);
-  op_watch(op->ctx);
-  pqs__ctx_defer(op->ctx); /* results libpq already holds end it sooner */
+    pqs__cancel_request(ctx);
+  op_watch(ctx);
+  pqs__ctx_defer(ctx); /* results libpq already holds end it sooner */
 }
 
 static void op_stop(void *src, int reason) { op_stop_with(src, reason); }
@@ -309,13 +340,22 @@ static void ctx_after_op(pqs_ctx_t *ctx, int broken) {
     pqs__io_watch(ctx, 0);
 }
 
-static void op_finish(pqs_ctx_t *ctx, int status_override) {
-  pqs__op_t *op = ctx->op;
-  int broken = op->lost || PQstatus(ctx->conn) == CONNECTION_BAD;
+static int op_broken(const pqs_ctx_t *ctx) {
+  return ctx->op->lost || PQstatus(ctx->conn) == CONNECTION_BAD;
+}
+
+/* How an op that ran to its end ended. */
+static int settle(pqs__op_t *op, int broken) {
   if (broken)
     record_conn_error(op);
   check_final(op, broken);
-  int status = status_override ? status_override : final_status(op, broken);
+  return final_status(op, broken);
+}
+
+/* The one completion, with `status`. */
+static void op_finish(pqs_ctx_t *ctx, int status) {
+  pqs__op_t *op = ctx->op;
+  int broken = op_broken(ctx);
   if (status == PQS_ENOMEM && op->err.message == NULL)
     op->err.message = "out of memory";
   pqs_done_t done = {
@@ -339,7 +379,31 @@ void pqs__op_maybe_finish(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
   if (op != NULL && op->state == PQS__OP_DRAINED &&
       ctx->cancel.state == PQS__CANCEL_IDLE)
-    op_finish(ctx, 0);
+    op_finish(ctx, settle(op, op_broken(ctx)));
+}
+
+/* STOPPING | DRAINED -> finished, the connection given up: the server did
+ * not end the query within the grace period (unreachable, or blocked
+ * writing to a peer that does not read), or the cancel never came back.
+ * Either may still happen later, and must never meet a next query: the
+ * connection is closed and the context broken. The op ends with the
+ * reason it stopped (PQS_ETIMEDOUT, PQS_ECANCELED ...), or, if it had in
+ * fact ended and only the cancel was late, with how it ended. */
+static void give_up(pqs_ctx_t *ctx) {
+  pqs__op_t *op = ctx->op;
+  int status = op->state == PQS__OP_DRAINED ? settle(op, 0)
+               : op->status == PQS__DONE    ? 0
+                                            : op->status;
+  if (op->err.message == NULL && status != 0)
+    op->err.message = "the server did not end the query within the grace "
+                      "period after it was cancelled; the connection was "
+                      "closed";
+  pqs__cancel_let_go(ctx);
+  op->lost = 1;
+  pqs__io_detach(ctx);
+  PQfinish(ctx->conn); /* libpq takes NULL everywhere from now on */
+  ctx->conn = NULL;
+  op_finish(ctx, status);
 }
 
 /* RUNNING | STOPPING -> DRAINED: libpq has no more results. */

@@ -4,6 +4,8 @@
  * RELEASING, or CLOSING as soon as a step fails. */
 #include "ctx_int.h"
 
+#define PQS__RESET_TIMEOUT_MS 10000
+
 static void on_reset(pqs_ctx_t *ctx, const pqs_done_t *done, void *data);
 
 /* Enters `step` and sends its command. DISCARD ALL cannot run inside a
@@ -12,7 +14,10 @@ static int enter(pqs_ctx_t *ctx, pqs__ctx_state_t step) {
   ctx->state = step;
   const char *sql =
       step == PQS__CTX_RESET_ROLLBACK ? "ROLLBACK" : "DISCARD ALL";
-  return pqs__exec_start(ctx, sql, 0, NULL, NULL, on_reset, NULL);
+  /* Bounded like any operation: a reset that cannot finish closes the
+   * connection (the pool opens another). */
+  static const pqs_query_opts_t bounded = {.timeout_ms = PQS__RESET_TIMEOUT_MS};
+  return pqs__exec_start(ctx, sql, 0, NULL, &bounded, on_reset, NULL);
 }
 
 static void on_reset(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {

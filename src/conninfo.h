@@ -1,0 +1,13 @@
+/* The parameters pqstream connects with: the user's conninfo over
+ * pqstream's defaults (TCP keepalives, see pqs_ctx_open in the header). */
+#ifndef PQS_CONNINFO_H
+#define PQS_CONNINFO_H
+
+/* For PQconnectStartParams or PQconnectdbParams with expand_dbname = 1.
+ * `vals` has room for PQS__CONNINFO_NPARAMS + 1 entries and borrows
+ * `conninfo`; `*keys` is static. */
+#define PQS__CONNINFO_NPARAMS 5
+void pqs__conninfo_params(const char *conninfo, const char *const **keys,
+                          const char **vals);
+
+#endif
