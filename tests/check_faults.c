@@ -1,0 +1,373 @@
+/* Faults of the network, through a loopback fault proxy: stalls with and
+ * without a timeout, a full partition then close, resets, a trickle, a
+ * server that accepts and never answers. Each ends with exactly one
+ * completion of the documented status, within a generous bound, with the
+ * context in the documented state, the loop closing clean and no file
+ * descriptor left behind. */
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../src/ctx_int.h"
+#include "faultproxy.h"
+#include "pqs_test.h"
+
+#define GRACE_MS 1500
+
+static int open_fds(void) {
+  /* libuv opens a pipe of its own with the process's first loop: count
+   * from after it. */
+  uv_loop_t warm;
+  ck_assert_int_eq(uv_loop_init(&warm), 0);
+  ck_assert_int_eq(uv_loop_close(&warm), 0);
+  DIR *d = opendir("/proc/self/fd");
+  ck_assert_ptr_nonnull(d);
+  int n = 0;
+  while (readdir(d) != NULL)
+    n++;
+  closedir(d);
+  return n;
+}
+
+/* Waits up to 10 s for the descriptors to come back to `base`: a cancel
+ * thread let go of may still be closing its socket. */
+static void assert_no_fd_leak(int base) {
+  double until = pt_now() + 10;
+  int n;
+  while ((n = open_fds()) > base && pt_now() < until)
+    uv_sleep(20);
+  ck_assert_msg(n <= base, "%d descriptors more than before", n - base);
+}
+
+static pt_proxy_t *proxy(void) {
+  return pt_proxy_start(atoi(getenv("PQS_TEST_PORT")));
+}
+
+typedef struct {
+  int calls, status;
+  char msg[512];
+} opened_t;
+
+static void on_opened(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
+                      void *data) {
+  (void)ctx;
+  opened_t *o = data;
+  o->calls++;
+  o->status = status;
+  if (err)
+    snprintf(o->msg, sizeof(o->msg), "%s", err->message);
+}
+
+static pqs_ctx_t *open_via(uv_loop_t *loop, pt_proxy_t *p, opened_t *o) {
+  pqs_ctx_opts_t opts = {.cancel_grace_ms = GRACE_MS,
+                         .connect_timeout_ms = 1500};
+  pqs_ctx_t *ctx = NULL;
+  ck_assert_int_eq(
+      pqs_ctx_open(&ctx, loop, pt_proxy_conninfo(p), &opts, on_opened, o), 0);
+  while (o->calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(o->calls, 1);
+  return ctx;
+}
+
+/* A consumer that misbehaves the network at row `at`. */
+typedef struct {
+  pt_done_t done;
+  pt_proxy_t *p;
+  uint64_t rows, at;
+  int64_t sum;
+  pt_fault_t fault;
+  int reset, close_at;
+  double t_done;
+} watch_t;
+
+static int watch_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  watch_t *w = data;
+  int64_t v = 0;
+  pqs_row_int64(row, 0, &v);
+  w->sum += v;
+  if (++w->rows == w->at) {
+    if (w->reset)
+      pt_proxy_reset(w->p);
+    else
+      pt_proxy_set(w->p, w->fault);
+  }
+  if (w->close_at && w->rows == w->at)
+    ck_assert_int_eq(pqs_stream_close(s), 0);
+  return PQS_CONTINUE;
+}
+
+static void watch_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  watch_t *w = data;
+  w->t_done = pt_now();
+  pt_on_done(s, done, &w->done);
+}
+
+static void run_watched(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
+                        unsigned timeout_ms, watch_t *w) {
+  pqs_query_opts_t qo = {.timeout_ms = timeout_ms};
+  pqs_stream_cbs_t cbs = {.on_row = watch_row, .on_done = watch_done};
+  pt_stream_wait(loop, pt_query(ctx, sql, &qo), &cbs, w, &w->done);
+}
+
+/* A set-returning function in the select list streams (one in FROM would
+ * be materialised first). */
+static const char *many_rows =
+    "SELECT g, repeat('x', 500) FROM "
+    "(SELECT generate_series(1, 100000000)::int8 AS g) s";
+
+/* 1: the server blocks writing to us and cannot act on the cancel; the
+ * timeout is a deadline all the same. */
+START_TEST(stall_with_timeout) {
+  int fds = open_fds();
+  pt_proxy_t *p = proxy();
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  pqs_ctx_t *ctx = open_via(loop, p, &o);
+  ck_assert_int_eq(o.status, 0);
+  watch_t w = {.p = p, .at = 1000, .fault = PT_STALL_DOWN};
+  double t0 = pt_now();
+  run_watched(loop, ctx, many_rows, 2000, &w);
+  double took = w.t_done - t0;
+  ck_assert_int_eq(w.done.status, PQS_ETIMEDOUT);
+  ck_assert_uint_ge(w.rows, 1000);
+  ck_assert_uint_eq(w.done.rows, w.rows);
+  ck_assert_msg(took < 2.0 + GRACE_MS / 1000.0 + 5, "ended after %.1f s",
+                took);
+  ck_assert_msg(took > 1.9, "ended after %.1f s, before its timeout", took);
+  ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
+  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+  pt_loop_free(loop);
+  pt_proxy_set(p, PT_FORWARD); /* lets a cancel still waiting finish */
+  pt_proxy_stop(p);
+  assert_no_fd_leak(fds);
+}
+END_TEST
+
+/* 1b: a consumer that stops a stalled stream gets its on_done within the
+ * grace period, and the context says it is broken. */
+START_TEST(stall_then_stop) {
+  int fds = open_fds();
+  pt_proxy_t *p = proxy();
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  pqs_ctx_t *ctx = open_via(loop, p, &o);
+  watch_t w = {.p = p, .at = 500, .fault = PT_STALL_BOTH, .close_at = 1};
+  double t0 = pt_now();
+  run_watched(loop, ctx, many_rows, 0, &w);
+  ck_assert_int_eq(w.done.status, PQS_ECANCELED);
+  ck_assert_uint_eq(w.rows, 500);
+  ck_assert_msg(w.t_done - t0 < GRACE_MS / 1000.0 + 5, "took %.1f s",
+                w.t_done - t0);
+  ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
+  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+  pt_loop_free(loop);
+  pt_proxy_stop(p);
+  assert_no_fd_leak(fds);
+}
+END_TEST
+
+/* 2: a full partition, then close: every close completes, at once, and the
+ * application's thread pool is not held by cancels that cannot get
+ * through (four of them would have taken all of libuv's threads). */
+typedef struct {
+  int closed;
+} closed_t;
+
+static void on_ctx_closed(pqs_ctx_t *ctx, void *data) {
+  (void)ctx;
+  ((closed_t *)data)->closed++;
+}
+
+static void work_noop(uv_work_t *req) { (void)req; }
+static void work_done(uv_work_t *req, int status) {
+  (void)status;
+  *(int *)req->data = 1;
+}
+
+START_TEST(partition_then_close) {
+  int fds = open_fds();
+  pt_proxy_t *p = proxy();
+  uv_loop_t *loop = pt_loop_new();
+  enum { N = 5 };
+  pqs_ctx_t *ctx[N];
+  pt_done_t done[N];
+  memset(done, 0, sizeof(done));
+  for (int i = 0; i < N; i++) {
+    opened_t o = {0};
+    ctx[i] = open_via(loop, p, &o);
+    ck_assert_int_eq(o.status, 0);
+    pqs_stream_cbs_t cbs = {.on_done = pt_on_done};
+    ck_assert_int_eq(pqs_stream_start(pt_query(ctx[i],
+                                               "SELECT pg_sleep(30) /* "
+                                               "pqs-partition */",
+                                               NULL),
+                                      &cbs, &done[i]),
+                     0);
+  }
+  for (int i = 0; i < 20; i++) /* the queries are on their way */
+    uv_run(loop, UV_RUN_NOWAIT);
+  pt_proxy_set(p, PT_STALL_BOTH);
+  closed_t c = {0};
+  double t0 = pt_now();
+  for (int i = 0; i < N; i++) {
+    pqs_ctx_set_data(ctx[i], &c);
+    ck_assert_int_eq(pqs_ctx_close(ctx[i], on_ctx_closed), 0);
+  }
+  while (c.closed < N && pt_now() - t0 < 10)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(c.closed, N);
+  ck_assert_msg(pt_now() - t0 < 5, "closing took %.1f s", pt_now() - t0);
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(done[i].calls, 1);
+    ck_assert_int_eq(done[i].status, PQS_ECANCELED);
+  }
+  /* libuv's pool still serves the application. */
+  int worked = 0;
+  uv_work_t req = {.data = &worked};
+  ck_assert_int_eq(uv_queue_work(loop, &req, work_noop, work_done), 0);
+  t0 = pt_now();
+  while (!worked && pt_now() - t0 < 5)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_msg(worked, "libuv's thread pool is held");
+  pt_loop_free(loop);
+  pt_proxy_stop(p); /* its sockets close: the cancel threads end */
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE '%pqs-partition%' AND pid <> "
+                "pg_backend_pid()");
+  PQfinish(admin);
+  assert_no_fd_leak(fds);
+}
+END_TEST
+
+/* 3: a connection reset mid-stream says so, after the rows it had. */
+START_TEST(reset_mid_stream) {
+  int fds = open_fds();
+  pt_proxy_t *p = proxy();
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  pqs_ctx_t *ctx = open_via(loop, p, &o);
+  watch_t w = {.p = p, .at = 100, .reset = 1};
+  run_watched(loop, ctx, many_rows, 0, &w);
+  ck_assert_int_eq(w.done.status, PQS_ECONNLOST);
+  ck_assert_uint_ge(w.rows, 100);
+  ck_assert_uint_eq(w.done.rows, w.rows);
+  ck_assert_msg(strstr(w.done.message, "unknown") == NULL &&
+                    w.done.message[0] != '\0',
+                "message: '%s'", w.done.message);
+  ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
+  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+  pt_loop_free(loop);
+  pt_proxy_stop(p);
+  assert_no_fd_leak(fds);
+}
+END_TEST
+
+/* 4: a result that arrives one byte at a time is whole and right. */
+START_TEST(trickle) {
+  int fds = open_fds();
+  pt_proxy_t *p = proxy();
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  pqs_ctx_t *ctx = open_via(loop, p, &o);
+  pt_proxy_set(p, PT_TRICKLE);
+  watch_t w = {.p = p};
+  run_watched(loop, ctx, "SELECT g::int8 FROM generate_series(1, 100) g", 0,
+              &w);
+  ck_assert_int_eq(w.done.status, 0);
+  ck_assert_uint_eq(w.rows, 100);
+  ck_assert_int_eq(w.sum, 5050);
+  ck_assert_str_eq(w.done.tag, "SELECT 100");
+  ck_assert_int_eq(pqs_ctx_is_broken(ctx), 0);
+  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+  pt_loop_free(loop);
+  pt_proxy_stop(p);
+  assert_no_fd_leak(fds);
+}
+END_TEST
+
+/* 5: a server that accepts and never answers: the connect timeout. */
+START_TEST(silent_during_connect) {
+  int fds = open_fds();
+  pt_proxy_t *p = proxy();
+  pt_proxy_set(p, PT_SILENT);
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  double t0 = pt_now();
+  pqs_ctx_t *ctx = open_via(loop, p, &o);
+  ck_assert_int_eq(o.status, PQS_ETIMEDOUT);
+  ck_assert_msg(pt_now() - t0 < 6, "took %.1f s", pt_now() - t0);
+  ck_assert_int_eq(pt_proxy_accepted(p), 1);
+  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+  pt_loop_free(loop);
+  pt_proxy_stop(p);
+  assert_no_fd_leak(fds);
+}
+END_TEST
+
+/* 6: keepalives are on by default, and the conninfo can change them. */
+static int sockopt(pqs_ctx_t *ctx, int level, int name) {
+  int v = -1;
+  socklen_t len = sizeof(v);
+  ck_assert_int_eq(getsockopt(PQsocket(ctx->conn), level, name, &v, &len), 0);
+  return v;
+}
+
+START_TEST(keepalives_by_default) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  ck_assert_int_eq(sockopt(ctx, SOL_SOCKET, SO_KEEPALIVE), 1);
+  ck_assert_int_eq(sockopt(ctx, IPPROTO_TCP, TCP_KEEPIDLE), 15);
+  ck_assert_int_eq(sockopt(ctx, IPPROTO_TCP, TCP_KEEPINTVL), 5);
+  ck_assert_int_eq(sockopt(ctx, IPPROTO_TCP, TCP_KEEPCNT), 3);
+  ck_assert_int_eq(sockopt(ctx, IPPROTO_TCP, TCP_USER_TIMEOUT), 30000);
+  pt_close(loop, ctx);
+  char conninfo[512];
+  snprintf(conninfo, sizeof(conninfo),
+           "%s keepalives_idle=7 tcp_user_timeout=1234", pt_conninfo());
+  ctx = pt_open(loop, conninfo);
+  ck_assert_int_eq(sockopt(ctx, IPPROTO_TCP, TCP_KEEPIDLE), 7);
+  ck_assert_int_eq(sockopt(ctx, IPPROTO_TCP, TCP_USER_TIMEOUT), 1234);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* 0: through the proxy, forwarding, everything is as without it. */
+START_TEST(forwarding) {
+  pt_proxy_t *p = proxy();
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  pqs_ctx_t *ctx = open_via(loop, p, &o);
+  ck_assert_int_eq(o.status, 0);
+  watch_t w = {.p = p};
+  run_watched(loop, ctx, "SELECT g::int8 FROM generate_series(1, 100000) g", 0,
+              &w);
+  ck_assert_int_eq(w.done.status, 0);
+  ck_assert_int_eq(w.sum, 100000LL * 100001 / 2);
+  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+  pt_loop_free(loop);
+  pt_proxy_stop(p);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("faults");
+  TCase *tc = tcase_create("faults");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, forwarding);
+  tcase_add_test(tc, stall_with_timeout);
+  tcase_add_test(tc, stall_then_stop);
+  tcase_add_test(tc, partition_then_close);
+  tcase_add_test(tc, reset_mid_stream);
+  tcase_add_test(tc, trickle);
+  tcase_add_test(tc, silent_during_connect);
+  tcase_add_test(tc, keepalives_by_default);
+  suite_add_tcase(s, tc);
+  return pt_run(s);
+}
