@@ -257,6 +257,40 @@ START_TEST(signals_cancel) {
 }
 END_TEST
 
+/* SIGTERM with a reader that reads nothing: the query is cancelled and the
+ * tool leaves, with the unwritten output, within a few seconds. */
+START_TEST(signal_with_stalled_reader) {
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    execl(cli(), "pqstream", "-q", "-d", CONN, "-c",
+          "SELECT repeat('x', 100) FROM (SELECT generate_series(1, "
+          "1000000000)) s /* cli-stalled */",
+          NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  wait_active("cli-stalled");
+  uv_sleep(300); /* the pipe fills and the tool's write stalls */
+  kill(pid, SIGTERM);
+  double t0 = pt_now();
+  int st = 0;
+  pid_t done;
+  while ((done = waitpid(pid, &st, WNOHANG)) == 0 && pt_now() - t0 < 15)
+    uv_sleep(20);
+  if (done == 0)
+    kill(pid, SIGKILL);
+  close(fds[0]);
+  ck_assert_msg(done == pid, "still running 15 s after SIGTERM");
+  ck_assert(WIFEXITED(st));
+  ck_assert_int_eq(WEXITSTATUS(st), 143);
+  assert_no_active("cli-stalled");
+}
+END_TEST
+
 /* ---- parallel and shards ---- */
 
 START_TEST(parallel_queries) {
@@ -534,6 +568,7 @@ int main(void) {
   tcase_add_test(tc, environment_defaults);
   tcase_add_test(tc, notices_and_quiet);
   tcase_add_test(tc, head_ends_it);
+  tcase_add_test(tc, signal_with_stalled_reader);
   tcase_add_test(tc, output_errors_and_secrets);
   tcase_add_test(tc, signals_cancel);
   tcase_add_test(tc, parallel_queries);

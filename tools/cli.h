@@ -18,6 +18,10 @@ enum {
 
 #define CLI_MAX 64 /* commands, params, shards */
 
+/* After SIGINT or SIGTERM: time for the cancel and the last output, then
+ * the tool leaves whatever is still unwritten. */
+#define CLI_SIGNAL_DEADLINE_MS 3000
+
 typedef struct {
   const char *dbname; /* "" : libpq's environment (PGHOST ...) */
   const char *commands[CLI_MAX];

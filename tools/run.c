@@ -33,6 +33,7 @@ struct app_s {
   uint64_t rows, written, written_before;
   int exit_code, stopped, signal;
   uv_signal_t sigint, sigterm;
+  uv_timer_t deadline; /* after a signal: leave, written or not */
   uv_timer_t progress;
   int progress_on, progress_shown;
   uint64_t t0;
@@ -118,6 +119,7 @@ static void finish(app_t *app) {
   uv_close((uv_handle_t *)&app->sigint, NULL);
   uv_close((uv_handle_t *)&app->sigterm, NULL);
   uv_close((uv_handle_t *)&app->progress, NULL);
+  uv_close((uv_handle_t *)&app->deadline, NULL);
 }
 
 static void stop(app_t *app, int code) {
@@ -289,6 +291,13 @@ static void start_batch(app_t *app) {
 
 /* ---- signals: cancel on the server, then leave ---- */
 
+/* The cancel has had its time; output a reader does not take (a stalled
+ * pipe) must not keep the process: leave with the signal's status. */
+static void on_deadline(uv_timer_t *t) {
+  app_t *app = t->data;
+  _exit(app->signal == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   app_t *app = h->data;
   if (app->signal) /* a second one: leave now */
@@ -297,6 +306,9 @@ static void on_signal(uv_signal_t *h, int signum) {
   stop(app, signum == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
   if (app->current != NULL)
     pqs_stream_close(app->current); /* cancels every query of it */
+  /* Never what keeps the loop: a clean end comes first when it can. */
+  uv_timer_start(&app->deadline, on_deadline, CLI_SIGNAL_DEADLINE_MS, 0);
+  uv_unref((uv_handle_t *)&app->deadline);
 }
 
 /* ---- setting up ---- */
@@ -391,7 +403,9 @@ static int init_handles(app_t *app) {
     return rc;
   }
   uv_timer_init(app->loop, &app->progress); /* cannot fail */
+  uv_timer_init(app->loop, &app->deadline);
   app->sigint.data = app->sigterm.data = app->progress.data = app;
+  app->deadline.data = app;
   uv_signal_start(&app->sigint, on_signal, SIGINT);
   uv_signal_start(&app->sigterm, on_signal, SIGTERM);
   return 0;
