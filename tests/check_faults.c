@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "../src/ctx_int.h"
 #include "faultproxy.h"
@@ -338,6 +339,89 @@ START_TEST(keepalives_by_default) {
 }
 END_TEST
 
+/* 7: a peer that vanished (a blackhole: nothing comes back, not even a
+ * reset) is found by the keepalives, with no timeout set. A userland proxy
+ * cannot emulate that on loopback (its kernel answers the probes), so the
+ * client and the proxy sit in two network namespaces of the test's own,
+ * joined by a veth pair whose link the test takes down. */
+static char ns_client[64], ns_proxy[64];
+
+static int sh(const char *fmt, const char *a, const char *b) {
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), fmt, a, b);
+  return system(cmd);
+}
+
+static void make_namespaces(void) {
+  snprintf(ns_client, sizeof(ns_client), "pqs-c-%d", (int)getpid());
+  snprintf(ns_proxy, sizeof(ns_proxy), "pqs-p-%d", (int)getpid());
+  sh("ip netns add %s && ip netns add %s", ns_client, ns_proxy);
+  sh("ip link add pqsc netns %s type veth peer name pqsp netns %s", ns_client,
+     ns_proxy);
+  sh("ip -n %s addr add 10.213.7.1/30 dev pqsc && ip -n %s link set lo up",
+     ns_client, ns_client);
+  sh("ip -n %s link set pqsc up && ip -n %s addr add 10.213.7.2/30 dev pqsp",
+     ns_client, ns_proxy);
+  sh("ip -n %s link set pqsp up && ip -n %s link set lo up", ns_proxy,
+     ns_proxy);
+}
+
+static void drop_namespaces(void) {
+  sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_client,
+     ns_proxy);
+}
+
+START_TEST(vanished_peer_found) {
+  char path[128];
+  snprintf(path, sizeof(path), "/run/netns/%s", ns_proxy);
+  ck_assert_msg(access(path, F_OK) == 0,
+                "this test emulates a vanished peer with two network "
+                "namespaces joined by a veth pair, and could not make them "
+                "(it needs root and the ip command of iproute2)");
+  int fds = open_fds();
+  pt_proxy_t *p = pt_proxy_start_in(path, "10.213.7.2",
+                                    atoi(getenv("PQS_TEST_PORT")));
+  uv_loop_t *loop = pt_loop_new();
+  char conninfo[600];
+  snprintf(conninfo, sizeof(conninfo),
+           "%s keepalives_idle=1 keepalives_interval=1 keepalives_count=2 "
+           "tcp_user_timeout=3000",
+           pt_proxy_conninfo(p));
+  snprintf(path, sizeof(path), "/run/netns/%s", ns_client);
+  int home = pt_netns_enter(path); /* the client's socket is made there */
+  opened_t o = {0};
+  pqs_ctx_t *ctx = NULL;
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, NULL, on_opened, &o), 0);
+  pt_netns_leave(home);
+  while (o.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_msg(o.status == 0, "open: %s", o.msg);
+  /* The peer vanishes mid-stream: no more packets either way. */
+  static char down[160];
+  snprintf(down, sizeof(down), "ip -n %s link set pqsp down", ns_proxy);
+  watch_t w = {.p = p, .at = 0};
+  pqs_stream_cbs_t cbs = {.on_row = watch_row, .on_done = watch_done};
+  pqs_stream_t *s = pt_query(ctx, many_rows, NULL);
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &w), 0);
+  while (w.rows < 1000 && w.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(system(down), 0);
+  double t0 = pt_now();
+  while (w.done.calls == 0 && pt_now() - t0 < 60)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_msg(w.done.calls == 1, "no completion 60 s after the peer left");
+  ck_assert_int_eq(w.done.status, PQS_ECONNLOST);
+  /* tcp_user_timeout bounds a keepalive failure too (Linux) */
+  ck_assert_msg(w.t_done - t0 < 20, "found after %.1f s", w.t_done - t0);
+  ck_assert_uint_ge(w.rows, 1000);
+  ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
+  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+  pt_loop_free(loop);
+  pt_proxy_stop(p);
+  assert_no_fd_leak(fds);
+}
+END_TEST
+
 /* 0: through the proxy, forwarding, everything is as without it. */
 START_TEST(forwarding) {
   pt_proxy_t *p = proxy();
@@ -369,5 +453,10 @@ int main(void) {
   tcase_add_test(tc, silent_during_connect);
   tcase_add_test(tc, keepalives_by_default);
   suite_add_tcase(s, tc);
+  TCase *bh = tcase_create("blackhole");
+  tcase_set_timeout(bh, 120);
+  tcase_add_unchecked_fixture(bh, make_namespaces, drop_namespaces);
+  tcase_add_test(bh, vanished_peer_found);
+  suite_add_tcase(s, bh);
   return pt_run(s);
 }

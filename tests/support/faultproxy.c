@@ -1,4 +1,9 @@
+#define _GNU_SOURCE /* setns */
 #include "faultproxy.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <check.h>
 #include <stdio.h>
@@ -247,17 +252,45 @@ static void proxy_main(void *arg) {
   uv_run(&p->loop, UV_RUN_DEFAULT);
 }
 
+/* Runs the calling thread in namespace `path` (NULL: leaves it); returns
+ * a descriptor of the namespace it was in, for pt_netns_leave. */
+int pt_netns_enter(const char *path) {
+  int home = open("/proc/thread-self/ns/net", O_RDONLY);
+  ck_assert_msg(home >= 0, "cannot read this thread's network namespace");
+  if (path != NULL) {
+    int fd = open(path, O_RDONLY);
+    ck_assert_msg(fd >= 0, "no network namespace %s", path);
+    ck_assert_msg(setns(fd, CLONE_NEWNET) == 0, "setns %s failed", path);
+    close(fd);
+  }
+  return home;
+}
+
+void pt_netns_leave(int home) {
+  ck_assert_int_eq(setns(home, CLONE_NEWNET), 0);
+  close(home);
+}
+
 pt_proxy_t *pt_proxy_start(int upstream_port) {
+  return pt_proxy_start_in(NULL, "127.0.0.1", upstream_port);
+}
+
+pt_proxy_t *pt_proxy_start_in(const char *netns, const char *ip,
+                              int upstream_port) {
   pt_proxy_t *p = calloc(1, sizeof(*p));
   ck_assert_ptr_nonnull(p);
   p->upstream_port = upstream_port;
   ck_assert_int_eq(uv_loop_init(&p->loop), 0);
   uv_mutex_init(&p->lock);
   uv_cond_init(&p->applied);
+  /* The listening socket is made in `netns`; the proxy's thread, started
+   * after leaving it, connects upstream from this thread's own. */
+  int home = pt_netns_enter(netns);
   uv_tcp_init(&p->loop, &p->listener);
   struct sockaddr_in a;
-  uv_ip4_addr("127.0.0.1", 0, &a);
+  uv_ip4_addr(ip, 0, &a);
   ck_assert_int_eq(uv_tcp_bind(&p->listener, (struct sockaddr *)&a, 0), 0);
+  pt_netns_leave(home);
   int len = sizeof(a);
   uv_tcp_getsockname(&p->listener, (struct sockaddr *)&a, &len);
   p->port = ntohs(a.sin_port);
@@ -273,7 +306,9 @@ pt_proxy_t *pt_proxy_start(int upstream_port) {
   p->trickle.data = p;
   uv_timer_start(&p->trickle, on_trickle, 1, 1);
   snprintf(p->conninfo, sizeof(p->conninfo),
-           "host=127.0.0.1 port=%d dbname=pqstest user=postgres", p->port);
+           "host=%s port=%d dbname=pqstest user=postgres sslmode=disable "
+           "gssencmode=disable",
+           ip, p->port);
   ck_assert_int_eq(uv_thread_create(&p->thread, proxy_main, p), 0);
   return p;
 }

@@ -23,10 +23,20 @@ typedef struct pt_proxy_s pt_proxy_t;
 
 /* Starts a proxy to 127.0.0.1:`upstream_port`, forwarding. */
 pt_proxy_t *pt_proxy_start(int upstream_port);
+/* The same, listening on `ip` inside the network namespace `netns` (a
+ * path such as /run/netns/NAME): what connects to it from another
+ * namespace can be cut off by taking a link down. */
+pt_proxy_t *pt_proxy_start_in(const char *netns, const char *ip,
+                              int upstream_port);
 /* The port it listens on (127.0.0.1). */
 int pt_proxy_port(const pt_proxy_t *p);
 /* "host=127.0.0.1 port=<proxy> ..." with the test server's other keys. */
 const char *pt_proxy_conninfo(const pt_proxy_t *p);
+/* Runs the calling thread in the network namespace at `path` (NULL: stays)
+ * and returns a handle on the one it was in, for pt_netns_leave. */
+int pt_netns_enter(const char *path);
+void pt_netns_leave(int home);
+
 /* Changes how it behaves, for open connections and new ones; returns once
  * the proxy's loop has applied it. */
 void pt_proxy_set(pt_proxy_t *p, pt_fault_t fault);
