@@ -543,6 +543,28 @@ START_TEST(factory_arguments) {
 }
 END_TEST
 
+/* A conninfo that does not parse: the request fails, without its
+ * password, and its place in the pool is free again. */
+START_TEST(bad_conninfo_no_password) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_factory_t *f = factory("postgresql://app:S3cret%ZZ@127.0.0.1/db", 1);
+  got_t g = {0};
+  ck_assert_int_eq(pqs_factory_open_ctx(f, loop, NULL, on_got, &g), 0);
+  while (g.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(g.status, PQS_ECONNECT);
+  ck_assert_ptr_null(g.ctx);
+  ck_assert_str_ne(g.msg, "");
+  ck_assert_msg(strstr(g.msg, "S3cret") == NULL, "password shown: %s", g.msg);
+  pt_loop_free(loop);
+  pqs_factory_stats_t s;
+  pqs_factory_stats(f, &s);
+  ck_assert_uint_eq(s.in_use, 0);
+  ck_assert_uint_eq(s.open, 0);
+  ck_assert_int_eq(pqs_factory_free(f), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("factory");
   TCase *tc = tcase_create("factory");
@@ -559,6 +581,7 @@ int main(void) {
   tcase_add_test(tc, max_lifetime);
   tcase_add_test(tc, free_reports_contexts_out);
   tcase_add_test(tc, factory_arguments);
+  tcase_add_test(tc, bad_conninfo_no_password);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
