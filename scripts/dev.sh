@@ -7,6 +7,8 @@
 #   scripts/dev.sh test              runs every Check suite through CTest
 #   scripts/dev.sh test --sanitize   the same, built with ASan + UBSan
 #   scripts/dev.sh test --tsan       the same, built with ThreadSanitizer
+#   scripts/dev.sh test --oom        the whole-process allocation-failure
+#                                    harness, every k (CI runs a sample)
 #   scripts/dev.sh bench             the benchmark (see benchmarks/README)
 #
 # Exits non-zero on any failure.
@@ -17,12 +19,12 @@ root=$(pwd)
 mode=${1:-}
 variant=${2:-}
 case "$variant" in
-"" | --sanitize | --tsan) ;;
+"" | --sanitize | --tsan | --oom) ;;
 *) echo "unknown option: $variant" >&2; exit 2 ;;
 esac
 case "$mode" in
 demo | test | bench) ;;
-*) sed -n '2,13p' "$0" >&2; exit 2 ;;
+*) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac
 
 say() { printf '\n== %s\n' "$*" >&2; }
@@ -123,6 +125,13 @@ test)
       -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON
     ;;
   esac
+  if [ "$variant" = --oom ]; then
+    start_server
+    say "allocation failure at every k ($dir)"
+    PQS_OOM_FULL=1 ctest --test-dir "$dir" --output-on-failure \
+      --timeout 7200 --no-tests=error -R '^oom'
+    exit 0
+  fi
   start_server
   start_second_server
   say "running the suites ($dir)"

@@ -474,6 +474,32 @@ static int refuse_copy(pqs__op_t *op, ExecStatusType st) {
   return n == 0 ? PQS__WAIT : PQS__CONTINUE;
 }
 
+/* libpq ran out of memory for a row: it drops that row and every one
+ * after it, then hands over either its own error ("out of memory ...", no
+ * server fields) or, if the server raised one later, the server's, with
+ * its own complaint left only in the connection's message. Either way rows
+ * were lost: the op ends with PQS_ENOMEM and libpq's words, never with
+ * the server's error or success. libpq 15 says so only in words; a
+ * server's own "out of memory" (SQLSTATE 53200) is in the result's text. */
+static void note_local_failure(pqs__op_t *op, const PGresult *res) {
+  const char *own = PQresultErrorMessage(res);
+  const char *conn_said = PQerrorMessage(op->ctx->conn);
+  int said_by_result = own != NULL && strstr(own, "out of memory") != NULL;
+  int by_libpq =
+      said_by_result
+          ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) == NULL
+          : conn_said != NULL && strstr(conn_said, "out of memory") != NULL;
+  if (!by_libpq)
+    return;
+  if (op->err_strings != NULL || op->err.message != NULL) {
+    pqs__free(op->err_strings);
+    op->err_strings = NULL;
+    op->err = (pqs_error_t){0};
+  }
+  record_conn_error(op);
+  note_status(op, PQS_ENOMEM);
+}
+
 static int take_result(pqs__op_t *op, PGresult *res) {
   ExecStatusType st = PQresultStatus(res);
   switch (st) {
@@ -500,6 +526,7 @@ static int take_result(pqs__op_t *op, PGresult *res) {
   default:
     op->final = 1;
     record_result_error(op, res);
+    note_local_failure(op, res);
     return PQS__CONTINUE;
   }
 }

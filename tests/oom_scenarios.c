@@ -1,0 +1,295 @@
+/* Scenarios for the whole-process allocation-failure harness
+ * (tests/oom_harness.sh runs them under tests/support/oomshim.c).
+ *
+ *   oom_scenario lib|factory|merge CONNINFO
+ *   oom_scenario abandon CONNINFO       (needs the shim: fails everything
+ *                                        from row 100 on)
+ *
+ * On success a scenario prints what it got and exits 0. When memory runs
+ * out it exits 1 with a message on stderr. A broken contract (not exactly
+ * one completion, a success that hides an error or lost rows) exits 3:
+ * the harness counts that as a failure of pqstream's, whatever k was. */
+#define _GNU_SOURCE /* dlsym's RTLD_DEFAULT */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pqstream.h>
+
+static const char *conninfo;
+
+static void broken(const char *what, int status) {
+  fprintf(stderr, "CONTRACT BROKEN: %s (%s)\n", what, pqs_err_name(status));
+  exit(3);
+}
+
+static void failed(const char *what, int status, const pqs_error_t *e) {
+  fprintf(stderr, "%s: %s%s%s\n", what, pqs_strerror(status),
+          e ? ": " : "", e ? e->message : "");
+  exit(1);
+}
+
+/* ---- a stream run to its end ---- */
+
+typedef struct {
+  int calls, status;
+  uint64_t rows, done_rows;
+  int64_t sum;
+  char message[256];
+  void (*at_100)(void);
+} run_t;
+
+static int on_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  run_t *r = data;
+  int64_t v = 0;
+  pqs_row_int64(row, 0, &v);
+  r->sum += v;
+  if (++r->rows == 100 && r->at_100)
+    r->at_100();
+  return PQS_CONTINUE;
+}
+
+static void on_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  (void)s;
+  run_t *r = data;
+  r->calls++;
+  r->status = done->status;
+  r->done_rows = done->rows;
+  if (done->error)
+    snprintf(r->message, sizeof(r->message), "%s", done->error->message);
+}
+
+static void run(uv_loop_t *loop, pqs_stream_t *s, run_t *r) {
+  pqs_stream_cbs_t cbs = {.on_row = on_row, .on_done = on_done};
+  int rc = pqs_stream_start(s, &cbs, r);
+  if (rc != 0)
+    failed("start", rc, NULL);
+  while (r->calls == 0 && uv_run(loop, UV_RUN_ONCE))
+    ;
+  if (r->calls != 1)
+    broken("a stream did not end with exactly one on_done", r->calls);
+  if (r->done_rows != r->rows)
+    broken("on_done's row count is not the rows delivered", r->status);
+}
+
+static pqs_stream_t *query(pqs_ctx_t *ctx, const char *sql) {
+  pqs_stream_t *s;
+  int rc = pqs_query(ctx, &s, sql, 0, NULL, NULL);
+  if (rc != 0)
+    failed("query", rc, NULL);
+  return s;
+}
+
+/* ---- opening ---- */
+
+typedef struct {
+  int calls, status;
+  pqs_ctx_t *ctx;
+} open_t;
+
+static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *e,
+                    void *data) {
+  open_t *o = data;
+  o->calls++;
+  o->status = status;
+  o->ctx = ctx;
+  if (status != 0)
+    fprintf(stderr, "open: %s: %s\n", pqs_strerror(status),
+            e ? e->message : "");
+}
+
+static pqs_ctx_t *open_ctx(uv_loop_t *loop) {
+  open_t o = {0};
+  pqs_ctx_t *ctx;
+  int rc = pqs_ctx_open(&ctx, loop, conninfo, NULL, on_open, &o);
+  if (rc != 0)
+    failed("open", rc, NULL);
+  while (o.calls == 0 && uv_run(loop, UV_RUN_ONCE))
+    ;
+  if (o.calls != 1)
+    broken("open did not call back exactly once", o.calls);
+  if (o.status != 0)
+    exit(1);
+  return ctx;
+}
+
+static uv_loop_t *new_loop(void) {
+  uv_loop_t *loop = malloc(sizeof(*loop));
+  if (loop == NULL || uv_loop_init(loop) != 0) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  return loop;
+}
+
+static void end_loop(uv_loop_t *loop) {
+  uv_run(loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(loop) != 0)
+    broken("the loop did not close: a handle was left open", 0);
+  free(loop);
+}
+
+/* ---- the scenarios ---- */
+
+/* Rows, then a server error after rows, then close. */
+static void lib(void) {
+  uv_loop_t *loop = new_loop();
+  pqs_ctx_t *ctx = open_ctx(loop);
+  run_t a = {0};
+  run(loop, query(ctx, "SELECT g::int8 FROM generate_series(1, 300) g"), &a);
+  if (a.status != 0)
+    failed("rows", a.status, NULL);
+  if (a.rows != 300 || a.sum != 45150)
+    broken("a success with rows missing", a.status);
+  run_t b = {0};
+  run(loop,
+      query(ctx, "SELECT (1 / (150 - g))::int8 FROM generate_series(1, 300) g"),
+      &b);
+  if (b.status == 0)
+    broken("a server error reported as success", 0);
+  if (b.status == PQS_ESQL && b.rows != 149) {
+    fprintf(stderr, "%llu rows, then: %s\n", (unsigned long long)b.rows,
+            b.message);
+    broken("the rows before the error are not all there", b.status);
+  }
+  if (b.status != PQS_ESQL)
+    failed("error after rows", b.status, NULL);
+  printf("rows %llu sum %lld; then %s after %llu rows\n",
+         (unsigned long long)a.rows, (long long)a.sum, pqs_err_name(b.status),
+         (unsigned long long)b.rows);
+  pqs_ctx_close(ctx, NULL);
+  end_loop(loop);
+}
+
+/* Acquire, query, release (reset), acquire again, free the factory. */
+static void on_acquired(pqs_ctx_t *ctx, int status, const pqs_error_t *e,
+                        void *data) {
+  on_open(ctx, status, e, data);
+}
+
+static pqs_ctx_t *acquire(uv_loop_t *loop, pqs_factory_t *f) {
+  open_t o = {0};
+  int rc = pqs_factory_open_ctx(f, loop, NULL, on_acquired, &o);
+  if (rc != 0)
+    failed("acquire", rc, NULL);
+  while (o.calls == 0 && uv_run(loop, UV_RUN_ONCE))
+    ;
+  if (o.calls != 1)
+    broken("acquire did not call back exactly once", o.calls);
+  if (o.status != 0)
+    exit(1);
+  return o.ctx;
+}
+
+static void factory(void) {
+  pqs_factory_opts_t fo = {.conninfo = conninfo, .max_size = 1};
+  pqs_factory_t *f;
+  int rc = pqs_factory_new(&f, &fo);
+  if (rc != 0)
+    failed("factory", rc, NULL);
+  uv_loop_t *loop = new_loop();
+  for (int round = 0; round < 2; round++) {
+    pqs_ctx_t *ctx = acquire(loop, f);
+    run_t r = {0};
+    run(loop, query(ctx, "SELECT g::int8 FROM generate_series(1, 100) g"), &r);
+    if (r.status != 0)
+      failed("query", r.status, NULL);
+    if (r.sum != 5050)
+      broken("a success with rows missing", 0);
+    pqs_ctx_close(ctx, NULL);
+    uv_run(loop, UV_RUN_DEFAULT); /* the reset, and back to the pool */
+  }
+  end_loop(loop);
+  pqs_factory_stats_t st;
+  pqs_factory_stats(f, &st);
+  if (st.in_use != 0)
+    broken("a lease was lost", 0);
+  if (pqs_factory_free(f) != 0)
+    broken("the factory could not be freed", 0);
+  printf("two rounds of 100 rows\n");
+}
+
+/* Three ordered inputs merged. */
+static void merge(void) {
+  uv_loop_t *loop = new_loop();
+  pqs_ctx_t *ctx[3];
+  pqs_stream_t *in[3];
+  for (int i = 0; i < 3; i++)
+    ctx[i] = open_ctx(loop);
+  for (int i = 0; i < 3; i++) {
+    char sql[128];
+    snprintf(sql, sizeof(sql),
+             "SELECT g::int8 FROM generate_series(%d, 300, 3) g ORDER BY g",
+             i + 1);
+    in[i] = query(ctx[i], sql);
+  }
+  static const pqs_sort_key_t key = {.col = 0};
+  pqs_merge_opts_t mo = {.mode = PQS_MERGE_ORDERED, .keys = &key, .nkeys = 1};
+  pqs_stream_t *m;
+  int rc = pqs_merge(in, 3, &mo, &m);
+  if (rc != 0)
+    failed("merge", rc, NULL);
+  run_t r = {0};
+  run(loop, m, &r);
+  if (r.status != 0)
+    failed("merged", r.status, NULL);
+  if (r.rows != 300 || r.sum != 45150)
+    broken("a merge that succeeded with rows missing", 0);
+  printf("merged %llu rows, sum %lld\n", (unsigned long long)r.rows,
+         (long long)r.sum);
+  for (int i = 0; i < 3; i++)
+    pqs_ctx_close(ctx[i], NULL);
+  end_loop(loop);
+}
+
+/* libpq gives up the result mid-stream (every allocation fails from row
+ * 100 on): the stream ends with an error and its rows so far, never with
+ * success. */
+static void (*fail_from_now)(void);
+static void (*stop_failing)(void);
+
+static void cut_memory(void) { fail_from_now(); }
+
+static void abandon(void) {
+  fail_from_now = (void (*)(void))dlsym(RTLD_DEFAULT, "pqs_oom_fail_from_now");
+  stop_failing = (void (*)(void))dlsym(RTLD_DEFAULT, "pqs_oom_stop_failing");
+  if (fail_from_now == NULL || stop_failing == NULL) {
+    fprintf(stderr, "abandon needs tests/support/oomshim.so preloaded\n");
+    exit(2);
+  }
+  uv_loop_t *loop = new_loop();
+  pqs_ctx_t *ctx = open_ctx(loop);
+  run_t r = {.at_100 = cut_memory};
+  run(loop, query(ctx, "SELECT g::int8 FROM generate_series(1, 100000) g"),
+      &r);
+  stop_failing();
+  if (r.status == 0)
+    broken("a result libpq abandoned was reported as success", 0);
+  if (r.rows < 100)
+    broken("rows delivered before the failure were lost", r.status);
+  printf("ended with %s after %llu rows: %s\n", pqs_err_name(r.status),
+         (unsigned long long)r.rows, r.message);
+  pqs_ctx_close(ctx, NULL);
+  end_loop(loop);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s lib|factory|merge|abandon CONNINFO\n", argv[0]);
+    return 2;
+  }
+  conninfo = argv[2];
+  if (strcmp(argv[1], "lib") == 0)
+    lib();
+  else if (strcmp(argv[1], "factory") == 0)
+    factory();
+  else if (strcmp(argv[1], "merge") == 0)
+    merge();
+  else if (strcmp(argv[1], "abandon") == 0)
+    abandon();
+  else
+    return 2;
+  return 0;
+}
