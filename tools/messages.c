@@ -44,12 +44,19 @@ char *cli_read_file(const char *path) {
   size_t n;
   while (text && (n = fread(text + len, 1, cap - len - 1, f)) > 0) {
     len += n;
-    if (cap - len < 2)
-      text = realloc(text, cap *= 2);
+    if (cap - len < 2) {
+      char *grown = realloc(text, cap *= 2);
+      if (grown == NULL)
+        free(text);
+      text = grown;
+    }
   }
   if (f != stdin)
     fclose(f);
-  if (text)
-    text[len] = '\0';
+  if (text == NULL) {
+    cli_say("%s: out of memory", path);
+    return NULL;
+  }
+  text[len] = '\0';
   return text;
 }
