@@ -181,35 +181,34 @@ END_TEST
 
 /* ---- a reader that leaves, and signals ---- */
 
-static void assert_no_active(const char *marker) {
+/* Waits up to `seconds` for the number of active queries marked `marker`
+ * on the server to be (want_some) or not be above zero; returns it. */
+static long long wait_for_active(const char *marker, int want_some,
+                                 double seconds) {
   PGconn *admin = pt_admin();
   char sql[256];
   snprintf(sql, sizeof(sql),
            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
            "AND query LIKE '%%%s%%' AND pid <> pg_backend_pid()",
            marker);
-  double until = pt_now() + 5;
+  double until = pt_now() + seconds;
   long long n;
-  while ((n = pt_scalar_ll(admin, sql)) != 0 && pt_now() < until)
-    uv_sleep(20);
-  ck_assert_msg(n == 0, "the query '%s' still runs on the server", marker);
+  while (((n = pt_scalar_ll(admin, sql)) > 0) != want_some &&
+         pt_now() < until)
+    uv_sleep(10);
   PQfinish(admin);
+  return n;
+}
+
+static void assert_no_active(const char *marker) {
+  ck_assert_msg(wait_for_active(marker, 0, 5) == 0,
+                "the query '%s' still runs on the server", marker);
 }
 
 /* Waits (up to 10 s) until the query marked `marker` runs on the server. */
 static void wait_active(const char *marker) {
-  PGconn *admin = pt_admin();
-  char sql[256];
-  snprintf(sql, sizeof(sql),
-           "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-           "AND query LIKE '%%%s%%' AND pid <> pg_backend_pid()",
-           marker);
-  double until = pt_now() + 10;
-  long long n;
-  while ((n = pt_scalar_ll(admin, sql)) == 0 && pt_now() < until)
-    uv_sleep(10);
-  ck_assert_msg(n > 0, "the query '%s' never started on the server", marker);
-  PQfinish(admin);
+  ck_assert_msg(wait_for_active(marker, 1, 10) > 0,
+                "the query '%s' never started on the server", marker);
 }
 
 START_TEST(head_ends_it) {

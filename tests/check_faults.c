@@ -75,6 +75,33 @@ static pqs_ctx_t *open_via(uv_loop_t *loop, pt_proxy_t *p, opened_t *o) {
   return ctx;
 }
 
+/* A proxy, a loop and a context through the proxy; taken down with a
+ * check that nothing was left open. */
+typedef struct {
+  int fds;
+  pt_proxy_t *p;
+  uv_loop_t *loop;
+  pqs_ctx_t *ctx;
+  opened_t o;
+} rig_t;
+
+static void rig_up(rig_t *r, pt_fault_t fault) {
+  memset(r, 0, sizeof(*r));
+  r->fds = open_fds();
+  r->p = proxy();
+  pt_proxy_set(r->p, fault);
+  r->loop = pt_loop_new();
+  r->ctx = open_via(r->loop, r->p, &r->o);
+}
+
+static void rig_down(rig_t *r) {
+  ck_assert_int_eq(pqs_ctx_close(r->ctx, NULL), 0);
+  pt_loop_free(r->loop);
+  pt_proxy_set(r->p, PT_FORWARD); /* lets a cancel still waiting finish */
+  pt_proxy_stop(r->p);
+  assert_no_fd_leak(r->fds);
+}
+
 /* A consumer that misbehaves the network at row `at`. */
 typedef struct {
   pt_done_t done;
@@ -124,12 +151,12 @@ static const char *many_rows =
 /* 1: the server blocks writing to us and cannot act on the cancel; the
  * timeout is a deadline all the same. */
 START_TEST(stall_with_timeout) {
-  int fds = open_fds();
-  pt_proxy_t *p = proxy();
-  uv_loop_t *loop = pt_loop_new();
-  opened_t o = {0};
-  pqs_ctx_t *ctx = open_via(loop, p, &o);
-  ck_assert_int_eq(o.status, 0);
+  rig_t r;
+  rig_up(&r, PT_FORWARD);
+  pt_proxy_t *p = r.p;
+  uv_loop_t *loop = r.loop;
+  pqs_ctx_t *ctx = r.ctx;
+  ck_assert_int_eq(r.o.status, 0);
   watch_t w = {.p = p, .at = 1000, .fault = PT_STALL_DOWN};
   double t0 = pt_now();
   run_watched(loop, ctx, many_rows, 2000, &w);
@@ -141,22 +168,18 @@ START_TEST(stall_with_timeout) {
                 took);
   ck_assert_msg(took > 1.9, "ended after %.1f s, before its timeout", took);
   ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
-  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
-  pt_loop_free(loop);
-  pt_proxy_set(p, PT_FORWARD); /* lets a cancel still waiting finish */
-  pt_proxy_stop(p);
-  assert_no_fd_leak(fds);
+  rig_down(&r);
 }
 END_TEST
 
 /* 1b: a consumer that stops a stalled stream gets its on_done within the
  * grace period, and the context says it is broken. */
 START_TEST(stall_then_stop) {
-  int fds = open_fds();
-  pt_proxy_t *p = proxy();
-  uv_loop_t *loop = pt_loop_new();
-  opened_t o = {0};
-  pqs_ctx_t *ctx = open_via(loop, p, &o);
+  rig_t r;
+  rig_up(&r, PT_FORWARD);
+  pt_proxy_t *p = r.p;
+  uv_loop_t *loop = r.loop;
+  pqs_ctx_t *ctx = r.ctx;
   watch_t w = {.p = p, .at = 500, .fault = PT_STALL_BOTH, .close_at = 1};
   double t0 = pt_now();
   run_watched(loop, ctx, many_rows, 0, &w);
@@ -165,10 +188,7 @@ START_TEST(stall_then_stop) {
   ck_assert_msg(w.t_done - t0 < GRACE_MS / 1000.0 + 5, "took %.1f s",
                 w.t_done - t0);
   ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
-  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
-  pt_loop_free(loop);
-  pt_proxy_stop(p);
-  assert_no_fd_leak(fds);
+  rig_down(&r);
 }
 END_TEST
 
@@ -248,11 +268,11 @@ END_TEST
 
 /* 3: a connection reset mid-stream says so, after the rows it had. */
 START_TEST(reset_mid_stream) {
-  int fds = open_fds();
-  pt_proxy_t *p = proxy();
-  uv_loop_t *loop = pt_loop_new();
-  opened_t o = {0};
-  pqs_ctx_t *ctx = open_via(loop, p, &o);
+  rig_t r;
+  rig_up(&r, PT_FORWARD);
+  pt_proxy_t *p = r.p;
+  uv_loop_t *loop = r.loop;
+  pqs_ctx_t *ctx = r.ctx;
   watch_t w = {.p = p, .at = 100, .reset = 1};
   run_watched(loop, ctx, many_rows, 0, &w);
   ck_assert_int_eq(w.done.status, PQS_ECONNLOST);
@@ -262,20 +282,17 @@ START_TEST(reset_mid_stream) {
                     w.done.message[0] != '\0',
                 "message: '%s'", w.done.message);
   ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
-  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
-  pt_loop_free(loop);
-  pt_proxy_stop(p);
-  assert_no_fd_leak(fds);
+  rig_down(&r);
 }
 END_TEST
 
 /* 4: a result that arrives one byte at a time is whole and right. */
 START_TEST(trickle) {
-  int fds = open_fds();
-  pt_proxy_t *p = proxy();
-  uv_loop_t *loop = pt_loop_new();
-  opened_t o = {0};
-  pqs_ctx_t *ctx = open_via(loop, p, &o);
+  rig_t r;
+  rig_up(&r, PT_FORWARD);
+  pt_proxy_t *p = r.p;
+  uv_loop_t *loop = r.loop;
+  pqs_ctx_t *ctx = r.ctx;
   pt_proxy_set(p, PT_TRICKLE);
   watch_t w = {.p = p};
   run_watched(loop, ctx, "SELECT g::int8 FROM generate_series(1, 100) g", 0,
@@ -285,29 +302,19 @@ START_TEST(trickle) {
   ck_assert_int_eq(w.sum, 5050);
   ck_assert_str_eq(w.done.tag, "SELECT 100");
   ck_assert_int_eq(pqs_ctx_is_broken(ctx), 0);
-  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
-  pt_loop_free(loop);
-  pt_proxy_stop(p);
-  assert_no_fd_leak(fds);
+  rig_down(&r);
 }
 END_TEST
 
 /* 5: a server that accepts and never answers: the connect timeout. */
 START_TEST(silent_during_connect) {
-  int fds = open_fds();
-  pt_proxy_t *p = proxy();
-  pt_proxy_set(p, PT_SILENT);
-  uv_loop_t *loop = pt_loop_new();
-  opened_t o = {0};
+  rig_t r;
   double t0 = pt_now();
-  pqs_ctx_t *ctx = open_via(loop, p, &o);
-  ck_assert_int_eq(o.status, PQS_ETIMEDOUT);
+  rig_up(&r, PT_SILENT);
+  ck_assert_int_eq(r.o.status, PQS_ETIMEDOUT);
   ck_assert_msg(pt_now() - t0 < 6, "took %.1f s", pt_now() - t0);
-  ck_assert_int_eq(pt_proxy_accepted(p), 1);
-  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
-  pt_loop_free(loop);
-  pt_proxy_stop(p);
-  assert_no_fd_leak(fds);
+  ck_assert_int_eq(pt_proxy_accepted(r.p), 1);
+  rig_down(&r);
 }
 END_TEST
 
@@ -415,28 +422,22 @@ START_TEST(vanished_peer_found) {
   ck_assert_msg(w.t_done - t0 < 20, "found after %.1f s", w.t_done - t0);
   ck_assert_uint_ge(w.rows, 1000);
   ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
-  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
-  pt_loop_free(loop);
-  pt_proxy_stop(p);
-  assert_no_fd_leak(fds);
+  rig_t r = {.fds = fds, .p = p, .loop = loop, .ctx = ctx};
+  rig_down(&r);
 }
 END_TEST
 
 /* 0: through the proxy, forwarding, everything is as without it. */
 START_TEST(forwarding) {
-  pt_proxy_t *p = proxy();
-  uv_loop_t *loop = pt_loop_new();
-  opened_t o = {0};
-  pqs_ctx_t *ctx = open_via(loop, p, &o);
-  ck_assert_int_eq(o.status, 0);
-  watch_t w = {.p = p};
-  run_watched(loop, ctx, "SELECT g::int8 FROM generate_series(1, 100000) g", 0,
-              &w);
+  rig_t r;
+  rig_up(&r, PT_FORWARD);
+  ck_assert_int_eq(r.o.status, 0);
+  watch_t w = {.p = r.p};
+  run_watched(r.loop, r.ctx,
+              "SELECT g::int8 FROM generate_series(1, 100000) g", 0, &w);
   ck_assert_int_eq(w.done.status, 0);
   ck_assert_int_eq(w.sum, 100000LL * 100001 / 2);
-  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
-  pt_loop_free(loop);
-  pt_proxy_stop(p);
+  rig_down(&r);
 }
 END_TEST
 
