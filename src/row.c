@@ -137,29 +137,34 @@ static int parse_int(const char *text, long long lo, long long hi,
  * the getter's width is PQS_ERANGE, never a silent truncation. */
 static const uint32_t ints[] = {PQS__INT2, PQS__INT4, PQS__INT8};
 
-int pqs_row_int16(const pqs_row_t *row, int col, int16_t *out) {
+/* An integer column's value within [min, max]. */
+static int read_int(const pqs_row_t *row, int col, void *out, long long min,
+                    long long max, long long *v) {
   const char *t;
-  long long v;
   int rc = typed(row, col, out, ints, 3, &t);
-  if (rc == 0 && (rc = parse_int(t, INT16_MIN, INT16_MAX, &v)) == 0)
+  return rc == 0 ? parse_int(t, min, max, v) : rc;
+}
+
+int pqs_row_int16(const pqs_row_t *row, int col, int16_t *out) {
+  long long v;
+  int rc = read_int(row, col, out, INT16_MIN, INT16_MAX, &v);
+  if (rc == 0)
     *out = (int16_t)v;
   return rc;
 }
 
 int pqs_row_int32(const pqs_row_t *row, int col, int32_t *out) {
-  const char *t;
   long long v;
-  int rc = typed(row, col, out, ints, 3, &t);
-  if (rc == 0 && (rc = parse_int(t, INT32_MIN, INT32_MAX, &v)) == 0)
+  int rc = read_int(row, col, out, INT32_MIN, INT32_MAX, &v);
+  if (rc == 0)
     *out = (int32_t)v;
   return rc;
 }
 
 int pqs_row_int64(const pqs_row_t *row, int col, int64_t *out) {
-  const char *t;
   long long v;
-  int rc = typed(row, col, out, ints, 3, &t);
-  if (rc == 0 && (rc = parse_int(t, INT64_MIN, INT64_MAX, &v)) == 0)
+  int rc = read_int(row, col, out, INT64_MIN, INT64_MAX, &v);
+  if (rc == 0)
     *out = (int64_t)v;
   return rc;
 }
