@@ -14,7 +14,8 @@
  *
  *  CONNECTING --connected()--> READY --op_begin()--> BUSY
  *      |                       ^  |  <--op_finish()--  |
- *  connect_failed()            |  |                    | op_finish(), lost
+ *  connect_failed()            |  |                    | op_finish(): lost,
+ *      |                       |  |                    | or given up
  *      v                       |  |                    v
  *    BROKEN <------------------+--+--------------------+
  *
@@ -25,11 +26,13 @@
  *  READY with an owner that wants no reset --pqs_ctx_close()--> RELEASING
  *  any other state --pqs_ctx_close()--> CLOSING
  *
- *  CLOSING   --handles closed, cancel back--> freed, connection closed
+ *  CLOSING   --handles closed--> freed, connection closed (a cancel still
+ *            on its way is let go of, never waited for)
  *  RELEASING --handles closed--> freed, connection given to its owner
  *
- * A reset runs as an ordinary operation (op->ctx stays in RESET_*, not
- * BUSY), so the busy rule and the bounded-time rule hold for it too. */
+ * A reset step runs as an ordinary operation while the context stays in
+ * its RESET_* state (not BUSY), so the busy rule and the bounded-time rule
+ * hold for it too: it has a timeout, and a stop's grace period. */
 typedef enum {
   PQS__CTX_CONNECTING,
   PQS__CTX_READY,
