@@ -133,10 +133,15 @@ int pqs_factory_open_ctx_at(pqs_factory_t *f, uv_loop_t *loop,
                          .line = line,
                          .lease = lease,
                          .handles = 2};
-  uv_async_init(loop, &req->async, on_granted);
+  int rc = uv_async_init(loop, &req->async, on_granted);
+  if (rc != 0) { /* no handle yet: nothing to close */
+    pqs__free(lease);
+    pqs__free(req);
+    return rc;
+  }
   uv_timer_init(loop, &req->timer);
   req->async.data = req->timer.data = req;
-  int rc = pqs__factory_acquire(f, req);
+  rc = pqs__factory_acquire(f, req);
   if (rc < 0) {
     req_close(req); /* no callback: the call failed */
     return rc;
