@@ -3,6 +3,8 @@
 #define _XOPEN_SOURCE 700 /* posix_openpt */
 #define _DEFAULT_SOURCE   /* wait4 */
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,8 +117,8 @@ END_TEST
 
 START_TEST(params_files_limit_output) {
   ran_t r = run((const char *[]){
-      "CLI", "-d", CONN, "-c", "SELECT $1::int + 1, $2::text IS NULL, $3", "-p",
-      "41", "--param-null", "-p", "it's", NULL});
+      "CLI", "-d", CONN, "-c", "SELECT $1::int + 1, $2::text IS NULL, $3", "--param",
+      "41", "--param-null", "--param", "it's", NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_str_eq(r.out, "42\tt\tit's\n");
   ran_free(&r);
@@ -442,6 +444,108 @@ START_TEST(output_errors_and_secrets) {
 }
 END_TEST
 
+/* ---- psql's connection options ---- */
+
+/* Runs the tool on a pseudo-terminal, types `password` at its prompt, and
+ * returns its exit status; *said gets what it showed on the terminal. */
+static int run_on_pty(const char *const *argv, const char *password,
+                      char *said, size_t cap) {
+  int master;
+  pid_t pid = forkpty(&master, NULL, NULL, NULL);
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    execv(cli(), (char *const *)argv);
+    _exit(127);
+  }
+  size_t n = 0;
+  int typed = 0;
+  double until = pt_now() + 20;
+  while (pt_now() < until) {
+    struct pollfd pf = {.fd = master, .events = POLLIN};
+    if (poll(&pf, 1, 100) > 0) {
+      ssize_t got = read(master, said + n, cap - n - 1);
+      if (got <= 0)
+        break; /* the tool has gone: EIO on the master */
+      n += (size_t)got;
+      said[n] = '\0';
+    }
+    if (!typed && strstr(said, "Password for user") != NULL) {
+      ck_assert(write(master, password, strlen(password)) > 0);
+      ck_assert(write(master, "\n", 1) == 1);
+      typed = 1;
+    }
+  }
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  close(master);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+START_TEST(psql_connection_options) {
+  const char *port = getenv("PQS_TEST_PORT");
+  const char *scram = getenv("PQS_TEST_SCRAM_USER");
+  const char *secret = getenv("PQS_TEST_SCRAM_PASSWORD");
+  ck_assert_msg(port && scram && secret, "tests/pg.sh's environment is not set");
+  /* -h -p -U -d as psql; -h is not help; the application name is ours. */
+  ran_t r = run((const char *[]){
+      "CLI", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-d", "pqstest",
+      "-X", "-c",
+      "SELECT current_user, current_database(), application_name FROM "
+      "pg_stat_activity WHERE pid = pg_backend_pid()",
+      NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "postgres\tpqstest\tpqstream\n");
+  ran_free(&r);
+  /* positional DBNAME USERNAME, and --csv */
+  r = run((const char *[]){"CLI", "-h", "127.0.0.1", "-p", port, "--csv", "-c",
+                           "SELECT current_user, 'a,b'", "pqstest", "postgres",
+                           NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "postgres,\"a,b\"\n");
+  ran_free(&r);
+  /* -d as a conninfo: its keys win over -h, as in psql */
+  r = run((const char *[]){"CLI", "-h", "/nonexistent/socket/dir", "-d", CONN, "-c",
+                           "SELECT 1", NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ran_free(&r);
+  /* -w with a SCRAM user and no password: fails at once, no prompt */
+  double t0 = pt_now();
+  r = run((const char *[]){"CLI", "-w", "-h", "127.0.0.1", "-p", port, "-U",
+                           scram, "pqstest", "-c", "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "no password supplied"));
+  ck_assert_msg(pt_now() - t0 < 5, "-w took %.1f s", pt_now() - t0);
+  ran_free(&r);
+  /* -?, and -p no longer a parameter */
+  r = run((const char *[]){"CLI", "-?", NULL});
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_ptr_nonnull(strstr(r.out, "--username"));
+  ran_free(&r);
+  /* -W: the password typed at the prompt, not echoed */
+  char said[4096] = "";
+  int status = run_on_pty(
+      (const char *[]){"pqstream", "-W", "-h", "127.0.0.1", "-p", port, "-U",
+                       scram, "pqstest", "-c", "SELECT 'in as ' || current_user",
+                       NULL},
+      secret, said, sizeof(said));
+  ck_assert_msg(status == 0, "exit %d: %s", status, said);
+  ck_assert_ptr_nonnull(strstr(said, "Password for user pqs_scram: "));
+  ck_assert_msg(strstr(said, secret) == NULL, "the password was echoed");
+  ck_assert_ptr_nonnull(strstr(said, "in as pqs_scram"));
+  /* no -W: asked once, when the server wants a password */
+  said[0] = '\0';
+  status = run_on_pty((const char *[]){"pqstream", "-h", "127.0.0.1", "-p",
+                                       port, "-U", scram, "pqstest", "-c",
+                                       "SELECT 'again ' || current_user", NULL},
+                      secret, said, sizeof(said));
+  ck_assert_msg(status == 0, "exit %d: %s", status, said);
+  ck_assert_ptr_nonnull(strstr(said, "Password for user pqs_scram: "));
+  ck_assert_ptr_nonnull(strstr(said, "again pqs_scram"));
+  ck_assert_msg(strstr(said, "no password supplied") == NULL,
+                "an error before the prompt: %s", said);
+}
+END_TEST
+
 /* ---- memory and progress ---- */
 
 START_TEST(ten_million_rows_bounded) {
@@ -569,6 +673,7 @@ int main(void) {
   tcase_add_test(tc, head_ends_it);
   tcase_add_test(tc, signal_with_stalled_reader);
   tcase_add_test(tc, output_errors_and_secrets);
+  tcase_add_test(tc, psql_connection_options);
   tcase_add_test(tc, signals_cancel);
   tcase_add_test(tc, parallel_queries);
   tcase_add_test(tc, shards_in_order);

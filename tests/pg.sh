@@ -70,6 +70,7 @@ export PQS_TEST_PORT='$port'
 export PQS_TEST_CONNINFO='host=127.0.0.1 port=$port dbname=pqstest user=postgres'
 export PQS_TEST_SOCKET_CONNINFO='host=$dir port=$port dbname=pqstest user=postgres'
 export PQS_TEST_SCRAM_USER='pqs_scram'
+export PQS_TEST_SCRAM_PASSWORD='pqs-Secret-8734'
 ENV
   chmod 644 "$dir/env"
 }

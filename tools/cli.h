@@ -23,7 +23,14 @@ enum {
 #define CLI_SIGNAL_DEADLINE_MS 3000
 
 typedef struct {
-  const char *dbname; /* "" : libpq's environment (PGHOST ...) */
+  const char *dbname; /* a name, a conninfo or a URI; "": libpq's
+                         environment (PGHOST ...) */
+  const char *host, *port, *user; /* -h -p -U; NULL: not given */
+  char *password;                 /* -W's or a prompt's, owned */
+  int no_password;                /* -w: never prompt */
+  int force_password;             /* -W: prompt before connecting */
+  int may_prompt;     /* a terminal to ask on, and -w not given */
+  int wants_password; /* set by cli_run: the server asked for one */
   const char *commands[CLI_MAX];
   char *owned[CLI_MAX]; /* commands read from files, to free */
   int ncommands;
@@ -42,8 +49,17 @@ typedef struct {
   int quiet;
 } cli_opts_t;
 
-/* run.c */
-int cli_run(const cli_opts_t *o);
+/* run.c: 0 or an exit code; o->wants_password is set when the server
+ * asked for a password that was not given (and may_prompt held back the
+ * message: main prompts and runs again). */
+int cli_run(cli_opts_t *o);
+
+/* connect.c */
+/* The conninfo for `target` (-d or a shard) with -h -p -U and the
+ * password, as psql builds it; malloc'd, NULL if out of memory. */
+char *cli_conninfo(const cli_opts_t *o, const char *target);
+/* A password read from the terminal without echo; malloc'd, or NULL. */
+char *cli_prompt_password(const cli_opts_t *o);
 
 /* bench.c */
 int cli_bench(int argc, char **argv);

@@ -4,26 +4,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "cli.h"
 
 static const char usage[] =
-    "Usage: pqstream [OPTION]... -c SQL [-c SQL]...\n"
+    "Usage: pqstream [OPTION]... [DBNAME [USERNAME]] -c SQL [-c SQL]...\n"
     "       pqstream bench [OPTION]...   (see pqstream bench --help)\n"
     "Stream the rows of PostgreSQL queries to standard output, as COPY does.\n"
     "\n"
-    "  -d, --dbname=CONNINFO   connection string or URI (default: libpq's\n"
-    "                          environment: PGHOST, PGPORT, PGUSER, "
-    "PGDATABASE,\n"
-    "                          PGPASSWORD, PGSERVICE, ~/.pgpass)\n"
+    "Connection options (as psql's; unset ones come from libpq's environment:\n"
+    "PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGSERVICE, ~/.pgpass):\n"
+    "  -h, --host=HOSTNAME     database server host or socket directory\n"
+    "  -p, --port=PORT         database server port\n"
+    "  -U, --username=USERNAME database user name\n"
+    "  -d, --dbname=DBNAME     database name, or a connection string or URI\n"
+    "  -w, --no-password       never prompt for a password\n"
+    "  -W, --password          prompt for a password before connecting\n"
+    "                          (otherwise asked when the server wants one\n"
+    "                          and there is a terminal)\n"
+    "\n"
+    "Queries and output:\n"
     "  -c, --command=SQL       a query to run (repeatable)\n"
     "  -f, --file=FILE         a query read from FILE ('-': standard input)\n"
-    "  -p, --param=VALUE       the next positional parameter $1, $2 ...\n"
+    "      --param=VALUE       the next positional parameter $1, $2 ...\n"
     "      --param-null        the next parameter is SQL NULL\n"
     "      --format=FMT        tsv (COPY's text format, the default), csv or\n"
     "                          jsonl (one JSON object per row)\n"
+    "      --csv               --format=csv\n"
     "      --header            csv and tsv: a first line of column names\n"
     "  -o, --output=FILE       write to FILE instead of standard output\n"
     "  -j, --jobs=N            connections at once: queries run N at a time,\n"
@@ -40,7 +50,8 @@ static const char usage[] =
     "                          when stderr is a terminal and the output not)\n"
     "      --no-progress       never\n"
     "  -q, --quiet             no progress, no server notices\n"
-    "  -h, --help              this help, then exit\n"
+    "  -X, --no-psqlrc         accepted, as psql's; pqstream reads no rc file\n"
+    "  -?, --help              this help, then exit\n"
     "  -V, --version           the version, then exit\n"
     "\n"
     "Exit status: 0 success, 1 SQL error, 2 connection failure, 3 usage\n"
@@ -73,14 +84,24 @@ enum {
   OPT_TIMEOUT,
   OPT_PROGRESS,
   OPT_NO_PROGRESS,
-  OPT_PARAM_NULL
+  OPT_PARAM_NULL,
+  OPT_PARAM,
+  OPT_CSV,
+  OPT_HELP
 };
 
 static const struct option longopts[] = {
     {"dbname", required_argument, NULL, 'd'},
+    {"host", required_argument, NULL, 'h'},
+    {"port", required_argument, NULL, 'p'},
+    {"username", required_argument, NULL, 'U'},
+    {"no-password", no_argument, NULL, 'w'},
+    {"password", no_argument, NULL, 'W'},
+    {"no-psqlrc", no_argument, NULL, 'X'},
+    {"csv", no_argument, NULL, OPT_CSV},
     {"command", required_argument, NULL, 'c'},
     {"file", required_argument, NULL, 'f'},
-    {"param", required_argument, NULL, 'p'},
+    {"param", required_argument, NULL, OPT_PARAM},
     {"param-null", no_argument, NULL, OPT_PARAM_NULL},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"header", no_argument, NULL, OPT_HEADER},
@@ -93,19 +114,44 @@ static const struct option longopts[] = {
     {"progress", no_argument, NULL, OPT_PROGRESS},
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},
+    {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
 
 static int parse(int argc, char **argv, cli_opts_t *o) {
-  *o = (cli_opts_t){.dbname = "", .limit = -1, .progress = -1};
+  *o = (cli_opts_t){.dbname = NULL, .limit = -1, .progress = -1};
+  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    if (strcmp(argv[i], "-?") == 0) { /* psql's help; getopt's '?' is an error */
+      fputs(usage, stdout);
+      exit(CLI_OK);
+    }
   int c;
   double v;
-  while ((c = getopt_long(argc, argv, "d:c:f:p:o:j:qhV", longopts, NULL)) !=
-         -1) {
+  while ((c = getopt_long(argc, argv, "d:c:f:h:p:U:wWXo:j:qV", longopts,
+                          NULL)) != -1) {
     switch (c) {
     case 'd':
       o->dbname = optarg;
+      break;
+    case 'h':
+      o->host = optarg;
+      break;
+    case 'p':
+      o->port = optarg;
+      break;
+    case 'U':
+      o->user = optarg;
+      break;
+    case 'w':
+      o->no_password = 1;
+      break;
+    case 'W':
+      o->force_password = 1;
+      break;
+    case 'X':
+      break;
+    case OPT_CSV:
+      o->format = PQS_FORMAT_CSV;
       break;
     case 'c':
     case 'f':
@@ -117,11 +163,11 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
       if (o->commands[o->ncommands++] == NULL)
         return CLI_USAGE;
       break;
-    case 'p':
+    case OPT_PARAM:
     case OPT_PARAM_NULL:
       if (o->nparams == CLI_MAX)
         return bad_usage("too many parameters (at most %s)", "64");
-      o->params[o->nparams++] = c == 'p' ? optarg : NULL;
+      o->params[o->nparams++] = c == OPT_PARAM ? optarg : NULL;
       break;
     case OPT_FORMAT:
       if (strcmp(optarg, "tsv") == 0 || strcmp(optarg, "text") == 0)
@@ -172,7 +218,7 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     case 'q':
       o->quiet = 1;
       break;
-    case 'h':
+    case OPT_HELP:
       fputs(usage, stdout);
       exit(CLI_OK);
     case 'V':
@@ -184,8 +230,15 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
       return CLI_USAGE;
     }
   }
+  /* psql's positional [DBNAME [USERNAME]], where the options left them */
+  if (optind < argc && o->dbname == NULL)
+    o->dbname = argv[optind++];
+  if (optind < argc && o->user == NULL)
+    o->user = argv[optind++];
   if (optind < argc)
     return bad_usage("unexpected argument '%s'", argv[optind]);
+  if (o->dbname == NULL)
+    o->dbname = "";
   if (o->ncommands == 0)
     return bad_usage("%s", "no query: give one with -c SQL or -f FILE");
   return CLI_OK;
@@ -196,8 +249,25 @@ int main(int argc, char **argv) {
     return cli_bench(argc - 1, argv + 1);
   cli_opts_t o;
   int rc = parse(argc, argv, &o);
+  if (rc == CLI_OK) {
+    o.may_prompt = !o.no_password && isatty(STDIN_FILENO);
+    if (o.force_password && !o.no_password &&
+        (o.password = cli_prompt_password(&o)) == NULL) {
+      cli_say("%s", "-W: no terminal to read the password from");
+      rc = CLI_USAGE;
+    }
+  }
   if (rc == CLI_OK)
     rc = cli_run(&o);
+  /* As psql: the server wanted a password; ask once, and try again. */
+  if (rc == CLI_CONNECT && o.wants_password &&
+      (o.password = cli_prompt_password(&o)) != NULL) {
+    o.may_prompt = 0;
+    rc = cli_run(&o);
+  }
+  if (o.password)
+    memset(o.password, 0, strlen(o.password));
+  free(o.password);
   for (int i = 0; i < o.ncommands; i++)
     free(o.owned[i]);
   return rc;

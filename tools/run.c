@@ -22,7 +22,7 @@ typedef struct {
 } job_t;
 
 struct app_s {
-  const cli_opts_t *o;
+  cli_opts_t *o;
   uv_loop_t *loop;
   int outfd;
   int ntargets;
@@ -260,7 +260,14 @@ static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
   app_t *app = job->app;
   job->ctx = ctx;
   if (status != 0 && app->exit_code == CLI_OK) {
-    cli_say("could not connect: %s", err ? err->message : pqs_strerror(status));
+    const char *why = err ? err->message : pqs_strerror(status);
+    /* As psql: a server that asks for a password gets a prompt, not an
+     * error, when there is a terminal to ask on. */
+    if (app->o->may_prompt && app->o->password == NULL &&
+        strstr(why, "no password supplied") != NULL)
+      app->o->wants_password = 1;
+    else
+      cli_say("could not connect: %s", why);
     stop(app, status == PQS_ETIMEDOUT ? CLI_TIMEOUT : CLI_CONNECT);
   }
   if (++app->acquired == app->batch_len)
@@ -337,21 +344,24 @@ static void drop_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
 
 static int make_factories(app_t *app) {
   const cli_opts_t *o = app->o;
-  app->ntargets = o->nshards ? o->nshards : 1;
+  int n = o->nshards ? o->nshards : 1;
   unsigned ms = (unsigned)(o->timeout * 1000);
-  for (int t = 0; t < app->ntargets; t++) {
-    pqs_factory_opts_t fo = {.conninfo = o->nshards ? o->shards[t] : o->dbname,
+  for (int t = 0; t < n; t++) {
+    char *conninfo = cli_conninfo(o, o->nshards ? o->shards[t] : o->dbname);
+    if (conninfo == NULL)
+      return PQS_ENOMEM;
+    pqs_factory_opts_t fo = {.conninfo = conninfo,
                              .max_size = (unsigned)app->batch_size,
                              .connect_timeout_ms = ms,
                              .query_timeout_ms = ms,
                              .acquire_timeout_ms = 3600 * 1000,
                              .on_notice =
                                  o->quiet ? drop_notice : print_notice};
-    int rc = pqs_factory_new(&app->f[t], &fo);
-    if (rc != 0) {
-      app->ntargets = t; /* the ones made, for app_free */
+    int rc = pqs_factory_new(&app->f[t], &fo); /* it keeps a copy */
+    free(conninfo);
+    if (rc != 0)
       return rc;
-    }
+    app->ntargets = t + 1; /* the ones made, for app_free */
   }
   return 0;
 }
@@ -431,7 +441,7 @@ static int set_up(app_t *app) {
   return CLI_OK;
 }
 
-int cli_run(const cli_opts_t *o) {
+int cli_run(cli_opts_t *o) {
   signal(SIGPIPE, SIG_IGN); /* a reader that leaves is UV_EPIPE instead */
   app_t *app = calloc(1, sizeof(*app));
   uv_loop_t *loop = uv_default_loop();
