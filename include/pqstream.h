@@ -113,6 +113,17 @@ typedef struct pqs_error_s {
   const char *message;  /* primary message, never NULL */
   const char *detail;
   const char *hint;
+  /* Where in the query the error is: a 1-based character index into the
+   * query text, 0 if the server did not say. */
+  int position;
+  const char *context; /* the call stack: "PL/pgSQL function f() line 3" */
+  /* The object the error concerns, when the server names it. */
+  const char *schema, *table, *column, *constraint;
+  /* The whole error as libpq renders it, which is what psql prints:
+   * "ERROR:  message", then "LINE n: ..." with a caret under the position,
+   * DETAIL, HINT and CONTEXT lines, each ending in a newline. NULL for an
+   * error that did not come from a server result. */
+  const char *text;
 } pqs_error_t;
 
 /* ------------------------------------------------------------------------ */

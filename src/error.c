@@ -1,6 +1,7 @@
 /* Errors: the table of codes, names and messages from one map, and the
  * one deep copy of a pqs_error_t. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -56,22 +57,30 @@ static int out_of_memory(pqs_error_t *dst, char **store) {
   return PQS_ENOMEM;
 }
 
+#define PQS__NFIELDS 10 /* the optional strings of a pqs_error_t */
+
 int pqs__error_copy(pqs_error_t *dst, char **store, const pqs_error_t *src,
                     const char *prefix) {
   const char *msg = src->message ? src->message : "unknown error";
-  const char *from[] = {src->severity, src->sqlstate, src->detail, src->hint};
-  const char **to[] = {&dst->severity, &dst->sqlstate, &dst->detail,
-                       &dst->hint};
+  const char *from[PQS__NFIELDS] = {
+      src->severity, src->sqlstate, src->detail, src->hint,
+      src->context,  src->schema,   src->table,  src->column,
+      src->constraint, src->text};
+  const char **to[PQS__NFIELDS] = {
+      &dst->severity, &dst->sqlstate, &dst->detail, &dst->hint,
+      &dst->context,  &dst->schema,   &dst->table,  &dst->column,
+      &dst->constraint, &dst->text};
   size_t size = strlen(msg) + (prefix ? strlen(prefix) : 0) + 1;
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < PQS__NFIELDS; i++)
     size += from[i] ? strlen(from[i]) + 1 : 0;
   char *p = pqs__malloc(size);
   if (p == NULL)
     return out_of_memory(dst, store);
   *store = p;
+  dst->position = src->position;
   dst->message = p;
   p += sprintf(p, "%s%s", prefix ? prefix : "", msg) + 1;
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < PQS__NFIELDS; i++) {
     *to[i] = NULL;
     if (from[i] != NULL) {
       size_t n = strlen(from[i]) + 1;
@@ -83,12 +92,21 @@ int pqs__error_copy(pqs_error_t *dst, char **store, const pqs_error_t *src,
 }
 
 void pqs__error_view(const PGresult *res, pqs_error_t *view) {
+  const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+  const char *text = PQresultErrorMessage(res);
   *view = (pqs_error_t){
       .severity = PQresultErrorField(res, PG_DIAG_SEVERITY),
       .sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE),
       .message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
       .detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-      .hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)};
+      .hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
+      .position = pos ? atoi(pos) : 0,
+      .context = PQresultErrorField(res, PG_DIAG_CONTEXT),
+      .schema = PQresultErrorField(res, PG_DIAG_SCHEMA_NAME),
+      .table = PQresultErrorField(res, PG_DIAG_TABLE_NAME),
+      .column = PQresultErrorField(res, PG_DIAG_COLUMN_NAME),
+      .constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME),
+      .text = text && *text ? text : NULL};
 }
 
 /* ---- libpq's messages, with the password removed ---- */

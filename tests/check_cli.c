@@ -444,6 +444,41 @@ START_TEST(output_errors_and_secrets) {
 }
 END_TEST
 
+/* A syntax error on line 3 of a script: the LINE and caret lines are
+ * psql's own. */
+static char *line_from(const char *text, const char *start, char *out,
+                       size_t cap) {
+  const char *p = strstr(text, start);
+  ck_assert_msg(p != NULL, "no '%s' in: %s", start, text);
+  size_t n = strcspn(p, "\n");
+  /* the caret line: the one after it */
+  const char *q = p + n + 1;
+  size_t m = strcspn(q, "\n");
+  snprintf(out, cap, "%.*s\n%.*s", (int)n, p, (int)m, q);
+  return out;
+}
+
+START_TEST(error_caret_as_psql) {
+  char path[] = "/tmp/pqs-caret-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  const char *script = "SELECT 1,\n  2,\n  3 +* 4;\n";
+  ck_assert(write(fd, script, strlen(script)) == (ssize_t)strlen(script));
+  close(fd);
+  ran_t ours = run((const char *[]){"CLI", "-d", CONN, "-f", path, NULL});
+  ran_t psql = run((const char *[]){"/usr/bin/psql", "-X", "-q", "-d", CONN,
+                                    "-f", path, NULL});
+  unlink(path);
+  ck_assert_int_eq(ours.status, 1);
+  char a[512], b[512];
+  ck_assert_str_eq(line_from(ours.err, "LINE 3:", a, sizeof(a)),
+                   line_from(psql.err, "LINE 3:", b, sizeof(b)));
+  ck_assert_ptr_nonnull(strstr(ours.err, "HINT:  No operator matches"));
+  ran_free(&ours);
+  ran_free(&psql);
+}
+END_TEST
+
 /* ---- psql's connection options ---- */
 
 /* Runs the tool on a pseudo-terminal, types `password` at its prompt, and
@@ -674,6 +709,7 @@ int main(void) {
   tcase_add_test(tc, signal_with_stalled_reader);
   tcase_add_test(tc, output_errors_and_secrets);
   tcase_add_test(tc, psql_connection_options);
+  tcase_add_test(tc, error_caret_as_psql);
   tcase_add_test(tc, signals_cancel);
   tcase_add_test(tc, parallel_queries);
   tcase_add_test(tc, shards_in_order);

@@ -556,6 +556,72 @@ START_TEST(ctx_close_mid_stream) {
 }
 END_TEST
 
+/* Every field of a server error, as the server sent it. */
+typedef struct {
+  int calls, status, position;
+  char context[256], schema[64], table[64], column[64], constraint[64];
+  char text[1024];
+} fields_t;
+
+static void copy_field(char *dst, size_t cap, const char *src) {
+  snprintf(dst, cap, "%s", src ? src : "(null)");
+}
+
+static void fields_done(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
+  (void)ctx;
+  fields_t *f = data;
+  f->calls++;
+  f->status = done->status;
+  const pqs_error_t *e = done->error;
+  ck_assert_ptr_nonnull(e);
+  f->position = e->position;
+  copy_field(f->context, sizeof(f->context), e->context);
+  copy_field(f->schema, sizeof(f->schema), e->schema);
+  copy_field(f->table, sizeof(f->table), e->table);
+  copy_field(f->column, sizeof(f->column), e->column);
+  copy_field(f->constraint, sizeof(f->constraint), e->constraint);
+  copy_field(f->text, sizeof(f->text), e->text);
+}
+
+static fields_t exec_fields(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql) {
+  fields_t f = {0};
+  ck_assert_int_eq(pqs_exec(ctx, sql, 0, NULL, NULL, fields_done, &f), 0);
+  while (f.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(f.status, PQS_ESQL);
+  return f;
+}
+
+START_TEST(error_fields) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  ck_assert_int_eq(
+      pt_exec_wait(loop, ctx,
+                   "CREATE TEMP TABLE ef (id int CONSTRAINT ef_pk PRIMARY KEY, "
+                   "v text NOT NULL)"),
+      0);
+  fields_t f = exec_fields(loop, ctx, "SELECT 1,\n  2,\n  3 +* 4");
+  ck_assert_int_eq(f.position, 20);
+  ck_assert_msg(strstr(f.text, "LINE 3:   3 +* 4\n            ^\n") != NULL,
+                "text: %s", f.text);
+  f = exec_fields(loop, ctx,
+                  "DO $$ BEGIN RAISE EXCEPTION 'boom'; END $$");
+  ck_assert_ptr_nonnull(strstr(f.context, "PL/pgSQL function"));
+  ck_assert_int_eq(f.position, 0);
+  f = exec_fields(loop, ctx, "INSERT INTO ef VALUES (1, NULL)");
+  ck_assert_str_eq(f.table, "ef");
+  ck_assert_str_eq(f.column, "v");
+  ck_assert_str_eq(f.constraint, "(null)");
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "INSERT INTO ef VALUES (1, 'a')"),
+                   0);
+  f = exec_fields(loop, ctx, "INSERT INTO ef VALUES (1, 'b')");
+  ck_assert_str_eq(f.constraint, "ef_pk");
+  ck_assert_str_ne(f.schema, "(null)");
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 /* Closing the context from inside on_columns: not one row after it. */
 static int close_ctx_on_columns(pqs_stream_t *s, const pqs_row_t *cols,
                                 void *data) {
@@ -798,6 +864,7 @@ int main(void) {
   tcase_add_test(tc, next_query_from_on_done);
   tcase_add_test(tc, ctx_close_mid_stream);
   tcase_add_test(tc, ctx_close_in_on_columns);
+  tcase_add_test(tc, error_fields);
   tcase_add_test(tc, notices_reach_the_callback);
   tcase_add_test(tc, parameters);
   tcase_add_test(tc, empty_result);

@@ -22,15 +22,26 @@ void cli_print_error(const pqs_error_t *err, int status) {
     fprintf(stderr, "ERROR:  %s\n", pqs_strerror(status));
     return;
   }
-  fprintf(stderr, "%s:  %s", err->severity ? err->severity : "ERROR",
-          err->message);
+  const char *sev = err->severity ? err->severity : "ERROR";
+  fprintf(stderr, "%s:  %s", sev, err->message);
   if (err->sqlstate)
     fprintf(stderr, " (SQLSTATE %s)", err->sqlstate);
   fputc('\n', stderr);
+  /* The rest as psql prints it: libpq's rendering after its first line
+   * (LINE n: with the caret, DETAIL, HINT, CONTEXT). */
+  size_t sl = strlen(sev), ml = strlen(err->message);
+  const char *t = err->text;
+  if (t && strncmp(t, sev, sl) == 0 && strncmp(t + sl, ":  ", 3) == 0 &&
+      strncmp(t + sl + 3, err->message, ml) == 0 && t[sl + 3 + ml] == '\n') {
+    fputs(t + sl + 3 + ml + 1, stderr);
+    return;
+  }
   if (err->detail)
     fprintf(stderr, "DETAIL:  %s\n", err->detail);
   if (err->hint)
     fprintf(stderr, "HINT:  %s\n", err->hint);
+  if (err->context)
+    fprintf(stderr, "CONTEXT:  %s\n", err->context);
 }
 
 char *cli_read_file(const char *path) {
