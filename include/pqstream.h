@@ -330,6 +330,13 @@ typedef struct pqs_query_opts_s {
   /* Milliseconds before the query is cancelled and ends with
    * PQS_ETIMEDOUT. 0: the context's query_timeout_ms. */
   unsigned timeout_ms;
+  /* pqs_exec of several statements: called as each one completes, with
+   * its command tag ("UPDATE 3", borrowed for the call) and the rows it
+   * affected. From the loop; it may not start or close anything. NULL:
+   * only on_done hears, of the last statement. */
+  void (*on_statement)(pqs_ctx_t *ctx, const char *tag, uint64_t affected,
+                       void *data);
+  void *statement_data;
 } pqs_query_opts_t;
 
 /* Prepares a stream of the rows of `sql` on `ctx`, with `nparams` text
@@ -527,9 +534,15 @@ PQS_EXTERN void pqs_stream_set_data(pqs_stream_t *s, void *data);
  * done->affected holds the affected row count. */
 typedef void (*pqs_exec_cb)(pqs_ctx_t *ctx, const pqs_done_t *done, void *data);
 
-/* Runs `sql` (a statement that returns no rows: INSERT, UPDATE, BEGIN ...;
+/* Runs `sql` (statements that return no rows: INSERT, UPDATE, BEGIN ...;
  * rows a statement does return are counted in done->rows and dropped) with
  * parameters as in pqs_query(). `opts` may be NULL.
+ * Without parameters `sql` may hold several statements separated by
+ * semicolons ("BEGIN; UPDATE ...; COMMIT"): they run in order in one round
+ * trip (libpq's simple query protocol; as one implicit transaction unless
+ * they say BEGIN/COMMIT themselves), the first error ends them, and
+ * opts->on_statement hears each one's tag. done->command_tag and affected
+ * are the last statement's.
  * Errors: as pqs_query(); PQS_EINVAL if cb is NULL. */
 PQS_EXTERN int pqs_exec(pqs_ctx_t *ctx, const char *sql, int nparams,
                         const char *const *params, const pqs_query_opts_t *opts,

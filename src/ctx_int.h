@@ -83,6 +83,8 @@ typedef struct pqs__op_s {
   pqs__op_state_t state;
   int single_row;
   unsigned timeout_ms;
+  void (*on_statement)(pqs_ctx_t *, const char *, uint64_t, void *);
+  void *statement_data;
   const char *sql;
   int nparams;
   const char *const *params;

@@ -78,6 +78,10 @@ int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
   op->single_row = single_row;
   op->timeout_ms =
       opts && opts->timeout_ms ? opts->timeout_ms : ctx->opts.query_timeout_ms;
+  if (opts != NULL) {
+    op->on_statement = opts->on_statement;
+    op->statement_data = opts->statement_data;
+  }
   op->state = PQS__OP_NEW;
   ctx->op = op;
   if (ctx->state == PQS__CTX_READY)
@@ -147,6 +151,8 @@ static void record_command(pqs__op_t *op, PGresult *res) {
   if (tag != NULL && (op->tag = pqs__strdup(tag)) == NULL)
     note_status(op, PQS_ENOMEM);
   op->affected = strtoull(PQcmdTuples(res), NULL, 10);
+  if (op->on_statement != NULL && op->tag != NULL)
+    op->on_statement(op->ctx, op->tag, op->affected, op->statement_data);
 }
 
 static void mark_lost(pqs__op_t *op) {
@@ -262,8 +268,13 @@ static void op_start(void *src) {
   op->state = PQS__OP_RUNNING;
   if (op->timeout_ms)
     uv_timer_start(&ctx->timer, on_query_timeout, op->timeout_ms, 0);
-  if (!PQsendQueryParams(ctx->conn, op->sql, op->nparams, NULL, op->params,
-                         NULL, NULL, 0)) {
+  /* A command without parameters goes by the simple protocol, which
+   * allows several statements; anything with rows to stream, or with
+   * parameters, by the extended one (one statement). */
+  int simple = !op->single_row && op->nparams == 0;
+  if (!(simple ? PQsendQuery(ctx->conn, op->sql)
+               : PQsendQueryParams(ctx->conn, op->sql, op->nparams, NULL,
+                                   op->params, NULL, NULL, 0))) {
     send_failed(op);
     return;
   }

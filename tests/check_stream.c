@@ -622,6 +622,61 @@ START_TEST(error_fields) {
 }
 END_TEST
 
+/* Several statements in one pqs_exec: in order, each one's tag heard, the
+ * first error ends them and the implicit transaction takes the rest. */
+typedef struct {
+  char tags[512];
+  uint64_t affected;
+} tags_t;
+
+static void on_statement(pqs_ctx_t *ctx, const char *tag, uint64_t affected,
+                         void *data) {
+  (void)ctx;
+  tags_t *t = data;
+  size_t n = strlen(t->tags);
+  snprintf(t->tags + n, sizeof(t->tags) - n, "%s|", tag);
+  t->affected += affected;
+}
+
+static int exec_with_tags(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
+                          tags_t *t, pt_done_t *d) {
+  pqs_query_opts_t qo = {.on_statement = on_statement, .statement_data = t};
+  ck_assert_int_eq(pqs_exec(ctx, sql, 0, NULL, &qo, pt_on_exec, d), 0);
+  while (d->calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  return d->status;
+}
+
+START_TEST(multi_statement_exec) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  tags_t t = {{0}, 0};
+  pt_done_t d = {0};
+  ck_assert_int_eq(exec_with_tags(loop, ctx,
+                                  "CREATE TEMP TABLE ms (x int); INSERT INTO "
+                                  "ms VALUES (1), (2); UPDATE ms SET x = x + 1",
+                                  &t, &d),
+                   0);
+  ck_assert_str_eq(t.tags, "CREATE TABLE|INSERT 0 2|UPDATE 2|");
+  ck_assert_str_eq(d.tag, "UPDATE 2");
+  ck_assert_uint_eq(d.affected, 2);
+  tags_t t2 = {{0}, 0};
+  pt_done_t d2 = {0};
+  ck_assert_int_eq(exec_with_tags(loop, ctx,
+                                  "INSERT INTO ms VALUES (3); SELECT 1 / 0; "
+                                  "INSERT INTO ms VALUES (4)",
+                                  &t2, &d2),
+                   PQS_ESQL);
+  ck_assert_str_eq(d2.sqlstate, "22012");
+  ck_assert_str_eq(t2.tags, "INSERT 0 1|"); /* the third never ran */
+  consumer_t c = {0};
+  run(loop, ctx, "SELECT count(*)::int8 FROM ms", NULL, &c);
+  ck_assert_int_eq(c.sum, 2); /* the first was rolled back with the rest */
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 /* Closing the context from inside on_columns: not one row after it. */
 static int close_ctx_on_columns(pqs_stream_t *s, const pqs_row_t *cols,
                                 void *data) {
@@ -865,6 +920,7 @@ int main(void) {
   tcase_add_test(tc, ctx_close_mid_stream);
   tcase_add_test(tc, ctx_close_in_on_columns);
   tcase_add_test(tc, error_fields);
+  tcase_add_test(tc, multi_statement_exec);
   tcase_add_test(tc, notices_reach_the_callback);
   tcase_add_test(tc, parameters);
   tcase_add_test(tc, empty_result);
