@@ -549,6 +549,42 @@ PQS_EXTERN int pqs_exec(pqs_ctx_t *ctx, const char *sql, int nparams,
                         pqs_exec_cb cb, void *data);
 
 /* ------------------------------------------------------------------------ */
+/* SQL text, read as psql reads it                                          */
+/* ------------------------------------------------------------------------ */
+
+/* The scanner below never looks inside string literals ('...', E'...'),
+ * quoted identifiers ("..."), comments (--, nested slash-star) or dollar
+ * quotes ($$...$$, $tag$...$tag$). */
+
+/* The length of the first statement of the `len` bytes at `sql`, through
+ * its semicolon (one outside parentheses, as psql splits a script), or
+ * `len` if it has none. Step through a script with it. */
+PQS_EXTERN size_t pqs_sql_statement(const char *sql, size_t len);
+
+/* 1 if the `len` bytes at `sql` hold nothing to run: only white space,
+ * comments and semicolons. */
+PQS_EXTERN int pqs_sql_is_blank(const char *sql, size_t len);
+
+/* The value of variable `name`, or NULL if it is not defined. */
+typedef const char *(*pqs_sql_var_fn)(const char *name, void *data);
+
+/* A copy of `sql` with psql's variables replaced, as psql -v does:
+ * :name by the value as it is, :'name' by the value as a quoted literal,
+ * :"name" by the value as a quoted identifier (quoted as libpq's
+ * PQescapeLiteral and PQescapeIdentifier do, for a server with
+ * standard_conforming_strings on). Never inside the text the scanner
+ * skips, and never a cast (::). A variable `lookup` does not know stays
+ * as written. *out is the caller's, freed with pqs_free().
+ * Prefer parameters ($1 ... ) for values: :name pastes its value as SQL.
+ * Errors: PQS_EINVAL (NULL argument), PQS_ENOMEM (*out untouched). */
+PQS_EXTERN int pqs_sql_interpolate(const char *sql, pqs_sql_var_fn lookup,
+                                   void *data, char **out);
+
+/* Frees memory pqstream handed the caller (pqs_sql_interpolate). NULL is
+ * allowed. */
+PQS_EXTERN void pqs_free(void *p);
+
+/* ------------------------------------------------------------------------ */
 /* Merge and gather: several streams at once                                */
 /* ------------------------------------------------------------------------ */
 
