@@ -172,7 +172,7 @@ START_TEST(notices_and_quiet) {
   const char *sql = "DO $$BEGIN RAISE NOTICE 'heads up'; END$$";
   ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c", sql, NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
-  ck_assert_str_eq(r.err, "NOTICE:  heads up\n");
+  ck_assert_str_eq(r.err, "NOTICE:  heads up\nDO\n"); /* then its tag */
   ran_free(&r);
   r = run((const char *[]){"CLI", "-q", "-d", CONN, "-c", sql, NULL});
   ck_assert_int_eq(r.status, 0);
@@ -479,6 +479,68 @@ START_TEST(error_caret_as_psql) {
 }
 END_TEST
 
+/* Scripts as psql -f runs them with ON_ERROR_STOP=1: in order, on one
+ * connection, stopping at the first error; -1 makes them one transaction;
+ * tags on stderr unless -q; -v as psql's. */
+static char *write_script(const char *text, char *path) {
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+  close(fd);
+  return path;
+}
+
+START_TEST(scripts_and_variables) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "DROP TABLE IF EXISTS cli_script; CREATE TABLE cli_script "
+                "(x int)");
+  char p1[] = "/tmp/pqs-script-XXXXXX";
+  write_script("INSERT INTO cli_script VALUES (1);\n"
+               "SELECT 1 / 0;\n"
+               "INSERT INTO cli_script VALUES (2);\n",
+               p1);
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-1", "-f", p1, NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_ptr_nonnull(strstr(r.err, "division by zero"));
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT count(*) FROM cli_script"), 0);
+  ran_free(&r);
+  /* without -1: the first is committed, the third never runs */
+  r = run((const char *[]){"CLI", "-d", CONN, "-f", p1, NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_str_eq(r.err, "INSERT 0 1\nERROR:  division by zero (SQLSTATE "
+                          "22012)\n");
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT sum(x) FROM cli_script"), 1);
+  ran_free(&r);
+  unlink(p1);
+  /* one connection: a temp table lives from one statement to the next */
+  r = run((const char *[]){"CLI", "-q", "-d", CONN, "-c",
+                           "CREATE TEMP TABLE tt AS SELECT 7 AS x; SELECT x "
+                           "FROM tt; -- done",
+                           NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "7\n");
+  ck_assert_str_eq(r.err, ""); /* -q: no tags */
+  ran_free(&r);
+  /* -v, as psql interpolates it */
+  char p2[] = "/tmp/pqs-vars-XXXXXX";
+  write_script("SELECT :'v', length(:'b'), :'d', :n + 1, ':v';\n", p2);
+  r = run((const char *[]){"CLI", "-d", CONN, "-v", "v=it's", "-v", "b=a\\b",
+                           "--set", "d=$$x$$", "-v", "n=42", "-f", p2, NULL});
+  ran_t psql = run((const char *[]){"/usr/bin/psql", "-X", "-q", "-A", "-t",
+                                    "-F", "\t", "-d", CONN, "-v", "v=it's",
+                                    "-v", "b=a\\b", "-v", "d=$$x$$", "-v",
+                                    "n=42", "-f", p2, NULL});
+  unlink(p2);
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "it's\t3\t$$x$$\t43\t:v\n");
+  ck_assert_str_eq(r.out, psql.out);
+  ran_free(&r);
+  ran_free(&psql);
+  pt_sql(admin, "DROP TABLE cli_script");
+  PQfinish(admin);
+}
+END_TEST
+
 /* ---- psql's connection options ---- */
 
 /* Runs the tool on a pseudo-terminal, types `password` at its prompt, and
@@ -710,6 +772,7 @@ int main(void) {
   tcase_add_test(tc, output_errors_and_secrets);
   tcase_add_test(tc, psql_connection_options);
   tcase_add_test(tc, error_caret_as_psql);
+  tcase_add_test(tc, scripts_and_variables);
   tcase_add_test(tc, signals_cancel);
   tcase_add_test(tc, parallel_queries);
   tcase_add_test(tc, shards_in_order);

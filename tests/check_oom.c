@@ -514,7 +514,8 @@ static void scenario_tool(void) {
   ck_assert(ofd >= 0 && efd >= 0);
   cli_opts_t o = {.dbname = pt_conninfo(),
                   .ncommands = 3,
-                  .commands = {"SELECT g FROM generate_series(1,500) g "
+                  .commands = (const char *const[]){
+                      "SELECT g FROM generate_series(1,500) g "
                                "ORDER BY g",
                                "SELECT g FROM generate_series(501,1000) g "
                                "ORDER BY g",

@@ -31,9 +31,17 @@ typedef struct {
   int force_password;             /* -W: prompt before connecting */
   int may_prompt;     /* a terminal to ask on, and -w not given */
   int wants_password; /* set by cli_run: the server asked for one */
-  const char *commands[CLI_MAX];
-  char *owned[CLI_MAX]; /* commands read from files, to free */
+  /* -c and -f as given, in order (file texts owned) */
+  const char *texts[CLI_MAX];
+  char *owned[CLI_MAX];
+  int ntexts;
+  const char *var_names[CLI_MAX], *var_values[CLI_MAX]; /* -v NAME=VALUE */
+  int nvars;
+  int single_transaction; /* -1 */
+  /* The statements to run, from cli_prepare (or set directly) */
+  const char *const *commands;
   int ncommands;
+  char **statements; /* cli_prepare's, owned */
   const char *params[CLI_MAX]; /* NULL: SQL NULL */
   int nparams;
   pqs_format_t format;
@@ -53,6 +61,15 @@ typedef struct {
  * asked for a password that was not given (and may_prompt held back the
  * message: main prompts and runs again). */
 int cli_run(cli_opts_t *o);
+
+/* script.c */
+/* Turns the -c and -f texts into the statements to run, in order:
+ * variables interpolated as psql does, split where statements end, blank
+ * ones dropped; -1 adds BEGIN and COMMIT around them. CLI_OK, or an exit
+ * code with the reason said. */
+int cli_prepare(cli_opts_t *o);
+/* Frees what parsing and cli_prepare allocated. */
+void cli_opts_free(cli_opts_t *o);
 
 /* connect.c */
 /* The conninfo for `target` (-d or a shard) with -h -p -U and the

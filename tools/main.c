@@ -27,8 +27,11 @@ static const char usage[] =
     "                          and there is a terminal)\n"
     "\n"
     "Queries and output:\n"
-    "  -c, --command=SQL       a query to run (repeatable)\n"
-    "  -f, --file=FILE         a query read from FILE ('-': standard input)\n"
+    "  -c, --command=SQL       SQL to run (repeatable); several statements run\n"
+    "                          in order, as psql -f with ON_ERROR_STOP=1\n"
+    "  -f, --file=FILE         a script read from FILE ('-': standard input)\n"
+    "  -v, --set=NAME=VALUE    a psql variable: :NAME, :'NAME', :\"NAME\"\n"
+    "  -1, --single-transaction  run the statements as one transaction\n"
     "      --param=VALUE       the next positional parameter $1, $2 ...\n"
     "      --param-null        the next parameter is SQL NULL\n"
     "      --format=FMT        tsv (COPY's text format, the default), csv or\n"
@@ -98,6 +101,9 @@ static const struct option longopts[] = {
     {"no-password", no_argument, NULL, 'w'},
     {"password", no_argument, NULL, 'W'},
     {"no-psqlrc", no_argument, NULL, 'X'},
+    {"set", required_argument, NULL, 'v'},
+    {"variable", required_argument, NULL, 'v'},
+    {"single-transaction", no_argument, NULL, '1'},
     {"csv", no_argument, NULL, OPT_CSV},
     {"command", required_argument, NULL, 'c'},
     {"file", required_argument, NULL, 'f'},
@@ -127,7 +133,7 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     }
   int c;
   double v;
-  while ((c = getopt_long(argc, argv, "d:c:f:h:p:U:wWXo:j:qV", longopts,
+  while ((c = getopt_long(argc, argv, "d:c:f:h:p:U:wWXv:1o:j:qV", longopts,
                           NULL)) != -1) {
     switch (c) {
     case 'd':
@@ -155,13 +161,27 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
       break;
     case 'c':
     case 'f':
-      if (o->ncommands == CLI_MAX)
-        return bad_usage("too many queries (at most %s)", "64");
+      if (o->ntexts == CLI_MAX)
+        return bad_usage("too many -c and -f (at most %s)", "64");
       if (c == 'f')
-        o->owned[o->ncommands] = cli_read_file(optarg);
-      o->commands[o->ncommands] = c == 'c' ? optarg : o->owned[o->ncommands];
-      if (o->commands[o->ncommands++] == NULL)
+        o->owned[o->ntexts] = cli_read_file(optarg);
+      o->texts[o->ntexts] = c == 'c' ? optarg : o->owned[o->ntexts];
+      if (o->texts[o->ntexts++] == NULL)
         return CLI_USAGE;
+      break;
+    case 'v': {
+      char *eq = strchr(optarg, '=');
+      if (eq == NULL || eq == optarg)
+        return bad_usage("-v takes NAME=VALUE, not '%s'", optarg);
+      if (o->nvars == CLI_MAX)
+        return bad_usage("too many variables (at most %s)", "64");
+      *eq = '\0';
+      o->var_names[o->nvars] = optarg;
+      o->var_values[o->nvars++] = eq + 1;
+      break;
+    }
+    case '1':
+      o->single_transaction = 1;
       break;
     case OPT_PARAM:
     case OPT_PARAM_NULL:
@@ -239,9 +259,12 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     return bad_usage("unexpected argument '%s'", argv[optind]);
   if (o->dbname == NULL)
     o->dbname = "";
-  if (o->ncommands == 0)
+  if (o->ntexts == 0)
     return bad_usage("%s", "no query: give one with -c SQL or -f FILE");
-  return CLI_OK;
+  if (o->single_transaction && (o->jobs > 1 || o->nshards > 0))
+    return bad_usage("%s", "-1 runs one transaction: it takes neither -j "
+                           "nor --shard");
+  return cli_prepare(o);
 }
 
 int main(int argc, char **argv) {
@@ -265,10 +288,6 @@ int main(int argc, char **argv) {
     o.may_prompt = 0;
     rc = cli_run(&o);
   }
-  if (o.password)
-    memset(o.password, 0, strlen(o.password));
-  free(o.password);
-  for (int i = 0; i < o.ncommands; i++)
-    free(o.owned[i]);
+  cli_opts_free(&o);
   return rc;
 }

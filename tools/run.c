@@ -30,6 +30,7 @@ struct app_s {
   job_t *jobs;
   int njobs, batch_size, next, batch_len, acquired;
   pqs_stream_t *current; /* the running batch's stream; NULL once freed */
+  pqs_ctx_t *held; /* one at a time: the context kept for the next one */
   uint64_t rows, written, written_before;
   int exit_code, stopped, signal;
   uv_signal_t sigint, sigterm;
@@ -44,6 +45,12 @@ struct app_s {
 };
 
 static void start_batch(app_t *app);
+
+static void let_go_of_held(app_t *app) {
+  if (app->held != NULL)
+    pqs_ctx_close(app->held, NULL); /* back to its pool */
+  app->held = NULL;
+}
 
 /* ---- --order-by ---- */
 
@@ -114,6 +121,7 @@ static void finish(app_t *app) {
   if (app->stopped == 2)
     return;
   app->stopped = 2;
+  let_go_of_held(app);
   if (app->progress_shown)
     fputs("\r\033[K", stderr); /* clear the progress line */
   uv_close((uv_handle_t *)&app->sigint, NULL);
@@ -129,13 +137,22 @@ static void stop(app_t *app, int code) {
     app->stopped = 1;
 }
 
+/* Statements that run one at a time share one connection, as a psql
+ * script does (a BEGIN holds over the next statement, so do SET and temp
+ * tables); parallel ones go back to their pool, reset, after each batch. */
 static void release_batch(app_t *app) {
-  for (int i = app->next - app->batch_len; i < app->next; i++)
-    if (app->jobs[i].ctx != NULL) {
-      pqs_ctx_close(app->jobs[i].ctx, NULL); /* back to its pool */
-      app->jobs[i].ctx = NULL;
-    }
+  for (int i = app->next - app->batch_len; i < app->next; i++) {
+    pqs_ctx_t *ctx = app->jobs[i].ctx;
+    app->jobs[i].ctx = NULL;
+    if (ctx == NULL)
+      continue;
+    if (app->batch_size == 1 && !app->stopped && !pqs_ctx_is_broken(ctx))
+      app->held = ctx;
+    else
+      pqs_ctx_close(ctx, NULL); /* back to its pool */
+  }
 }
+
 
 /* How a batch ended, as an exit status. */
 static int exit_code_of(app_t *app, const pqs_done_t *done) {
@@ -172,6 +189,16 @@ static int exit_code_of(app_t *app, const pqs_done_t *done) {
   return CLI_FAILED;
 }
 
+/* A command's tag (UPDATE 3, BEGIN ...) on stderr, as psql says it, but
+ * apart from the rows; not for queries, whose output is their rows. */
+static void say_tag(app_t *app, const pqs_done_t *done) {
+  const char *tag = done->command_tag;
+  if (app->o->quiet || tag == NULL || app->batch_len != 1 || done->rows > 0 ||
+      strncmp(tag, "SELECT", 6) == 0)
+    return;
+  fprintf(stderr, "%s\n", tag);
+}
+
 static void on_written(pqs_sink_t *sink, const pqs_done_t *done,
                        uint64_t bytes, void *data) {
   (void)sink;
@@ -179,9 +206,11 @@ static void on_written(pqs_sink_t *sink, const pqs_done_t *done,
   app->written_before += bytes;
   app->written = 0;
   int code = exit_code_of(app, done);
-  release_batch(app);
   if (code != CLI_OK || done->status == UV_EPIPE)
     stop(app, code);
+  else
+    say_tag(app, done);
+  release_batch(app);
   start_batch(app);
 }
 
@@ -289,6 +318,12 @@ static void start_batch(app_t *app) {
   app->next += app->batch_len;
   for (int i = first; i < app->next; i++) {
     job_t *job = &app->jobs[i];
+    if (app->held != NULL) { /* the previous statement's connection */
+      pqs_ctx_t *ctx = app->held;
+      app->held = NULL;
+      on_ctx(ctx, 0, NULL, job);
+      continue;
+    }
     int rc =
         pqs_factory_open_ctx(app->f[job->target], app->loop, NULL, on_ctx, job);
     if (rc != 0)
