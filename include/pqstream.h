@@ -548,6 +548,22 @@ PQS_EXTERN int pqs_exec(pqs_ctx_t *ctx, const char *sql, int nparams,
                         const char *const *params, const pqs_query_opts_t *opts,
                         pqs_exec_cb cb, void *data);
 
+/* Called once when a describe ends: with status 0 and the statement's
+ * columns (a row without values, as on_columns gets; no columns for a
+ * statement that returns no rows), borrowed for the call; or with a
+ * failure (PQS_ESQL: the statement does not prepare, `error` says why). */
+typedef void (*pqs_describe_cb)(pqs_ctx_t *ctx, int status,
+                                const pqs_row_t *columns,
+                                const pqs_error_t *error, void *data);
+
+/* The columns `sql` would return, without running it: the server prepares
+ * and describes it (as the unnamed prepared statement, which this
+ * replaces), in one operation that obeys the busy rule like any other.
+ * `nparams` counts its $n parameters; their types are the server's guess.
+ * Errors: as pqs_exec(). */
+PQS_EXTERN int pqs_describe(pqs_ctx_t *ctx, const char *sql, int nparams,
+                            pqs_describe_cb cb, void *data);
+
 /* ------------------------------------------------------------------------ */
 /* SQL text, read as psql reads it                                          */
 /* ------------------------------------------------------------------------ */

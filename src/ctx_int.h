@@ -78,9 +78,19 @@ typedef enum {
   PQS__OP_ABANDONED
 } pqs__op_state_t;
 
+/* What an op sends, and so what its results mean. A describe is two
+ * steps in one op: PREPARE --its results end, no error--> DESCRIBE. */
+typedef enum {
+  PQS__SEND_SIMPLE,   /* PQsendQuery: a command, maybe several statements */
+  PQS__SEND_PARAMS,   /* PQsendQueryParams: one statement, rows or not */
+  PQS__SEND_PREPARE,  /* PQsendPrepare of the unnamed statement */
+  PQS__SEND_DESCRIBE  /* PQsendDescribePrepared of it: its columns */
+} pqs__op_send_t;
+
 typedef struct pqs__op_s {
   pqs_ctx_t *ctx;
   pqs__op_state_t state;
+  pqs__op_send_t send;
   int single_row;
   unsigned timeout_ms;
   void (*on_statement)(pqs_ctx_t *, const char *, uint64_t, void *);
@@ -185,6 +195,9 @@ void pqs__op_kick(pqs_ctx_t *ctx);
 void pqs__op_abandon(pqs_ctx_t *ctx);
 void pqs__op_end_abandoned(pqs_ctx_t *ctx);
 void pqs__op_maybe_finish(pqs_ctx_t *ctx);
+
+/* Turns a new op into a describe (describe.c), before it starts. */
+void pqs__op_describe(pqs__op_t *op);
 
 /* exec.c: a command, started at once; for reset.c as for pqs_exec. */
 int pqs__exec_start(pqs_ctx_t *ctx, const char *sql, int nparams,

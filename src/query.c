@@ -83,6 +83,10 @@ int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
     op->statement_data = opts->statement_data;
   }
   op->state = PQS__OP_NEW;
+  /* A command without parameters goes by the simple protocol, which
+   * allows several statements; anything with rows to stream, or with
+   * parameters, by the extended one (one statement). */
+  op->send = !single_row && nparams == 0 ? PQS__SEND_SIMPLE : PQS__SEND_PARAMS;
   ctx->op = op;
   if (ctx->state == PQS__CTX_READY)
     ctx->state = PQS__CTX_BUSY;
@@ -262,28 +266,27 @@ static void send_failed(pqs__op_t *op) {
   pqs__ctx_defer(op->ctx);
 }
 
-static void op_start(void *src) {
-  pqs__op_t *op = src;
+void pqs__op_describe(pqs__op_t *op) { op->send = PQS__SEND_PREPARE; }
+
+/* Sends what the op's step says; 0 if libpq would not take it. */
+static int send_step(pqs__op_t *op) {
+  PGconn *conn = op->ctx->conn;
+  switch (op->send) {
+  case PQS__SEND_SIMPLE:
+    return PQsendQuery(conn, op->sql);
+  case PQS__SEND_PARAMS:
+    return PQsendQueryParams(conn, op->sql, op->nparams, NULL, op->params,
+                             NULL, NULL, 0);
+  case PQS__SEND_PREPARE:
+    return PQsendPrepare(conn, "", op->sql, op->nparams, NULL);
+  default:
+    return PQsendDescribePrepared(conn, "");
+  }
+}
+
+/* After a send: flush what fits, watch for the rest. */
+static void flush_sent(pqs__op_t *op) {
   pqs_ctx_t *ctx = op->ctx;
-  op->state = PQS__OP_RUNNING;
-  if (op->timeout_ms)
-    uv_timer_start(&ctx->timer, on_query_timeout, op->timeout_ms, 0);
-  /* A command without parameters goes by the simple protocol, which
-   * allows several statements; anything with rows to stream, or with
-   * parameters, by the extended one (one statement). */
-  int simple = !op->single_row && op->nparams == 0;
-  if (!(simple ? PQsendQuery(ctx->conn, op->sql)
-               : PQsendQueryParams(ctx->conn, op->sql, op->nparams, NULL,
-                                   op->params, NULL, NULL, 0))) {
-    send_failed(op);
-    return;
-  }
-  if (op->single_row && !PQsetSingleRowMode(ctx->conn)) {
-    /* libpq refused; the query is sent and must still be read to its
-     * end, and cancelled rather than buffered whole. */
-    op->err.message = "libpq refused single-row mode";
-    op_stop_with(op, PQS_ESTATE);
-  }
   int rc = PQflush(ctx->conn);
   if (rc < 0)
     mark_lost(op);
@@ -293,6 +296,25 @@ static void op_start(void *src) {
    * by the drain on the next turn. */
   if (op->lost)
     pqs__ctx_defer(ctx);
+}
+
+static void op_start(void *src) {
+  pqs__op_t *op = src;
+  pqs_ctx_t *ctx = op->ctx;
+  op->state = PQS__OP_RUNNING;
+  if (op->timeout_ms)
+    uv_timer_start(&ctx->timer, on_query_timeout, op->timeout_ms, 0);
+  if (!send_step(op)) {
+    send_failed(op);
+    return;
+  }
+  if (op->single_row && !PQsetSingleRowMode(ctx->conn)) {
+    /* libpq refused; the query is sent and must still be read to its
+     * end, and cancelled rather than buffered whole. */
+    op->err.message = "libpq refused single-row mode";
+    op_stop_with(op, PQS_ESTATE);
+  }
+  flush_sent(op);
 }
 
 /* ---- discard: NEW -> (context READY), no completion ---- */
@@ -419,7 +441,19 @@ static void give_up(pqs_ctx_t *ctx) {
 
 /* RUNNING | STOPPING -> DRAINED: libpq has no more results. */
 static void op_drained(pqs_ctx_t *ctx) {
-  ctx->op->state = PQS__OP_DRAINED;
+  pqs__op_t *op = ctx->op;
+  if (op->send == PQS__SEND_PREPARE && op->state == PQS__OP_RUNNING &&
+      op->status == 0 && op->err.message == NULL && !op->lost) {
+    /* PREPARE -> DESCRIBE: the prepared statement's columns next. */
+    op->send = PQS__SEND_DESCRIBE;
+    op->final = 0;
+    if (!send_step(op))
+      send_failed(op);
+    else
+      flush_sent(op);
+    return;
+  }
+  op->state = PQS__OP_DRAINED;
   pqs__op_maybe_finish(ctx);
 }
 
@@ -525,6 +559,12 @@ static int take_result(pqs__op_t *op, PGresult *res) {
       return deliver_columns(op, res); /* a result of no rows */
     return PQS__CONTINUE;
   case PGRES_COMMAND_OK:
+    op->final = 1;
+    if (op->send == PQS__SEND_DESCRIBE)
+      return deliver_columns(op, res); /* the statement's columns */
+    if (op->send != PQS__SEND_PREPARE)
+      record_command(op, res);
+    return PQS__CONTINUE;
   case PGRES_EMPTY_QUERY:
     op->final = 1;
     record_command(op, res);

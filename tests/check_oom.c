@@ -114,6 +114,20 @@ static int run_query(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
   return 0;
 }
 
+typedef struct {
+  int calls, status, ncols;
+} described_t;
+
+static void on_described(pqs_ctx_t *ctx, int status, const pqs_row_t *cols,
+                         const pqs_error_t *err, void *data) {
+  (void)ctx;
+  described_t *d = data;
+  d->calls++;
+  d->status = status;
+  d->ncols = cols ? pqs_row_ncols(cols) : -1;
+  ck_assert(status == 0 || (err != NULL && err->message != NULL));
+}
+
 static void scenario_rows_then_error(void) {
   uv_loop_t *loop = pt_loop_new();
   opened_t o = {0};
@@ -144,6 +158,21 @@ static void scenario_rows_then_error(void) {
       if (b.done.status == PQS_ESQL) {
         ck_assert_str_eq(b.done.sqlstate, "22012");
         ck_assert_uint_eq(b.done.rows, 499);
+      }
+    }
+    described_t d = {0};
+    int rc;
+    if (!pqs_ctx_is_busy(ctx) && !pqs_ctx_is_broken(ctx)) {
+      if ((rc = pqs_describe(ctx, "SELECT 1 AS a, 2 AS b", 0, on_described,
+                             &d)) != 0) {
+        ASSERT_NOMEM(rc);
+      } else {
+        while (d.calls == 0)
+          uv_run(loop, UV_RUN_ONCE);
+        ck_assert_int_eq(d.calls, 1);
+        ck_assert(d.status == 0 || d.status == PQS_ENOMEM);
+        if (d.status == 0)
+          ck_assert_int_eq(d.ncols, 2);
       }
     }
   }

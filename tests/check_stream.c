@@ -677,6 +677,74 @@ START_TEST(multi_statement_exec) {
 }
 END_TEST
 
+/* Describing: the columns a statement would return, without running it. */
+typedef struct {
+  int calls, status, ncols;
+  char names[256], sqlstate[6];
+  uint32_t type0;
+} described_t;
+
+static void on_described(pqs_ctx_t *ctx, int status, const pqs_row_t *cols,
+                         const pqs_error_t *err, void *data) {
+  (void)ctx;
+  described_t *d = data;
+  d->calls++;
+  d->status = status;
+  if (cols != NULL) {
+    d->ncols = pqs_row_ncols(cols);
+    for (int i = 0; i < d->ncols; i++) {
+      size_t n = strlen(d->names);
+      snprintf(d->names + n, sizeof(d->names) - n, "%s%s", i ? "," : "",
+               pqs_row_name(cols, i));
+    }
+    d->type0 = pqs_row_type(cols, 0);
+  }
+  if (err && err->sqlstate)
+    snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", err->sqlstate);
+}
+
+static described_t describe(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
+                            int nparams) {
+  described_t d = {0};
+  ck_assert_int_eq(pqs_describe(ctx, sql, nparams, on_described, &d), 0);
+  ck_assert_int_eq(d.calls, 0); /* never from inside the call */
+  ck_assert_int_eq(pqs_describe(ctx, sql, nparams, on_described, &d),
+                   PQS_EBUSY);
+  while (d.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(d.calls, 1);
+  return d;
+}
+
+START_TEST(describe_statements) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  described_t d = describe(loop, ctx, "SELECT 1 AS a, 'x'::text AS b", 0);
+  ck_assert_int_eq(d.status, 0);
+  ck_assert_str_eq(d.names, "a,b");
+  ck_assert_uint_eq(d.type0, 23);
+  d = describe(loop, ctx, "SELECT $1::int8 + $2 AS total", 2);
+  ck_assert_int_eq(d.status, 0);
+  ck_assert_str_eq(d.names, "total");
+  ck_assert_uint_eq(d.type0, 20);
+  d = describe(loop, ctx, "CREATE TEMP TABLE never_made (x int)", 0);
+  ck_assert_int_eq(d.status, 0);
+  ck_assert_int_eq(d.ncols, 0);
+  d = describe(loop, ctx, "SELEC 1", 0);
+  ck_assert_int_eq(d.status, PQS_ESQL);
+  ck_assert_str_eq(d.sqlstate, "42601");
+  /* nothing ran: the table was only described */
+  consumer_t c = {0};
+  run(loop, ctx,
+      "SELECT count(*)::int8 FROM pg_class WHERE relname = 'never_made'", NULL,
+      &c);
+  ck_assert_int_eq(c.done.status, 0);
+  ck_assert_int_eq(c.sum, 0);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 /* Closing the context from inside on_columns: not one row after it. */
 static int close_ctx_on_columns(pqs_stream_t *s, const pqs_row_t *cols,
                                 void *data) {
@@ -921,6 +989,7 @@ int main(void) {
   tcase_add_test(tc, ctx_close_in_on_columns);
   tcase_add_test(tc, error_fields);
   tcase_add_test(tc, multi_statement_exec);
+  tcase_add_test(tc, describe_statements);
   tcase_add_test(tc, notices_reach_the_callback);
   tcase_add_test(tc, parameters);
   tcase_add_test(tc, empty_result);
