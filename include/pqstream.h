@@ -481,6 +481,10 @@ typedef struct pqs_sink_opts_s {
   /* If not NULL, kept up to date with the bytes written so far (for
    * progress reports); read it on the loop's thread. */
   uint64_t *written;
+  /* Several streams written one after another into one output: if not
+   * NULL, the header line is written only while *header_written is 0, and
+   * the sink sets it to 1 when it writes it. Share one flag between them. */
+  int *header_written;
 } pqs_sink_opts_t;
 
 /* A sink at work: it exists from pqs_sink_fd / pqs_sink_uv until its

@@ -59,6 +59,7 @@ struct pqs_sink_s {
   pqs_sink_cb cb;
   void *data;
   uint64_t *written; /* the caller's live count, if asked for */
+  int *header_written; /* the caller's: one header for several sinks */
 };
 
 struct chunk_s {
@@ -190,8 +191,11 @@ static void on_flush(uv_prepare_t *p) { send_current(p->data); }
 static int sink_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
   (void)s;
   pqs_sink_t *k = data;
-  if (!k->header || k->format == PQS_FORMAT_JSONL)
+  if (!k->header || k->format == PQS_FORMAT_JSONL ||
+      (k->header_written != NULL && *k->header_written))
     return PQS_CONTINUE;
+  if (k->header_written != NULL)
+    *k->header_written = 1;
   return k->format == PQS_FORMAT_CSV ? pqs__csv_header(&k->cur, cols)
                                      : pqs__text_header(&k->cur, cols);
 }
@@ -309,6 +313,7 @@ static pqs_sink_t *sink_new(uv_loop_t *loop, const pqs_sink_opts_t *opts) {
     k->header = opts->header;
     k->max_queued = opts->max_queued;
     k->written = opts->written;
+    k->header_written = opts->header_written;
   }
   if (k->max_queued == 0)
     k->max_queued = PQS__DEFAULT_MAX_QUEUED;

@@ -541,6 +541,34 @@ START_TEST(scripts_and_variables) {
 }
 END_TEST
 
+/* Several queries into one CSV with a header: one header line; columns
+ * that differ are refused before the first byte; a failing query of -j N
+ * is named as typed. */
+START_TEST(several_queries_one_output) {
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "--csv", "--header", "-c",
+                                 "SELECT 1 AS a, 'x' AS b", "-c",
+                                 "SELECT 2 AS a, 'y' AS b", NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "a,b\n1,x\n2,y\n");
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", CONN, "--csv", "--header", "-c",
+                           "SELECT 1 AS a, 'x' AS b; SELECT 2 AS a", NULL});
+  ck_assert_int_eq(r.status, 3);
+  ck_assert_uint_eq(r.out_len, 0); /* found before the first byte */
+  ck_assert_msg(strstr(r.err, "query 2: its columns (a (type 23)) differ "
+                              "from query 1's (a (type 23), b (type 25))") !=
+                    NULL,
+                "stderr: %s", r.err);
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", CONN, "-j", "3", "-c", "SELECT 1",
+                           "-c", "SELECT 2", "-c", "SELECT 1 / 0", NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "ERROR:  query 3: division by zero") != NULL,
+                "stderr: %s", r.err);
+  ran_free(&r);
+}
+END_TEST
+
 /* ---- psql's connection options ---- */
 
 /* Runs the tool on a pseudo-terminal, types `password` at its prompt, and
@@ -572,8 +600,19 @@ static int run_on_pty(const char *const *argv, const char *password,
       typed = 1;
     }
   }
-  int st;
-  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  int st = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 50 && done == 0; i++) { /* EOF came: it is ending */
+    done = waitpid(pid, &st, WNOHANG);
+    if (done == 0)
+      uv_sleep(20);
+  }
+  if (done == 0) { /* never hang the suite: say what it showed */
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    close(master);
+    ck_abort_msg("the tool was still running after 20 s; it showed: %s", said);
+  }
   close(master);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
@@ -773,6 +812,7 @@ int main(void) {
   tcase_add_test(tc, psql_connection_options);
   tcase_add_test(tc, error_caret_as_psql);
   tcase_add_test(tc, scripts_and_variables);
+  tcase_add_test(tc, several_queries_one_output);
   tcase_add_test(tc, signals_cancel);
   tcase_add_test(tc, parallel_queries);
   tcase_add_test(tc, shards_in_order);

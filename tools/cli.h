@@ -71,6 +71,20 @@ int cli_prepare(cli_opts_t *o);
 /* Frees what parsing and cli_prepare allocated. */
 void cli_opts_free(cli_opts_t *o);
 
+/* describe.c */
+/* Called once: CLI_OK, and the index of the first statement that returns
+ * rows (-1: none), or an exit code with the reason said. */
+typedef void (*cli_described_cb)(pqs_ctx_t *ctx, int status, int first_rows,
+                                 void *data);
+/* Describes every statement of `o` on `ctx`, in order, and checks that
+ * the ones that return rows all have the same columns. */
+int cli_describe_all(const cli_opts_t *o, pqs_ctx_t *ctx, cli_described_cb cb,
+                     void *data);
+/* The error of merge input "input K: ..." of a batch whose first job is
+ * `first_job`, renamed "query N: ..." as the user typed them. */
+void cli_name_input(const pqs_error_t *err, int first_job, int ntargets,
+                    char *out, size_t cap, pqs_error_t *named);
+
 /* connect.c */
 /* The conninfo for `target` (-d or a shard) with -h -p -U and the
  * password, as psql builds it; malloc'd, NULL if out of memory. */

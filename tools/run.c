@@ -31,6 +31,7 @@ struct app_s {
   int njobs, batch_size, next, batch_len, acquired;
   pqs_stream_t *current; /* the running batch's stream; NULL once freed */
   pqs_ctx_t *held; /* one at a time: the context kept for the next one */
+  int header_written; /* one --header line for every statement's sink */
   uint64_t rows, written, written_before;
   int exit_code, stopped, signal;
   uv_signal_t sigint, sigterm;
@@ -154,6 +155,19 @@ static void release_batch(app_t *app) {
 }
 
 
+/* A merged batch's error names the query as typed, not the input. */
+static void print_error(app_t *app, const pqs_error_t *err, int status) {
+  char text[1024];
+  pqs_error_t named;
+  if (err != NULL && app->batch_len > 1) {
+    cli_name_input(err, app->next - app->batch_len,
+                   app->o->nshards ? app->o->nshards : 1, text, sizeof(text),
+                   &named);
+    err = &named;
+  }
+  cli_print_error(err, status);
+}
+
 /* How a batch ended, as an exit status. */
 static int exit_code_of(app_t *app, const pqs_done_t *done) {
   switch (done->status) {
@@ -165,10 +179,10 @@ static int exit_code_of(app_t *app, const pqs_done_t *done) {
       return app->signal == SIGINT ? CLI_SIGINT : CLI_SIGTERM;
     break;
   case PQS_ESQL:
-    cli_print_error(done->error, done->status);
+    print_error(app, done->error, done->status);
     return CLI_SQL;
   case PQS_ECONNLOST:
-    cli_print_error(done->error, done->status);
+    print_error(app, done->error, done->status);
     return CLI_CONNECT;
   case PQS_ETIMEDOUT:
     cli_say("query cancelled after %g s (--timeout)", app->o->timeout);
@@ -185,7 +199,7 @@ static int exit_code_of(app_t *app, const pqs_done_t *done) {
     cli_say("--order-by: no column '%s' in the result", app->bad_key);
     return CLI_USAGE;
   }
-  cli_print_error(done->error, done->status);
+  print_error(app, done->error, done->status);
   return CLI_FAILED;
 }
 
@@ -269,6 +283,7 @@ static void run_batch(app_t *app) {
     rc = pqs_stream_tap(s, count_rows, app, stream_gone);
   pqs_sink_opts_t so = {.format = app->o->format,
                         .header = app->o->header,
+                        .header_written = &app->header_written,
                         .written = &app->written};
   if (rc == 0 &&
       (rc = pqs_sink_fd(s, app->loop, app->outfd, &so, on_written, app)) == 0) {
@@ -283,22 +298,28 @@ static void run_batch(app_t *app) {
   start_batch(app);
 }
 
+/* A context that could not be had: say why (once), and stop. */
+static void connect_failed(app_t *app, int status, const pqs_error_t *err) {
+  if (app->exit_code != CLI_OK)
+    return;
+  const char *why = err ? err->message : pqs_strerror(status);
+  /* As psql: a server that asks for a password gets a prompt, not an
+   * error, when there is a terminal to ask on. */
+  if (app->o->may_prompt && app->o->password == NULL &&
+      strstr(why, "no password supplied") != NULL)
+    app->o->wants_password = 1;
+  else
+    cli_say("could not connect: %s", why);
+  stop(app, status == PQS_ETIMEDOUT ? CLI_TIMEOUT : CLI_CONNECT);
+}
+
 static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
                    void *data) {
   job_t *job = data;
   app_t *app = job->app;
   job->ctx = ctx;
-  if (status != 0 && app->exit_code == CLI_OK) {
-    const char *why = err ? err->message : pqs_strerror(status);
-    /* As psql: a server that asks for a password gets a prompt, not an
-     * error, when there is a terminal to ask on. */
-    if (app->o->may_prompt && app->o->password == NULL &&
-        strstr(why, "no password supplied") != NULL)
-      app->o->wants_password = 1;
-    else
-      cli_say("could not connect: %s", why);
-    stop(app, status == PQS_ETIMEDOUT ? CLI_TIMEOUT : CLI_CONNECT);
-  }
+  if (status != 0)
+    connect_failed(app, status, err);
   if (++app->acquired == app->batch_len)
     run_batch(app);
 }
@@ -329,6 +350,50 @@ static void start_batch(app_t *app) {
     if (rc != 0)
       on_ctx(NULL, rc, NULL, job);
   }
+}
+
+/* ---- describe first: several queries into one CSV/TSV with a header ---- */
+
+static void on_planned(pqs_ctx_t *ctx, int status, int first_rows,
+                       void *data) {
+  (void)first_rows; /* the first sink to get columns writes the header */
+  app_t *app = data;
+  if (status != CLI_OK)
+    stop(app, status);
+  if (app->batch_size == 1 && status == CLI_OK)
+    app->held = ctx; /* the statements run on it next */
+  else
+    pqs_ctx_close(ctx, NULL);
+  start_batch(app);
+}
+
+static void on_plan_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
+                        void *data) {
+  app_t *app = data;
+  if (status != 0) {
+    connect_failed(app, status, err);
+    start_batch(app); /* stopped: it finishes */
+    return;
+  }
+  int rc = cli_describe_all(app->o, ctx, on_planned, app);
+  if (rc != 0) {
+    cli_say("%s", pqs_strerror(rc));
+    stop(app, CLI_FAILED);
+    pqs_ctx_close(ctx, NULL);
+    start_batch(app);
+  }
+}
+
+/* The first step: describe when several queries share one header. */
+static void begin(app_t *app) {
+  const cli_opts_t *o = app->o;
+  if (!o->header || o->format == PQS_FORMAT_JSONL || o->ncommands < 2) {
+    start_batch(app);
+    return;
+  }
+  int rc = pqs_factory_open_ctx(app->f[0], app->loop, NULL, on_plan_ctx, app);
+  if (rc != 0)
+    on_plan_ctx(NULL, rc, NULL, app);
 }
 
 /* ---- signals: cancel on the server, then leave ---- */
@@ -502,7 +567,7 @@ int cli_run(cli_opts_t *o) {
   app->t0 = uv_hrtime();
   if (app->progress_on)
     uv_timer_start(&app->progress, on_progress, 250, 250);
-  start_batch(app);
+  begin(app);
   uv_run(app->loop, UV_RUN_DEFAULT);
   rc = app->exit_code;
   if (app->outfd != STDOUT_FILENO && close(app->outfd) != 0 && rc == CLI_OK) {
