@@ -462,7 +462,7 @@ START_TEST(error_caret_as_psql) {
   char path[] = "/tmp/pqs-caret-XXXXXX";
   int fd = mkstemp(path);
   ck_assert_int_ge(fd, 0);
-  const char *script = "SELECT 1,\n  2,\n  3 +* 4;\n";
+  const char *script = "SELECT 1,\n  2,\n  3 FRM pg_class;\n";
   ck_assert(write(fd, script, strlen(script)) == (ssize_t)strlen(script));
   close(fd);
   ran_t ours = run((const char *[]){"CLI", "-d", CONN, "-f", path, NULL});
@@ -473,7 +473,8 @@ START_TEST(error_caret_as_psql) {
   char a[512], b[512];
   ck_assert_str_eq(line_from(ours.err, "LINE 3:", a, sizeof(a)),
                    line_from(psql.err, "LINE 3:", b, sizeof(b)));
-  ck_assert_ptr_nonnull(strstr(ours.err, "HINT:  No operator matches"));
+  ck_assert_ptr_nonnull(strstr(ours.err, "syntax error at or near"));
+  ck_assert_ptr_nonnull(strstr(ours.err, "(SQLSTATE 42601)"));
   ran_free(&ours);
   ran_free(&psql);
 }
