@@ -47,6 +47,11 @@ struct app_s {
 
 static void start_batch(app_t *app);
 
+/* One statement at a time on one server: a script, run on one context. */
+static int one_at_a_time(const app_t *app) {
+  return app->batch_size == 1 && app->o->nshards <= 1;
+}
+
 static void let_go_of_held(app_t *app) {
   if (app->held != NULL)
     pqs_ctx_close(app->held, NULL); /* back to its pool */
@@ -147,7 +152,7 @@ static void release_batch(app_t *app) {
     app->jobs[i].ctx = NULL;
     if (ctx == NULL)
       continue;
-    if (app->batch_size == 1 && !app->stopped && !pqs_ctx_is_broken(ctx))
+    if (one_at_a_time(app) && !app->stopped && !pqs_ctx_is_broken(ctx))
       app->held = ctx;
     else
       pqs_ctx_close(ctx, NULL); /* back to its pool */
@@ -360,7 +365,7 @@ static void on_planned(pqs_ctx_t *ctx, int status, int first_rows,
   app_t *app = data;
   if (status != CLI_OK)
     stop(app, status);
-  if (app->batch_size == 1 && status == CLI_OK)
+  if (one_at_a_time(app) && status == CLI_OK)
     app->held = ctx; /* the statements run on it next */
   else
     pqs_ctx_close(ctx, NULL);
