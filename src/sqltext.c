@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "pqstream.h"
 
 static int ident_char(char c) {
@@ -115,26 +116,16 @@ int pqs_sql_is_blank(const char *sql, size_t len) {
 
 /* ---- variables ---- */
 
-typedef struct {
-  char *s;
-  size_t len, cap;
-} out_t;
+typedef pqs__buf_t out_t;
 
+/* Appends and keeps a NUL after the text, so that it is a string. */
 static int put(out_t *o, const char *p, size_t n) {
-  if (o->len + n + 1 > o->cap) {
-    size_t cap = o->cap ? o->cap : 256;
-    while (cap < o->len + n + 1)
-      cap *= 2;
-    char *grown = pqs__realloc(o->s, cap);
-    if (grown == NULL)
-      return PQS_ENOMEM;
-    o->s = grown;
-    o->cap = cap;
+  int rc = pqs__buf_reserve(o, n + 1);
+  if (rc == 0) {
+    pqs__buf_put(o, p, n);
+    o->data[o->len] = '\0';
   }
-  memcpy(o->s + o->len, p, n);
-  o->len += n;
-  o->s[o->len] = '\0';
-  return 0;
+  return rc;
 }
 
 /* As libpq's PQescapeLiteral and PQescapeIdentifier write them (with
@@ -206,10 +197,10 @@ int pqs_sql_interpolate(const char *sql, pqs_sql_var_fn lookup, void *data,
     }
   }
   if (rc != 0) {
-    pqs__free(o.s);
+    pqs__buf_free(&o);
     return rc;
   }
-  *out = o.s;
+  *out = o.data;
   return 0;
 }
 

@@ -5,7 +5,7 @@
 #define PQS_ROWQ_H
 
 #include "../src/row_int.h"
-#include "buf.h"
+#include "../src/buf.h"
 
 typedef struct pqs__rowq_s {
   pqs__buf_t buf;

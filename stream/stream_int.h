@@ -4,7 +4,7 @@
 
 #include "../src/row_int.h"
 #include "../src/source.h"
-#include "buf.h"
+#include "../src/buf.h"
 
 typedef enum {
   PQS__STAGE_FILTER,

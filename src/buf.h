@@ -1,12 +1,13 @@
 /* A growable byte buffer, reused: it grows to the largest size needed and
- * then stops allocating. Used by map outputs, batches and sinks. */
+ * then stops allocating. Used by map outputs, batches, sinks and the SQL
+ * text scanner. */
 #ifndef PQS_BUF_H
 #define PQS_BUF_H
 
 #include <stddef.h>
 #include <string.h>
 
-struct pqs__cell_s; /* src/row_int.h */
+struct pqs__cell_s; /* row_int.h */
 
 typedef struct pqs__buf_s {
   char *data;

@@ -1,9 +1,9 @@
-#include "../src/alloc.h"
+#include "alloc.h"
 #include "buf.h"
 
 #include <stdlib.h>
 
-#include "../src/row_int.h"
+#include "row_int.h"
 
 int pqs__buf_grow(pqs__buf_t *b, size_t extra) {
   size_t need = b->len + extra;
