@@ -108,7 +108,8 @@ char *cli_prompt_password(const cli_opts_t *o) {
   int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
   if (fd < 0)
     return NULL;
-  dprintf(fd, "Password for user %s: ", user_name(o));
+  /* Echo off first, then the prompt: what is typed once the prompt shows
+   * must never be flushed away with what was typed before it. */
   struct termios saved, quiet;
   int restore = tcgetattr(fd, &saved) == 0;
   if (restore) {
@@ -117,6 +118,7 @@ char *cli_prompt_password(const cli_opts_t *o) {
     quiet.c_lflag |= ECHONL;
     tcsetattr(fd, TCSAFLUSH, &quiet);
   }
+  dprintf(fd, "Password for user %s: ", user_name(o));
   char line[1024];
   size_t n = 0;
   char c;
@@ -124,7 +126,7 @@ char *cli_prompt_password(const cli_opts_t *o) {
     line[n++] = c;
   line[n] = '\0';
   if (restore)
-    tcsetattr(fd, TCSAFLUSH, &saved);
+    tcsetattr(fd, TCSANOW, &saved);
   close(fd);
   char *pw = strdup(line);
   memset(line, 0, sizeof(line));
