@@ -96,6 +96,11 @@ typedef enum {
       PQS_OK = 0
 } pqs_errno_t;
 
+/* The library's version at run time: (major << 16) | (minor << 8) | patch,
+ * and "major.minor.patch" (static), as uv_version() does for libuv. */
+PQS_EXTERN unsigned pqs_version(void);
+PQS_EXTERN const char *pqs_version_string(void);
+
 /* A static English message for `err` (a PQS_ code, a libuv code, or 0).
  * Never NULL; unknown codes give "unknown error". */
 PQS_EXTERN const char *pqs_strerror(int err);
@@ -132,6 +137,25 @@ typedef struct pqs_error_s {
 
 typedef struct pqs_row_s pqs_row_t;
 
+/* Type OIDs of the types pqstream reads itself (PostgreSQL's pg_type.dat;
+ * stable across server versions), as pqs_row_type() returns them. */
+enum {
+  PQS_OID_BOOL = 16,
+  PQS_OID_BYTEA = 17,
+  PQS_OID_INT8 = 20,
+  PQS_OID_INT2 = 21,
+  PQS_OID_INT4 = 23,
+  PQS_OID_TEXT = 25,
+  PQS_OID_JSON = 114,
+  PQS_OID_FLOAT4 = 700,
+  PQS_OID_FLOAT8 = 701,
+  PQS_OID_DATE = 1082,
+  PQS_OID_TIMESTAMP = 1114,
+  PQS_OID_TIMESTAMPTZ = 1184,
+  PQS_OID_NUMERIC = 1700,
+  PQS_OID_JSONB = 3802
+};
+
 /* Number of columns of `row`. */
 PQS_EXTERN int pqs_row_ncols(const pqs_row_t *row);
 
@@ -139,8 +163,14 @@ PQS_EXTERN int pqs_row_ncols(const pqs_row_t *row);
  * of range. */
 PQS_EXTERN const char *pqs_row_name(const pqs_row_t *row, int col);
 
-/* PostgreSQL type OID of column `col` (23 for int4 ...), 0 if out of range. */
+/* PostgreSQL type OID of column `col` (PQS_OID_INT4 ...), 0 if out of
+ * range. */
 PQS_EXTERN uint32_t pqs_row_type(const pqs_row_t *row, int col);
+
+/* The number of the column called `name`, or -1 if there is none, with
+ * libpq's PQfnumber rules: an unquoted name is folded to lower case, a
+ * double-quoted one ("MyCol", with "" for a quote) is taken as it is. */
+PQS_EXTERN int pqs_row_col(const pqs_row_t *row, const char *name);
 
 /* 1 if column `col` is SQL NULL, 0 if not, PQS_EINVAL if out of range. */
 PQS_EXTERN int pqs_row_is_null(const pqs_row_t *row, int col);

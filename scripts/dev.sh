@@ -9,7 +9,7 @@
 #   scripts/dev.sh test --tsan       the same, built with ThreadSanitizer
 #   scripts/dev.sh test --oom        the whole-process allocation-failure
 #                                    harness, every k (CI runs a sample)
-#   scripts/dev.sh bench             the benchmark (see benchmarks/README)
+#   scripts/dev.sh bench             the benchmark (see benchmarks/run.sh)
 #
 # Exits non-zero on any failure.
 set -euo pipefail
@@ -54,7 +54,8 @@ build() {
   local dir=$1
   shift
   say "building in $dir"
-  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPQS_WERROR=ON \
+    "$@" >/dev/null
   cmake --build "$dir" -j "$(nproc)" >/dev/null
 }
 

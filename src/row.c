@@ -1,4 +1,5 @@
 /* Reading rows: names, types, text and typed values, owned copies. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -81,6 +82,43 @@ const char *pqs_row_name(const pqs_row_t *row, int col) {
   return col >= 0 && col < row->schema->ncols ? row->schema->names[col] : NULL;
 }
 
+/* `name` as PQfnumber reads it into `out` (cap bytes): unquoted, folded
+ * to lower case; "quoted", as it is with "" for a quote. 0, or -1 if it
+ * does not fit or a quote is not closed. */
+static int column_name(const char *name, char *out, size_t cap) {
+  size_t n = 0;
+  int quoted = name[0] == '"';
+  for (const char *p = name + quoted; *p; p++) {
+    if (quoted && *p == '"') {
+      if (p[1] != '"') {
+        if (p[1] != '\0')
+          return -1; /* text after the closing quote */
+        quoted = 2;
+        break;
+      }
+      p++;
+    }
+    if (n + 1 >= cap)
+      return -1;
+    out[n++] = quoted ? *p : (char)tolower((unsigned char)*p);
+  }
+  if (quoted == 1)
+    return -1;
+  out[n] = '\0';
+  return 0;
+}
+
+int pqs_row_col(const pqs_row_t *row, const char *name) {
+  char want[256];
+  if (row == NULL || name == NULL ||
+      column_name(name, want, sizeof(want)) != 0)
+    return -1;
+  for (int i = 0; i < row->schema->ncols; i++)
+    if (strcmp(row->schema->names[i], want) == 0)
+      return i;
+  return -1;
+}
+
 uint32_t pqs_row_type(const pqs_row_t *row, int col) {
   return col >= 0 && col < row->schema->ncols ? row->schema->types[col] : 0;
 }
@@ -135,7 +173,7 @@ static int parse_int(const char *text, long long lo, long long hi,
 
 /* Every integer getter reads every integer type; a value that does not fit
  * the getter's width is PQS_ERANGE, never a silent truncation. */
-static const uint32_t ints[] = {PQS__INT2, PQS__INT4, PQS__INT8};
+static const uint32_t ints[] = {PQS_OID_INT2, PQS_OID_INT4, PQS_OID_INT8};
 
 /* An integer column's value within [min, max]. */
 static int read_int(const pqs_row_t *row, int col, void *out, long long min,
@@ -170,13 +208,13 @@ int pqs_row_int64(const pqs_row_t *row, int col, int64_t *out) {
 }
 
 int pqs_row_double(const pqs_row_t *row, int col, double *out) {
-  static const uint32_t ok[] = {PQS__FLOAT4, PQS__FLOAT8, PQS__INT2, PQS__INT4,
-                                PQS__INT8};
+  static const uint32_t ok[] = {PQS_OID_FLOAT4, PQS_OID_FLOAT8, PQS_OID_INT2, PQS_OID_INT4,
+                                PQS_OID_INT8};
   const char *t;
   int rc = typed(row, col, out, ok, 5, &t);
   if (rc != 0)
     return rc;
-  if (row->schema->types[col] == PQS__INT8) {
+  if (row->schema->types[col] == PQS_OID_INT8) {
     /* Beyond 2^53 a double no longer holds every integer exactly. */
     long long v;
     if ((rc = parse_int(t, -(1LL << 53), 1LL << 53, &v)) == 0)
@@ -200,7 +238,7 @@ int pqs_row_double(const pqs_row_t *row, int col, double *out) {
 }
 
 int pqs_row_bool(const pqs_row_t *row, int col, int *out) {
-  static const uint32_t ok[] = {PQS__BOOL};
+  static const uint32_t ok[] = {PQS_OID_BOOL};
   const char *t;
   int rc = typed(row, col, out, ok, 1, &t);
   if (rc == 0)
@@ -220,7 +258,7 @@ static int hexval(char c) {
 
 int pqs_row_bytea(const pqs_row_t *row, int col, void *buf, size_t cap,
                   size_t *len) {
-  static const uint32_t ok[] = {PQS__BYTEA};
+  static const uint32_t ok[] = {PQS_OID_BYTEA};
   const char *t;
   int rc = typed(row, col, len, ok, 1, &t);
   if (rc != 0)

@@ -6,24 +6,6 @@
 
 #include "pqstream.h"
 
-/* Type OIDs, from PostgreSQL's pg_type.dat; stable across versions. */
-enum {
-  PQS__BOOL = 16,
-  PQS__BYTEA = 17,
-  PQS__INT8 = 20,
-  PQS__INT2 = 21,
-  PQS__INT4 = 23,
-  PQS__TEXT = 25,
-  PQS__JSON = 114,
-  PQS__FLOAT4 = 700,
-  PQS__FLOAT8 = 701,
-  PQS__DATE = 1082,
-  PQS__TIMESTAMP = 1114,
-  PQS__TIMESTAMPTZ = 1184,
-  PQS__NUMERIC = 1700,
-  PQS__JSONB = 3802
-};
-
 /* Column names and types of a result. Built once per query, in one
  * allocation, and borrowed by every row of it. */
 typedef struct pqs__schema_s {

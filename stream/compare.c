@@ -32,21 +32,21 @@ static int cmp_numeric(const char *a, const char *b) {
 static int cmp_value(uint32_t type, const char *a, size_t la, const char *b,
                      size_t lb) {
   switch (type) {
-  case PQS__INT2:
-  case PQS__INT4:
-  case PQS__INT8: {
+  case PQS_OID_INT2:
+  case PQS_OID_INT4:
+  case PQS_OID_INT8: {
     long long x = strtoll(a, NULL, 10), y = strtoll(b, NULL, 10);
     return (x > y) - (x < y);
   }
-  case PQS__FLOAT4:
-  case PQS__FLOAT8: { /* NaN after everything, as the server */
+  case PQS_OID_FLOAT4:
+  case PQS_OID_FLOAT8: { /* NaN after everything, as the server */
     double x = strtod(a, NULL), y = strtod(b, NULL);
     int nx = x != x, ny = y != y;
     if (nx || ny)
       return nx - ny;
     return (x > y) - (x < y);
   }
-  case PQS__NUMERIC:
+  case PQS_OID_NUMERIC:
     return cmp_numeric(a, b);
   default: {
     int r = memcmp(a, b, la < lb ? la : lb);

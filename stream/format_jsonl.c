@@ -15,20 +15,20 @@ typedef enum { K_STRING, K_NUMBER, K_BOOL, K_JSON, K_TIMESTAMP } kind_t;
 
 static kind_t kind_of(uint32_t type) {
   switch (type) {
-  case PQS__INT2:
-  case PQS__INT4:
-  case PQS__INT8:
-  case PQS__FLOAT4:
-  case PQS__FLOAT8:
-  case PQS__NUMERIC:
+  case PQS_OID_INT2:
+  case PQS_OID_INT4:
+  case PQS_OID_INT8:
+  case PQS_OID_FLOAT4:
+  case PQS_OID_FLOAT8:
+  case PQS_OID_NUMERIC:
     return K_NUMBER;
-  case PQS__BOOL:
+  case PQS_OID_BOOL:
     return K_BOOL;
-  case PQS__JSON:
-  case PQS__JSONB:
+  case PQS_OID_JSON:
+  case PQS_OID_JSONB:
     return K_JSON;
-  case PQS__TIMESTAMP:
-  case PQS__TIMESTAMPTZ:
+  case PQS_OID_TIMESTAMP:
+  case PQS_OID_TIMESTAMPTZ:
     return K_TIMESTAMP;
   default:
     return K_STRING; /* dates already print as json prints them */
@@ -41,29 +41,29 @@ static kind_t kind_of(uint32_t type) {
 static uint32_t element_of(uint32_t type) {
   switch (type) {
   case 1000:
-    return PQS__BOOL;
+    return PQS_OID_BOOL;
   case 1005:
-    return PQS__INT2;
+    return PQS_OID_INT2;
   case 1007:
-    return PQS__INT4;
+    return PQS_OID_INT4;
   case 1016:
-    return PQS__INT8;
+    return PQS_OID_INT8;
   case 1021:
-    return PQS__FLOAT4;
+    return PQS_OID_FLOAT4;
   case 1022:
-    return PQS__FLOAT8;
+    return PQS_OID_FLOAT8;
   case 1231:
-    return PQS__NUMERIC;
+    return PQS_OID_NUMERIC;
   case 199:
-    return PQS__JSON;
+    return PQS_OID_JSON;
   case 3807:
-    return PQS__JSONB;
+    return PQS_OID_JSONB;
   case 1115:
-    return PQS__TIMESTAMP;
+    return PQS_OID_TIMESTAMP;
   case 1185:
-    return PQS__TIMESTAMPTZ;
+    return PQS_OID_TIMESTAMPTZ;
   case 1182:
-    return PQS__DATE;
+    return PQS_OID_DATE;
   case 1009:
   case 1015:
   case 1014:
@@ -78,7 +78,7 @@ static uint32_t element_of(uint32_t type) {
   case 1041:
   case 651:
   case 1040:
-    return PQS__TEXT; /* text varchar bpchar name bytea char oid time interval
+    return PQS_OID_TEXT; /* text varchar bpchar name bytea char oid time interval
                       timetz uuid inet cidr macaddr */
   default:
     return 0;

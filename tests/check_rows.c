@@ -198,6 +198,60 @@ static void null_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   pt_record(&((nulls_t *)data)->done, done);
 }
 
+/* Columns by name, with PQfnumber's own answers as the reference. */
+typedef struct {
+  pt_done_t done;
+  int got[16];
+} named_t;
+
+static const char *const probes[] = {
+    "a",           "A",          "\"a\"",         "mixedcase",
+    "MixedCase",   "\"MixedCase\"", "\"with\"\"quote\"", "nope",
+    "\"unclosed", "\"MixedCase\"x", ""};
+#define NPROBES (int)(sizeof(probes) / sizeof(probes[0]))
+static const char *named_sql =
+    "SELECT 1 AS a, 2 AS \"MixedCase\", 3 AS \"with\"\"quote\"";
+
+static int named_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  named_t *n = data;
+  for (int i = 0; i < NPROBES; i++)
+    n->got[i] = pqs_row_col(row, probes[i]);
+  return PQS_CONTINUE;
+}
+
+static void named_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  pt_on_done(s, done, &((named_t *)data)->done);
+}
+
+START_TEST(columns_by_name) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  named_t n = {0};
+  pqs_stream_cbs_t cbs = {.on_row = named_row, .on_done = named_done};
+  pt_stream_wait(loop, pt_query(ctx, named_sql, NULL), &cbs, &n, &n.done);
+  ck_assert_int_eq(n.done.status, 0);
+  PGconn *admin = pt_admin();
+  PGresult *res = PQexec(admin, named_sql);
+  for (int i = 0; i < NPROBES; i++)
+    ck_assert_msg(n.got[i] == PQfnumber(res, probes[i]),
+                  "%s: pqs_row_col %d, PQfnumber %d", probes[i], n.got[i],
+                  PQfnumber(res, probes[i]));
+  ck_assert_int_eq(n.got[1], 0); /* folded */
+  ck_assert_int_eq(n.got[5], 1); /* quoted */
+  ck_assert_int_eq(n.got[6], 2);
+  PQclear(res);
+  PQfinish(admin);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  ck_assert_uint_eq(pqs_version(), (PQS_VERSION_MAJOR << 16) |
+                                       (PQS_VERSION_MINOR << 8) |
+                                       PQS_VERSION_PATCH);
+  ck_assert_str_eq(pqs_version_string(), PQS_VERSION_STRING);
+  ck_assert_int_eq(PQS_OID_INT4, 23);
+}
+END_TEST
+
 START_TEST(typed_nulls) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
@@ -228,6 +282,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, values_and_getters);
   tcase_add_test(tc, typed_nulls);
+  tcase_add_test(tc, columns_by_name);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
