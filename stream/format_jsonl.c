@@ -265,9 +265,12 @@ static int value(pqs__buf_t *out, uint32_t type, const char *v, size_t len) {
   case K_NUMBER:
     return is_json_number(v, len) ? pqs__buf_append(out, v, len)
                                   : string(out, v, len);
-  case K_BOOL:
-    return v[0] == 't' ? pqs__buf_append(out, "true", 4)
-                       : pqs__buf_append(out, "false", 5);
+  case K_BOOL: /* anything but the server's t and f (a map's "yes") stays
+                 a string: never silently turned into false */
+    if (len == 1 && (v[0] == 't' || v[0] == 'f'))
+      return v[0] == 't' ? pqs__buf_append(out, "true", 4)
+                         : pqs__buf_append(out, "false", 5);
+    return string(out, v, len);
   case K_JSON:
     return pqs__buf_append(out, v, len);
   case K_TIMESTAMP:

@@ -300,6 +300,41 @@ START_TEST(memory_rows_through_map) {
 }
 END_TEST
 
+/* A map column declared bool that gets other text than t or f: passed
+ * as a string, never silently turned into false. */
+static int bool_words(pqs_stream_t *s, const pqs_row_t *in, pqs_out_t *out,
+                      void *data) {
+  (void)s;
+  (void)data;
+  static const char *const words[] = {"t", "f", "yes", "", "T"};
+  int64_t id = 0;
+  pqs_row_int64(in, 0, &id);
+  pqs_out_pass(out, 0, in, 1);
+  pqs_out_pass(out, 1, in, 0);
+  const char *w = words[(id - 1) % 5];
+  return pqs_out_set(out, 2, w, strlen(w));
+}
+
+START_TEST(declared_bool_keeps_other_text) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_stream_t *s = pt_mem_stream(loop, &mtable);
+  ck_assert_int_eq(pqs_stream_map(s, swap_cols, 3, bool_words, NULL, NULL), 0);
+  pqs_sink_opts_t opts = {.format = PQS_FORMAT_JSONL};
+  reader_t r = {.keep = 1};
+  sunk_t k = {0};
+  sink_to_reader(loop, s, &opts, &r, &k);
+  ck_assert_int_eq(k.done.status, 0);
+  const char *want = "{\"word\":\"plain\",\"id\":1,\"ok\":true}\n"
+                     "{\"word\":null,\"id\":2,\"ok\":false}\n"
+                     "{\"word\":\"\",\"id\":3,\"ok\":\"yes\"}\n"
+                     "{\"word\":\"with \\\"quote\\\"\",\"id\":4,\"ok\":\"\"}\n"
+                     "{\"word\":\"a\\tb\",\"id\":5,\"ok\":\"T\"}\n";
+  pt_assert_same_bytes("bool words", want, strlen(want), r.data, r.len);
+  free(r.data);
+  pt_loop_free(loop);
+}
+END_TEST
+
 /* A terminal: the sink writes through uv_tty_t. */
 START_TEST(tty_sink) {
   int master = posix_openpt(O_RDWR | O_NOCTTY);
@@ -393,6 +428,7 @@ int main(void) {
   tcase_add_test(tc, slow_reader_bounded);
   tcase_add_test(tc, reader_goes_away);
   tcase_add_test(tc, memory_rows_through_map);
+  tcase_add_test(tc, declared_bool_keeps_other_text);
   tcase_add_test(tc, tty_sink);
   tcase_add_test(tc, sink_to_a_uv_stream);
   tcase_add_test(tc, sink_arguments);
