@@ -48,27 +48,12 @@ static pt_proxy_t *proxy(void) {
   return pt_proxy_start(atoi(getenv("PQS_TEST_PORT")));
 }
 
-typedef struct {
-  int calls, status;
-  char msg[512];
-} opened_t;
-
-static void on_opened(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
-                      void *data) {
-  (void)ctx;
-  opened_t *o = data;
-  o->calls++;
-  o->status = status;
-  if (err)
-    snprintf(o->msg, sizeof(o->msg), "%s", err->message);
-}
-
-static pqs_ctx_t *open_via(uv_loop_t *loop, pt_proxy_t *p, opened_t *o) {
+static pqs_ctx_t *open_via(uv_loop_t *loop, pt_proxy_t *p, pt_opened_t *o) {
   pqs_ctx_opts_t opts = {.cancel_grace_ms = GRACE_MS,
                          .connect_timeout_ms = 1500};
   pqs_ctx_t *ctx = NULL;
   ck_assert_int_eq(
-      pqs_ctx_open(&ctx, loop, pt_proxy_conninfo(p), &opts, on_opened, o), 0);
+      pqs_ctx_open(&ctx, loop, pt_proxy_conninfo(p), &opts, pt_on_open, o), 0);
   while (o->calls == 0)
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_int_eq(o->calls, 1);
@@ -82,7 +67,7 @@ typedef struct {
   pt_proxy_t *p;
   uv_loop_t *loop;
   pqs_ctx_t *ctx;
-  opened_t o;
+  pt_opened_t o;
 } rig_t;
 
 static void rig_up(rig_t *r, pt_fault_t fault) {
@@ -164,8 +149,7 @@ START_TEST(stall_with_timeout) {
   ck_assert_int_eq(w.done.status, PQS_ETIMEDOUT);
   ck_assert_uint_ge(w.rows, 1000);
   ck_assert_uint_eq(w.done.rows, w.rows);
-  ck_assert_msg(took < 2.0 + GRACE_MS / 1000.0 + 5, "ended after %.1f s",
-                took);
+  ck_assert_msg(took < 2.0 + GRACE_MS / 1000.0 + 5, "ended after %.1f s", took);
   ck_assert_msg(took > 1.9, "ended after %.1f s, before its timeout", took);
   ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
   rig_down(&r);
@@ -219,7 +203,7 @@ START_TEST(partition_then_close) {
   pt_done_t done[N];
   memset(done, 0, sizeof(done));
   for (int i = 0; i < N; i++) {
-    opened_t o = {0};
+    pt_opened_t o = {0};
     ctx[i] = open_via(loop, p, &o);
     ck_assert_int_eq(o.status, 0);
     pqs_stream_cbs_t cbs = {.on_done = pt_on_done};
@@ -386,8 +370,8 @@ START_TEST(vanished_peer_found) {
                 "namespaces joined by a veth pair, and could not make them "
                 "(it needs root and the ip command of iproute2)");
   int fds = open_fds();
-  pt_proxy_t *p = pt_proxy_start_in(path, "10.213.7.2",
-                                    atoi(getenv("PQS_TEST_PORT")));
+  pt_proxy_t *p =
+      pt_proxy_start_in(path, "10.213.7.2", atoi(getenv("PQS_TEST_PORT")));
   uv_loop_t *loop = pt_loop_new();
   char conninfo[600];
   snprintf(conninfo, sizeof(conninfo),
@@ -396,9 +380,9 @@ START_TEST(vanished_peer_found) {
            pt_proxy_conninfo(p));
   snprintf(path, sizeof(path), "/run/netns/%s", ns_client);
   int home = pt_netns_enter(path); /* the client's socket is made there */
-  opened_t o = {0};
+  pt_opened_t o = {0};
   pqs_ctx_t *ctx = NULL;
-  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, NULL, on_opened, &o), 0);
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, NULL, pt_on_open, &o), 0);
   pt_netns_leave(home);
   while (o.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
@@ -433,8 +417,8 @@ START_TEST(forwarding) {
   rig_up(&r, PT_FORWARD);
   ck_assert_int_eq(r.o.status, 0);
   watch_t w = {.p = r.p};
-  run_watched(r.loop, r.ctx,
-              "SELECT g::int8 FROM generate_series(1, 100000) g", 0, &w);
+  run_watched(r.loop, r.ctx, "SELECT g::int8 FROM generate_series(1, 100000) g",
+              0, &w);
   ck_assert_int_eq(w.done.status, 0);
   ck_assert_int_eq(w.sum, 100000LL * 100001 / 2);
   rig_down(&r);

@@ -604,8 +604,7 @@ START_TEST(error_fields) {
   ck_assert_int_eq(f.position, 20);
   ck_assert_msg(strstr(f.text, "LINE 3:   3 +* 4\n            ^\n") != NULL,
                 "text: %s", f.text);
-  f = exec_fields(loop, ctx,
-                  "DO $$ BEGIN RAISE EXCEPTION 'boom'; END $$");
+  f = exec_fields(loop, ctx, "DO $$ BEGIN RAISE EXCEPTION 'boom'; END $$");
   ck_assert_ptr_nonnull(strstr(f.context, "PL/pgSQL function"));
   ck_assert_int_eq(f.position, 0);
   f = exec_fields(loop, ctx, "INSERT INTO ef VALUES (1, NULL)");
@@ -763,9 +762,9 @@ START_TEST(ctx_close_in_on_columns) {
                           .on_row = sum_row,
                           .on_done = consumer_done};
   ck_assert_int_eq(
-      pqs_stream_start(pt_query(ctx, "SELECT generate_series(1, 1000)::int8",
-                                NULL),
-                       &cbs, &c),
+      pqs_stream_start(
+          pt_query(ctx, "SELECT generate_series(1, 1000)::int8", NULL), &cbs,
+          &c),
       0);
   pt_loop_free(loop);
   ck_assert_int_eq(c.columns_calls, 1);
@@ -791,28 +790,14 @@ static void on_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
   snprintf(h->message, sizeof(h->message), "%s", n->message);
 }
 
-typedef struct {
-  int calls, status;
-  pqs_ctx_t *ctx;
-} opened_t;
-
-static void on_opened(pqs_ctx_t *ctx, int status, const pqs_error_t *e,
-                      void *data) {
-  (void)e;
-  opened_t *o = data;
-  o->calls++;
-  o->status = status;
-  o->ctx = ctx;
-}
-
 START_TEST(notices_reach_the_callback) {
   uv_loop_t *loop = pt_loop_new();
   heard_t h = {0};
   pqs_ctx_opts_t opts = {.on_notice = on_notice, .notice_data = &h};
-  opened_t o = {0};
+  pt_opened_t o = {0};
   pqs_ctx_t *ctx;
   ck_assert_int_eq(
-      pqs_ctx_open(&ctx, loop, pt_conninfo(), &opts, on_opened, &o), 0);
+      pqs_ctx_open(&ctx, loop, pt_conninfo(), &opts, pt_on_open, &o), 0);
   while (o.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_int_eq(o.status, 0);
@@ -833,8 +818,8 @@ START_TEST(notices_reach_the_callback) {
   pqs_factory_t *f;
   ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
   for (int i = 0; i < 2; i++) {
-    opened_t g = {0};
-    ck_assert_int_eq(pqs_factory_open_ctx(f, loop, NULL, on_opened, &g), 0);
+    pt_opened_t g = {0};
+    ck_assert_int_eq(pqs_factory_open_ctx(f, loop, NULL, pt_on_open, &g), 0);
     while (g.calls == 0)
       uv_run(loop, UV_RUN_ONCE);
     ck_assert_int_eq(g.status, 0);

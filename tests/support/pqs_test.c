@@ -36,26 +36,20 @@ void pt_loop_free(uv_loop_t *loop) {
   free(loop);
 }
 
-typedef struct {
-  int calls;
-  int status;
-  char msg[512];
-} open_result_t;
-
-static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
-                    void *data) {
-  (void)ctx;
-  open_result_t *r = data;
+void pt_on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
+                void *data) {
+  pt_opened_t *r = data;
   r->calls++;
   r->status = status;
+  r->ctx = ctx;
   if (err)
     snprintf(r->msg, sizeof(r->msg), "%s", err->message);
 }
 
 pqs_ctx_t *pt_open(uv_loop_t *loop, const char *conninfo) {
-  open_result_t r = {0};
+  pt_opened_t r = {0};
   pqs_ctx_t *ctx = NULL;
-  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, NULL, on_open, &r), 0);
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, NULL, pt_on_open, &r), 0);
   while (r.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_msg(r.status == 0, "connect failed: %s: %s", pqs_err_name(r.status),

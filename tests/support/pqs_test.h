@@ -27,6 +27,14 @@ const char *pt_conninfo(void);
 uv_loop_t *pt_loop_new(void);
 void pt_loop_free(uv_loop_t *loop);
 
+/* What an open callback said, recorded by pt_on_open. */
+typedef struct pt_opened_s {
+  int calls, status;
+  pqs_ctx_t *ctx;
+  char msg[512];
+} pt_opened_t;
+void pt_on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err, void *data);
+
 /* Opens a context and runs the loop until it is connected. */
 pqs_ctx_t *pt_open(uv_loop_t *loop, const char *conninfo);
 /* Closes it and runs the loop until its close callback has run. */
