@@ -254,6 +254,38 @@ typedef void (*pqs_close_cb)(pqs_ctx_t *ctx, void *data);
 typedef void (*pqs_notice_cb)(pqs_ctx_t *ctx, const pqs_error_t *notice,
                               void *data);
 
+/* Where a query's rows come from (pqs_query_opts_t.source, and the
+ * context's default in pqs_ctx_opts_t.source).
+ *
+ * PQS_SOURCE_SINGLE_ROW: libpq's single-row mode, one result per row. Any
+ *   statement; the completion's command_tag is the server's ("SELECT 3").
+ * PQS_SOURCE_COPY: the statement runs as COPY (statement) TO STDOUT and
+ *   its lines are split and unescaped in place: the same rows (text
+ *   values, names and types from a Describe sent first), at about half
+ *   the client CPU per row, because libpq builds no result per row.
+ *   It applies to a statement that begins with SELECT, VALUES, TABLE,
+ *   WITH, INSERT, UPDATE or DELETE (the last three with RETURNING) and
+ *   that returns columns; any other statement (SHOW, EXPLAIN, an UPDATE
+ *   without RETURNING, SELECT ... INTO) falls back to single-row mode by
+ *   itself, so a query never fails for asking. Parameters are bound into
+ *   the COPY's text as literals escaped by libpq (PQescapeLiteral), cast
+ *   to the type the server inferred for each $n; $n is found only
+ *   outside literals, quoted identifiers, comments and dollar quotes.
+ *   What differs, all documented here: it costs one more round trip
+ *   before the first row (the Describe); command_tag is "COPY n" (n rows)
+ *   and affected is n; an error in a bound value carries no position
+ *   (as in single-row mode, where it is a bind error). Stages, pause,
+ *   take, cancel, timeouts, merges and sinks work as over single-row
+ *   mode. A TSV sink (or a CSV one, then through COPY's own csv format)
+ *   fed by a COPY stream writes the server's bytes through untouched when
+ *   no stage changes rows (filter, tap, take and skip do not).
+ * PQS_SOURCE_DEFAULT: the context's default; for a context, SINGLE_ROW. */
+typedef enum {
+  PQS_SOURCE_DEFAULT = 0,
+  PQS_SOURCE_SINGLE_ROW = 1,
+  PQS_SOURCE_COPY = 2
+} pqs_source_t;
+
 typedef struct pqs_ctx_opts_s {
   /* Milliseconds allowed for the whole connection, timed by the loop (libpq
    * ignores connect_timeout when driven asynchronously). 0: 10000. */
@@ -270,6 +302,9 @@ typedef struct pqs_ctx_opts_s {
    * A query timeout therefore ends within timeout + grace, whatever the
    * network does. 0: 5000. */
   unsigned cancel_grace_ms;
+  /* Where pqs_query reads rows from unless a query says (pqs_source_t);
+   * 0: PQS_SOURCE_SINGLE_ROW. */
+  pqs_source_t source;
 } pqs_ctx_opts_t;
 
 /* Starts connecting to `conninfo` (a libpq connection string or URI) on
@@ -367,6 +402,9 @@ typedef struct pqs_query_opts_s {
   void (*on_statement)(pqs_ctx_t *ctx, const char *tag, uint64_t affected,
                        void *data);
   void *statement_data;
+  /* pqs_query: where the rows come from (pqs_source_t); 0: the context's
+   * default. Ignored by pqs_exec. */
+  pqs_source_t source;
 } pqs_query_opts_t;
 
 /* Prepares a stream of the rows of `sql` on `ctx`, with `nparams` text
@@ -772,6 +810,7 @@ typedef struct pqs_factory_opts_s {
   void (*log)(const char *line, void *data);
   void *log_data;
   unsigned cancel_grace_ms; /* the contexts' (see pqs_ctx_opts_t); 0: 5000 */
+  pqs_source_t source;      /* the contexts' default source */
 } pqs_factory_opts_t;
 
 typedef struct pqs_factory_stats_s {

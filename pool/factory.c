@@ -400,6 +400,7 @@ void pqs__factory_ctx_opts(const pqs_factory_t *f, pqs_ctx_opts_t *opts) {
   opts->connect_timeout_ms = f->opts.connect_timeout_ms;
   opts->query_timeout_ms = f->opts.query_timeout_ms;
   opts->cancel_grace_ms = f->opts.cancel_grace_ms;
+  opts->source = f->opts.source;
   opts->on_notice = f->opts.on_notice;
   opts->notice_data = f->opts.notice_data;
 }

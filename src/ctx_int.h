@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <sys/types.h>
 
+#include "buf.h"
 #include "owner.h"
 #include "pqstream.h"
 #include "row_int.h"
@@ -84,14 +85,32 @@ typedef enum {
   PQS__SEND_SIMPLE,   /* PQsendQuery: a command, maybe several statements */
   PQS__SEND_PARAMS,   /* PQsendQueryParams: one statement, rows or not */
   PQS__SEND_PREPARE,  /* PQsendPrepare of the unnamed statement */
-  PQS__SEND_DESCRIBE  /* PQsendDescribePrepared of it: its columns */
+  PQS__SEND_DESCRIBE, /* PQsendDescribePrepared of it: its columns */
+  PQS__SEND_COPY      /* PQsendQuery of COPY (statement) TO STDOUT */
 } pqs__op_send_t;
+
+/* The COPY source (copy.c), as steps of one op:
+ *   PREPARE --ok--> DESCRIBE --columns, and the statement qualifies--> COPY
+ *                   DESCRIBE --no columns--> PARAMS (single-row mode)
+ * A statement whose first word does not qualify goes to PARAMS at once.
+ * While COPY's data flows (`in_copy`) the pump reads lines instead of
+ * results. */
+typedef struct pqs__copy_s {
+  pqs__cell_t *cells;   /* one per column, reused row after row */
+  uint32_t *param_types; /* what the server inferred for $1..$n */
+  pqs__buf_t scratch;   /* a line's copy, when its bytes are also passed on */
+  int lines;            /* 0, or 1 + the pqs_format_t of lines passed on */
+  int lines_only;       /* nobody reads values: lines are not split */
+  int in_copy;          /* fact: COPY data is flowing */
+} pqs__copy_t;
 
 typedef struct pqs__op_s {
   pqs_ctx_t *ctx;
   pqs__op_state_t state;
   pqs__op_send_t send;
   int single_row;
+  int copy; /* the COPY source was asked for: see pqs__copy_t */
+  pqs__copy_t cp;
   unsigned timeout_ms;
   void (*on_statement)(pqs_ctx_t *, const char *, uint64_t, void *);
   void *statement_data;
@@ -195,6 +214,28 @@ void pqs__op_kick(pqs_ctx_t *ctx);
 void pqs__op_abandon(pqs_ctx_t *ctx);
 void pqs__op_end_abandoned(pqs_ctx_t *ctx);
 void pqs__op_maybe_finish(pqs_ctx_t *ctx);
+
+/* copy.c: the COPY source's parts, called by query.c. */
+/* 1 if `sql` begins with a word COPY (statement) TO accepts. */
+int pqs__copy_qualifies(const char *sql);
+/* DESCRIBE's result: keeps columns and parameter types. 0 or ENOMEM. */
+int pqs__copy_described(pqs__op_t *op, const PGresult *res);
+/* The step after DESCRIBE: PQS__SEND_COPY, or PQS__SEND_PARAMS. */
+pqs__op_send_t pqs__copy_next(pqs__op_t *op);
+/* The COPY command, parameters bound, NUL-terminated, appended to `out`:
+ * 0, PQS_ENOMEM, or PQS_EINVAL (libpq would not escape a value; the
+ * connection's message says why). */
+int pqs__copy_command(pqs__op_t *op, pqs__buf_t *out);
+/* A COPY line (libpq's, `n` bytes with its newline; split in place) as a
+ * row: 0, or PQS_EINVAL (a line that does not match the columns),
+ * PQS_ENOMEM. Hot path. */
+int pqs__copy_row(pqs__op_t *op, char *line, size_t n, pqs_row_t *row);
+/* The consumer takes whole lines (source.h, lines). */
+void pqs__copy_offer_lines(pqs__op_t *op, int format, int parse);
+/* An error raised while the COPY ran: its position is in the COPY's
+ * text, not the user's, so it is dropped. */
+void pqs__copy_fix_error(pqs__op_t *op);
+void pqs__copy_free(pqs__op_t *op);
 
 /* Turns a new op into a describe (describe.c), before it starts. */
 void pqs__op_describe(pqs__op_t *op);

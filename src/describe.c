@@ -28,7 +28,7 @@ static void describe_end(void *self, const pqs_done_t *done) {
   if (status == 0 && d->schema == NULL)
     status = PQS_ENOMEM;
   if (status == 0) {
-    pqs_row_t columns = {d->schema, NULL, NULL, 0};
+    pqs_row_t columns = {.schema = d->schema};
     d->cb(d->ctx, 0, &columns, NULL, d->data);
   } else {
     d->cb(d->ctx, status, NULL, done->error, d->data);

@@ -12,6 +12,7 @@
 
 static void op_drain(pqs_ctx_t *ctx);
 static void give_up(pqs_ctx_t *ctx);
+static void flush_sent(pqs__op_t *op);
 
 #define PQS__DEFAULT_GRACE_MS 5000
 /* How often a stopping op asks again (a cancel that reaches the backend
@@ -68,8 +69,10 @@ static pqs__op_t *op_new(const char *sql, int nparams,
 int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
                   const char *const *params, const pqs_query_opts_t *opts,
                   int single_row, pqs__op_t **out) {
+  pqs_source_t source =
+      opts && opts->source ? opts->source : ctx->opts.source;
   if (sql == NULL || nparams < 0 || nparams > 65535 ||
-      (nparams > 0 && params == NULL))
+      (nparams > 0 && params == NULL) || (unsigned)source > PQS_SOURCE_COPY)
     return PQS_EINVAL;
   pqs__op_t *op = op_new(sql, nparams, params);
   if (op == NULL)
@@ -87,6 +90,10 @@ int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
    * allows several statements; anything with rows to stream, or with
    * parameters, by the extended one (one statement). */
   op->send = !single_row && nparams == 0 ? PQS__SEND_SIMPLE : PQS__SEND_PARAMS;
+  /* COPY: prepared and described first, for the columns. */
+  op->copy = single_row && source == PQS_SOURCE_COPY && pqs__copy_qualifies(sql);
+  if (op->copy)
+    op->send = PQS__SEND_PREPARE;
   ctx->op = op;
   if (ctx->state == PQS__CTX_READY)
     ctx->state = PQS__CTX_BUSY;
@@ -101,6 +108,7 @@ void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt,
 }
 
 static void op_free(pqs__op_t *op) {
+  pqs__copy_free(op);
   pqs__free(op->schema);
   pqs__free(op->tag);
   pqs__free(op->err_strings);
@@ -268,6 +276,20 @@ static void send_failed(pqs__op_t *op) {
 
 void pqs__op_describe(pqs__op_t *op) { op->send = PQS__SEND_PREPARE; }
 
+/* The COPY of the op's statement; 0 if it could not be sent. */
+static int send_copy(pqs__op_t *op) {
+  pqs__buf_t text = {0};
+  int rc = pqs__copy_command(op, &text);
+  int sent = rc == 0 && PQsendQuery(op->ctx->conn, text.data);
+  pqs__buf_free(&text);
+  if (rc == PQS_ENOMEM && op->err.message == NULL)
+    op->err.message = "out of memory";
+  else if (rc != 0) /* a value libpq would not escape: its words */
+    record_conn_error(op);
+  keep_error(op, rc);
+  return sent;
+}
+
 /* Sends what the op's step says; 0 if libpq would not take it. */
 static int send_step(pqs__op_t *op) {
   PGconn *conn = op->ctx->conn;
@@ -279,9 +301,28 @@ static int send_step(pqs__op_t *op) {
                              NULL, NULL, 0);
   case PQS__SEND_PREPARE:
     return PQsendPrepare(conn, "", op->sql, op->nparams, NULL);
-  default:
+  case PQS__SEND_DESCRIBE:
     return PQsendDescribePrepared(conn, "");
+  default:
+    return send_copy(op);
   }
+}
+
+/* Sends a step and makes sure it is on its way; on failure it ends from
+ * the loop. Rows to stream come one result each (single-row mode). */
+static void send_now(pqs__op_t *op) {
+  if (!send_step(op)) {
+    send_failed(op);
+    return;
+  }
+  int rows = op->send == PQS__SEND_PARAMS || op->send == PQS__SEND_SIMPLE;
+  if (rows && op->single_row && !PQsetSingleRowMode(op->ctx->conn)) {
+    /* libpq refused; the query is sent and must still be read to its
+     * end, and cancelled rather than buffered whole. */
+    op->err.message = "libpq refused single-row mode";
+    op_stop_with(op, PQS_ESTATE);
+  }
+  flush_sent(op);
 }
 
 /* After a send: flush what fits, watch for the rest. */
@@ -304,17 +345,11 @@ static void op_start(void *src) {
   op->state = PQS__OP_RUNNING;
   if (op->timeout_ms)
     uv_timer_start(&ctx->timer, on_query_timeout, op->timeout_ms, 0);
-  if (!send_step(op)) {
-    send_failed(op);
-    return;
-  }
-  if (op->single_row && !PQsetSingleRowMode(ctx->conn)) {
-    /* libpq refused; the query is sent and must still be read to its
-     * end, and cancelled rather than buffered whole. */
-    op->err.message = "libpq refused single-row mode";
-    op_stop_with(op, PQS_ESTATE);
-  }
-  flush_sent(op);
+  send_now(op);
+}
+
+static void op_lines(void *src, int format, int parse) {
+  pqs__copy_offer_lines(src, format, parse);
 }
 
 /* ---- discard: NEW -> (context READY), no completion ---- */
@@ -336,6 +371,7 @@ const pqs__source_vt_t pqs__op_source = {
     .resume = op_resume,
     .stop = op_stop,
     .discard = op_discard,
+    .lines = op_lines,
 };
 
 /* ---- finish: the one completion ---- */
@@ -439,18 +475,28 @@ static void give_up(pqs_ctx_t *ctx) {
   op_finish(ctx, status);
 }
 
+/* The step after one that ended well, into op->send: PREPARE -> DESCRIBE
+ * (the statement's columns), and for COPY, DESCRIBE -> COPY | PARAMS.
+ * 1 if there is one. */
+static int next_step(pqs__op_t *op) {
+  if (op->state != PQS__OP_RUNNING || op->status != 0 ||
+      op->err.message != NULL || op->lost)
+    return 0;
+  if (op->send == PQS__SEND_PREPARE)
+    op->send = PQS__SEND_DESCRIBE;
+  else if (op->send == PQS__SEND_DESCRIBE && op->copy)
+    op->send = pqs__copy_next(op);
+  else
+    return 0;
+  return 1;
+}
+
 /* RUNNING | STOPPING -> DRAINED: libpq has no more results. */
 static void op_drained(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
-  if (op->send == PQS__SEND_PREPARE && op->state == PQS__OP_RUNNING &&
-      op->status == 0 && op->err.message == NULL && !op->lost) {
-    /* PREPARE -> DESCRIBE: the prepared statement's columns next. */
-    op->send = PQS__SEND_DESCRIBE;
+  if (next_step(op)) {
     op->final = 0;
-    if (!send_step(op))
-      send_failed(op);
-    else
-      flush_sent(op);
+    send_now(op);
     return;
   }
   op->state = PQS__OP_DRAINED;
@@ -473,13 +519,14 @@ void pqs__op_end_abandoned(pqs_ctx_t *ctx) { op_finish(ctx, PQS_ECANCELED); }
 
 /* ---- the pump ---- */
 
+/* The columns to the consumer: those of `res`, or the COPY's, described
+ * before. */
 static int deliver_columns(pqs__op_t *op, const PGresult *res) {
-  op->schema = pqs__schema_from_result(res);
-  if (op->schema == NULL)
+  if (op->schema == NULL && (op->schema = pqs__schema_from_result(res)) == NULL)
     return PQS_ENOMEM;
   if (op->consumer_vt->columns == NULL)
     return PQS__CONTINUE;
-  pqs_row_t columns = {op->schema, NULL, NULL, 0};
+  pqs_row_t columns = {.schema = op->schema};
   return op->consumer_vt->columns(op->consumer, &columns);
 }
 
@@ -494,10 +541,62 @@ static int deliver_row(pqs__op_t *op, const PGresult *res) {
     if (op->state == PQS__OP_ABANDONED || op->state == PQS__OP_STOPPING)
       return first;
   }
-  pqs_row_t row = {op->schema, res, NULL, 0};
+  pqs_row_t row = {.schema = op->schema, .res = res};
   op->rows++;
   int rc = op->consumer_vt->row(op->consumer, &row);
   return rc == PQS__CONTINUE ? first : rc;
+}
+
+/* Hot path, the COPY source: one call per line. */
+static int deliver_line(pqs__op_t *op, char *line, int n) {
+  pqs_row_t row;
+  int rc = pqs__copy_row(op, line, (size_t)n, &row);
+  if (rc != 0)
+    return rc;
+  op->rows++;
+  return op->consumer_vt->row(op->consumer, &row);
+}
+
+/* PGRES_COPY_OUT of the op's own COPY: the lines follow. */
+static int copy_started(pqs__op_t *op, const PGresult *res) {
+  op->cp.in_copy = 1;
+  if (PQnfields(res) != op->schema->ncols) { /* changed since described */
+    op->err.message = "the COPY's columns differ from the described ones";
+    return PQS_EINVAL;
+  }
+  return op->state == PQS__OP_STOPPING ? PQS__CONTINUE
+                                       : deliver_columns(op, NULL);
+}
+
+/* Hot path: the next line libpq holds, as an answer code. PQS__WAIT:
+ * libpq needs input. The data over, in_copy is 0 and the results follow.
+ * A COPY that fails otherwise cannot be left: libpq, unless it saw the
+ * connection die itself, would hand out PGRES_COPY_OUT again and again.
+ * So the connection is given up, and the op ends here: PQS_ECONNLOST, or
+ * PQS_ENOMEM if libpq failed for want of memory with the connection up. */
+static int copy_pump(pqs__op_t *op) {
+  char *line;
+  int n = op->lost ? -2 : PQgetCopyData(op->ctx->conn, &line, 1);
+  if (n > 0) {
+    int rc = op->state == PQS__OP_STOPPING ? PQS__CONTINUE
+                                           : deliver_line(op, line, n);
+    PQfreemem(line);
+    return rc;
+  }
+  if (n == 0)
+    return PQS__WAIT;
+  op->cp.in_copy = 0;
+  if (n == -1)
+    return PQS__CONTINUE;
+  record_conn_error(op);
+  if (op_broken(op->ctx))
+    op->status = PQS_ECONNLOST; /* as for rows: a loss is the story */
+  else
+    note_status(op, PQS_ENOMEM);
+  if (op->err.message == NULL)
+    op->err.message = pqs_strerror(op->status);
+  give_up(op->ctx); /* the op is gone */
+  return PQS__WAIT;
 }
 
 /* COPY is not a row stream: refuse it without leaving the protocol stuck. */
@@ -560,8 +659,9 @@ static int take_result(pqs__op_t *op, PGresult *res) {
     return PQS__CONTINUE;
   case PGRES_COMMAND_OK:
     op->final = 1;
-    if (op->send == PQS__SEND_DESCRIBE)
-      return deliver_columns(op, res); /* the statement's columns */
+    if (op->send == PQS__SEND_DESCRIBE) /* the statement's columns */
+      return op->copy ? pqs__copy_described(op, res)
+                      : deliver_columns(op, res);
     if (op->send != PQS__SEND_PREPARE)
       record_command(op, res);
     return PQS__CONTINUE;
@@ -570,6 +670,9 @@ static int take_result(pqs__op_t *op, PGresult *res) {
     record_command(op, res);
     return PQS__CONTINUE;
   case PGRES_COPY_OUT:
+    if (op->send == PQS__SEND_COPY)
+      return copy_started(op, res);
+    /* fall through */
   case PGRES_COPY_IN:
   case PGRES_COPY_BOTH:
     op->final = 1;
@@ -578,6 +681,8 @@ static int take_result(pqs__op_t *op, PGresult *res) {
     op->final = 1;
     record_result_error(op, res);
     note_local_failure(op, res);
+    if (op->send == PQS__SEND_COPY)
+      pqs__copy_fix_error(op);
     return PQS__CONTINUE;
   }
 }
@@ -608,6 +713,11 @@ static int act_on(pqs__op_t *op, int rc) {
 static void op_drain(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
   while (op->state == PQS__OP_RUNNING || op->state == PQS__OP_STOPPING) {
+    if (op->cp.in_copy) {
+      if (act_on(op, copy_pump(op)))
+        return;
+      continue;
+    }
     /* After a loss libpq's socket is gone and PQgetResult cannot block. */
     if (!op->lost && PQisBusy(ctx->conn))
       return;

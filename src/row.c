@@ -320,6 +320,9 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   copy->res = NULL;
   copy->cells = cells;
   copy->input = row->input;
+  copy->line = NULL;
+  copy->line_len = 0;
+  copy->line_format = 0;
   return copy;
 }
 

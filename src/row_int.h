@@ -28,6 +28,12 @@ struct pqs_row_s {
   const PGresult *res;
   const pqs__cell_t *cells;
   int input; /* 1 + the merge input it came from; 0 outside a merge */
+  /* A row from the COPY source that a sink may write as it came: the
+   * server's line (newline included) in format line_format - 1
+   * (pqs_format_t). NULL unless the consumer asked for lines. */
+  const char *line;
+  size_t line_len;
+  int line_format;
 };
 
 /* Copies the names and types of `res` into a new schema (one allocation,

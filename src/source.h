@@ -24,6 +24,11 @@ typedef struct pqs__source_vt_s {
   void (*resume)(void *src);           /* buffered rows first, from the loop */
   void (*stop)(void *src, int reason); /* end early; end() reports reason */
   void (*discard)(void *src);          /* never started: release, no end() */
+  /* May be NULL. Before start: the consumer can write rows in `format`
+   * (pqs_format_t) from their line, as the server sent it; `parse` says
+   * whether values are read as well (a stage looks at them). The source
+   * sets row->line where it can. */
+  void (*lines)(void *src, int format, int parse);
 } pqs__source_vt_t;
 
 #endif

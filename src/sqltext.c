@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "pqstream.h"
+#include "sqltext.h"
 
 static int ident_char(char c) {
   return isalnum((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
@@ -202,6 +203,59 @@ int pqs_sql_interpolate(const char *sql, pqs_sql_var_fn lookup, void *data,
   }
   *out = o.data;
   return 0;
+}
+
+/* ---- parameters, for the COPY source ---- */
+
+int pqs__sql_bind(const char *sql, size_t len, pqs__param_fn put, void *data,
+                  pqs__buf_t *out) {
+  size_t run = 0; /* start of the bytes not yet copied */
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < len;) {
+    size_t j = skip_text(sql, len, i);
+    if (j != i) {
+      i = j;
+      continue;
+    }
+    int param = sql[i] == '$' && i + 1 < len &&
+                isdigit((unsigned char)sql[i + 1]) &&
+                (i == 0 || !ident_char(sql[i - 1]));
+    if (!param) {
+      i++;
+      continue;
+    }
+    int n = 0;
+    for (j = i + 1; j < len && isdigit((unsigned char)sql[j]); j++)
+      n = n < 100000 ? n * 10 + (sql[j] - '0') : n;
+    rc = pqs__buf_append(out, sql + run, i - run);
+    rc = rc ? rc : put(n, out, data);
+    run = i = j;
+  }
+  return rc ? rc : pqs__buf_append(out, sql + run, len - run);
+}
+
+void pqs__sql_first_word(const char *sql, char *out, size_t cap) {
+  size_t len = strlen(sql), i = 0, n = 0;
+  out[0] = '\0';
+  while (i < len) {
+    size_t j = sql[i] == '-' || sql[i] == '/' ? skip_text(sql, len, i) : i;
+    if (j != i)
+      i = j;
+    else if (isspace((unsigned char)sql[i]) || sql[i] == '(')
+      i++;
+    else
+      break;
+  }
+  while (i < len && isalpha((unsigned char)sql[i]) && n + 1 < cap)
+    out[n++] = (char)tolower((unsigned char)sql[i++]);
+  out[i < len && isalpha((unsigned char)sql[i]) ? 0 : n] = '\0';
+}
+
+size_t pqs__sql_trim_end(const char *sql, size_t len) {
+  size_t end = pqs_sql_statement(sql, len);
+  if (end > 0 && sql[end - 1] == ';' && pqs_sql_is_blank(sql + end, len - end))
+    return end - 1;
+  return len;
 }
 
 void pqs_free(void *p) { pqs__free(p); }

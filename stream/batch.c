@@ -71,7 +71,7 @@ int pqs__batch_add(pqs__batch_t *b, const pqs_row_t *row) {
       return PQS_ENOMEM;
     cells[i].len = (int)len;
   }
-  b->rows[b->count] = (pqs_row_t){row->schema, NULL, cells, row->input};
+  b->rows[b->count] = (pqs_row_t){.schema = row->schema, .cells = cells, .input = row->input};
   b->ptrs[b->count] = &b->rows[b->count];
   return ++b->count == b->cap;
 }

@@ -51,8 +51,8 @@ pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
   schema->names = names;
   schema->types = types;
   out->schema = schema;
-  out->row = (pqs_row_t){schema, NULL, out->cells, 0};
-  out->columns = (pqs_row_t){schema, NULL, NULL, 0};
+  out->row = (pqs_row_t){.schema = schema, .cells = out->cells};
+  out->columns = (pqs_row_t){.schema = schema};
   return out;
 }
 

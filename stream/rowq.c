@@ -68,7 +68,7 @@ void pqs__rowq_peek(pqs__rowq_t *q, const pqs__schema_t *schema,
     if (l >= 0)
       v += l + 1;
   }
-  *view = (pqs_row_t){schema, NULL, q->cells, rec.input};
+  *view = (pqs_row_t){.schema = schema, .cells = q->cells, .input = rec.input};
 }
 
 void pqs__rowq_pop(pqs__rowq_t *q) {

@@ -200,24 +200,27 @@ static int sink_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
                                      : pqs__text_header(&k->cur, cols);
 }
 
+/* Hot path: one row into the current chunk. */
+static int format_row(pqs_sink_t *k, const pqs_row_t *row) {
+  if (row->line != NULL && row->line_format == (int)k->format + 1)
+    return pqs__buf_append(&k->cur, row->line, row->line_len); /* as sent */
+  switch (k->format) {
+  case PQS_FORMAT_CSV:
+    return pqs__csv_row(&k->cur, row);
+  case PQS_FORMAT_JSONL:
+    return pqs__jsonl_row(&k->cur, row);
+  default:
+    return pqs__text_row(&k->cur, row);
+  }
+}
+
 /* Hot path. */
 static int sink_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   (void)s;
   pqs_sink_t *k = data;
   if (k->write_err != 0)
     return k->write_err;
-  int rc;
-  switch (k->format) {
-  case PQS_FORMAT_CSV:
-    rc = pqs__csv_row(&k->cur, row);
-    break;
-  case PQS_FORMAT_JSONL:
-    rc = pqs__jsonl_row(&k->cur, row);
-    break;
-  default:
-    rc = pqs__text_row(&k->cur, row);
-    break;
-  }
+  int rc = format_row(k, row);
   if (rc != 0)
     return rc;
   if (k->cur.len >= PQS__CHUNK)
@@ -331,6 +334,8 @@ static int sink_start(pqs_sink_t *k, pqs_stream_t *s, pqs_sink_cb cb,
   k->state = K_RUNNING;
   pqs_stream_cbs_t cbs = {
       .on_columns = sink_columns, .on_row = sink_row, .on_done = sink_done};
+  if (k->format != PQS_FORMAT_JSONL)
+    pqs__stream_take_lines(s, k->format);
   int rc = pqs_stream_start(s, &cbs, k);
   if (rc != 0) {
     k->stream = NULL;

@@ -122,6 +122,26 @@ int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql, int nparams,
   return 0;
 }
 
+void pqs__stream_take_lines(pqs_stream_t *s, pqs_format_t format) {
+  s->lines = (int)format + 1;
+}
+
+/* Lines reach the consumer as they came unless a stage changes rows (a
+ * map) or stands between (a batch); filter and tap read values, take and
+ * skip only count. */
+static void offer_lines(pqs_stream_t *s) {
+  if (s->lines == 0 || s->src_vt->lines == NULL || s->batch != NULL)
+    return;
+  int parse = 0;
+  for (int i = 0; i < s->nstages; i++) {
+    pqs__stage_kind_t k = s->stages[i].kind;
+    if (k == PQS__STAGE_MAP)
+      return;
+    parse |= k == PQS__STAGE_FILTER || k == PQS__STAGE_TAP;
+  }
+  s->src_vt->lines(s->src, s->lines - 1, parse);
+}
+
 int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs, void *data) {
   if (s == NULL || cbs == NULL || cbs->on_done == NULL)
     return PQS_EINVAL;
@@ -135,6 +155,7 @@ int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs, void *data) {
   s->cbs = *cbs;
   s->cb_data = data;
   s->state = PQS__STREAM_STARTED;
+  offer_lines(s);
   s->src_vt->start(s->src);
   return 0;
 }

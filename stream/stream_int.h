@@ -49,6 +49,7 @@ struct pqs_stream_s {
   pqs__stage_t *stages;
   int nstages;
   pqs__batch_t *batch;
+  int lines; /* 0, or 1 + the pqs_format_t its sink writes lines in */
 };
 
 /* A stream over any source; the source must push into
@@ -56,6 +57,9 @@ struct pqs_stream_s {
 pqs_stream_t *pqs__stream_new(pqs_ctx_t *ctx, const pqs__source_vt_t *vt,
                               void *src);
 extern const pqs__consumer_vt_t pqs__stream_consumer;
+/* Before start: the stream's consumer (a sink) writes rows in `format`
+ * and can take them as the server's lines when nothing changes rows. */
+void pqs__stream_take_lines(pqs_stream_t *s, pqs_format_t format);
 int pqs__stream_check(const pqs_stream_t *s); /* thread, not ended */
 
 /* stages.c: runs the stages over *row (which a map replaces). Hot path;

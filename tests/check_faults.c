@@ -49,7 +49,8 @@ static pt_proxy_t *proxy(void) {
 }
 
 static pqs_ctx_t *open_via(uv_loop_t *loop, pt_proxy_t *p, pt_opened_t *o) {
-  pqs_ctx_opts_t opts = {.cancel_grace_ms = GRACE_MS,
+  pqs_ctx_opts_t opts = {.source = pt_source(),
+                         .cancel_grace_ms = GRACE_MS,
                          .connect_timeout_ms = 1500};
   pqs_ctx_t *ctx = NULL;
   ck_assert_int_eq(
@@ -284,7 +285,7 @@ START_TEST(trickle) {
   ck_assert_int_eq(w.done.status, 0);
   ck_assert_uint_eq(w.rows, 100);
   ck_assert_int_eq(w.sum, 5050);
-  ck_assert_str_eq(w.done.tag, "SELECT 100");
+  ck_assert_str_eq(w.done.tag, pt_copy() ? "COPY 100" : "SELECT 100");
   ck_assert_int_eq(pqs_ctx_is_broken(ctx), 0);
   rig_down(&r);
 }
@@ -382,7 +383,9 @@ START_TEST(vanished_peer_found) {
   int home = pt_netns_enter(path); /* the client's socket is made there */
   pt_opened_t o = {0};
   pqs_ctx_t *ctx = NULL;
-  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, NULL, pt_on_open, &o), 0);
+  pqs_ctx_opts_t opts = {.source = pt_source()};
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, &opts, pt_on_open, &o),
+                   0);
   pt_netns_leave(home);
   while (o.calls == 0)
     uv_run(loop, UV_RUN_ONCE);

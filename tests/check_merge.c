@@ -555,7 +555,8 @@ START_TEST(sixteen_from_a_factory) {
                 "AS id, (g * 31 % 1000)::int8 AS v FROM generate_series(1, "
                 "1000000) g");
   uv_loop_t *loop = pt_loop_new();
-  pqs_factory_opts_t fo = {.conninfo = pt_conninfo(), .max_size = 16};
+  pqs_factory_opts_t fo = {
+      .conninfo = pt_conninfo(), .max_size = 16, .source = pt_source()};
   pqs_factory_t *f;
   ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
   sixteen_t x = {0};
@@ -610,8 +611,10 @@ START_TEST(scatter_gather_two_servers) {
   PQfinish(two);
 
   uv_loop_t *loop = pt_loop_new();
-  pqs_factory_opts_t o1 = {.conninfo = pt_conninfo(), .max_size = 2};
-  pqs_factory_opts_t o2 = {.conninfo = second, .max_size = 2};
+  pqs_factory_opts_t o1 = {
+      .conninfo = pt_conninfo(), .max_size = 2, .source = pt_source()};
+  pqs_factory_opts_t o2 = {
+      .conninfo = second, .max_size = 2, .source = pt_source()};
   pqs_factory_t *f[2];
   ck_assert_int_eq(pqs_factory_new(&f[0], &o1), 0);
   ck_assert_int_eq(pqs_factory_new(&f[1], &o2), 0);

@@ -86,7 +86,7 @@ START_TEST(million_rows) {
   ck_assert_int_eq(c.rows, (uint64_t)count);
   ck_assert_int_eq(c.done.rows, (uint64_t)count);
   ck_assert_int_eq(c.sum, sum);
-  ck_assert_str_eq(c.done.tag, "SELECT 1000000");
+  ck_assert_str_eq(c.done.tag, pt_copy() ? "COPY 1000000" : "SELECT 1000000");
   ck_assert_int_eq(c.columns_calls, 1);
   ck_assert_int_eq(c.columns_ncols, 2);
   pt_close(loop, ctx);
@@ -793,7 +793,8 @@ static void on_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
 START_TEST(notices_reach_the_callback) {
   uv_loop_t *loop = pt_loop_new();
   heard_t h = {0};
-  pqs_ctx_opts_t opts = {.on_notice = on_notice, .notice_data = &h};
+  pqs_ctx_opts_t opts = {
+      .on_notice = on_notice, .notice_data = &h, .source = pt_source()};
   pt_opened_t o = {0};
   pqs_ctx_t *ctx;
   ck_assert_int_eq(
@@ -891,7 +892,7 @@ START_TEST(empty_result) {
   ck_assert_int_eq(c.rows, 0);
   ck_assert_int_eq(c.columns_calls, 1);
   ck_assert_int_eq(c.columns_ncols, 2);
-  ck_assert_str_eq(c.done.tag, "SELECT 0");
+  ck_assert_str_eq(c.done.tag, pt_copy() ? "COPY 0" : "SELECT 0");
   pt_close(loop, ctx);
   pt_loop_free(loop);
 }

@@ -47,18 +47,18 @@ static void push(uv_timer_t *timer) {
     return;
   }
   if (m->next == 0 && m->t->nrows == 0) {
-    pqs_row_t cols = {&m->schema, NULL, NULL, 0};
+    pqs_row_t cols = {.schema = &m->schema};
     pqs__stream_consumer.columns(m->s, &cols);
   }
   while (!m->paused && !m->stopping && m->next < m->t->nrows) {
     if (m->next == 0) {
-      pqs_row_t cols = {&m->schema, NULL, NULL, 0};
+      pqs_row_t cols = {.schema = &m->schema};
       pqs__stream_consumer.columns(m->s, &cols);
     }
     const char *const *v = m->t->values + m->next * m->t->ncols;
     for (int i = 0; i < m->t->ncols; i++)
       m->cells[i] = (pqs__cell_t){v[i], v[i] ? (int)strlen(v[i]) : -1};
-    pqs_row_t row = {&m->schema, NULL, m->cells, 0};
+    pqs_row_t row = {.schema = &m->schema, .cells = m->cells};
     m->next++;
     m->pushed++;
     int rc = pqs__stream_consumer.row(m->s, &row);

@@ -46,10 +46,23 @@ void pt_on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
     snprintf(r->msg, sizeof(r->msg), "%s", err->message);
 }
 
+pqs_source_t pt_source(void) {
+  const char *s = getenv("PQS_TEST_SOURCE");
+  if (s == NULL || *s == '\0' || strcmp(s, "single-row") == 0)
+    return PQS_SOURCE_SINGLE_ROW;
+  ck_assert_msg(strcmp(s, "copy") == 0,
+                "PQS_TEST_SOURCE is '%s': say single-row or copy", s);
+  return PQS_SOURCE_COPY;
+}
+
+int pt_copy(void) { return pt_source() == PQS_SOURCE_COPY; }
+
 pqs_ctx_t *pt_open(uv_loop_t *loop, const char *conninfo) {
   pt_opened_t r = {0};
   pqs_ctx_t *ctx = NULL;
-  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, NULL, pt_on_open, &r), 0);
+  pqs_ctx_opts_t opts = {.source = pt_source()};
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, &opts, pt_on_open, &r),
+                   0);
   while (r.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_msg(r.status == 0, "connect failed: %s: %s", pqs_err_name(r.status),

@@ -35,7 +35,14 @@ typedef struct pt_opened_s {
 } pt_opened_t;
 void pt_on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err, void *data);
 
-/* Opens a context and runs the loop until it is connected. */
+/* The row source the suites run over: PQS_TEST_SOURCE=copy or single-row
+ * (the default). Contexts from pt_open and the suites' factories use it as
+ * their default, so one list of tests runs over both sources. */
+pqs_source_t pt_source(void);
+int pt_copy(void); /* 1 when the suites run over the COPY source */
+
+/* Opens a context (its default source pt_source()) and runs the loop
+ * until it is connected. */
 pqs_ctx_t *pt_open(uv_loop_t *loop, const char *conninfo);
 /* Closes it and runs the loop until its close callback has run. */
 void pt_close(uv_loop_t *loop, pqs_ctx_t *ctx);
