@@ -36,7 +36,6 @@ void pqs__copy_offer_lines(pqs__op_t *op, int format, int parse) {
       (format != PQS_FORMAT_CSV && format != PQS_FORMAT_TSV))
     return;
   op->cp.lines = format + 1;
-  op->cp.lines_only = !parse;
 }
 
 /* ---- after the Describe ---- */
@@ -229,27 +228,53 @@ static int split(pqs__op_t *op, char *text, size_t n) {
   return i == ncols ? 0 : PQS_EINVAL;
 }
 
+/* A row whose line goes on as it came is split, from a copy, when a
+ * value is first read: a stage that only counts (take, skip, a tap that
+ * looks at no value) costs nothing. The copy's room is reserved before
+ * the row is delivered, so that reading a value never allocates. */
+static const pqs__cell_t *split_late(const pqs_row_t *row) {
+  pqs__op_t *op = row->lazy_data;
+  pqs__copy_t *cp = &op->cp;
+  if (!cp->split_done) {
+    cp->split_done = 1;
+    memcpy(cp->scratch.data, row->line, row->line_len);
+    if (split(op, cp->scratch.data, row->line_len) != 0)
+      cp->bad_line = 1; /* its values read as NULL; the op ends after it */
+  }
+  return cp->cells;
+}
+
 int pqs__copy_row(pqs__op_t *op, char *line, size_t n, pqs_row_t *row) {
   pqs__copy_t *cp = &op->cp;
   *row = (pqs_row_t){.schema = op->schema, .cells = cp->cells};
+  int rc;
   if (cp->lines) {
     row->line = line;
     row->line_len = n;
     row->line_format = cp->lines;
-    if (cp->lines_only) {
-      row->cells = NULL; /* nobody reads values: see offer_lines */
-      return 0;
-    }
-    /* The line goes on as it came: split a copy of it. */
+    row->cells = NULL;
+    if (cp->lines == PQS_FORMAT_CSV + 1)
+      return 0; /* csv lines are offered only when nobody reads values */
     cp->scratch.len = 0;
-    if (pqs__buf_append(&cp->scratch, line, n) != 0)
-      return PQS_ENOMEM;
-    line = cp->scratch.data;
+    if ((rc = pqs__buf_reserve(&cp->scratch, n)) != 0)
+      return rc;
+    row->lazy = split_late;
+    row->lazy_data = op;
+    cp->split_done = 0;
+    return 0;
   }
-  int rc = split(op, line, n);
+  rc = split(op, line, n);
   if (rc != 0 && op->err.message == NULL)
     op->err.message = "a COPY line does not match the query's columns";
   return rc;
+}
+
+int pqs__copy_row_done(pqs__op_t *op) {
+  if (!op->cp.bad_line)
+    return 0;
+  if (op->err.message == NULL)
+    op->err.message = "a COPY line does not match the query's columns";
+  return PQS_EINVAL;
 }
 
 /* ---- errors ---- */

@@ -100,8 +100,9 @@ typedef struct pqs__copy_s {
   uint32_t *param_types; /* what the server inferred for $1..$n */
   pqs__buf_t scratch;   /* a line's copy, when its bytes are also passed on */
   int lines;            /* 0, or 1 + the pqs_format_t of lines passed on */
-  int lines_only;       /* nobody reads values: lines are not split */
   int in_copy;          /* fact: COPY data is flowing */
+  int split_done;       /* fact: the current line's copy is split */
+  int bad_line;         /* fact: a line did not split into the columns */
 } pqs__copy_t;
 
 typedef struct pqs__op_s {
@@ -230,6 +231,9 @@ int pqs__copy_command(pqs__op_t *op, pqs__buf_t *out);
  * row: 0, or PQS_EINVAL (a line that does not match the columns),
  * PQS_ENOMEM. Hot path. */
 int pqs__copy_row(pqs__op_t *op, char *line, size_t n, pqs_row_t *row);
+/* After the consumer had the row: 0, or PQS_EINVAL if splitting it late
+ * failed (op->err says so). */
+int pqs__copy_row_done(pqs__op_t *op);
 /* The consumer takes whole lines (source.h, lines). */
 void pqs__copy_offer_lines(pqs__op_t *op, int format, int parse);
 /* An error raised while the COPY ran: its position is in the COPY's

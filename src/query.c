@@ -554,7 +554,9 @@ static int deliver_line(pqs__op_t *op, char *line, int n) {
   if (rc != 0)
     return rc;
   op->rows++;
-  return op->consumer_vt->row(op->consumer, &row);
+  rc = op->consumer_vt->row(op->consumer, &row);
+  int late = pqs__copy_row_done(op);
+  return late != 0 && rc >= 0 && rc != PQS__STOP ? late : rc;
 }
 
 /* PGRES_COPY_OUT of the op's own COPY: the lines follow. */

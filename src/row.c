@@ -66,9 +66,14 @@ static inline int cell(const pqs_row_t *row, int col, const char **ptr,
     *ptr = n == 0 && PQgetisnull(row->res, 0, col)
                ? NULL
                : PQgetvalue(row->res, 0, col);
-  } else if (row->cells != NULL && row->cells[col].len >= 0) {
-    *ptr = row->cells[col].ptr;
-    *len = (size_t)row->cells[col].len;
+    return 0;
+  }
+  const pqs__cell_t *cells = row->cells;
+  if (cells == NULL && row->lazy != NULL)
+    cells = row->lazy(row);
+  if (cells != NULL && cells[col].len >= 0) {
+    *ptr = cells[col].ptr;
+    *len = (size_t)cells[col].len;
   } else {
     *ptr = NULL;
     *len = 0;
@@ -323,6 +328,8 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   copy->line = NULL;
   copy->line_len = 0;
   copy->line_format = 0;
+  copy->lazy = NULL;
+  copy->lazy_data = NULL;
   return copy;
 }
 

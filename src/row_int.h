@@ -34,6 +34,11 @@ struct pqs_row_s {
   const char *line;
   size_t line_len;
   int line_format;
+  /* Such a row is split only when a value is first read: cells is NULL
+   * and lazy(row) returns them. NULL for a row that is never split (csv
+   * lines, offered only when nothing reads values). */
+  const struct pqs__cell_s *(*lazy)(const pqs_row_t *row);
+  void *lazy_data;
 };
 
 /* Copies the names and types of `res` into a new schema (one allocation,

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../src/alloc.h"
@@ -33,6 +34,7 @@ struct pqs_sink_s {
   pqs_stream_t *stream; /* while RUNNING or PAUSED */
   uv_loop_t *loop;
   int to_file; /* regular files go through uv_fs_write, one at a time */
+  int to_null; /* /dev/null: written at once, on the loop (never blocks) */
   int file_fd;
   union {
     uv_pipe_t pipe;
@@ -150,12 +152,31 @@ static void fs_next(pqs_sink_t *k) {
   }
 }
 
+/* /dev/null takes every byte at once: no thread, no queue. */
+static void write_null(pqs_sink_t *k) {
+  uv_buf_t b = uv_buf_init(k->cur.data, (unsigned)k->cur.len);
+  uv_fs_t req;
+  int n = uv_fs_write(k->loop, &req, k->file_fd, &b, 1, -1, NULL);
+  uv_fs_req_cleanup(&req);
+  if (n < 0)
+    write_failed(k, n);
+  else
+    k->bytes += (size_t)n;
+  if (k->written)
+    *k->written = k->bytes;
+  k->cur.len = 0;
+}
+
 /* Hands what the current buffer holds to libuv, without copying it. */
 static void send_current(pqs_sink_t *k) {
   if (k->cur.len == 0)
     return;
   if (k->write_err != 0) { /* the reader is gone: drop */
     k->cur.len = 0;
+    return;
+  }
+  if (k->to_null) {
+    write_null(k);
     return;
   }
   chunk_t *c = pqs__calloc(1, sizeof(*c));
@@ -373,6 +394,9 @@ static int open_fd(pqs_sink_t *k, int fd) {
   if (type == UV_FILE) {
     k->to_file = 1;
     k->file_fd = fd;
+    /* Linux's memory devices (null 1:3) never block, like a buffer. */
+    k->to_null = fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+                 major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
     return 0;
   }
   if (type == UV_NAMED_PIPE)

@@ -46,6 +46,7 @@ typedef struct {
   int nparams;
   pqs_format_t format;
   int header;
+  int single_row; /* --single-row: not through COPY */
   const char *output;
   int jobs;
   const char *shards[CLI_MAX];

@@ -460,6 +460,8 @@ static int make_factories(app_t *app) {
                              .connect_timeout_ms = ms,
                              .query_timeout_ms = ms,
                              .acquire_timeout_ms = 3600 * 1000,
+                             .source = o->single_row ? PQS_SOURCE_SINGLE_ROW
+                                                     : PQS_SOURCE_COPY,
                              .on_notice =
                                  o->quiet ? drop_notice : print_notice};
     int rc = pqs_factory_new(&app->f[t], &fo); /* it keeps a copy */
