@@ -57,10 +57,17 @@ pqs__op_send_t pqs__copy_next(pqs__op_t *op) {
   if (op->schema->ncols > 0)
     return PQS__SEND_COPY;
   /* No columns (an UPDATE without RETURNING, SELECT ... INTO): COPY would
-   * refuse it, single-row mode runs it. Its columns come with its result. */
-  pqs__free(op->schema);
-  op->schema = NULL;
+   * refuse it, single-row mode runs it. */
+  pqs__copy_fall_back(op);
   return PQS__SEND_PARAMS;
+}
+
+void pqs__copy_fall_back(pqs__op_t *op) {
+  op->copy = 0;
+  op->cp.lines = 0;
+  pqs__free(op->schema); /* the columns come with the result */
+  op->schema = NULL;
+  op->send = PQS__SEND_PARAMS;
 }
 
 /* ---- the COPY command ---- */

@@ -223,6 +223,8 @@ int pqs__copy_qualifies(const char *sql);
 int pqs__copy_described(pqs__op_t *op, const PGresult *res);
 /* The step after DESCRIBE: PQS__SEND_COPY, or PQS__SEND_PARAMS. */
 pqs__op_send_t pqs__copy_next(pqs__op_t *op);
+/* COPY -> PARAMS: the statement runs in single-row mode after all. */
+void pqs__copy_fall_back(pqs__op_t *op);
 /* The COPY command, parameters bound, NUL-terminated, appended to `out`:
  * 0, PQS_ENOMEM, or PQS_EINVAL (libpq would not escape a value; the
  * connection's message says why). */

@@ -276,16 +276,22 @@ static void send_failed(pqs__op_t *op) {
 
 void pqs__op_describe(pqs__op_t *op) { op->send = PQS__SEND_PREPARE; }
 
-/* The COPY of the op's statement; 0 if it could not be sent. */
+static int send_step(pqs__op_t *op);
+
+/* The COPY of the op's statement; 0 if it could not be sent. A value
+ * libpq will not escape for the connection's encoding is the server's to
+ * judge, as in single-row mode: the statement runs so instead. */
 static int send_copy(pqs__op_t *op) {
   pqs__buf_t text = {0};
   int rc = pqs__copy_command(op, &text);
   int sent = rc == 0 && PQsendQuery(op->ctx->conn, text.data);
   pqs__buf_free(&text);
+  if (rc == PQS_EINVAL) {
+    pqs__copy_fall_back(op);
+    return send_step(op);
+  }
   if (rc == PQS_ENOMEM && op->err.message == NULL)
     op->err.message = "out of memory";
-  else if (rc != 0) /* a value libpq would not escape: its words */
-    record_conn_error(op);
   keep_error(op, rc);
   return sent;
 }
