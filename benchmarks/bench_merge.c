@@ -1,14 +1,18 @@
 /* bench_merge: the per-row cost of merging K streams, against consuming
  * the same K streams separately, in one process and one run, alternating.
  *
- *   bench_merge CONNINFO [RUNS]     (reads the table benchmarks/run.sh
- *                                    loads: bench(id, a, b, s))
+ *   bench_merge CONNINFO [RUNS [copy]]  (reads the table benchmarks/run.sh
+ *                                        loads: bench(id, a, b, s))
+ *
+ * With "copy" every stream reads through the COPY source. The last column
+ * compares the merged cost per row with one stream's (K = 1).
  *
  * Input i of K reads "WHERE id % K = i", so both ways read the same rows
  * with the same server work; the client CPU per row is what differs. */
 #include <pqstream.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #define MAXK 8
@@ -60,6 +64,8 @@ static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
 }
 
 /* One pass over the table through K streams; returns the CPU seconds. */
+static pqs_query_opts_t qopts; /* the source every stream reads through */
+
 static double pass(uv_loop_t *loop, pqs_ctx_t **ctx, int k, int merged,
                    double *wall, tally_t *t) {
   pqs_stream_t *in[MAXK];
@@ -67,7 +73,7 @@ static double pass(uv_loop_t *loop, pqs_ctx_t **ctx, int k, int merged,
   for (int i = 0; i < k; i++) {
     snprintf(sql, sizeof(sql),
              "SELECT id, a, b, s FROM bench WHERE id %% %d = %d", k, i);
-    if (pqs_query(ctx[i], &in[i], sql, 0, NULL, NULL) != 0)
+    if (pqs_query(ctx[i], &in[i], sql, 0, NULL, &qopts) != 0)
       exit(1);
   }
   pqs_stream_cbs_t cbs = {.on_row = on_row, .on_done = on_done};
@@ -105,12 +111,15 @@ static double median(double *v, int n) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: %s CONNINFO [RUNS]\n", argv[0]);
+    fprintf(stderr, "usage: %s CONNINFO [RUNS [copy]]\n", argv[0]);
     return 2;
   }
   int runs = argc > 2 ? atoi(argv[2]) : 5;
   if (runs < 1 || runs > 50)
     runs = 5;
+  int copy = argc > 3 && strcmp(argv[3], "copy") == 0;
+  qopts.source = copy ? PQS_SOURCE_COPY : PQS_SOURCE_SINGLE_ROW;
+  printf("source: %s\n", copy ? "COPY" : "single-row");
   uv_loop_t *loop = uv_default_loop();
   pqs_ctx_t *ctx[MAXK];
   int pending = MAXK;
@@ -119,8 +128,10 @@ int main(int argc, char **argv) {
   while (pending > 0)
     uv_run(loop, UV_RUN_ONCE);
 
-  printf("%2s %14s %14s %16s %16s %10s\n", "K", "separate rows/s",
-         "merged rows/s", "separate ns/row", "merged ns/row", "CPU ratio");
+  printf("%2s %14s %14s %16s %16s %10s %10s\n", "K", "separate rows/s",
+         "merged rows/s", "separate ns/row", "merged ns/row", "CPU ratio",
+         "vs K=1");
+  double one = 0; /* one stream's CPU per row */
   for (int k = 1; k <= MAXK; k *= 2) {
     double cpu_s[50], cpu_m[50], wall_s[50], wall_m[50];
     tally_t t;
@@ -137,8 +148,11 @@ int main(int argc, char **argv) {
     }
     double cs = median(cpu_s, runs), cm = median(cpu_m, runs);
     double ws = median(wall_s, runs), wm = median(wall_m, runs);
-    printf("%2d %14.0f %14.0f %16.1f %16.1f %9.3fx\n", k, rows / ws, rows / wm,
-           cs / rows * 1e9, cm / rows * 1e9, cm / cs);
+    if (k == 1)
+      one = cs / rows;
+    printf("%2d %14.0f %14.0f %16.1f %16.1f %9.3fx %9.3fx\n", k, rows / ws,
+           rows / wm, cs / rows * 1e9, cm / rows * 1e9, cm / cs,
+           cm / rows / one);
   }
   for (int i = 0; i < MAXK; i++)
     pqs_ctx_close(ctx[i], NULL);

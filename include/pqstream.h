@@ -270,11 +270,15 @@ typedef void (*pqs_notice_cb)(pqs_ctx_t *ctx, const pqs_error_t *notice,
  *   itself, so a query never fails for asking. Parameters are bound into
  *   the COPY's text as literals escaped by libpq (PQescapeLiteral), cast
  *   to the type the server inferred for each $n; $n is found only
- *   outside literals, quoted identifiers, comments and dollar quotes.
- *   What differs, all documented here: it costs one more round trip
- *   before the first row (the Describe); command_tag is "COPY n" (n rows)
- *   and affected is n; an error in a bound value carries no position
- *   (as in single-row mode, where it is a bind error). Stages, pause,
+ *   outside literals, quoted identifiers, comments and dollar quotes (the
+ *   scanner of pqs_sql_statement). A value libpq will not escape for the
+ *   connection's encoding sends the statement to single-row mode too, so
+ *   that the server judges it as it always does (SQLSTATE 22021).
+ *   What differs, all documented here: it costs two more round trips
+ *   before the first row (the statement is prepared, as the unnamed
+ *   statement, and described); command_tag is "COPY n" (n rows) and
+ *   affected is n; an error in a bound value carries no position (as in
+ *   single-row mode, where it is a bind error). Stages, pause,
  *   take, cancel, timeouts, merges and sinks work as over single-row
  *   mode. A TSV sink (or a CSV one, then through COPY's own csv format)
  *   fed by a COPY stream writes the server's bytes through untouched when

@@ -54,7 +54,7 @@ int pqs__copy_described(pqs__op_t *op, const PGresult *res) {
 }
 
 pqs__op_send_t pqs__copy_next(pqs__op_t *op) {
-  if (op->schema->ncols > 0)
+  if (op->schema != NULL && op->schema->ncols > 0)
     return PQS__SEND_COPY;
   /* No columns (an UPDATE without RETURNING, SELECT ... INTO): COPY would
    * refuse it, single-row mode runs it. */

@@ -29,6 +29,12 @@ void pqs__ctx_defer(pqs_ctx_t *ctx) {
     uv_timer_start(&ctx->defer, on_defer, 0, 0);
 }
 
+/* As pqs__ctx_defer, `ms` from now, unless work is already pending. */
+void pqs__ctx_defer_ms(pqs_ctx_t *ctx, unsigned ms) {
+  if (!pqs__ctx_closing(ctx) && !uv_is_active((uv_handle_t *)&ctx->defer))
+    uv_timer_start(&ctx->defer, on_defer, ms, 0);
+}
+
 /* ---- notices ---- */
 
 static void on_notice(void *arg, const PGresult *res) {

@@ -185,6 +185,7 @@ struct pqs_ctx_s {
 /* ctx.c */
 int pqs__ctx_on_thread(const pqs_ctx_t *ctx);
 void pqs__ctx_defer(pqs_ctx_t *ctx);
+void pqs__ctx_defer_ms(pqs_ctx_t *ctx, unsigned ms);
 void pqs__ctx_connect_step(pqs_ctx_t *ctx);
 void pqs__ctx_maybe_free(pqs_ctx_t *ctx);
 /* Any state -> CLOSING, or RELEASING if `keep` (the connection goes back

@@ -485,8 +485,9 @@ static void give_up(pqs_ctx_t *ctx) {
  * (the statement's columns), and for COPY, DESCRIBE -> COPY | PARAMS.
  * 1 if there is one. */
 static int next_step(pqs__op_t *op) {
+  /* Without its final result a step did not end well: libpq gave up. */
   if (op->state != PQS__OP_RUNNING || op->status != 0 ||
-      op->err.message != NULL || op->lost)
+      op->err.message != NULL || op->lost || !op->final)
     return 0;
   if (op->send == PQS__SEND_PREPARE)
     op->send = PQS__SEND_DESCRIBE;
@@ -715,6 +716,25 @@ static int act_on(pqs__op_t *op, int rc) {
   }
 }
 
+/* libpq 15, out of memory for COPY's start message, leaves the message to
+ * be parsed again and says it is busy: no byte may ever come to wake the
+ * op. Until the COPY has started, a busy libpq is looked at again every
+ * 100 ms; one still busy while even a small allocation fails is stuck for
+ * good, and the connection is given up (PQS_ENOMEM). */
+#define PQS__COPY_RETRY_MS 100
+static void copy_start_stuck(pqs_ctx_t *ctx) {
+  void *probe = malloc(256); /* libc's, as libpq's own allocations */
+  if (probe != NULL) {
+    free(probe);
+    pqs__ctx_defer_ms(ctx, PQS__COPY_RETRY_MS);
+    return;
+  }
+  pqs__op_t *op = ctx->op;
+  note_status(op, PQS_ENOMEM);
+  op->err.message = op->err.message ? op->err.message : "out of memory";
+  give_up(ctx);
+}
+
 /* Hot path: delivers every result libpq already holds, without reading the
  * socket again. Stops when libpq needs more input, when the consumer
  * pauses, or when the op has ended (the op may be freed then). */
@@ -727,8 +747,11 @@ static void op_drain(pqs_ctx_t *ctx) {
       continue;
     }
     /* After a loss libpq's socket is gone and PQgetResult cannot block. */
-    if (!op->lost && PQisBusy(ctx->conn))
+    if (!op->lost && PQisBusy(ctx->conn)) {
+      if (op->send == PQS__SEND_COPY && op->state == PQS__OP_RUNNING)
+        copy_start_stuck(ctx);
       return;
+    }
     PGresult *res = PQgetResult(ctx->conn);
     if (res == NULL) {
       op_drained(ctx);

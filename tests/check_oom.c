@@ -59,7 +59,8 @@ static void on_opened(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
 /* Opens `ctx`; NULL (and nothing to close) if even that failed. */
 static pqs_ctx_t *open_ctx(uv_loop_t *loop, opened_t *o) {
   pqs_ctx_t *ctx = NULL;
-  int rc = pqs_ctx_open(&ctx, loop, pt_conninfo(), NULL, on_opened, o);
+  pqs_ctx_opts_t opts = {.source = pt_source()};
+  int rc = pqs_ctx_open(&ctx, loop, pt_conninfo(), &opts, on_opened, o);
   if (rc != 0) {
     ASSERT_NOMEM(rc);
     return NULL;
@@ -139,7 +140,7 @@ static void scenario_rows_then_error(void) {
       if (a.done.status == 0) {
         ck_assert_uint_eq(a.done.rows, 2000);
         ck_assert_int_eq(a.sum, 2001000);
-        ck_assert_str_eq(a.done.tag, "SELECT 2000");
+        ck_assert_str_eq(a.done.tag, pt_copy() ? "COPY 2000" : "SELECT 2000");
       } else {
         ck_assert_msg(a.done.status == PQS_ENOMEM, "rows ended with %s",
                       pqs_err_name(a.done.status));
@@ -493,7 +494,8 @@ static void show_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
 }
 
 static void scenario_factory(void) {
-  pqs_factory_opts_t fo = {.conninfo = pt_conninfo(), .max_size = 1};
+  pqs_factory_opts_t fo = {
+      .conninfo = pt_conninfo(), .max_size = 1, .source = pt_source()};
   pqs_factory_t *f;
   int rc = pqs_factory_new(&f, &fo);
   if (rc != 0) {

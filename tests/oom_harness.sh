@@ -37,6 +37,7 @@ q() { echo "SELECT g FROM generate_series($1, 300, 3) g ORDER BY g"; }
 # environment), writes what it produced to $work/out and returns the
 # program's exit status.
 s_lib() { "$@" "$scen" lib "$conn" >"$work/out"; }
+s_lib_copy() { "$@" "$scen" lib-copy "$conn" >"$work/out"; }
 s_factory() { "$@" "$scen" factory "$conn" >"$work/out"; }
 s_merge() { "$@" "$scen" merge "$conn" >"$work/out"; }
 s_tool_tsv() {
@@ -58,7 +59,8 @@ s_tool_merge() {
   "$@" "$cli" -q -d "$conn" -j 3 --order-by g -c "$(q 1)" -c "$(q 2)" \
     -c "$(q 3)" >"$work/out"
 }
-scenarios=${PQS_OOM_ONLY:-"lib factory merge tool_tsv tool_csv_pipe tool_error tool_merge"}
+# The tool reads through the COPY source, so its scenarios cover COPY too.
+scenarios=${PQS_OOM_ONLY:-"lib lib_copy factory merge tool_tsv tool_csv_pipe tool_error tool_merge"}
 
 # The library a frame of a report belongs to ("libpq", "libuv", ...).
 lib_of() { sed -n 's|.*/\(lib[a-z0-9_]*\)[.-].*|\1|p' | head -1; }

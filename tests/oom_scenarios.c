@@ -1,7 +1,8 @@
 /* Scenarios for the whole-process allocation-failure harness
  * (tests/oom_harness.sh runs them under tests/support/oomshim.c).
  *
- *   oom_scenario lib|factory|merge CONNINFO
+ *   oom_scenario lib|lib-copy|factory|merge CONNINFO   (lib-copy: lib over
+ *                                        the COPY source)
  *   oom_scenario abandon CONNINFO       (needs the shim: fails everything
  *                                        from row 100 on)
  *
@@ -18,6 +19,7 @@
 #include <pqstream.h>
 
 static const char *conninfo;
+static pqs_source_t source; /* the contexts' default */
 
 static void broken(const char *what, int status) {
   fprintf(stderr, "CONTRACT BROKEN: %s (%s)\n", what, pqs_err_name(status));
@@ -103,7 +105,8 @@ static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *e,
 static pqs_ctx_t *open_ctx(uv_loop_t *loop) {
   open_t o = {0};
   pqs_ctx_t *ctx;
-  int rc = pqs_ctx_open(&ctx, loop, conninfo, NULL, on_open, &o);
+  pqs_ctx_opts_t opts = {.source = source};
+  int rc = pqs_ctx_open(&ctx, loop, conninfo, &opts, on_open, &o);
   if (rc != 0)
     failed("open", rc, NULL);
   while (o.calls == 0 && uv_run(loop, UV_RUN_ONCE))
@@ -277,12 +280,15 @@ static void abandon(void) {
 
 int main(int argc, char **argv) {
   if (argc != 3) {
-    fprintf(stderr, "usage: %s lib|factory|merge|abandon CONNINFO\n", argv[0]);
+    fprintf(stderr, "usage: %s lib|lib-copy|factory|merge|abandon CONNINFO\n",
+            argv[0]);
     return 2;
   }
   conninfo = argv[2];
   if (strcmp(argv[1], "lib") == 0)
     lib();
+  else if (strcmp(argv[1], "lib-copy") == 0)
+    source = PQS_SOURCE_COPY, lib();
   else if (strcmp(argv[1], "factory") == 0)
     factory();
   else if (strcmp(argv[1], "merge") == 0)
