@@ -641,6 +641,199 @@ PQS_EXTERN int pqs_describe(pqs_ctx_t *ctx, const char *sql, int nparams,
                             pqs_describe_cb cb, void *data);
 
 /* ------------------------------------------------------------------------ */
+/* Typed parameters                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* A parameter with its type, for pqs_exec_typed, pqs_query_typed and
+ * batches, next to the text parameters of pqs_exec and pqs_query. Each
+ * kind is sent as the type named, in binary where noted (no text
+ * round trip, no hex doubling):
+ *   PQS_PARAM_NULL         SQL NULL, of the type the server infers
+ *   PQS_PARAM_TEXT         text form, of the type the server infers (as a
+ *                          text parameter of pqs_exec)
+ *   PQS_PARAM_INT64        int8, binary
+ *   PQS_PARAM_DOUBLE       float8, binary (NaN and infinities included)
+ *   PQS_PARAM_BOOL         bool, binary (0 false, anything else true)
+ *   PQS_PARAM_BYTEA        bytea, binary: `len` raw bytes, NULs included
+ *   PQS_PARAM_INT64_ARRAY  int8[] of `n` elements, binary (one dimension)
+ *   PQS_PARAM_TEXT_ARRAY   text[] of `n` elements, binary; an element NULL
+ *                          is SQL NULL; no quoting or escaping by anyone
+ * Values are borrowed for the call that takes them, which copies them.
+ * Make them with the pqs_p_* helpers below. */
+typedef enum {
+  PQS_PARAM_NULL = 0,
+  PQS_PARAM_TEXT,
+  PQS_PARAM_INT64,
+  PQS_PARAM_DOUBLE,
+  PQS_PARAM_BOOL,
+  PQS_PARAM_BYTEA,
+  PQS_PARAM_INT64_ARRAY,
+  PQS_PARAM_TEXT_ARRAY
+} pqs_param_kind_t;
+
+typedef struct pqs_param_s {
+  pqs_param_kind_t kind;
+  union {
+    const char *text;
+    int64_t i64;
+    double f64;
+    int b;
+    struct {
+      const void *data;
+      size_t len;
+    } bytes;
+    struct {
+      const int64_t *v;
+      size_t n;
+    } i64s;
+    struct {
+      const char *const *v;
+      size_t n;
+    } texts;
+  } u;
+} pqs_param_t;
+
+static inline pqs_param_t pqs_p_null(void) {
+  pqs_param_t p = {PQS_PARAM_NULL, {0}};
+  return p;
+}
+static inline pqs_param_t pqs_p_text(const char *text) {
+  pqs_param_t p = {text ? PQS_PARAM_TEXT : PQS_PARAM_NULL, {0}};
+  p.u.text = text;
+  return p;
+}
+static inline pqs_param_t pqs_p_int64(int64_t v) {
+  pqs_param_t p = {PQS_PARAM_INT64, {0}};
+  p.u.i64 = v;
+  return p;
+}
+static inline pqs_param_t pqs_p_double(double v) {
+  pqs_param_t p = {PQS_PARAM_DOUBLE, {0}};
+  p.u.f64 = v;
+  return p;
+}
+static inline pqs_param_t pqs_p_bool(int v) {
+  pqs_param_t p = {PQS_PARAM_BOOL, {0}};
+  p.u.b = v;
+  return p;
+}
+static inline pqs_param_t pqs_p_bytea(const void *data, size_t len) {
+  pqs_param_t p = {PQS_PARAM_BYTEA, {0}};
+  p.u.bytes.data = data;
+  p.u.bytes.len = len;
+  return p;
+}
+static inline pqs_param_t pqs_p_int64_array(const int64_t *v, size_t n) {
+  pqs_param_t p = {PQS_PARAM_INT64_ARRAY, {0}};
+  p.u.i64s.v = v;
+  p.u.i64s.n = n;
+  return p;
+}
+static inline pqs_param_t pqs_p_text_array(const char *const *v, size_t n) {
+  pqs_param_t p = {PQS_PARAM_TEXT_ARRAY, {0}};
+  p.u.texts.v = v;
+  p.u.texts.n = n;
+  return p;
+}
+
+/* pqs_exec and pqs_query with typed parameters (one statement; a stream
+ * reads in single-row mode whatever the source asked for). Errors: as
+ * theirs; PQS_EINVAL also for an unknown kind, a bytea or array of more
+ * than 1 GB, or an array element NULL where the kind has none. */
+PQS_EXTERN int pqs_exec_typed(pqs_ctx_t *ctx, const char *sql, int nparams,
+                              const pqs_param_t *params,
+                              const pqs_query_opts_t *opts, pqs_exec_cb cb,
+                              void *data);
+PQS_EXTERN int pqs_query_typed(pqs_ctx_t *ctx, pqs_stream_t **out,
+                               const char *sql, int nparams,
+                               const pqs_param_t *params,
+                               const pqs_query_opts_t *opts);
+
+/* ------------------------------------------------------------------------ */
+/* Atomic batches                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A list of statements with their parameters, run as one operation in one
+ * round trip (libpq's pipeline mode) and as one transaction: on failure
+ * nothing of it is committed. Build it once, run it any number of times;
+ * it is not tied to a context or thread (but is not locked either). */
+typedef struct pqs_batch_s pqs_batch_t;
+
+/* A new, empty batch. Errors: PQS_EINVAL, PQS_ENOMEM. Free it with
+ * pqs_batch_free(). */
+PQS_EXTERN int pqs_batch_new(pqs_batch_t **out);
+
+/* Appends one statement (no semicolon-separated lists; no BEGIN, COMMIT or
+ * ROLLBACK: the batch is the transaction) with `nparams` typed
+ * parameters; `sql` and the parameters are copied.
+ * Errors: PQS_EINVAL (as pqs_exec_typed), PQS_ENOMEM. */
+PQS_EXTERN int pqs_batch_add(pqs_batch_t *b, const char *sql, int nparams,
+                             const pqs_param_t *params);
+
+/* Statements in the batch. */
+PQS_EXTERN size_t pqs_batch_len(const pqs_batch_t *b);
+
+/* Frees the batch; not while a run of it has yet to call back. NULL is
+ * allowed. */
+PQS_EXTERN void pqs_batch_free(pqs_batch_t *b);
+
+typedef enum {
+  PQS_ISOLATION_DEFAULT = 0, /* the session's (READ COMMITTED unless set) */
+  PQS_ISOLATION_READ_COMMITTED,
+  PQS_ISOLATION_REPEATABLE_READ,
+  PQS_ISOLATION_SERIALIZABLE
+} pqs_isolation_t;
+
+typedef struct pqs_batch_opts_s {
+  /* With either set, the batch runs inside BEGIN ISOLATION LEVEL ...
+   * [READ ONLY] ... COMMIT; without, as the one implicit transaction that
+   * a pipeline up to its sync is. Atomic either way. */
+  pqs_isolation_t isolation;
+  int read_only;
+  /* A serialization failure (40001) or deadlock (40P01), at any statement
+   * or at COMMIT, runs the whole batch again, up to `retries` more times,
+   * after a pause on the loop's timer (never a sleep): backoff_ms (0: 10),
+   * doubled at each retry, each time a random 50-150 % of it, at most
+   * 1000 ms. */
+  unsigned retries;
+  unsigned backoff_ms;
+  /* Milliseconds for the whole run, retries included; 0: the context's
+   * query_timeout_ms. */
+  unsigned timeout_ms;
+} pqs_batch_opts_t;
+
+/* How a run of a batch ended; borrowed for the callback.
+ *   status 0: every statement ran and the transaction committed; tags[i]
+ *     and affected[i] are statement i's ("INSERT 0 1", 1).
+ *   status PQS_ESQL: statement `failed` raised `error` (`failed` is n for
+ *     the COMMIT), after the last retry allowed; nothing was committed.
+ *   PQS_ECONNLOST, PQS_ETIMEDOUT, PQS_ECANCELED (context closed),
+ *   PQS_ENOMEM: as for any operation; nothing was committed, unless the
+ *     connection was lost while the COMMIT was on its way (the outcome is
+ *     then unknown, as with any client). `failed` is -1.
+ * `attempts` counts the runs made: 1 + the retries used. */
+typedef struct pqs_batch_done_s {
+  int status;
+  size_t n;
+  const char *const *tags;  /* NULL unless status is 0 */
+  const uint64_t *affected; /* NULL unless status is 0 */
+  long failed;
+  const pqs_error_t *error;
+  unsigned attempts;
+} pqs_batch_done_t;
+
+typedef void (*pqs_batch_cb)(pqs_ctx_t *ctx, const pqs_batch_done_t *done,
+                             void *data);
+
+/* Runs `b` on `ctx` as one operation (the busy rule holds for it, retries
+ * and pauses included) and calls `cb` once. `b` is borrowed until then;
+ * `opts` may be NULL and is copied.
+ * Errors: as pqs_exec; PQS_EINVAL also for an empty batch. */
+PQS_EXTERN int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
+                             const pqs_batch_opts_t *opts, pqs_batch_cb cb,
+                             void *data);
+
+/* ------------------------------------------------------------------------ */
 /* SQL text, read as psql reads it                                          */
 /* ------------------------------------------------------------------------ */
 

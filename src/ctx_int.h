@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "owner.h"
+#include "params.h"
 #include "pqstream.h"
 #include "row_int.h"
 #include "source.h"
@@ -67,6 +68,11 @@ typedef enum {
  *   NEW, RUNNING, PAUSED, STOPPING, DRAINED --context closed--> ABANDONED
  *   ABANDONED --context freed--> op_finish() with PQS_ECANCELED
  *
+ *   A batch (pipeline.c) between two attempts:
+ *   RUNNING --results end with 40001/40P01, retries left--> WAITING
+ *   WAITING --its backoff is over: sent again--> RUNNING
+ *   WAITING --stop, timeout--> op_finish() (nothing is on the server)
+ *
  * Beside the state, two independent facts: `lost` (the connection died;
  * libpq will not block any more) and `flushing` (bytes of the query are
  * still to be sent). */
@@ -76,7 +82,8 @@ typedef enum {
   PQS__OP_PAUSED,
   PQS__OP_STOPPING,
   PQS__OP_DRAINED,
-  PQS__OP_ABANDONED
+  PQS__OP_ABANDONED,
+  PQS__OP_WAITING
 } pqs__op_state_t;
 
 /* What an op sends, and so what its results mean. A describe is two
@@ -86,8 +93,12 @@ typedef enum {
   PQS__SEND_PARAMS,   /* PQsendQueryParams: one statement, rows or not */
   PQS__SEND_PREPARE,  /* PQsendPrepare of the unnamed statement */
   PQS__SEND_DESCRIBE, /* PQsendDescribePrepared of it: its columns */
-  PQS__SEND_COPY      /* PQsendQuery of COPY (statement) TO STDOUT */
+  PQS__SEND_COPY,     /* PQsendQuery of COPY (statement) TO STDOUT */
+  PQS__SEND_PIPELINE, /* a batch: its statements and a sync, pipelined */
+  PQS__SEND_ROLLBACK  /* after a batch that left a failed transaction */
 } pqs__op_send_t;
+
+typedef struct pqs__pipeline_s pqs__pipeline_t;
 
 /* The COPY source (copy.c), as steps of one op:
  *   PREPARE --ok--> DESCRIBE --columns, and the statement qualifies--> COPY
@@ -112,6 +123,11 @@ typedef struct pqs__op_s {
   int single_row;
   int copy; /* the COPY source was asked for: see pqs__copy_t */
   pqs__copy_t cp;
+  pqs__params_t *typed; /* typed parameters instead of `params`; owned */
+  pqs__pipeline_t *pl;  /* a batch's run (its consumer too) */
+  uint64_t retry_at;    /* WAITING: loop time to send again at */
+  int nulls;            /* PIPELINE: NULL results in a row */
+  int abort_conn;       /* fact: half a pipeline went out; give it up */
   unsigned timeout_ms;
   void (*on_statement)(pqs_ctx_t *, const char *, uint64_t, void *);
   void *statement_data;
@@ -211,6 +227,8 @@ int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
                   int single_row, pqs__op_t **out);
 extern const pqs__source_vt_t pqs__op_source;
 void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer);
+/* A new op sends `typed` (owned from now) as its parameters. */
+void pqs__op_set_typed(pqs__op_t *op, pqs__params_t *typed);
 void pqs__op_io(pqs_ctx_t *ctx, int status, int events);
 void pqs__op_kick(pqs_ctx_t *ctx);
 void pqs__op_abandon(pqs_ctx_t *ctx);
@@ -243,6 +261,18 @@ void pqs__copy_offer_lines(pqs__op_t *op, int format, int parse);
  * text, not the user's, so it is dropped. */
 void pqs__copy_fix_error(pqs__op_t *op);
 void pqs__copy_free(pqs__op_t *op);
+
+/* pipeline.c: a batch's parts, called by query.c. */
+/* Sends the batch and its sync: 1, 0 if nothing went out, -1 if only part
+ * of it did (the connection must then be given up, never synced). */
+int pqs__pipeline_send(pqs__op_t *op);
+/* A statement's result: its tag kept (0 or PQS_ENOMEM). */
+int pqs__pipeline_done_one(pqs__op_t *op, const PGresult *res);
+void pqs__pipeline_failed_one(pqs__op_t *op);  /* an error result */
+void pqs__pipeline_skipped_one(pqs__op_t *op); /* PGRES_PIPELINE_ABORTED */
+/* 1 and the pause before it if the batch is to run again (a conflict and
+ * retries left; the tally is reset), else 0. */
+int pqs__pipeline_retry(pqs__op_t *op, unsigned *delay_ms);
 
 /* Turns a new op into a describe (describe.c), before it starts. */
 void pqs__op_describe(pqs__op_t *op);

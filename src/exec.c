@@ -1,6 +1,7 @@
 /* Commands: an operation whose rows, if any, are counted and dropped. */
 #include "alloc.h"
 #include "ctx_int.h"
+#include "params.h"
 
 typedef struct {
   pqs_ctx_t *ctx;
@@ -39,6 +40,32 @@ int pqs__exec_start(pqs_ctx_t *ctx, const char *sql, int nparams,
     return rc;
   }
   *e = (exec_t){ctx, cb, data};
+  pqs__op_bind(op, &exec_consumer, e);
+  pqs__op_source.start(op);
+  return 0;
+}
+
+int pqs_exec_typed(pqs_ctx_t *ctx, const char *sql, int nparams,
+                   const pqs_param_t *params, const pqs_query_opts_t *opts,
+                   pqs_exec_cb cb, void *data) {
+  if (ctx == NULL || cb == NULL || sql == NULL)
+    return PQS_EINVAL;
+  int rc = pqs__ctx_check_ready(ctx);
+  if (rc != 0)
+    return rc;
+  exec_t *e = pqs__malloc(sizeof(*e));
+  pqs__params_t *typed = NULL;
+  pqs__op_t *op;
+  if (e == NULL)
+    return PQS_ENOMEM;
+  if ((rc = pqs__params_typed(nparams, params, &typed)) != 0 ||
+      (rc = pqs__op_begin(ctx, sql, 0, NULL, opts, 0, &op)) != 0) {
+    pqs__free(typed);
+    pqs__free(e);
+    return rc;
+  }
+  *e = (exec_t){ctx, cb, data};
+  pqs__op_set_typed(op, typed);
   pqs__op_bind(op, &exec_consumer, e);
   pqs__op_source.start(op);
   return 0;

@@ -101,6 +101,12 @@ int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
   return 0;
 }
 
+void pqs__op_set_typed(pqs__op_t *op, pqs__params_t *typed) {
+  op->typed = typed;
+  op->copy = 0; /* the COPY source binds text */
+  op->send = PQS__SEND_PARAMS;
+}
+
 void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt,
                   void *consumer) {
   op->consumer_vt = vt;
@@ -109,6 +115,7 @@ void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt,
 
 static void op_free(pqs__op_t *op) {
   pqs__copy_free(op);
+  pqs__free(op->typed);
   pqs__free(op->schema);
   pqs__free(op->tag);
   pqs__free(op->err_strings);
@@ -237,9 +244,15 @@ static void on_stop_tick(uv_timer_t *timer) {
 /* RUNNING | PAUSED -> STOPPING: cancel, drop what still arrives, and end
  * within the grace period whatever the network does. */
 static void op_stop_with(pqs__op_t *op, int reason) {
+  pqs_ctx_t *ctx = op->ctx;
+  if (op->state == PQS__OP_WAITING) { /* nothing on the server: end now */
+    note_status(op, reason);
+    op->state = PQS__OP_DRAINED;
+    pqs__ctx_defer(ctx);
+    return;
+  }
   if (op->state != PQS__OP_RUNNING && op->state != PQS__OP_PAUSED)
     return;
-  pqs_ctx_t *ctx = op->ctx;
   note_status(op, reason);
   op->state = PQS__OP_STOPPING;
   unsigned grace = ctx->opts.cancel_grace_ms ? ctx->opts.cancel_grace_ms
@@ -303,8 +316,16 @@ static int send_step(pqs__op_t *op) {
   case PQS__SEND_SIMPLE:
     return PQsendQuery(conn, op->sql);
   case PQS__SEND_PARAMS:
+    if (op->typed != NULL)
+      return PQsendQueryParams(conn, op->sql, op->typed->n, op->typed->types,
+                               op->typed->values, op->typed->lengths,
+                               op->typed->formats, 0);
     return PQsendQueryParams(conn, op->sql, op->nparams, NULL, op->params,
                              NULL, NULL, 0);
+  case PQS__SEND_PIPELINE:
+    return pqs__pipeline_send(op);
+  case PQS__SEND_ROLLBACK:
+    return PQsendQuery(conn, "ROLLBACK");
   case PQS__SEND_PREPARE:
     return PQsendPrepare(conn, "", op->sql, op->nparams, NULL);
   case PQS__SEND_DESCRIBE:
@@ -317,7 +338,17 @@ static int send_step(pqs__op_t *op) {
 /* Sends a step and makes sure it is on its way; on failure it ends from
  * the loop. Rows to stream come one result each (single-row mode). */
 static void send_now(pqs__op_t *op) {
-  if (!send_step(op)) {
+  int sent = send_step(op);
+  if (sent < 0) { /* half a batch went out: see pipeline_aborted */
+    record_conn_error(op);
+    const char *said = PQerrorMessage(op->ctx->conn);
+    note_status(op, said && strstr(said, "out of memory") ? PQS_ENOMEM
+                                                          : PQS_EINVAL);
+    op->abort_conn = 1;
+    pqs__ctx_defer(op->ctx);
+    return;
+  }
+  if (!sent) {
     send_failed(op);
     return;
   }
@@ -484,7 +515,45 @@ static void give_up(pqs_ctx_t *ctx) {
 /* The step after one that ended well, into op->send: PREPARE -> DESCRIBE
  * (the statement's columns), and for COPY, DESCRIBE -> COPY | PARAMS.
  * 1 if there is one. */
+static int next_step(pqs__op_t *op);
+
+/* WAITING -> RUNNING: the batch goes again. */
+static void retry_now(pqs__op_t *op) {
+  pqs__free(op->err_strings);
+  op->err_strings = NULL;
+  op->err = (pqs_error_t){0};
+  op->status = 0;
+  op->final = 0;
+  op->nulls = 0;
+  op->send = PQS__SEND_PIPELINE;
+  op->state = PQS__OP_RUNNING;
+  send_now(op);
+}
+
+/* After a batch's results: a failed explicit transaction is rolled back
+ * first (a sync leaves it open), then a conflict may run it again. */
+static int next_batch_step(pqs__op_t *op) {
+  pqs_ctx_t *ctx = op->ctx;
+  if (op->state != PQS__OP_RUNNING || op->lost || !op->final)
+    return 0;
+  if (op->send == PQS__SEND_PIPELINE &&
+      PQtransactionStatus(ctx->conn) != PQTRANS_IDLE) {
+    op->send = PQS__SEND_ROLLBACK;
+    return 1;
+  }
+  unsigned delay;
+  if (!pqs__pipeline_retry(op, &delay))
+    return 0;
+  op->state = PQS__OP_WAITING; /* RUNNING -> WAITING */
+  op->retry_at = uv_now(ctx->loop) + delay;
+  pqs__io_watch(ctx, 0);
+  pqs__ctx_defer_ms(ctx, delay);
+  return 2;
+}
+
 static int next_step(pqs__op_t *op) {
+  if (op->send == PQS__SEND_PIPELINE || op->send == PQS__SEND_ROLLBACK)
+    return next_batch_step(op);
   /* Without its final result a step did not end well: libpq gave up. */
   if (op->state != PQS__OP_RUNNING || op->status != 0 ||
       op->err.message != NULL || op->lost || !op->final)
@@ -501,7 +570,10 @@ static int next_step(pqs__op_t *op) {
 /* RUNNING | STOPPING -> DRAINED: libpq has no more results. */
 static void op_drained(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
-  if (next_step(op)) {
+  int next = next_step(op);
+  if (next == 2) /* WAITING: sent again later */
+    return;
+  if (next) {
     op->final = 0;
     send_now(op);
     return;
@@ -653,8 +725,33 @@ static void note_local_failure(pqs__op_t *op, const PGresult *res) {
   note_status(op, PQS_ENOMEM);
 }
 
+/* A result of a batch's pipeline: one per statement (the BEGIN and COMMIT
+ * around them included), then the sync's. */
+static int take_pipelined(pqs__op_t *op, PGresult *res) {
+  switch (PQresultStatus(res)) {
+  case PGRES_PIPELINE_SYNC:
+    op->final = 1;
+    return PQS__CONTINUE;
+  case PGRES_PIPELINE_ABORTED:
+    pqs__pipeline_skipped_one(op);
+    return PQS__CONTINUE;
+  case PGRES_COMMAND_OK:
+  case PGRES_TUPLES_OK:
+    op->rows += PQntuples(res);
+    keep_error(op, pqs__pipeline_done_one(op, res));
+    return PQS__CONTINUE;
+  default:
+    record_result_error(op, res);
+    note_local_failure(op, res);
+    pqs__pipeline_failed_one(op);
+    return PQS__CONTINUE;
+  }
+}
+
 static int take_result(pqs__op_t *op, PGresult *res) {
   ExecStatusType st = PQresultStatus(res);
+  if (op->send == PQS__SEND_PIPELINE)
+    return take_pipelined(op, res);
   switch (st) {
   case PGRES_SINGLE_TUPLE:
     return op->state == PQS__OP_STOPPING ? PQS__CONTINUE : deliver_row(op, res);
@@ -671,7 +768,7 @@ static int take_result(pqs__op_t *op, PGresult *res) {
     if (op->send == PQS__SEND_DESCRIBE) /* the statement's columns */
       return op->copy ? pqs__copy_described(op, res)
                       : deliver_columns(op, res);
-    if (op->send != PQS__SEND_PREPARE)
+    if (op->send != PQS__SEND_PREPARE && op->send != PQS__SEND_ROLLBACK)
       record_command(op, res);
     return PQS__CONTINUE;
   case PGRES_EMPTY_QUERY:
@@ -735,6 +832,14 @@ static void copy_start_stuck(pqs_ctx_t *ctx) {
   give_up(ctx);
 }
 
+/* In pipeline mode a NULL result ends one statement's results, not the
+ * batch's: that is the sync. Two in a row, or a dead connection, and
+ * libpq has nothing more to give. */
+static int pipeline_goes_on(pqs__op_t *op) {
+  return op->send == PQS__SEND_PIPELINE && !op->final && !op->lost &&
+         PQstatus(op->ctx->conn) != CONNECTION_BAD && ++op->nulls < 2;
+}
+
 /* Hot path: delivers every result libpq already holds, without reading the
  * socket again. Stops when libpq needs more input, when the consumer
  * pauses, or when the op has ended (the op may be freed then). */
@@ -753,10 +858,15 @@ static void op_drain(pqs_ctx_t *ctx) {
       return;
     }
     PGresult *res = PQgetResult(ctx->conn);
+    if (res == NULL && pipeline_goes_on(op))
+      continue; /* the next statement's results */
     if (res == NULL) {
+      if (op->send == PQS__SEND_PIPELINE)
+        PQexitPipelineMode(ctx->conn); /* idle now: the sync came */
       op_drained(ctx);
       return;
     }
+    op->nulls = 0;
     int rc = take_result(op, res);
     PQclear(res);
     if (act_on(op, rc))
@@ -786,6 +896,18 @@ void pqs__op_io(pqs_ctx_t *ctx, int status, int events) {
 
 void pqs__op_kick(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
+  if (op->abort_conn) { /* half a batch must never be synced: see send_now */
+    give_up(ctx);
+    return;
+  }
+  if (op->state == PQS__OP_WAITING) {
+    uint64_t now = uv_now(ctx->loop);
+    if (now < op->retry_at)
+      pqs__ctx_defer_ms(ctx, (unsigned)(op->retry_at - now));
+    else
+      retry_now(op);
+    return;
+  }
   if (op->state == PQS__OP_DRAINED) {
     pqs__op_maybe_finish(ctx);
     return;

@@ -5,6 +5,7 @@
 
 #include "../src/alloc.h"
 #include "../src/ctx_int.h"
+#include "../src/params.h"
 #include "stream_int.h"
 
 pqs_stream_t *pqs__stream_new(pqs_ctx_t *ctx, const pqs__source_vt_t *vt,
@@ -140,6 +141,18 @@ static void offer_lines(pqs_stream_t *s) {
     parse |= k == PQS__STAGE_FILTER || k == PQS__STAGE_TAP;
   }
   s->src_vt->lines(s->src, s->lines - 1, parse);
+}
+
+int pqs_query_typed(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
+                    int nparams, const pqs_param_t *params,
+                    const pqs_query_opts_t *opts) {
+  pqs__params_t *typed = NULL;
+  int rc = pqs__params_typed(nparams, params, &typed);
+  if (rc == 0 && (rc = pqs_query(ctx, out, sql, 0, NULL, opts)) == 0)
+    pqs__op_set_typed((*out)->src, typed);
+  else
+    pqs__free(typed);
+  return rc;
 }
 
 int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs, void *data) {

@@ -1,0 +1,254 @@
+/* Atomic batches: statements sent in one round trip through libpq's
+ * pipeline mode, one transaction, run again on a serialization failure or
+ * deadlock. query.c drives the op (steps PIPELINE, then ROLLBACK when a
+ * failed explicit transaction is left open, then WAITING before a retry);
+ * this file holds the batch, the run and its tally, and the retry rule. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "ctx_int.h"
+#include "params.h"
+
+typedef struct {
+  char *sql;
+  pqs__params_t *params;
+} stmt_t;
+
+struct pqs_batch_s {
+  stmt_t *stmts;
+  size_t n, cap;
+};
+
+/* A run: the op's consumer, and its tally of the statements' outcomes. */
+struct pqs__pipeline_s {
+  pqs_ctx_t *ctx;
+  const pqs_batch_t *b;
+  pqs_batch_opts_t opts;
+  pqs_batch_cb cb;
+  void *data;
+  char begin[80];       /* "" or the BEGIN sent before the statements */
+  size_t seen;          /* results so far, the BEGIN's included */
+  long failed;          /* statement index of the first error; -1 */
+  unsigned attempts;
+  pqs__buf_t tags;      /* each statement's tag, NUL-terminated */
+  size_t *tag_at;       /* offsets into tags */
+  uint64_t *affected;
+  uint64_t rng;         /* the backoff's jitter */
+};
+
+/* ---- the batch ---- */
+
+int pqs_batch_new(pqs_batch_t **out) {
+  if (out == NULL)
+    return PQS_EINVAL;
+  *out = pqs__calloc(1, sizeof(pqs_batch_t));
+  return *out ? 0 : PQS_ENOMEM;
+}
+
+int pqs_batch_add(pqs_batch_t *b, const char *sql, int nparams,
+                  const pqs_param_t *params) {
+  if (b == NULL || sql == NULL)
+    return PQS_EINVAL;
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 16;
+    stmt_t *grown = pqs__realloc(b->stmts, cap * sizeof(*grown));
+    if (grown == NULL)
+      return PQS_ENOMEM;
+    b->stmts = grown;
+    b->cap = cap;
+  }
+  stmt_t st = {pqs__strdup(sql), NULL};
+  int rc = st.sql ? pqs__params_typed(nparams, params, &st.params) : PQS_ENOMEM;
+  if (rc != 0) {
+    pqs__free(st.sql);
+    return rc;
+  }
+  b->stmts[b->n++] = st;
+  return 0;
+}
+
+size_t pqs_batch_len(const pqs_batch_t *b) { return b ? b->n : 0; }
+
+void pqs_batch_free(pqs_batch_t *b) {
+  if (b == NULL)
+    return;
+  for (size_t i = 0; i < b->n; i++) {
+    pqs__free(b->stmts[i].sql);
+    pqs__free(b->stmts[i].params);
+  }
+  pqs__free(b->stmts);
+  pqs__free(b);
+}
+
+/* ---- sending ---- */
+
+static int send_one(PGconn *conn, const char *sql, const pqs__params_t *p) {
+  if (p == NULL)
+    return PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+  return PQsendQueryParams(conn, sql, p->n, p->types, p->values, p->lengths,
+                           p->formats, 0);
+}
+
+int pqs__pipeline_send(pqs__op_t *op) {
+  pqs__pipeline_t *pl = op->pl;
+  PGconn *conn = op->ctx->conn;
+  if (!PQenterPipelineMode(conn))
+    return 0;
+  int ok = pl->begin[0] == '\0' || send_one(conn, pl->begin, NULL);
+  for (size_t i = 0; ok && i < pl->b->n; i++)
+    ok = send_one(conn, pl->b->stmts[i].sql, pl->b->stmts[i].params);
+  if (ok && pl->begin[0] != '\0')
+    ok = send_one(conn, "COMMIT", NULL);
+  /* Half a batch must never meet a sync, which would commit it. */
+  return ok && PQpipelineSync(conn) ? 1 : -1;
+}
+
+/* ---- the tally ---- */
+
+/* The statement a result belongs to: -1 for the BEGIN, n for the COMMIT. */
+static long statement_of(const pqs__pipeline_t *pl, size_t result) {
+  return (long)result - (pl->begin[0] != '\0');
+}
+
+int pqs__pipeline_done_one(pqs__op_t *op, const PGresult *res) {
+  pqs__pipeline_t *pl = op->pl;
+  long i = statement_of(pl, pl->seen++);
+  if (i < 0 || (size_t)i >= pl->b->n)
+    return 0; /* BEGIN or COMMIT */
+  const char *tag = PQcmdStatus((PGresult *)res);
+  pl->tag_at[i] = pl->tags.len;
+  pl->affected[i] = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
+  return pqs__buf_append(&pl->tags, tag ? tag : "", strlen(tag ? tag : "") + 1);
+}
+
+void pqs__pipeline_failed_one(pqs__op_t *op) {
+  pqs__pipeline_t *pl = op->pl;
+  if (pl->failed < 0)
+    pl->failed = statement_of(pl, pl->seen);
+  pl->seen++;
+}
+
+void pqs__pipeline_skipped_one(pqs__op_t *op) { op->pl->seen++; }
+
+/* ---- retries ---- */
+
+static uint64_t next_random(pqs__pipeline_t *pl) {
+  uint64_t x = pl->rng; /* xorshift64: jitter, not secrets */
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return pl->rng = x;
+}
+
+int pqs__pipeline_retry(pqs__op_t *op, unsigned *delay_ms) {
+  pqs__pipeline_t *pl = op->pl;
+  const char *state = op->err.sqlstate;
+  int conflict = state && (strcmp(state, "40001") == 0 ||
+                           strcmp(state, "40P01") == 0);
+  if (!conflict || op->status != 0 || pl->attempts > pl->opts.retries)
+    return 0;
+  unsigned base = pl->opts.backoff_ms ? pl->opts.backoff_ms : 10;
+  for (unsigned i = 1; i < pl->attempts && base < 1000; i++)
+    base *= 2;
+  base = base > 1000 ? 1000 : base;
+  *delay_ms = base / 2 + (unsigned)(next_random(pl) % (base + 1));
+  if (*delay_ms > 1000)
+    *delay_ms = 1000;
+  pl->attempts++;
+  pl->seen = 0;
+  pl->failed = -1;
+  pl->tags.len = 0;
+  return 1;
+}
+
+/* ---- the run: an op whose consumer is the tally ---- */
+
+static int run_row(void *self, const pqs_row_t *row) {
+  (void)self;
+  (void)row;
+  return PQS__CONTINUE; /* rows a statement returns are dropped */
+}
+
+static void run_end(void *self, const pqs_done_t *done) {
+  pqs__pipeline_t *pl = self;
+  size_t n = pl->b->n;
+  const char **tags = NULL;
+  int status = done->status;
+  if (status == 0 && (tags = pqs__malloc(n * sizeof(char *))) == NULL)
+    status = PQS_ENOMEM;
+  for (size_t i = 0; tags != NULL && i < n; i++)
+    tags[i] = pl->tags.data + pl->tag_at[i];
+  pqs_batch_done_t bd = {
+      .status = status,
+      .n = n,
+      .tags = status == 0 ? tags : NULL,
+      .affected = status == 0 ? pl->affected : NULL,
+      .failed = status == PQS_ESQL ? pl->failed : -1,
+      .error = done->error,
+      .attempts = pl->attempts,
+  };
+  pl->cb(pl->ctx, &bd, pl->data);
+  pqs__free(tags);
+  pqs__buf_free(&pl->tags);
+  pqs__free(pl->tag_at);
+  pqs__free(pl->affected);
+  pqs__free(pl);
+}
+
+static const pqs__consumer_vt_t run_consumer = {
+    .columns = NULL,
+    .row = run_row,
+    .end = run_end,
+};
+
+static void begin_text(pqs__pipeline_t *pl) {
+  static const char *const levels[] = {
+      "", " ISOLATION LEVEL READ COMMITTED",
+      " ISOLATION LEVEL REPEATABLE READ", " ISOLATION LEVEL SERIALIZABLE"};
+  if (pl->opts.isolation == PQS_ISOLATION_DEFAULT && !pl->opts.read_only)
+    return;
+  strcpy(pl->begin, "BEGIN");
+  strcat(pl->begin, levels[pl->opts.isolation]);
+  if (pl->opts.read_only)
+    strcat(pl->begin, " READ ONLY");
+}
+
+int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
+                  const pqs_batch_opts_t *opts, pqs_batch_cb cb, void *data) {
+  if (ctx == NULL || b == NULL || b->n == 0 || cb == NULL ||
+      (opts && (unsigned)opts->isolation > PQS_ISOLATION_SERIALIZABLE))
+    return PQS_EINVAL;
+  int rc = pqs__ctx_check_ready(ctx);
+  if (rc != 0)
+    return rc;
+  pqs__pipeline_t *pl = pqs__calloc(1, sizeof(*pl));
+  if (pl == NULL)
+    return PQS_ENOMEM;
+  pl->tag_at = pqs__calloc(b->n, sizeof(size_t));
+  pl->affected = pqs__calloc(b->n, sizeof(uint64_t));
+  pqs__op_t *op = NULL;
+  pqs_query_opts_t qo = {.timeout_ms = opts ? opts->timeout_ms : 0};
+  if (pl->tag_at == NULL || pl->affected == NULL ||
+      (rc = pqs__op_begin(ctx, "", 0, NULL, &qo, 0, &op)) != 0) {
+    pqs__free(pl->tag_at);
+    pqs__free(pl->affected);
+    pqs__free(pl);
+    return rc ? rc : PQS_ENOMEM;
+  }
+  pl->ctx = ctx;
+  pl->b = b;
+  if (opts != NULL)
+    pl->opts = *opts;
+  pl->cb = cb;
+  pl->data = data;
+  pl->failed = -1;
+  pl->attempts = 1;
+  pl->rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)pl) | 1;
+  begin_text(pl);
+  op->pl = pl;
+  op->send = PQS__SEND_PIPELINE;
+  pqs__op_bind(op, &run_consumer, pl);
+  pqs__op_source.start(op);
+  return 0;
+}
