@@ -750,6 +750,29 @@ PQS_EXTERN int pqs_query_typed(pqs_ctx_t *ctx, pqs_stream_t **out,
                                const pqs_query_opts_t *opts);
 
 /* ------------------------------------------------------------------------ */
+/* Notifications                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* A stream of the notifications (NOTIFY, pg_notify) sent to `channels`
+ * (`n` names, copied; each quoted as an identifier, so "Orders" and
+ * "orders" differ, as LISTEN "..." makes them). Its rows have three
+ * columns: channel (text), payload (text) and pid (int4, the sender's
+ * backend), in the order the server sends them. It is a long-lived
+ * operation that holds the context (open one for it) and works with the
+ * stream API unchanged: stages, pause (the socket is not read, so the
+ * server queues them; none is lost), resume, sinks (JSON Lines of
+ * notifications). The LISTENs run when the stream starts; on_columns comes
+ * once they are in place, so a NOTIFY sent after it is never missed.
+ * pqs_stream_close() sends UNLISTEN * and ends it with PQS_ECANCELED, the
+ * context reusable. A lost connection ends it with PQS_ECONNLOST, never
+ * silently; a stage's PQS_STOP or error ends it as it ends any stream.
+ * Errors: as pqs_query; PQS_EINVAL also for no channel, or an empty name.
+ * Notifications that arrived earlier on the connection (a LISTEN of the
+ * user's own through pqs_exec) are delivered first. */
+PQS_EXTERN int pqs_listen(pqs_ctx_t *ctx, const char *const *channels, int n,
+                          pqs_stream_t **out);
+
+/* ------------------------------------------------------------------------ */
 /* Atomic batches                                                           */
 /* ------------------------------------------------------------------------ */
 

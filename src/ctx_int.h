@@ -95,8 +95,18 @@ typedef enum {
   PQS__SEND_DESCRIBE, /* PQsendDescribePrepared of it: its columns */
   PQS__SEND_COPY,     /* PQsendQuery of COPY (statement) TO STDOUT */
   PQS__SEND_PIPELINE, /* a batch: its statements and a sync, pipelined */
-  PQS__SEND_ROLLBACK  /* after a batch that left a failed transaction */
+  PQS__SEND_ROLLBACK, /* after a batch that left a failed transaction */
+  PQS__SEND_LISTEN,   /* a listen stream's LISTENs; then it listens */
+  PQS__SEND_UNLISTEN  /* a listen stream stopping: UNLISTEN * */
 } pqs__op_send_t;
+
+/* A listen stream (listen.c): after its LISTENs it is `listening` until
+ * stopped; each notification is one row of these cells. */
+typedef struct pqs__listen_s {
+  int listening; /* fact: the LISTENs are done, notifications flow */
+  pqs__cell_t cells[3];
+  char pid[16];
+} pqs__listen_t;
 
 typedef struct pqs__pipeline_s pqs__pipeline_t;
 
@@ -123,6 +133,7 @@ typedef struct pqs__op_s {
   int single_row;
   int copy; /* the COPY source was asked for: see pqs__copy_t */
   pqs__copy_t cp;
+  pqs__listen_t ln;
   pqs__params_t *typed; /* typed parameters instead of `params`; owned */
   pqs__pipeline_t *pl;  /* a batch's run (its consumer too) */
   uint64_t retry_at;    /* WAITING: loop time to send again at */
@@ -273,6 +284,15 @@ void pqs__pipeline_skipped_one(pqs__op_t *op); /* PGRES_PIPELINE_ABORTED */
 /* 1 and the pause before it if the batch is to run again (a conflict and
  * retries left; the tally is reset), else 0. */
 int pqs__pipeline_retry(pqs__op_t *op, unsigned *delay_ms);
+
+/* listen.c */
+/* A new op whose first step LISTENs on the `n` channels. Errors:
+ * PQS_EINVAL (no channel, an empty or unquotable name), PQS_ENOMEM. */
+int pqs__listen_begin(pqs_ctx_t *ctx, const char *const *channels, int n,
+                      pqs__op_t **out);
+int pqs__listen_schema(pqs__op_t *op); /* channel, payload, pid */
+/* A notification as a row of the op's cells (valid until the next). */
+void pqs__listen_row(pqs__op_t *op, const PGnotify *n, pqs_row_t *row);
 
 /* Turns a new op into a describe (describe.c), before it starts. */
 void pqs__op_describe(pqs__op_t *op);

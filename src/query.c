@@ -237,8 +237,36 @@ static void on_stop_tick(uv_timer_t *timer) {
   }
   if (uv_now(ctx->loop) >= op->deadline)
     give_up(ctx);
-  else if (op->state == PQS__OP_STOPPING && !op->lost)
+  else if (op->state == PQS__OP_STOPPING && !op->lost &&
+           op->send != PQS__SEND_UNLISTEN) /* a cancel would stop it */
     pqs__cancel_request(ctx);
+}
+
+static void stop_deadline(pqs__op_t *op) {
+  pqs_ctx_t *ctx = op->ctx;
+  unsigned grace = ctx->opts.cancel_grace_ms ? ctx->opts.cancel_grace_ms
+                                             : PQS__DEFAULT_GRACE_MS;
+  op->deadline = uv_now(ctx->loop) + grace;
+  /* The query's timeout is over: the timer now ticks the stop. */
+  uv_timer_start(&ctx->timer, on_stop_tick, PQS__STOP_TICK_MS,
+                 PQS__STOP_TICK_MS);
+}
+
+static void flush_sent(pqs__op_t *op);
+
+/* A listening op stops: nothing runs on the server to cancel; UNLISTEN *
+ * leaves the session as it was, and its results end the op. */
+static void stop_listening(pqs__op_t *op) {
+  op->ln.listening = 0;
+  op->state = PQS__OP_STOPPING;
+  op->send = PQS__SEND_UNLISTEN;
+  stop_deadline(op);
+  if (op->lost)
+    pqs__ctx_defer(op->ctx);
+  else if (!PQsendQuery(op->ctx->conn, "UNLISTEN *"))
+    pqs__ctx_defer(op->ctx); /* libpq says why, from the loop */
+  else
+    flush_sent(op);
 }
 
 /* RUNNING | PAUSED -> STOPPING: cancel, drop what still arrives, and end
@@ -254,13 +282,12 @@ static void op_stop_with(pqs__op_t *op, int reason) {
   if (op->state != PQS__OP_RUNNING && op->state != PQS__OP_PAUSED)
     return;
   note_status(op, reason);
+  if (op->ln.listening) {
+    stop_listening(op);
+    return;
+  }
   op->state = PQS__OP_STOPPING;
-  unsigned grace = ctx->opts.cancel_grace_ms ? ctx->opts.cancel_grace_ms
-                                             : PQS__DEFAULT_GRACE_MS;
-  op->deadline = uv_now(ctx->loop) + grace;
-  /* The query's timeout is over: the timer now ticks the stop. */
-  uv_timer_start(&ctx->timer, on_stop_tick, PQS__STOP_TICK_MS,
-                 PQS__STOP_TICK_MS);
+  stop_deadline(op);
   if (!op->lost)
     pqs__cancel_request(ctx);
   op_watch(ctx);
@@ -326,6 +353,10 @@ static int send_step(pqs__op_t *op) {
     return pqs__pipeline_send(op);
   case PQS__SEND_ROLLBACK:
     return PQsendQuery(conn, "ROLLBACK");
+  case PQS__SEND_LISTEN:
+    return PQsendQuery(conn, op->sql);
+  case PQS__SEND_UNLISTEN:
+    return PQsendQuery(conn, "UNLISTEN *");
   case PQS__SEND_PREPARE:
     return PQsendPrepare(conn, "", op->sql, op->nparams, NULL);
   case PQS__SEND_DESCRIBE:
@@ -567,9 +598,27 @@ static int next_step(pqs__op_t *op) {
   return 1;
 }
 
+static int deliver_columns(pqs__op_t *op, const PGresult *res);
+static int act_on(pqs__op_t *op, int rc);
+
+/* The LISTENs are done: notifications flow, as rows, from now on. */
+static void start_listening(pqs__op_t *op) {
+  op->ln.listening = 1;
+  int rc = pqs__listen_schema(op);
+  rc = rc ? rc : deliver_columns(op, NULL);
+  act_on(op, rc);
+  op_watch(op->ctx);
+  pqs__ctx_defer(op->ctx); /* some may have come with the results */
+}
+
 /* RUNNING | STOPPING -> DRAINED: libpq has no more results. */
 static void op_drained(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
+  if (op->send == PQS__SEND_LISTEN && op->state == PQS__OP_RUNNING &&
+      op->status == 0 && op->err.message == NULL && !op->lost && op->final) {
+    start_listening(op);
+    return;
+  }
   int next = next_step(op);
   if (next == 2) /* WAITING: sent again later */
     return;
@@ -636,6 +685,25 @@ static int deliver_line(pqs__op_t *op, char *line, int n) {
   rc = op->consumer_vt->row(op->consumer, &row);
   int late = pqs__copy_row_done(op);
   return late != 0 && rc >= 0 && rc != PQS__STOP ? late : rc;
+}
+
+/* Hot path of a listen stream: the next notification libpq holds, as an
+ * answer code (PQS__WAIT: none yet). A lost connection ends it: the
+ * results (none) then end the op with PQS_ECONNLOST. */
+static int listen_pump(pqs__op_t *op) {
+  if (op->lost || PQstatus(op->ctx->conn) == CONNECTION_BAD) {
+    op->ln.listening = 0;
+    return PQS__CONTINUE;
+  }
+  PGnotify *n = PQnotifies(op->ctx->conn);
+  if (n == NULL)
+    return PQS__WAIT;
+  pqs_row_t row;
+  pqs__listen_row(op, n, &row);
+  op->rows++;
+  int rc = op->consumer_vt->row(op->consumer, &row);
+  PQfreemem(n);
+  return rc;
 }
 
 /* PGRES_COPY_OUT of the op's own COPY: the lines follow. */
@@ -768,7 +836,8 @@ static int take_result(pqs__op_t *op, PGresult *res) {
     if (op->send == PQS__SEND_DESCRIBE) /* the statement's columns */
       return op->copy ? pqs__copy_described(op, res)
                       : deliver_columns(op, res);
-    if (op->send != PQS__SEND_PREPARE && op->send != PQS__SEND_ROLLBACK)
+    if (op->send == PQS__SEND_PARAMS || op->send == PQS__SEND_SIMPLE ||
+        op->send == PQS__SEND_COPY)
       record_command(op, res);
     return PQS__CONTINUE;
   case PGRES_EMPTY_QUERY:
@@ -848,6 +917,11 @@ static void op_drain(pqs_ctx_t *ctx) {
   while (op->state == PQS__OP_RUNNING || op->state == PQS__OP_STOPPING) {
     if (op->cp.in_copy) {
       if (act_on(op, copy_pump(op)))
+        return;
+      continue;
+    }
+    if (op->ln.listening) {
+      if (act_on(op, listen_pump(op)))
         return;
       continue;
     }

@@ -143,6 +143,27 @@ static void offer_lines(pqs_stream_t *s) {
   s->src_vt->lines(s->src, s->lines - 1, parse);
 }
 
+int pqs_listen(pqs_ctx_t *ctx, const char *const *channels, int n,
+               pqs_stream_t **out) {
+  if (out == NULL || ctx == NULL)
+    return PQS_EINVAL;
+  int rc = pqs__ctx_check_ready(ctx);
+  if (rc != 0)
+    return rc;
+  pqs_stream_t *s = pqs__stream_new(ctx, &pqs__op_source, NULL);
+  if (s == NULL)
+    return PQS_ENOMEM;
+  pqs__op_t *op;
+  if ((rc = pqs__listen_begin(ctx, channels, n, &op)) != 0) {
+    pqs__free(s);
+    return rc;
+  }
+  pqs__op_bind(op, &pqs__stream_consumer, s);
+  s->src = op;
+  *out = s;
+  return 0;
+}
+
 int pqs_query_typed(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
                     int nparams, const pqs_param_t *params,
                     const pqs_query_opts_t *opts) {

@@ -463,6 +463,196 @@ START_TEST(batch_rules) {
 }
 END_TEST
 
+/* ---- notifications ---- */
+
+typedef struct {
+  pt_done_t done;
+  uv_loop_t *loop;
+  pqs_stream_t *s;
+  uv_timer_t timer;
+  long next;     /* the payload expected next */
+  long count;
+  int listening; /* on_columns came */
+  int paused, out_of_order, pid, wrong_pid;
+  char channel[64];
+} heard_t;
+
+static int heard_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
+  (void)s;
+  heard_t *h = data;
+  ck_assert_int_eq(pqs_row_ncols(cols), 3);
+  ck_assert_str_eq(pqs_row_name(cols, 0), "channel");
+  ck_assert_str_eq(pqs_row_name(cols, 1), "payload");
+  ck_assert_str_eq(pqs_row_name(cols, 2), "pid");
+  ck_assert_uint_eq(pqs_row_type(cols, 2), PQS_OID_INT4);
+  h->listening = 1;
+  return PQS_CONTINUE;
+}
+
+static void resume_later(uv_timer_t *t) {
+  heard_t *h = t->data;
+  ck_assert_int_eq(pqs_stream_resume(h->s), 0);
+}
+
+static int heard_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  heard_t *h = data;
+  int32_t pid;
+  ck_assert_int_eq(pqs_row_int32(row, 2, &pid), 0);
+  h->wrong_pid |= h->pid != 0 && pid != h->pid;
+  snprintf(h->channel, sizeof(h->channel), "%s", pqs_row_text(row, 0, NULL));
+  long v = atol(pqs_row_text(row, 1, NULL));
+  h->out_of_order |= v != h->next;
+  h->next = v + 1;
+  h->count++;
+  if (h->count == 30000) { /* pause in the middle for 300 ms */
+    h->paused++;
+    uv_timer_start(&h->timer, resume_later, 300, 0);
+    return PQS_PAUSE;
+  }
+  (void)s;
+  return PQS_CONTINUE;
+}
+
+static void heard_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  pt_on_done(s, done, &((heard_t *)data)->done);
+}
+
+static void listen_on(uv_loop_t *loop, pqs_ctx_t *ctx, heard_t *h,
+                      const char *const *channels, int n) {
+  memset(h, 0, sizeof(*h));
+  h->loop = loop;
+  h->next = 1;
+  uv_timer_init(loop, &h->timer);
+  h->timer.data = h;
+  ck_assert_int_eq(pqs_listen(ctx, channels, n, &h->s), 0);
+  pqs_stream_cbs_t cbs = {
+      .on_columns = heard_columns, .on_row = heard_row, .on_done = heard_done};
+  ck_assert_int_eq(pqs_stream_start(h->s, &cbs, h), 0);
+  while (!h->listening && h->done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(h->listening, 1);
+}
+
+START_TEST(listen_hundred_thousand_in_order) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  heard_t h;
+  const char *const channels[] = {"jobs", "Other \"one\""};
+  listen_on(loop, ctx, &h, channels, 2);
+  PGconn *admin = pt_admin();
+  h.pid = PQbackendPID(admin);
+  pt_sql(admin, "SELECT pg_notify('jobs', g::text) FROM "
+                "generate_series(1, 100000) g");
+  double t0 = pt_now();
+  while (h.count < 100000 && pt_now() - t0 < 60)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(h.count, 100000);
+  ck_assert_int_eq(h.out_of_order, 0);
+  ck_assert_int_eq(h.wrong_pid, 0);
+  ck_assert_int_eq(h.paused, 1);
+  ck_assert_str_eq(h.channel, "jobs");
+  /* the quoted name is a channel of its own, as LISTEN "..." makes it */
+  h.next = 1;
+  pt_sql(admin, "NOTIFY \"Other \"\"one\"\"\", '1'");
+  t0 = pt_now();
+  while (h.count < 100001 && pt_now() - t0 < 10)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_str_eq(h.channel, "Other \"one\"");
+  /* close: UNLISTEN, ECANCELED, the context reusable and listening to
+   * nothing */
+  ck_assert_int_eq(pqs_stream_close(h.s), 0);
+  while (h.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(h.done.status, PQS_ECANCELED);
+  ck_assert_int_eq(h.done.calls, 1);
+  ck_assert_int_eq(pqs_ctx_is_busy(ctx), 0);
+  one_t o;
+  memset(&o, 0, sizeof(o));
+  pqs_stream_t *s = pt_query(ctx, "SELECT count(*) FROM pg_listening_channels()",
+                             NULL);
+  pqs_stream_cbs_t cbs = {.on_row = keep_first, .on_done = one_done};
+  pt_stream_wait(loop, s, &cbs, &o, &o.done);
+  ck_assert_str_eq(o.value, "0");
+  uv_close((uv_handle_t *)&h.timer, NULL);
+  PQfinish(admin);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+START_TEST(listen_ends_when_backend_killed) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  heard_t h;
+  const char *const channels[] = {"jobs"};
+  listen_on(loop, ctx, &h, channels, 1);
+  PGconn *admin = pt_admin();
+  char sql[128];
+  snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)",
+           pqs_ctx_backend_pid(ctx));
+  pt_sql(admin, sql);
+  double t0 = pt_now();
+  while (h.done.calls == 0 && pt_now() - t0 < 10)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(h.done.calls, 1);
+  ck_assert_int_eq(h.done.status, PQS_ECONNLOST);
+  ck_assert_str_ne(h.done.message, "");
+  ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
+  uv_close((uv_handle_t *)&h.timer, NULL);
+  PQfinish(admin);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+START_TEST(listen_rules) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  pqs_stream_t *s;
+  const char *const none[] = {""};
+  ck_assert_int_eq(pqs_listen(ctx, NULL, 1, &s), PQS_EINVAL);
+  ck_assert_int_eq(pqs_listen(ctx, none, 1, &s), PQS_EINVAL);
+  ck_assert_int_eq(pqs_listen(ctx, none, 0, &s), PQS_EINVAL);
+  heard_t h;
+  const char *const channels[] = {"jobs"};
+  listen_on(loop, ctx, &h, channels, 1);
+  ck_assert_int_eq(pqs_query(ctx, &s, "SELECT 1", 0, NULL, NULL), PQS_EBUSY);
+  /* a stage's STOP ends it too; a take(2) after two notifications */
+  ck_assert_int_eq(pqs_stream_close(h.s), 0);
+  while (h.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(h.done.status, PQS_ECANCELED);
+  int closed = 0;
+  h.timer.data = &closed;
+  uv_close((uv_handle_t *)&h.timer, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
+  memset(&h, 0, sizeof(h));
+  h.next = 1;
+  uv_timer_init(loop, &h.timer);
+  h.timer.data = &h;
+  ck_assert_int_eq(pqs_listen(ctx, channels, 1, &h.s), 0);
+  ck_assert_int_eq(pqs_stream_take(h.s, 2), 0);
+  pqs_stream_cbs_t cbs = {
+      .on_columns = heard_columns, .on_row = heard_row, .on_done = heard_done};
+  ck_assert_int_eq(pqs_stream_start(h.s, &cbs, &h), 0);
+  while (!h.listening)
+    uv_run(loop, UV_RUN_ONCE);
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "SELECT pg_notify('jobs', g::text) FROM "
+                "generate_series(1, 5) g");
+  while (h.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(h.done.status, 0);
+  ck_assert_int_eq(h.count, 2);
+  ck_assert_int_eq(pqs_ctx_is_busy(ctx), 0);
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SELECT 1"), 0);
+  uv_close((uv_handle_t *)&h.timer, NULL);
+  PQfinish(admin);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("writes");
   TCase *tc = tcase_create("writes");
@@ -473,6 +663,9 @@ int main(void) {
   tcase_add_test(tc, failure_commits_nothing);
   tcase_add_test(tc, serializable_retries_lose_nothing);
   tcase_add_test(tc, batch_rules);
+  tcase_add_test(tc, listen_hundred_thousand_in_order);
+  tcase_add_test(tc, listen_ends_when_backend_killed);
+  tcase_add_test(tc, listen_rules);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
