@@ -857,6 +857,68 @@ PQS_EXTERN int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
                              void *data);
 
 /* ------------------------------------------------------------------------ */
+/* Transactions with logic between statements                               */
+/* ------------------------------------------------------------------------ */
+
+/* A transaction whose body reads and then decides (SELECT ... FOR UPDATE,
+ * then UPDATE): pqstream sends BEGIN, calls the body, and the body issues
+ * queries on the context as usual and ends each attempt with pqs_tx_end().
+ * Ended with status 0 the transaction commits; ended with an error it
+ * rolls back; either way a serialization failure or deadlock (40001,
+ * 40P01: from a body's query, or from the COMMIT) rolls back and runs the
+ * body again, after a jittered pause on the loop's timer, up to `retries`
+ * more times.
+ *
+ * A body may: run any number of queries, commands, batches and streams on
+ * `ctx`, one at a time, as always; keep state in `data` (reset it at each
+ * attempt: `attempt` counts from 1); end the attempt from any callback,
+ * once every operation it started has completed.
+ * A body may not: send BEGIN, COMMIT, ROLLBACK or SAVEPOINT releases of its
+ * own; end the attempt twice or leave it unended (the context stays in the
+ * transaction); use the context for anything else before pqs_tx_end.
+ * Closing the context mid-transaction rolls back (the server does, as the
+ * connection closes; a pooled context's reset does ROLLBACK first) and
+ * `cb` reports PQS_ECANCELED. */
+typedef struct pqs_tx_s pqs_tx_t;
+
+typedef void (*pqs_tx_body_fn)(pqs_tx_t *tx, pqs_ctx_t *ctx,
+                               unsigned attempt, void *data);
+
+typedef struct pqs_tx_opts_s {
+  pqs_isolation_t isolation; /* as for batches */
+  int read_only;
+  unsigned retries;    /* re-runs on 40001/40P01 */
+  unsigned backoff_ms; /* as for batches; 0: 10 */
+} pqs_tx_opts_t;
+
+/* How it ended: status 0 (committed), or the body's status and error
+ * (rolled back), or that of BEGIN or COMMIT, or PQS_ECANCELED (the context
+ * was closed; do not use it). `attempts` counts the bodies run. Borrowed
+ * for the call. */
+typedef struct pqs_tx_done_s {
+  int status;
+  const pqs_error_t *error;
+  unsigned attempts;
+} pqs_tx_done_t;
+
+typedef void (*pqs_tx_cb)(pqs_ctx_t *ctx, const pqs_tx_done_t *done,
+                          void *data);
+
+/* Starts the transaction on `ctx` (which must be free) and calls `cb` once
+ * when it has committed or given up; `opts` may be NULL and is copied.
+ * Errors: as pqs_exec; PQS_EINVAL (NULL body or cb); PQS_EBUSY also while
+ * another transaction helper runs on `ctx`. */
+PQS_EXTERN int pqs_tx_run(pqs_ctx_t *ctx, const pqs_tx_opts_t *opts,
+                          pqs_tx_body_fn body, pqs_tx_cb cb, void *data);
+
+/* Ends the body's attempt: status 0 commits; a negative status (a query's
+ * done->status, or the body's own code) rolls back, and with `error` (the
+ * failed query's done->error, borrowed for the call) a conflict is
+ * retried. Errors: PQS_ESTATE (no attempt is open: ended already),
+ * PQS_EBUSY (an operation of the body's is still running). */
+PQS_EXTERN int pqs_tx_end(pqs_tx_t *tx, int status, const pqs_error_t *error);
+
+/* ------------------------------------------------------------------------ */
 /* SQL text, read as psql reads it                                          */
 /* ------------------------------------------------------------------------ */
 

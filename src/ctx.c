@@ -259,6 +259,10 @@ int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb) {
     return 0;
   if (!pqs__ctx_on_thread(ctx))
     return PQS_ETHREAD;
+  if (ctx->tx != NULL && !pqs__ctx_closing(ctx) &&
+      ctx->state != PQS__CTX_RESET_ROLLBACK &&
+      ctx->state != PQS__CTX_RESET_DISCARD)
+    pqs__tx_ctx_closing(ctx->tx);
   switch (ctx->state) {
   case PQS__CTX_RESET_ROLLBACK:
   case PQS__CTX_RESET_DISCARD:

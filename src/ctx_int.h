@@ -207,6 +207,7 @@ struct pqs_ctx_s {
   PQnoticeReceiver prev_notice; /* restored when the connection leaves */
   char *secrets; /* the conninfo's passwords, masked in open errors */
   pqs__cancel_t cancel;
+  pqs_tx_t *tx; /* a transaction helper running on it (tx.c) */
 };
 
 /* ctx.c */
@@ -301,6 +302,9 @@ void pqs__op_describe(pqs__op_t *op);
 int pqs__exec_start(pqs_ctx_t *ctx, const char *sql, int nparams,
                     const char *const *params, const pqs_query_opts_t *opts,
                     pqs_exec_cb cb, void *data);
+
+/* tx.c: the context closes under a transaction helper. */
+void pqs__tx_ctx_closing(pqs_tx_t *tx);
 
 /* cancel.c */
 int pqs__cancel_init(pqs_ctx_t *ctx); /* the async handle; 0 or libuv's */

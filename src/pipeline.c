@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "ctx_int.h"
 #include "params.h"
+#include "retry.h"
 
 typedef struct {
   char *sql;
@@ -133,28 +134,12 @@ void pqs__pipeline_skipped_one(pqs__op_t *op) { op->pl->seen++; }
 
 /* ---- retries ---- */
 
-static uint64_t next_random(pqs__pipeline_t *pl) {
-  uint64_t x = pl->rng; /* xorshift64: jitter, not secrets */
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return pl->rng = x;
-}
-
 int pqs__pipeline_retry(pqs__op_t *op, unsigned *delay_ms) {
   pqs__pipeline_t *pl = op->pl;
-  const char *state = op->err.sqlstate;
-  int conflict = state && (strcmp(state, "40001") == 0 ||
-                           strcmp(state, "40P01") == 0);
-  if (!conflict || op->status != 0 || pl->attempts > pl->opts.retries)
+  if (!pqs__is_conflict(&op->err) || op->status != 0 ||
+      pl->attempts > pl->opts.retries)
     return 0;
-  unsigned base = pl->opts.backoff_ms ? pl->opts.backoff_ms : 10;
-  for (unsigned i = 1; i < pl->attempts && base < 1000; i++)
-    base *= 2;
-  base = base > 1000 ? 1000 : base;
-  *delay_ms = base / 2 + (unsigned)(next_random(pl) % (base + 1));
-  if (*delay_ms > 1000)
-    *delay_ms = 1000;
+  *delay_ms = pqs__backoff_ms(pl->opts.backoff_ms, pl->attempts, &pl->rng);
   pl->attempts++;
   pl->seen = 0;
   pl->failed = -1;
@@ -202,18 +187,6 @@ static const pqs__consumer_vt_t run_consumer = {
     .end = run_end,
 };
 
-static void begin_text(pqs__pipeline_t *pl) {
-  static const char *const levels[] = {
-      "", " ISOLATION LEVEL READ COMMITTED",
-      " ISOLATION LEVEL REPEATABLE READ", " ISOLATION LEVEL SERIALIZABLE"};
-  if (pl->opts.isolation == PQS_ISOLATION_DEFAULT && !pl->opts.read_only)
-    return;
-  strcpy(pl->begin, "BEGIN");
-  strcat(pl->begin, levels[pl->opts.isolation]);
-  if (pl->opts.read_only)
-    strcat(pl->begin, " READ ONLY");
-}
-
 int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
                   const pqs_batch_opts_t *opts, pqs_batch_cb cb, void *data) {
   if (ctx == NULL || b == NULL || b->n == 0 || cb == NULL ||
@@ -244,8 +217,8 @@ int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
   pl->data = data;
   pl->failed = -1;
   pl->attempts = 1;
-  pl->rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)pl) | 1;
-  begin_text(pl);
+  pl->rng = pqs__jitter_seed(pl);
+  pqs__begin_sql(pl->opts.isolation, pl->opts.read_only, pl->begin);
   op->pl = pl;
   op->send = PQS__SEND_PIPELINE;
   pqs__op_bind(op, &run_consumer, pl);

@@ -463,6 +463,230 @@ START_TEST(batch_rules) {
 }
 END_TEST
 
+/* ---- transactions with logic between statements ---- */
+
+/* A read-modify-write of counter n: SELECT it, wait a little, write n + 1
+ * computed here. Under SERIALIZABLE no increment may be lost. */
+typedef struct txw_s {
+  pqs_tx_t *tx;
+  pqs_ctx_t *ctx;
+  int left, completions, failures, fail_at; /* fail_at: the body errors */
+  int close_in_body;
+  unsigned retried;
+  long long read;
+  int step;
+  pqs_tx_opts_t opts;
+  char why[256];
+  int last_status;
+} txw_t;
+
+static void txw_step(pqs_ctx_t *ctx, const pqs_done_t *done, void *data);
+
+static int txw_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  int64_t v;
+  ck_assert_int_eq(pqs_row_int64(row, 0, &v), 0);
+  ((txw_t *)data)->read = v;
+  return PQS_CONTINUE;
+}
+
+static void txw_read(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  txw_step(pqs_stream_ctx(s), done, data);
+}
+
+/* Each step of the body, from the previous step's completion. */
+static void txw_step(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
+  txw_t *w = data;
+  if (done != NULL && done->status != 0) {
+    ck_assert_int_eq(pqs_tx_end(w->tx, done->status, done->error), 0);
+    return;
+  }
+  char sql[128];
+  switch (w->step++) {
+  case 0: {
+    pqs_stream_t *s;
+    ck_assert_int_eq(pqs_query(ctx, &s,
+                               "SELECT n FROM counter WHERE id = 1 FOR UPDATE",
+                               0, NULL, NULL),
+                     0);
+    pqs_stream_cbs_t cbs = {.on_row = txw_row, .on_done = txw_read};
+    ck_assert_int_eq(pqs_stream_start(s, &cbs, w), 0);
+    return;
+  }
+  case 1:
+    ck_assert_int_eq(pqs_exec(ctx, "SELECT pg_sleep(0.003)", 0, NULL, NULL,
+                              txw_step, w),
+                     0);
+    return;
+  case 2:
+    snprintf(sql, sizeof(sql), "UPDATE counter SET n = %lld WHERE id = 1",
+             w->read + 1);
+    ck_assert_int_eq(pqs_exec(ctx, sql, 0, NULL, NULL, txw_step, w), 0);
+    return;
+  case 3:
+    if (w->close_in_body) {
+      ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+      return;
+    }
+    if (w->fail_at && w->completions + 1 == w->fail_at) {
+      ck_assert_int_eq(pqs_exec(ctx, "SELECT 1 / 0", 0, NULL, NULL,
+                                txw_step, w),
+                       0);
+      return;
+    }
+    ck_assert_int_eq(pqs_tx_end(w->tx, 0, NULL), 0);
+    ck_assert_int_eq(pqs_tx_end(w->tx, 0, NULL), PQS_ESTATE);
+    return;
+  }
+}
+
+static void txw_body(pqs_tx_t *tx, pqs_ctx_t *ctx, unsigned attempt,
+                     void *data) {
+  (void)attempt;
+  txw_t *w = data;
+  w->tx = tx;
+  w->step = 0;
+  txw_step(ctx, NULL, w);
+}
+
+static void txw_next(txw_t *w);
+
+static void txw_done(pqs_ctx_t *ctx, const pqs_tx_done_t *done, void *data) {
+  (void)ctx;
+  txw_t *w = data;
+  w->completions++;
+  w->retried += done->attempts - 1;
+  w->last_status = done->status;
+  if (done->status != 0) {
+    w->failures++;
+    snprintf(w->why, sizeof(w->why), "%s: %s", pqs_err_name(done->status),
+             done->error ? done->error->message : "");
+  }
+  if (done->status != PQS_ECANCELED)
+    txw_next(w);
+}
+
+static void txw_next(txw_t *w) {
+  if (w->left == 0)
+    return;
+  w->left--;
+  ck_assert_int_eq(pqs_tx_run(w->ctx, &w->opts, txw_body, txw_done, w), 0);
+  ck_assert_int_eq(pqs_tx_run(w->ctx, &w->opts, txw_body, txw_done, w),
+                   PQS_EBUSY);
+}
+
+static void counter_table(PGconn *admin) {
+  pt_sql(admin, "DROP TABLE IF EXISTS counter; CREATE TABLE counter (id int "
+                "PRIMARY KEY, n int8); INSERT INTO counter VALUES (1, 0)");
+}
+
+START_TEST(tx_read_decide_write) {
+  uv_loop_t *loop = pt_loop_new();
+  PGconn *admin = pt_admin();
+  counter_table(admin);
+  txw_t w[2] = {{0}};
+  for (int i = 0; i < 2; i++) {
+    w[i].ctx = pt_open(loop, pt_conninfo());
+    w[i].left = 20;
+    w[i].opts = (pqs_tx_opts_t){.isolation = PQS_ISOLATION_SERIALIZABLE,
+                                .retries = 100,
+                                .backoff_ms = 1};
+  }
+  /* the same read-modify-write without FOR UPDATE would lose updates at
+   * READ COMMITTED; here FOR UPDATE and SERIALIZABLE both guard it, and
+   * conflicts are retried */
+  txw_next(&w[0]);
+  txw_next(&w[1]);
+  double t0 = pt_now();
+  while ((w[0].completions < 20 || w[1].completions < 20) &&
+         pt_now() - t0 < 60)
+    uv_run(loop, UV_RUN_ONCE);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(w[i].completions, 20);
+    ck_assert_msg(w[i].failures == 0, "worker %d: %s", i, w[i].why);
+  }
+  ck_assert_msg(w[0].retried + w[1].retried > 0, "no conflict was retried");
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT n FROM counter"), 40);
+  for (int i = 0; i < 2; i++)
+    pt_close(loop, w[i].ctx);
+  PQfinish(admin);
+  pt_loop_free(loop);
+}
+END_TEST
+
+START_TEST(tx_body_error_rolls_back) {
+  uv_loop_t *loop = pt_loop_new();
+  PGconn *admin = pt_admin();
+  counter_table(admin);
+  txw_t w = {0};
+  w.ctx = pt_open(loop, pt_conninfo());
+  w.left = 1;
+  w.fail_at = 1;
+  w.opts.retries = 3; /* a division by zero is no conflict: no retry */
+  txw_next(&w);
+  while (w.completions == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(w.last_status, PQS_ESQL);
+  ck_assert_uint_eq(w.retried, 0);
+  ck_assert_msg(strstr(w.why, "division by zero") != NULL, "%s", w.why);
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT n FROM counter"), 0);
+  /* the context is out of the transaction */
+  ck_assert_int_eq(pt_exec_wait(loop, w.ctx, "SELECT 1"), 0);
+  ck_assert_int_eq(PQtransactionStatus(w.ctx->conn), PQTRANS_IDLE);
+  pt_close(loop, w.ctx);
+  PQfinish(admin);
+  pt_loop_free(loop);
+}
+END_TEST
+
+START_TEST(tx_close_mid_transaction_rolls_back) {
+  uv_loop_t *loop = pt_loop_new();
+  PGconn *admin = pt_admin();
+  counter_table(admin);
+  txw_t w = {0};
+  w.ctx = pt_open(loop, pt_conninfo());
+  w.left = 1;
+  w.close_in_body = 1; /* after the UPDATE, before any COMMIT */
+  txw_next(&w);
+  double t0 = pt_now();
+  while (w.completions == 0 && pt_now() - t0 < 10)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(w.completions, 1);
+  ck_assert_int_eq(w.last_status, PQS_ECANCELED);
+  uv_run(loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT n FROM counter"), 0);
+  /* through a factory: the pooled connection's reset rolls it back */
+  pqs_factory_opts_t fo = {.conninfo = pt_conninfo(), .max_size = 1};
+  pqs_factory_t *f;
+  ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
+  pt_opened_t o = {0};
+  ck_assert_int_eq(pqs_factory_open_ctx(f, loop, NULL, pt_on_open, &o), 0);
+  while (o.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(o.status, 0);
+  memset(&w, 0, sizeof(w));
+  w.ctx = o.ctx;
+  w.left = 1;
+  w.close_in_body = 1;
+  txw_next(&w);
+  while (w.completions == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(w.last_status, PQS_ECANCELED);
+  uv_run(loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT n FROM counter"), 0);
+  pt_opened_t o2 = {0};
+  ck_assert_int_eq(pqs_factory_open_ctx(f, loop, NULL, pt_on_open, &o2), 0);
+  while (o2.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(pt_exec_wait(loop, o2.ctx, "SELECT 1"), 0);
+  ck_assert_int_eq(PQtransactionStatus(o2.ctx->conn), PQTRANS_IDLE);
+  pt_close(loop, o2.ctx);
+  ck_assert_int_eq(pqs_factory_free(f), 0);
+  PQfinish(admin);
+  pt_loop_free(loop);
+}
+END_TEST
+
 /* ---- notifications ---- */
 
 typedef struct {
@@ -663,6 +887,9 @@ int main(void) {
   tcase_add_test(tc, failure_commits_nothing);
   tcase_add_test(tc, serializable_retries_lose_nothing);
   tcase_add_test(tc, batch_rules);
+  tcase_add_test(tc, tx_read_decide_write);
+  tcase_add_test(tc, tx_body_error_rolls_back);
+  tcase_add_test(tc, tx_close_mid_transaction_rolls_back);
   tcase_add_test(tc, listen_hundred_thousand_in_order);
   tcase_add_test(tc, listen_ends_when_backend_killed);
   tcase_add_test(tc, listen_rules);
