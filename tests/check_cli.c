@@ -791,6 +791,64 @@ START_TEST(progress_on_stderr) {
 }
 END_TEST
 
+/* ---- notifications ---- */
+
+/* A child that waits until a backend is listening, then notifies. */
+static pid_t notify_when_listening(const char *channel, int n) {
+  pid_t pid = fork();
+  if (pid != 0)
+    return pid;
+  PGconn *admin = pt_admin();
+  char sql[256];
+  snprintf(sql, sizeof(sql),
+           "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN "
+           "\"%s\"' AND state = 'idle'",
+           channel);
+  double t0 = pt_now();
+  while (pt_scalar_ll(admin, sql) == 0 && pt_now() - t0 < 10)
+    usleep(20000);
+  for (int i = 1; i <= n; i++) {
+    snprintf(sql, sizeof(sql), "SELECT pg_notify('%s', 'say \"%d\"')",
+             channel, i);
+    pt_sql(admin, sql);
+  }
+  PQfinish(admin);
+  _exit(0);
+}
+
+START_TEST(listen_prints_json_lines) {
+  pid_t notifier = notify_when_listening("cli_jobs", 3);
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "--listen", "cli_jobs",
+                                 "--limit", "3", NULL});
+  int st;
+  waitpid(notifier, &st, 0);
+  ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+  /* three lines, each row_to_json-like, compared by the server */
+  PGconn *admin = pt_admin();
+  const char *params[] = {r.out};
+  PGresult *res = PQexecParams(
+      admin,
+      "SELECT count(*), bool_and(l::jsonb->>'channel' = 'cli_jobs' AND "
+      "(l::jsonb->>'pid')::int > 0 AND jsonb_typeof(l::jsonb->'pid') = "
+      "'number'), string_agg(l::jsonb->>'payload', ',') FROM "
+      "regexp_split_to_table(rtrim($1, E'\\n'), E'\\n') l",
+      1, NULL, params, NULL, NULL, 0);
+  ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s\n%s",
+                PQerrorMessage(admin), r.out);
+  ck_assert_str_eq(PQgetvalue(res, 0, 0), "3");
+  ck_assert_str_eq(PQgetvalue(res, 0, 1), "t");
+  ck_assert_str_eq(PQgetvalue(res, 0, 2), "say \"1\",say \"2\",say \"3\"");
+  PQclear(res);
+  PQfinish(admin);
+  ran_free(&r);
+  /* no query with it */
+  r = run((const char *[]){"CLI", "-d", CONN, "--listen", "x", "-c",
+                           "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 3);
+  ran_free(&r);
+}
+END_TEST
+
 /* ---- bench ---- */
 
 START_TEST(bench_json) {
@@ -845,6 +903,7 @@ int main(void) {
   tcase_add_test(tc, ten_million_rows_bounded);
   tcase_add_test(tc, progress_on_stderr);
   tcase_add_test(tc, bench_json);
+  tcase_add_test(tc, listen_prints_json_lines);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }

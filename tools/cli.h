@@ -47,6 +47,9 @@ typedef struct {
   pqs_format_t format;
   int header;
   int single_row; /* --single-row: not through COPY */
+  int format_given;
+  const char *listen[CLI_MAX]; /* --listen channels */
+  int nlisten;
   const char *output;
   int jobs;
   const char *shards[CLI_MAX];

@@ -38,6 +38,9 @@ static const char usage[] =
     "                          jsonl (one JSON object per row)\n"
     "      --csv               --format=csv\n"
     "      --header            csv and tsv: a first line of column names\n"
+    "      --listen=CHANNEL    print the notifications sent to CHANNEL\n"
+    "                          (repeatable), as JSON Lines unless --format\n"
+    "                          says otherwise, until interrupted or --limit\n"
     "      --single-row        read rows in libpq's single-row mode; by\n"
     "                          default a query that COPY can run is read\n"
     "                          through COPY (q) TO STDOUT, at about half the\n"
@@ -86,6 +89,7 @@ enum {
   OPT_FORMAT = 256,
   OPT_HEADER,
   OPT_SINGLE_ROW,
+  OPT_LISTEN,
   OPT_SHARD,
   OPT_ORDER_BY,
   OPT_LIMIT,
@@ -117,6 +121,7 @@ static const struct option longopts[] = {
     {"format", required_argument, NULL, OPT_FORMAT},
     {"header", no_argument, NULL, OPT_HEADER},
     {"single-row", no_argument, NULL, OPT_SINGLE_ROW},
+    {"listen", required_argument, NULL, OPT_LISTEN},
     {"output", required_argument, NULL, 'o'},
     {"jobs", required_argument, NULL, 'j'},
     {"shard", required_argument, NULL, OPT_SHARD},
@@ -164,6 +169,7 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
       break;
     case OPT_CSV:
       o->format = PQS_FORMAT_CSV;
+      o->format_given = 1;
       break;
     case 'c':
     case 'f':
@@ -204,9 +210,15 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
         o->format = PQS_FORMAT_JSONL;
       else
         return bad_usage("unknown format '%s' (csv, tsv or jsonl)", optarg);
+      o->format_given = 1;
       break;
     case OPT_SINGLE_ROW:
       o->single_row = 1;
+      break;
+    case OPT_LISTEN:
+      if (o->nlisten == CLI_MAX)
+        return bad_usage("too many channels (at most %s)", "64");
+      o->listen[o->nlisten++] = optarg;
       break;
     case OPT_HEADER:
       o->header = 1;
@@ -268,6 +280,14 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     return bad_usage("unexpected argument '%s'", argv[optind]);
   if (o->dbname == NULL)
     o->dbname = "";
+  if (o->nlisten > 0) {
+    if (o->ntexts > 0 || o->nshards > 0 || o->jobs > 1 ||
+        o->single_transaction)
+      return bad_usage("%s", "--listen takes no query, -j, --shard or -1");
+    if (!o->format_given)
+      o->format = PQS_FORMAT_JSONL; /* notifications as JSON Lines */
+    return CLI_OK;
+  }
   if (o->ntexts == 0)
     return bad_usage("%s", "no query: give one with -c SQL or -f FILE");
   if (o->single_transaction && (o->jobs > 1 || o->nshards > 0))

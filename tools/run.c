@@ -250,8 +250,11 @@ static int build_stream(app_t *app, pqs_stream_t **out) {
   pqs_stream_t *in[CLI_MAX * 4];
   int first = app->next - app->batch_len, rc = 0, made = 0;
   for (; made < app->batch_len && rc == 0; made++)
-    rc = pqs_query(app->jobs[first + made].ctx, &in[made],
-                   app->jobs[first + made].sql, o->nparams, o->params, NULL);
+    rc = o->nlisten ? pqs_listen(app->jobs[first + made].ctx, o->listen,
+                                 o->nlisten, &in[made])
+                    : pqs_query(app->jobs[first + made].ctx, &in[made],
+                                app->jobs[first + made].sql, o->nparams,
+                                o->params, NULL);
   if (rc != 0) {
     for (int i = 0; i < made - 1; i++)
       pqs_stream_close(in[i]);
@@ -476,13 +479,15 @@ static int make_factories(app_t *app) {
 static int plan(app_t *app) {
   const cli_opts_t *o = app->o;
   int ntargets = o->nshards ? o->nshards : 1;
-  app->njobs = o->ncommands * ntargets;
+  app->njobs = o->nlisten ? 1 : o->ncommands * ntargets;
   app->jobs = calloc((size_t)app->njobs, sizeof(*app->jobs));
   if (app->jobs == NULL) {
     cli_say("%s", "out of memory");
     return CLI_FAILED;
   }
-  for (int c = 0, j = 0; c < o->ncommands; c++)
+  if (o->nlisten) /* one stream: the notifications */
+    app->jobs[0] = (job_t){app, 0, NULL, NULL};
+  for (int c = 0, j = 0; c < o->ncommands && !o->nlisten; c++)
     for (int t = 0; t < ntargets; t++, j++)
       app->jobs[j] = (job_t){app, t, o->commands[c], NULL};
   app->batch_size = o->jobs ? o->jobs : o->nshards ? app->njobs : 1;
