@@ -39,3 +39,9 @@ SELECT g, 1 + g % 1000, 'ticket ' || g, g % 5 = 0
 FROM generate_series(1, 20000) g;
 ANALYZE invoices;
 ANALYZE tickets;
+
+-- examples/worker.c: jobs to do, and what the worker made of them.
+DROP TABLE IF EXISTS results;
+DROP TABLE IF EXISTS jobs;
+CREATE TABLE jobs (id bigserial PRIMARY KEY, payload text, done bool NOT NULL DEFAULT false);
+CREATE TABLE results (job_id bigint PRIMARY KEY REFERENCES jobs, len bigint NOT NULL);
