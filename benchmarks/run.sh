@@ -53,6 +53,11 @@ echo "the same over the COPY source (target: K=4 merged <= 1.10x one stream)"
 "$build/benchmarks/bench_merge" "$conn" "$runs" copy
 
 echo
+echo "writes: a batch of 10,000 inserts, against raw libpq's pipeline and"
+echo "against one pqs_exec per row"
+"$build/benchmarks/bench_batch" "$conn" 10000 "$runs"
+
+echo
 echo "the tool against psql, both writing COPY's text to /dev/null"
 q="SELECT id, a, b, s FROM bench"
 for i in 1 2 3; do
