@@ -590,6 +590,32 @@ PQS_EXTERN int pqs_sink_uv(pqs_stream_t *s, uv_stream_t *out,
                            const pqs_sink_opts_t *opts, pqs_sink_cb cb,
                            void *data);
 
+/* A row formatter: one row rendered as a sink writes it, for programs
+ * that frame rows themselves (HTTP chunked encoding, server-sent events, a
+ * message queue). The bytes are the sinks' own, by construction: the
+ * sinks call the same code. TSV and CSV lines end in a newline; JSON Lines
+ * objects too. A row from the COPY source in the formatter's format is
+ * its line as the server sent it. Not tied to a thread; not locked. */
+typedef struct pqs_formatter_s pqs_formatter_t;
+
+/* Errors: PQS_EINVAL (NULL out, unknown format), PQS_ENOMEM. */
+PQS_EXTERN int pqs_formatter_new(pqs_formatter_t **out, pqs_format_t format);
+
+/* Renders `row` (a borrowed row, from any callback) into the formatter's
+ * buffer: *out and *len are borrowed until the next call on `f` or its
+ * free. The buffer grows to the longest row and is reused, so formatting
+ * row after row does not allocate. Errors: PQS_EINVAL, PQS_ENOMEM. */
+PQS_EXTERN int pqs_format_row(pqs_formatter_t *f, const pqs_row_t *row,
+                              const char **out, size_t *len);
+
+/* The header line of csv and tsv (column names, as COPY's HEADER); empty
+ * for JSON Lines. `cols` as on_columns gets it. Errors as above. */
+PQS_EXTERN int pqs_format_header(pqs_formatter_t *f, const pqs_row_t *cols,
+                                 const char **out, size_t *len);
+
+/* NULL is allowed. */
+PQS_EXTERN void pqs_formatter_free(pqs_formatter_t *f);
+
 /* The context the stream runs on (NULL for a stream that reads no
  * context). */
 PQS_EXTERN pqs_ctx_t *pqs_stream_ctx(const pqs_stream_t *s);

@@ -18,4 +18,11 @@ int pqs__text_row(pqs__buf_t *out, const pqs_row_t *row);
 /* One JSON object per line, equal value for value to row_to_json(). */
 int pqs__jsonl_row(pqs__buf_t *out, const pqs_row_t *row);
 
+/* One row in `format`, as a sink writes it (format.c): a COPY row's own
+ * line when it came in that format, else formatted. Hot path. */
+int pqs__format_row(pqs__buf_t *out, pqs_format_t format, const pqs_row_t *row);
+/* The header line of csv and tsv; nothing for jsonl. */
+int pqs__format_header(pqs__buf_t *out, pqs_format_t format,
+                       const pqs_row_t *cols);
+
 #endif

@@ -217,22 +217,12 @@ static int sink_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
     return PQS_CONTINUE;
   if (k->header_written != NULL)
     *k->header_written = 1;
-  return k->format == PQS_FORMAT_CSV ? pqs__csv_header(&k->cur, cols)
-                                     : pqs__text_header(&k->cur, cols);
+  return pqs__format_header(&k->cur, k->format, cols);
 }
 
 /* Hot path: one row into the current chunk. */
 static int format_row(pqs_sink_t *k, const pqs_row_t *row) {
-  if (row->line != NULL && row->line_format == (int)k->format + 1)
-    return pqs__buf_append(&k->cur, row->line, row->line_len); /* as sent */
-  switch (k->format) {
-  case PQS_FORMAT_CSV:
-    return pqs__csv_row(&k->cur, row);
-  case PQS_FORMAT_JSONL:
-    return pqs__jsonl_row(&k->cur, row);
-  default:
-    return pqs__text_row(&k->cur, row);
-  }
+  return pqs__format_row(&k->cur, k->format, row);
 }
 
 /* Hot path. */

@@ -83,7 +83,64 @@ static void sink_to_reader(uv_loop_t *loop, pqs_stream_t *s,
   ck_assert_int_eq(uv_thread_join(&th), 0);
 }
 
-/* Our output of `sql` in `format` against the server's COPY. */
+/* ---- the public formatter, row by row ---- */
+
+typedef struct {
+  pqs_formatter_t *f;
+  int header;
+  char *data;
+  size_t len;
+  pt_done_t done;
+} formatted_t;
+
+static void add(formatted_t *t, const char *p, size_t n) {
+  t->data = realloc(t->data, t->len + n + 1);
+  memcpy(t->data + t->len, p, n);
+  t->len += n;
+}
+
+static int fmt_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
+  (void)s;
+  formatted_t *t = data;
+  const char *out;
+  size_t n;
+  ck_assert_int_eq(pqs_format_header(t->f, cols, &out, &n), 0);
+  if (t->header)
+    add(t, out, n);
+  return PQS_CONTINUE;
+}
+
+static int fmt_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  formatted_t *t = data;
+  const char *out;
+  size_t n;
+  ck_assert_int_eq(pqs_format_row(t->f, row, &out, &n), 0);
+  add(t, out, n);
+  return PQS_CONTINUE;
+}
+
+static void fmt_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  pt_on_done(s, done, &((formatted_t *)data)->done);
+}
+
+/* `sql` rendered row by row with pqs_format_row (malloc'd, *len bytes). */
+static char *format_all(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
+                        pqs_format_t format, int header, size_t *len) {
+  formatted_t t = {.header = header};
+  ck_assert_int_eq(pqs_formatter_new(&t.f, format), 0);
+  pqs_stream_t *s = pt_query(ctx, sql, NULL);
+  pqs_stream_cbs_t cbs = {
+      .on_columns = fmt_columns, .on_row = fmt_row, .on_done = fmt_done};
+  pt_stream_wait(loop, s, &cbs, &t, &t.done);
+  ck_assert_int_eq(t.done.status, 0);
+  pqs_formatter_free(t.f);
+  *len = t.len;
+  return t.data ? t.data : calloc(1, 1);
+}
+
+/* Our output of `sql` in `format` against the server's COPY: the sink's,
+ * and the public formatter's. */
 static void compare_with_copy(const char *sql, pqs_format_t format, int header,
                               const char *copy_options) {
   PGconn *admin = pt_admin();
@@ -104,6 +161,10 @@ static void compare_with_copy(const char *sql, pqs_format_t format, int header,
                 k.done.message);
   ck_assert_int_eq(k.bytes, r.len);
   pt_assert_same_bytes(sql, want, want_len, r.data, r.len);
+  size_t flen;
+  char *formatted = format_all(loop, ctx, sql, format, header, &flen);
+  pt_assert_same_bytes("pqs_format_row", want, want_len, formatted, flen);
+  free(formatted);
   free(want);
   free(r.data);
   pt_close(loop, ctx);
@@ -156,6 +217,13 @@ START_TEST(jsonl_like_row_to_json) {
   sunk_t k = {0};
   sink_to_reader(loop, s, &opts, &r, &k);
   ck_assert_int_eq(k.done.status, 0);
+  size_t flen;
+  char *formatted = format_all(loop, ctx, "SELECT * FROM awkward ORDER BY id",
+                               PQS_FORMAT_JSONL, 0, &flen);
+  pt_assert_same_bytes("pqs_format_row", r.data, r.len, formatted, flen);
+  free(formatted);
+  pqs_formatter_t *f;
+  ck_assert_int_eq(pqs_formatter_new(&f, (pqs_format_t)7), PQS_EINVAL);
   pt_close(loop, ctx);
   pt_loop_free(loop);
 
