@@ -11,8 +11,25 @@ mkdir -p "$tmp/app"
 cat >"$tmp/app/main.c" <<'C'
 #include <pqstream.h>
 #include <string.h>
-int main(void) { return strcmp(pqs_err_name(PQS_EBUSY), "EBUSY") != 0; }
+int main(void) {
+  unsigned v = (PQS_VERSION_MAJOR << 16) | (PQS_VERSION_MINOR << 8) |
+               PQS_VERSION_PATCH;
+  return strcmp(pqs_err_name(PQS_EBUSY), "EBUSY") != 0 ||
+         pqs_version() != v ||
+         strcmp(pqs_version_string(), PQS_VERSION_STRING) != 0;
+}
 C
+# The SONAME follows the policy: major.minor before 1.0.
+so=$(ls "$tmp"/prefix/lib*/libpqstream.so.*.*.* 2>/dev/null ||
+  ls "$tmp"/prefix/lib/*/libpqstream.so.*.*.* | head -1)
+soname=$(objdump -p "$so" | awk '/SONAME/ {print $2}')
+version=$(sed -n 's/^#define PQS_VERSION_STRING "\(.*\)"/\1/p' "$src/include/pqstream.h")
+case "$version" in
+0.*) want="libpqstream.so.${version%.*}" ;;
+*) want="libpqstream.so.${version%%.*}" ;;
+esac
+[ "$soname" = "$want" ] || { echo "SONAME $soname, want $want" >&2; exit 1; }
+echo "SONAME $soname: ok"
 cat >"$tmp/app/CMakeLists.txt" <<'CM'
 cmake_minimum_required(VERSION 3.16)
 project(app C)
