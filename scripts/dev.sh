@@ -30,7 +30,7 @@ esac
 say() { printf '\n== %s\n' "$*" >&2; }
 
 packages=(build-essential cmake pkg-config libpq-dev libuv1-dev check
-  libsubunit-dev postgresql-15 postgresql-client-15)
+  libsubunit-dev postgresql-15 postgresql-client-15 man-db)
 
 install_missing() {
   local missing=()
