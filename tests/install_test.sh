@@ -48,6 +48,31 @@ PKG_CONFIG_PATH=$libdir cc "$tmp/app/main.c" -o "$tmp/app/pc" \
   $(PKG_CONFIG_PATH=$libdir pkg-config --cflags --libs pqstream)
 LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/app/pc"
 echo "pkg-config pqstream: ok"
+# The installed examples build from where they lie, with find_package and
+# with pkg-config, on a pkg-config path that holds libpq and libuv and not
+# Check: nothing a user's build reaches needs the test library.
+ex=$tmp/prefix/share/doc/pqstream/examples
+[ -f "$ex/worker.c" ] && [ -f "$ex/CMakeLists.txt" ] ||
+  { echo "examples not installed under share/doc/pqstream/examples" >&2; exit 1; }
+pcdir=$tmp/pc
+mkdir -p "$pcdir"
+for d in $(pkg-config --variable pc_path pkg-config | tr : ' '); do
+  for f in "$d"/*.pc; do
+    [ -e "$f" ] || continue
+    case $(basename "$f") in check.pc | check-*.pc) continue ;; esac
+    [ -e "$pcdir/$(basename "$f")" ] || ln -s "$f" "$pcdir/"
+  done
+done
+export PKG_CONFIG_LIBDIR=$libdir:$pcdir
+! pkg-config --exists check || { echo "Check is still on the path" >&2; exit 1; }
+cmake -S "$ex" -B "$tmp/ex-build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/ex-build" >/dev/null
+[ -x "$tmp/ex-build/worker" ] && [ -x "$tmp/ex-build/stream_demo" ]
+echo "installed examples, find_package: ok"
+cc "$ex/stream_demo.c" -o "$tmp/stream_demo_pc" $(pkg-config --cflags --libs pqstream)
+[ -x "$tmp/stream_demo_pc" ]
+echo "installed examples, pkg-config: ok"
+unset PKG_CONFIG_LIBDIR
 if [ -f "$build/tools/pqstream" ]; then
   "$tmp/prefix/bin/pqstream" --version | grep -q '^pqstream '
   [ -f "$tmp/prefix/share/man/man1/pqstream.1" ]
