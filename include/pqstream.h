@@ -87,7 +87,10 @@ extern "C" {
   XX(EBROKEN, -30015, "context is broken: its connection was lost; close it")  \
   XX(ESCHEMA, -30016, "streams have different columns")                        \
   XX(ELIMIT, -30017, "a configured limit on rows or bytes was reached")        \
-  XX(EORDER, -30018, "an input of an ordered merge is not in order")
+  XX(EORDER, -30018, "an input of an ordered merge is not in order")         \
+  XX(EFORMAT, -30019,                                                          \
+     "the value's text is not in the form the getter reads (a DateStyle "     \
+     "other than ISO, an IntervalStyle other than postgres or iso_8601)")
 
 typedef enum {
 #define PQS__ERR_ENUM(name, val, msg) PQS_##name = (val),
@@ -153,7 +156,12 @@ enum {
   PQS_OID_TIMESTAMP = 1114,
   PQS_OID_TIMESTAMPTZ = 1184,
   PQS_OID_NUMERIC = 1700,
-  PQS_OID_JSONB = 3802
+  PQS_OID_JSONB = 3802,
+  PQS_OID_OID = 26,
+  PQS_OID_VARCHAR = 1043,
+  PQS_OID_TIME = 1083,
+  PQS_OID_INTERVAL = 1186,
+  PQS_OID_UUID = 2950
 };
 
 /* Number of columns of `row`. */
@@ -202,6 +210,47 @@ PQS_EXTERN int pqs_row_bool(const pqs_row_t *row, int col, int *out);
  * *len set. Errors as for the typed getters; PQS_ETYPE unless bytea. */
 PQS_EXTERN int pqs_row_bytea(const pqs_row_t *row, int col, void *buf,
                              size_t cap, size_t *len);
+
+/* numeric (and the integer types) as the exact decimal text the server
+ * wrote, borrowed as pqs_row_text's: "-12345678901234567890.000001",
+ * "NaN", "Infinity", "-Infinity". For programs with a decimal type of
+ * their own. Errors as for the typed getters. */
+PQS_EXTERN int pqs_row_decimal(const pqs_row_t *row, int col,
+                               const char **text, size_t *len);
+
+/* numeric (also float4, float8 and the integers) as the nearest double,
+ * rounded as strtod rounds (so as the server's numeric::float8), NaN and
+ * the infinities included. PQS_ERANGE where the server's cast fails too:
+ * a finite value beyond a double, or a non-zero one that would become 0
+ * (a subnormal is kept). */
+PQS_EXTERN int pqs_row_numeric_double(const pqs_row_t *row, int col,
+                                      double *out);
+
+/* date, timestamp and timestamptz as microseconds since
+ * 1970-01-01 00:00:00 UTC: a timestamptz at its instant (the offset the
+ * server wrote is applied), a timestamp as if it were UTC, a date at its
+ * midnight. BC dates are proleptic Gregorian (1 BC is year 0), as the
+ * server counts them; 'infinity' is INT64_MAX and '-infinity' INT64_MIN.
+ * The getter reads the server's ISO output (DateStyle ISO, the default,
+ * in either day order); other DateStyles give PQS_EFORMAT, never a guess.
+ * Errors as for the typed getters, and PQS_EFORMAT. */
+PQS_EXTERN int pqs_row_timestamp_us(const pqs_row_t *row, int col,
+                                    int64_t *out);
+
+/* A uuid's 16 bytes, in the order the server stores and sends them. */
+PQS_EXTERN int pqs_row_uuid(const pqs_row_t *row, int col, uint8_t out[16]);
+
+/* An interval as PostgreSQL keeps it: months, days and microseconds, each
+ * with its own sign ('1 mon -2 days 03:00' is 1, -2, 10800000000). Reads
+ * IntervalStyle postgres (the default) and iso_8601; the others give
+ * PQS_EFORMAT. */
+typedef struct pqs_interval_s {
+  int32_t months;
+  int32_t days;
+  int64_t usec;
+} pqs_interval_t;
+PQS_EXTERN int pqs_row_interval(const pqs_row_t *row, int col,
+                                pqs_interval_t *out);
 
 /* An owned copy of `row` in one allocation (names and types included), which
  * outlives the stream. NULL if out of memory. Free with pqs_row_free(). */

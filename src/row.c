@@ -146,8 +146,8 @@ const char *pqs_row_text(const pqs_row_t *row, int col, size_t *len) {
 }
 
 /* The text of a non-NULL value of one of the `ok` types. */
-static int typed(const pqs_row_t *row, int col, const void *out,
-                 const uint32_t *ok, int nok, const char **text) {
+int pqs__row_typed(const pqs_row_t *row, int col, const void *out,
+                   const uint32_t *ok, int nok, const char **text) {
   size_t n;
   if (out == NULL)
     return PQS_EINVAL;
@@ -184,7 +184,7 @@ static const uint32_t ints[] = {PQS_OID_INT2, PQS_OID_INT4, PQS_OID_INT8};
 static int read_int(const pqs_row_t *row, int col, void *out, long long min,
                     long long max, long long *v) {
   const char *t;
-  int rc = typed(row, col, out, ints, 3, &t);
+  int rc = pqs__row_typed(row, col, out, ints, 3, &t);
   return rc == 0 ? parse_int(t, min, max, v) : rc;
 }
 
@@ -216,7 +216,7 @@ int pqs_row_double(const pqs_row_t *row, int col, double *out) {
   static const uint32_t ok[] = {PQS_OID_FLOAT4, PQS_OID_FLOAT8, PQS_OID_INT2, PQS_OID_INT4,
                                 PQS_OID_INT8};
   const char *t;
-  int rc = typed(row, col, out, ok, 5, &t);
+  int rc = pqs__row_typed(row, col, out, ok, 5, &t);
   if (rc != 0)
     return rc;
   if (row->schema->types[col] == PQS_OID_INT8) {
@@ -245,7 +245,7 @@ int pqs_row_double(const pqs_row_t *row, int col, double *out) {
 int pqs_row_bool(const pqs_row_t *row, int col, int *out) {
   static const uint32_t ok[] = {PQS_OID_BOOL};
   const char *t;
-  int rc = typed(row, col, out, ok, 1, &t);
+  int rc = pqs__row_typed(row, col, out, ok, 1, &t);
   if (rc == 0)
     *out = t[0] == 't';
   return rc;
@@ -265,7 +265,7 @@ int pqs_row_bytea(const pqs_row_t *row, int col, void *buf, size_t cap,
                   size_t *len) {
   static const uint32_t ok[] = {PQS_OID_BYTEA};
   const char *t;
-  int rc = typed(row, col, len, ok, 1, &t);
+  int rc = pqs__row_typed(row, col, len, ok, 1, &t);
   if (rc != 0)
     return rc;
   size_t n = strlen(t);

@@ -41,6 +41,12 @@ struct pqs_row_s {
   void *lazy_data;
 };
 
+/* The text of column `col` if it is not NULL and of one of the `nok`
+ * types `ok`: 0, or PQS_EINVAL (col out of range, out NULL), PQS_ETYPE,
+ * PQS_ENULL. `out` is only checked for NULL. */
+int pqs__row_typed(const pqs_row_t *row, int col, const void *out,
+                   const uint32_t *ok, int nok, const char **text);
+
 /* Copies the names and types of `res` into a new schema (one allocation,
  * freed with free()). NULL if out of memory. */
 pqs__schema_t *pqs__schema_from_result(const PGresult *res);

@@ -276,6 +276,263 @@ START_TEST(typed_nulls) {
 }
 END_TEST
 
+/* ---- the newer getters against the server's own conversions ---- */
+
+typedef void (*row_check_fn)(const pqs_row_t *row, void *arg);
+
+typedef struct {
+  row_check_fn fn;
+  void *arg;
+  int rows;
+  pt_done_t done;
+} checked_t;
+
+static int check_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  checked_t *c = data;
+  c->fn(row, c->arg);
+  c->rows++;
+  return PQS_CONTINUE;
+}
+
+static void check_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  pt_on_done(s, done, &((checked_t *)data)->done);
+}
+
+/* Runs `sql` on ctx and `fn` on each row; the number of rows. */
+static int each_row(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
+                    row_check_fn fn, void *arg) {
+  checked_t c = {.fn = fn, .arg = arg};
+  pqs_stream_t *s = pt_query(ctx, sql, NULL);
+  pqs_stream_cbs_t cbs = {.on_row = check_row, .on_done = check_done};
+  pt_stream_wait(loop, s, &cbs, &c, &c.done);
+  ck_assert_msg(c.done.status == 0, "%s: %s", sql, c.done.message);
+  return c.rows;
+}
+
+/* Column 0 a date/time value, column 1 the server's microseconds since
+ * the epoch (NULL for the infinities), column 2 its text. */
+static void check_time(const pqs_row_t *row, void *arg) {
+  (void)arg;
+  int64_t got, want;
+  const char *text = pqs_row_text(row, 2, NULL);
+  ck_assert_msg(pqs_row_timestamp_us(row, 0, &got) == 0, "%s", text);
+  if (pqs_row_is_null(row, 1)) {
+    want = text[0] == '-' ? INT64_MIN : INT64_MAX;
+  } else {
+    ck_assert_int_eq(pqs_row_int64(row, 1, &want), 0);
+  }
+  ck_assert_msg(got == want, "%s: got %lld, the server says %lld", text,
+                (long long)got, (long long)want);
+}
+
+static void expect_erange(const pqs_row_t *row, void *arg) {
+  (void)arg;
+  int64_t us;
+  ck_assert_int_eq(pqs_row_timestamp_us(row, 0, &us), PQS_ERANGE);
+}
+
+START_TEST(times_as_the_server_counts) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  static const char *const timestamps[] = {
+      "1970-01-01", "2026-11-24 04:05:06.789", "1969-12-31 23:59:59.999999",
+      "0001-01-01 BC", "4713-01-01 00:00:00 BC", "2000-02-29 12:00",
+      "1900-03-01", "294000-12-31 23:59:59.999999",
+      "2016-12-31 23:59:60", /* a leap second: the server makes it 00:00 */
+      "infinity", "-infinity"};
+  char sql[4096];
+  int n = 0;
+  for (int type = 0; type < 3; type++) {
+    const char *cast = type == 0 ? "timestamp" : type == 1 ? "timestamptz"
+                                                           : "date";
+    int len = snprintf(sql, sizeof(sql),
+                       "SELECT v, CASE WHEN isfinite(v) THEN (extract(epoch "
+                       "FROM v%s) * 1000000)::int8 END, v::text FROM (VALUES ",
+                       type == 2 ? "::timestamp" : "");
+    for (size_t i = 0; i < sizeof(timestamps) / sizeof(*timestamps); i++) {
+      if (type == 2 && strstr(timestamps[i], "294000")) /* as a date: fine, */
+        continue; /* but the test's ::int8 of it would overflow */
+      len += snprintf(sql + len, sizeof(sql) - len, "%s('%s'::%s)",
+                      i ? ", " : "", timestamps[i], cast);
+    }
+    snprintf(sql + len, sizeof(sql) - len, ") t(v)");
+    n += each_row(loop, ctx, sql, check_time, NULL);
+  }
+  /* offsets of every shape the server writes: +05:30, -03, and seconds
+   * (local mean time before time zones) */
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SET TimeZone = 'Asia/Kolkata'"),
+                   0);
+  n += each_row(loop, ctx,
+                "SELECT v, (extract(epoch FROM v) * 1000000)::int8, v::text "
+                "FROM (VALUES ('2026-11-24 04:05:06.123456+05:30'::"
+                "timestamptz), ('1850-01-01 00:00'::timestamptz)) t(v)",
+                check_time, NULL);
+  ck_assert_int_eq(
+      pt_exec_wait(loop, ctx, "SET TimeZone = 'America/Sao_Paulo'"), 0);
+  n += each_row(loop, ctx,
+                "SELECT v, (extract(epoch FROM v) * 1000000)::int8, v::text "
+                "FROM (VALUES ('2026-06-01 12:00'::timestamptz), "
+                "('1900-01-01 00:00'::timestamptz), ('0044-03-15 BC'::"
+                "timestamptz)) t(v)",
+                check_time, NULL);
+  ck_assert_int_ge(n, 35);
+  /* the server's last timestamp is 294276 AD counted from 2000: from 1970
+   * it is past int64 microseconds, and the getter says so */
+  ck_assert_int_eq(each_row(loop, ctx,
+                            "SELECT '294276-12-31 23:59:59.999999'::timestamp",
+                            expect_erange, NULL),
+                   1);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+static void expect_eformat(const pqs_row_t *row, void *arg) {
+  (void)arg;
+  int64_t us;
+  pqs_interval_t iv;
+  if (pqs_row_type(row, 0) == PQS_OID_INTERVAL)
+    ck_assert_int_eq(pqs_row_interval(row, 0, &iv), PQS_EFORMAT);
+  else
+    ck_assert_int_eq(pqs_row_timestamp_us(row, 0, &us), PQS_EFORMAT);
+}
+
+START_TEST(other_styles_refused) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  const char *styles[] = {"SQL, DMY", "SQL, MDY", "German", "Postgres"};
+  for (int i = 0; i < 4; i++) {
+    char set[64];
+    snprintf(set, sizeof(set), "SET DateStyle = '%s'", styles[i]);
+    ck_assert_int_eq(pt_exec_wait(loop, ctx, set), 0);
+    ck_assert_int_eq(each_row(loop, ctx,
+                              "SELECT '2026-11-24 04:05:06'::timestamp "
+                              "UNION ALL SELECT '2026-11-24'::date",
+                              expect_eformat, NULL),
+                     2);
+  }
+  /* ISO in either day order reads the same */
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SET DateStyle = 'ISO, DMY'"), 0);
+  ck_assert_int_eq(each_row(loop, ctx,
+                            "SELECT v, (extract(epoch FROM v) * 1000000)::"
+                            "int8, v::text FROM (VALUES ('2026-11-24 04:05'"
+                            "::timestamp)) t(v)",
+                            check_time, NULL),
+                   1);
+  ck_assert_int_eq(
+      pt_exec_wait(loop, ctx, "SET IntervalStyle = 'sql_standard'"), 0);
+  ck_assert_int_eq(each_row(loop, ctx, "SELECT '1 year 2 days'::interval",
+                            expect_eformat, NULL),
+                   1);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* Column 0 an interval; 1, 2, 3 the server's months, days, usec. */
+static void check_interval(const pqs_row_t *row, void *arg) {
+  (void)arg;
+  pqs_interval_t iv;
+  const char *text = pqs_row_text(row, 0, NULL);
+  ck_assert_msg(pqs_row_interval(row, 0, &iv) == 0, "'%s'", text);
+  int32_t months, days;
+  int64_t usec;
+  ck_assert_int_eq(pqs_row_int32(row, 1, &months), 0);
+  ck_assert_int_eq(pqs_row_int32(row, 2, &days), 0);
+  ck_assert_int_eq(pqs_row_int64(row, 3, &usec), 0);
+  ck_assert_msg(iv.months == months && iv.days == days && iv.usec == usec,
+                "'%s': got %d %d %lld, the server says %d %d %lld", text,
+                iv.months, iv.days, (long long)iv.usec, months, days,
+                (long long)usec);
+}
+
+START_TEST(intervals_as_the_server_keeps_them) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  const char *sql =
+      "SELECT v, (extract(year FROM v) * 12 + extract(month FROM v))::int, "
+      "extract(day FROM v)::int, (extract(hour FROM v) * 3600000000 + "
+      "extract(minute FROM v) * 60000000 + extract(microseconds FROM v))::"
+      "int8 FROM (VALUES ('1 year 2 mons 3 days 04:05:06.789'::interval), "
+      "('-1 years -2 mons +3 days -04:05:06'), ('1 mon -2 days 03:00'), "
+      "('0'), ('178000000 years'), ('-00:00:00.000001'), ('100:00:00'), "
+      "('-2147483648 days'), ('1 day 1.5 seconds'), ('-1 mons')) t(v)";
+  ck_assert_int_eq(each_row(loop, ctx, sql, check_interval, NULL), 10);
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SET IntervalStyle = 'iso_8601'"),
+                   0);
+  ck_assert_int_eq(each_row(loop, ctx, sql, check_interval, NULL), 10);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* Column 0 a uuid, column 1 the server's bytes of it in hex. */
+static void check_uuid(const pqs_row_t *row, void *arg) {
+  (void)arg;
+  uint8_t b[16];
+  ck_assert_int_eq(pqs_row_uuid(row, 0, b), 0);
+  char hex[33];
+  for (int i = 0; i < 16; i++)
+    snprintf(hex + 2 * i, 3, "%02x", b[i]);
+  ck_assert_str_eq(hex, pqs_row_text(row, 1, NULL));
+}
+
+/* Column 0 a numeric; 1 its text; 2 the server's float8 of it (NULL where
+ * the server's cast fails: the getter must say PQS_ERANGE). */
+static void check_numeric(const pqs_row_t *row, void *arg) {
+  (void)arg;
+  const char *dec;
+  size_t len;
+  ck_assert_int_eq(pqs_row_decimal(row, 0, &dec, &len), 0);
+  ck_assert_str_eq(dec, pqs_row_text(row, 1, NULL));
+  ck_assert_uint_eq(len, strlen(dec));
+  double got;
+  int rc = pqs_row_numeric_double(row, 0, &got);
+  if (pqs_row_is_null(row, 2)) {
+    ck_assert_msg(rc == PQS_ERANGE, "%.40s...: %s", dec, pqs_err_name(rc));
+    return;
+  }
+  ck_assert_int_eq(rc, 0);
+  double want = strtod(pqs_row_text(row, 2, NULL), NULL);
+  ck_assert_msg((isnan(got) && isnan(want)) || got == want,
+                "%.40s: got %.17g, the server says %.17g", dec, got, want);
+}
+
+START_TEST(uuids_and_numerics) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  ck_assert_int_eq(
+      each_row(loop, ctx,
+               "SELECT v, encode(uuid_send(v), 'hex') FROM (VALUES "
+               "('00000000-0000-0000-0000-000000000000'::uuid), "
+               "('ffffffff-ffff-ffff-ffff-ffffffffffff'), "
+               "('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'), "
+               "(gen_random_uuid())) t(v)",
+               check_uuid, NULL),
+      4);
+  /* the server's float8 of each, NULL where its cast fails */
+  PGconn *admin = pt_admin();
+  pt_sql(admin,
+         "CREATE OR REPLACE FUNCTION pg_temp_f8(n numeric) RETURNS text "
+         "LANGUAGE plpgsql AS $$ BEGIN RETURN n::float8::text; EXCEPTION "
+         "WHEN numeric_value_out_of_range THEN RETURN NULL; END $$");
+  PQfinish(admin);
+  ck_assert_int_eq(
+      each_row(loop, ctx,
+               "SELECT v, v::text, pg_temp_f8(v) FROM (VALUES (0::numeric), "
+               "(-12345678901234567890.000001), ('NaN'), ('Infinity'), "
+               "('-Infinity'), (1e-20), (0.1), (1.5e300), "
+               "(repeat('9', 1000)::numeric), ('1e-400'::numeric), "
+               "(2.2250738585072011e-308), (4.9e-324), "
+               "(123456789012345678901234567890.123456789)) t(v)",
+               check_numeric, NULL),
+      13);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("rows");
   TCase *tc = tcase_create("rows");
@@ -283,6 +540,10 @@ int main(void) {
   tcase_add_test(tc, values_and_getters);
   tcase_add_test(tc, typed_nulls);
   tcase_add_test(tc, columns_by_name);
+  tcase_add_test(tc, times_as_the_server_counts);
+  tcase_add_test(tc, other_styles_refused);
+  tcase_add_test(tc, intervals_as_the_server_keeps_them);
+  tcase_add_test(tc, uuids_and_numerics);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
