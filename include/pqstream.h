@@ -369,6 +369,11 @@ typedef struct pqs_ctx_opts_s {
  * tcp_user_timeout=30000, so that a peer that vanished is found within
  * about 30 s even by an operation that has no timeout. Name these keys in
  * the conninfo to change them (keepalives=0 turns keepalives off).
+ * Host names (host=, PGHOST; lists too) are resolved on libuv's thread
+ * pool, never on the loop, and given to libpq as hostaddr= with host= kept
+ * for TLS verification and .pgpass; a name with several addresses is tried
+ * address by address. The wait counts against connect_timeout_ms. A
+ * hostaddr= of the user's own is used as it is.
  * Cancel requests (PQcancel blocks in libpq 15, with no timeout) run on
  * short-lived threads of pqstream's own, never on the loop or libuv's
  * thread pool: one that cannot get through holds only its own thread, and

@@ -16,7 +16,9 @@ int pqs__ctx_on_thread(const pqs_ctx_t *ctx) {
 
 static void on_defer(uv_timer_t *timer) {
   pqs_ctx_t *ctx = timer->data;
-  if (ctx->state == PQS__CTX_CONNECTING)
+  if (ctx->state == PQS__CTX_CONNECTING && ctx->dns != NULL)
+    pqs__resolve_kick(ctx);
+  else if (ctx->state == PQS__CTX_CONNECTING)
     pqs__ctx_connect_step(ctx);
   else if (ctx->op != NULL)
     pqs__op_kick(ctx);
@@ -84,10 +86,11 @@ static int open_failure(int rc) {
   return rc == PQS_ENOMEM ? PQS_ENOMEM : PQS_ECONNECT;
 }
 
-static const char *open_reason(int status) {
+static const char *open_reason(const pqs_ctx_t *ctx, int status) {
   switch (status) {
   case PQS_ETIMEDOUT:
-    return "timeout expired while connecting";
+    return ctx->dns ? "timeout expired while resolving the host name"
+                    : "timeout expired while connecting";
   case PQS_ENOMEM:
     return "out of memory";
   default:
@@ -104,7 +107,7 @@ static void connected(pqs_ctx_t *ctx) {
   if (rc != 0) {
     pqs__io_detach(ctx);
     ctx->state = PQS__CTX_BROKEN;
-    report_open(ctx, open_failure(rc), open_reason(open_failure(rc)));
+    report_open(ctx, open_failure(rc), open_reason(ctx, open_failure(rc)));
     return;
   }
   pqs__io_watch(ctx, 0);
@@ -113,11 +116,13 @@ static void connected(pqs_ctx_t *ctx) {
 }
 
 static void connect_failed(pqs_ctx_t *ctx, int status) {
+  const char *why = open_reason(ctx, status);
   uv_timer_stop(&ctx->timer);
+  pqs__resolve_let_go(ctx); /* a timeout while resolving */
   pqs__io_watch(ctx, 0);
   pqs__io_detach(ctx);
   ctx->state = PQS__CTX_BROKEN;
-  report_open(ctx, status, open_reason(status));
+  report_open(ctx, status, why);
 }
 
 static void watch_socket(pqs_ctx_t *ctx, int events) {
@@ -153,29 +158,85 @@ static void on_connect_timeout(uv_timer_t *timer) {
     connect_failed(ctx, PQS_ETIMEDOUT);
 }
 
-/* Starts the connection. libpq resolves host names inside
- * PQconnectStartParams (getaddrinfo blocks); hostaddr= avoids it. */
-static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
-  const char *const *keys;
-  const char *vals[PQS__CONNINFO_NPARAMS + 1];
-  pqs__conninfo_params(conninfo, &keys, vals);
-  ctx->conn = PQconnectStartParams(keys, vals, 1);
-  if (ctx->conn == NULL)
-    return PQS_ENOMEM;
-  take_notices(ctx);
+/* libpq with pqstream's defaults, the user's conninfo, and, once host
+ * names are resolved, the host/hostaddr/port lists that replace theirs
+ * (later values win). */
+static PGconn *start_libpq(const char *conninfo, const char *host,
+                           const char *hostaddr, const char *port) {
+  const char *const *defaults;
+  const char *keys[PQS__CONNINFO_NPARAMS + 4];
+  const char *vals[PQS__CONNINFO_NPARAMS + 4];
+  pqs__conninfo_params(conninfo, &defaults, vals);
+  int n = 0;
+  for (; defaults[n] != NULL; n++)
+    keys[n] = defaults[n];
+  if (host != NULL) {
+    keys[n] = "host", vals[n++] = host;
+    keys[n] = "hostaddr", vals[n++] = hostaddr;
+    keys[n] = "port", vals[n++] = port;
+  }
+  keys[n] = vals[n] = NULL;
+  return PQconnectStartParams(keys, vals, 1);
+}
+
+static void start_timer(pqs_ctx_t *ctx) {
   unsigned ms = ctx->opts.connect_timeout_ms;
   uv_timer_start(&ctx->timer, on_connect_timeout,
                  ms ? ms : PQS__DEFAULT_CONNECT_TIMEOUT_MS, 0);
+}
+
+/* Starts the connection: at once, or once the host names are resolved
+ * off the loop (libpq's own getaddrinfo would block it). */
+static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
+  int started;
+  int rc = pqs__resolve_start(ctx, conninfo, &started);
+  if (rc != 0)
+    return rc;
+  if (started) {
+    if ((ctx->conninfo = pqs__strdup(conninfo)) == NULL) {
+      pqs__resolve_let_go(ctx);
+      return PQS_ENOMEM;
+    }
+    start_timer(ctx); /* the wait for names counts */
+    return 0;
+  }
+  ctx->conn = start_libpq(conninfo, NULL, NULL, NULL);
+  if (ctx->conn == NULL)
+    return PQS_ENOMEM;
+  take_notices(ctx);
+  start_timer(ctx);
   if (PQstatus(ctx->conn) == CONNECTION_BAD || PQsocket(ctx->conn) < 0) {
     pqs__ctx_defer(ctx); /* PQconnectPoll will say why, from the loop */
     return 0;
   }
   /* A resource failure here is returned, never called back from inside
    * pqs_ctx_open. */
-  int rc = pqs__io_attach(ctx);
+  rc = pqs__io_attach(ctx);
   if (rc == 0)
     pqs__io_watch(ctx, UV_WRITABLE); /* as libpq's docs prescribe */
   return rc;
+}
+
+void pqs__ctx_connect_resolved(pqs_ctx_t *ctx, const char *host,
+                               const char *hostaddr, const char *port) {
+  ctx->conn = start_libpq(ctx->conninfo, host, hostaddr, port);
+  pqs__free(ctx->conninfo);
+  ctx->conninfo = NULL;
+  if (ctx->conn == NULL) {
+    connect_failed(ctx, PQS_ENOMEM);
+    return;
+  }
+  take_notices(ctx);
+  if (PQstatus(ctx->conn) == CONNECTION_BAD || PQsocket(ctx->conn) < 0)
+    pqs__ctx_connect_step(ctx); /* PQconnectPoll says why */
+  else
+    watch_socket(ctx, UV_WRITABLE);
+}
+
+void pqs__ctx_resolve_failed(pqs_ctx_t *ctx, int status, const char *why) {
+  uv_timer_stop(&ctx->timer);
+  ctx->state = PQS__CTX_BROKEN;
+  report_open(ctx, status == PQS_ENOMEM ? PQS_ENOMEM : PQS_ECONNECT, why);
 }
 
 static pqs_ctx_t *ctx_new(uv_loop_t *loop, const pqs_ctx_opts_t *opts,
@@ -325,6 +386,8 @@ void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
   release_conn(ctx);
   if (close_cb != NULL)
     close_cb(ctx, data);
+  pqs__resolve_let_go(ctx);
+  pqs__free(ctx->conninfo);
   pqs__free(ctx->secrets);
   pqs__free(ctx);
 }

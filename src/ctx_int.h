@@ -208,7 +208,11 @@ struct pqs_ctx_s {
   char *secrets; /* the conninfo's passwords, masked in open errors */
   pqs__cancel_t cancel;
   pqs_tx_t *tx; /* a transaction helper running on it (tx.c) */
+  struct pqs__dns_s *dns; /* CONNECTING: host names being resolved */
+  char *conninfo;         /* kept while they are */
 };
+
+typedef struct pqs__dns_s pqs__dns_t;
 
 /* ctx.c */
 int pqs__ctx_on_thread(const pqs_ctx_t *ctx);
@@ -302,6 +306,18 @@ void pqs__op_describe(pqs__op_t *op);
 int pqs__exec_start(pqs_ctx_t *ctx, const char *sql, int nparams,
                     const char *const *params, const pqs_query_opts_t *opts,
                     pqs_exec_cb cb, void *data);
+
+/* resolve.c: host names resolved on libuv's thread pool before libpq
+ * connects (CONNECTING, before a connection exists). *started is 1 if
+ * names are being resolved: the answer comes through
+ * pqs__ctx_connect_resolved or pqs__ctx_resolve_failed. */
+int pqs__resolve_start(pqs_ctx_t *ctx, const char *conninfo, int *started);
+void pqs__resolve_kick(pqs_ctx_t *ctx);
+void pqs__resolve_let_go(pqs_ctx_t *ctx);
+/* ctx.c: the answers. */
+void pqs__ctx_connect_resolved(pqs_ctx_t *ctx, const char *host,
+                               const char *hostaddr, const char *port);
+void pqs__ctx_resolve_failed(pqs_ctx_t *ctx, int status, const char *why);
 
 /* tx.c: the context closes under a transaction helper. */
 void pqs__tx_ctx_closing(pqs_tx_t *tx);
