@@ -1227,6 +1227,53 @@ PQS_EXTERN void pqs_factory_stats(pqs_factory_t *f, pqs_factory_stats_t *st);
 PQS_EXTERN void *pqs_factory_get_data(const pqs_factory_t *f);
 PQS_EXTERN void pqs_factory_set_data(pqs_factory_t *f, void *data);
 
+/* ------------------------------------------------------------------------ */
+/* Partitioned parallel reads                                               */
+/* ------------------------------------------------------------------------ */
+
+/* One query read as K ranges of a key, each on its own context from a
+ * factory (one server, or as many as the factory's conninfo names), merged
+ * into one stream: what ConnectorX calls partition_on. The query runs as
+ *   SELECT * FROM (query) AS pqs_partition WHERE "key" >= b[i] AND "key" < b[i+1]
+ * for K half-open ranges whose bounds the server computes from the key's
+ * range, so every row with a key comes exactly once whatever the bounds'
+ * precision, and once more as WHERE "key" IS NULL: the NULL keys are a
+ * partition of their own. The query must not LIMIT or OFFSET (each range
+ * would). */
+typedef struct pqs_partition_opts_s {
+  /* The key: a column of the query's result (its exact name, quoted by
+   * pqstream), of a type with + - * / and order: an integer, numeric,
+   * float, date, timestamp or timestamptz. */
+  const char *column;
+  int partitions; /* K, 1 to 64 */
+  /* The key's range as text; both NULL: found first, with min() and max()
+   * in one query. Rows outside a given range still come, in the first and
+   * last ranges. */
+  const char *lo, *hi;
+  /* 1: the rows in key order, NULL keys last (each range sorted by the key
+   * on its server, the ranges one after the other); 0: as they come. */
+  int ordered;
+  /* The query's own text parameters, $1..$nparams (copied). */
+  int nparams;
+  const char *const *params;
+} pqs_partition_opts_t;
+
+/* Called once: with status 0 and the merged stream, unstarted (add stages
+ * or a sink and start it, or close it), whose K + 1 contexts go back to the
+ * factory when it is freed; or with a failure (a context not acquired, the
+ * range query's error) and no stream. */
+typedef void (*pqs_partition_cb)(int status, const pqs_error_t *error,
+                                 pqs_stream_t *merged, void *data);
+
+/* Starts a partitioned read of `sql` on `loop` (the caller's thread) with
+ * contexts from `f`. Errors: PQS_EINVAL (NULL arguments, no column,
+ * partitions out of range, only one of lo and hi), PQS_ENOMEM, or
+ * pqs_factory_open_ctx's. */
+PQS_EXTERN int pqs_partitioned(pqs_factory_t *f, uv_loop_t *loop,
+                               const char *sql,
+                               const pqs_partition_opts_t *opts,
+                               pqs_partition_cb cb, void *data);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,7 +23,16 @@ pqs_stream_t *pqs__stream_new(pqs_ctx_t *ctx, const pqs__source_vt_t *vt,
 static void stream_free(pqs_stream_t *s) {
   pqs__stages_free(s);
   pqs__batch_free(s->batch);
+  void (*fn)(void *) = s->on_free;
+  void *data = s->on_free_data;
   pqs__free(s);
+  if (fn != NULL)
+    fn(data);
+}
+
+void pqs__stream_on_free(pqs_stream_t *s, void (*fn)(void *), void *data) {
+  s->on_free = fn;
+  s->on_free_data = data;
 }
 
 int pqs__stream_check(const pqs_stream_t *s) {

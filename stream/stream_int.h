@@ -50,6 +50,8 @@ struct pqs_stream_s {
   int nstages;
   pqs__batch_t *batch;
   int lines; /* 0, or 1 + the pqs_format_t its sink writes lines in */
+  void (*on_free)(void *data); /* what its maker lets go of with it */
+  void *on_free_data;
 };
 
 /* A stream over any source; the source must push into
@@ -60,6 +62,9 @@ extern const pqs__consumer_vt_t pqs__stream_consumer;
 /* Before start: the stream's consumer (a sink) writes rows in `format`
  * and can take them as the server's lines when nothing changes rows. */
 void pqs__stream_take_lines(pqs_stream_t *s, pqs_format_t format);
+/* `fn(data)` runs once when the stream is freed (ended, or closed
+ * unstarted): a partitioned read gives its contexts back then. */
+void pqs__stream_on_free(pqs_stream_t *s, void (*fn)(void *), void *data);
 int pqs__stream_check(const pqs_stream_t *s); /* thread, not ended */
 
 /* stages.c: runs the stages over *row (which a map replaces). Hot path;
