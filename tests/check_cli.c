@@ -791,6 +791,72 @@ START_TEST(progress_on_stderr) {
 }
 END_TEST
 
+/* ---- partitioned reads ---- */
+
+static int cmp_lines(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The lines of `text`, sorted, joined again (malloc'd). */
+static char *sorted_lines(const char *text) {
+  char *copy = strdup(text), **lines = NULL, *save, *l;
+  size_t n = 0, len = strlen(text);
+  for (l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    lines = realloc(lines, (n + 1) * sizeof(char *));
+    lines[n++] = l;
+  }
+  qsort(lines, n, sizeof(char *), cmp_lines);
+  char *out = calloc(1, len + 2), *w = out;
+  for (size_t i = 0; i < n; i++)
+    w += sprintf(w, "%s\n", lines[i]);
+  free(lines);
+  free(copy);
+  return out;
+}
+
+START_TEST(partition_on_a_key) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "DROP TABLE IF EXISTS cli_parts; CREATE TABLE cli_parts AS "
+                "SELECT CASE WHEN g % 97 = 0 THEN NULL ELSE g END AS k, "
+                "md5(g::text) AS v FROM generate_series(1, 20000) g");
+  size_t olen, alen;
+  char *ordered = pt_server_copy(
+      admin, "SELECT k, v FROM cli_parts WHERE k IS NOT NULL ORDER BY k", "",
+      &olen);
+  char *all = pt_server_copy(admin, "SELECT k, v FROM cli_parts", "", &alen);
+  PQfinish(admin);
+  /* in key order: byte for byte the ORDER BY */
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c",
+                                 "SELECT k, v FROM cli_parts WHERE k IS NOT "
+                                 "NULL", "--partition-on", "k",
+                                 "--partitions", "5", "--order-by", "k",
+                                 NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  pt_assert_same_bytes("in key order", ordered, olen, r.out, r.out_len);
+  ran_free(&r);
+  /* as the rows come: the same rows as the whole query, NULL keys too */
+  r = run((const char *[]){"CLI", "-d", CONN, "-c",
+                           "SELECT k, v FROM cli_parts", "--partition-on",
+                           "k", NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  char *want = sorted_lines(all), *got = sorted_lines(r.out);
+  pt_assert_same_bytes("rows", want, strlen(want), got, strlen(got));
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1", "-c",
+                           "SELECT 2", "--partition-on", "k", NULL});
+  ck_assert_int_eq(r.status, 3);
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1 AS k",
+                           "--partitions", "3", NULL});
+  ck_assert_int_eq(r.status, 3);
+  ran_free(&r);
+  free(want);
+  free(got);
+  free(ordered);
+  free(all);
+}
+END_TEST
+
 /* ---- notifications ---- */
 
 /* A child that waits until a backend is listening, then notifies. */
@@ -904,6 +970,7 @@ int main(void) {
   tcase_add_test(tc, progress_on_stderr);
   tcase_add_test(tc, bench_json);
   tcase_add_test(tc, listen_prints_json_lines);
+  tcase_add_test(tc, partition_on_a_key);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }

@@ -48,6 +48,8 @@ typedef struct {
   int header;
   int single_row; /* --single-row: not through COPY */
   int format_given;
+  const char *partition_on; /* --partition-on key */
+  int partitions;
   const char *listen[CLI_MAX]; /* --listen channels */
   int nlisten;
   const char *output;

@@ -38,6 +38,11 @@ static const char usage[] =
     "                          jsonl (one JSON object per row)\n"
     "      --csv               --format=csv\n"
     "      --header            csv and tsv: a first line of column names\n"
+    "      --partition-on=COL  read the query as --partitions ranges of the\n"
+    "                          key COL (numbers, dates, timestamps) at once,\n"
+    "                          NULL keys apart; with --order-by COL in key\n"
+    "                          order, else as the rows come\n"
+    "      --partitions=K      ranges for --partition-on (default 4)\n"
     "      --listen=CHANNEL    print the notifications sent to CHANNEL\n"
     "                          (repeatable), as JSON Lines unless --format\n"
     "                          says otherwise, until interrupted or --limit\n"
@@ -90,6 +95,8 @@ enum {
   OPT_HEADER,
   OPT_SINGLE_ROW,
   OPT_LISTEN,
+  OPT_PARTITION_ON,
+  OPT_PARTITIONS,
   OPT_SHARD,
   OPT_ORDER_BY,
   OPT_LIMIT,
@@ -122,6 +129,8 @@ static const struct option longopts[] = {
     {"header", no_argument, NULL, OPT_HEADER},
     {"single-row", no_argument, NULL, OPT_SINGLE_ROW},
     {"listen", required_argument, NULL, OPT_LISTEN},
+    {"partition-on", required_argument, NULL, OPT_PARTITION_ON},
+    {"partitions", required_argument, NULL, OPT_PARTITIONS},
     {"output", required_argument, NULL, 'o'},
     {"jobs", required_argument, NULL, 'j'},
     {"shard", required_argument, NULL, OPT_SHARD},
@@ -215,6 +224,17 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     case OPT_SINGLE_ROW:
       o->single_row = 1;
       break;
+    case OPT_PARTITION_ON:
+      o->partition_on = optarg;
+      break;
+    case OPT_PARTITIONS: {
+      char *end;
+      long k = strtol(optarg, &end, 10);
+      if (*end != '\0' || k < 1 || k > 64)
+        return bad_usage("--partitions takes 1 to 64, not '%s'", optarg);
+      o->partitions = (int)k;
+      break;
+    }
     case OPT_LISTEN:
       if (o->nlisten == CLI_MAX)
         return bad_usage("too many channels (at most %s)", "64");
@@ -290,6 +310,14 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
   }
   if (o->ntexts == 0)
     return bad_usage("%s", "no query: give one with -c SQL or -f FILE");
+  if (o->partitions && !o->partition_on)
+    return bad_usage("%s", "--partitions needs --partition-on COLUMN");
+  if (o->partition_on && !o->partitions)
+    o->partitions = 4;
+  if (o->partition_on && (o->nshards > 0 || o->jobs > 1 ||
+                          o->single_transaction))
+    return bad_usage("%s", "--partition-on takes no --shard, -j or -1: it "
+                           "opens a connection per range itself");
   if (o->single_transaction && (o->jobs > 1 || o->nshards > 0))
     return bad_usage("%s", "-1 runs one transaction: it takes neither -j "
                            "nor --shard");

@@ -277,14 +277,8 @@ static int build_stream(app_t *app, pqs_stream_t **out) {
   return rc;
 }
 
-static void run_batch(app_t *app) {
-  if (app->stopped) {
-    release_batch(app);
-    start_batch(app);
-    return;
-  }
-  pqs_stream_t *s = NULL;
-  int rc = build_stream(app, &s);
+/* The batch's stream, counted and limited, into the sink. */
+static void sink_stream(app_t *app, pqs_stream_t *s, int rc) {
   if (rc == 0 && app->o->limit >= 0)
     rc = pqs_stream_take(s, (uint64_t)app->o->limit - app->rows);
   if (rc == 0)
@@ -304,6 +298,48 @@ static void run_batch(app_t *app) {
   stop(app, CLI_FAILED);
   release_batch(app);
   start_batch(app);
+}
+
+static void run_batch(app_t *app) {
+  if (app->stopped) {
+    release_batch(app);
+    start_batch(app);
+    return;
+  }
+  pqs_stream_t *s = NULL;
+  int rc = build_stream(app, &s);
+  sink_stream(app, s, rc);
+}
+
+/* ---- --partition-on: one query over key ranges ---- */
+
+static void on_parts(int status, const pqs_error_t *err, pqs_stream_t *merged,
+                     void *data) {
+  app_t *app = data;
+  if (status == 0) {
+    sink_stream(app, merged, 0);
+    return;
+  }
+  pqs_done_t done = {.status = status, .error = err};
+  stop(app, exit_code_of(app, &done));
+  start_batch(app); /* nothing more to run: the end */
+}
+
+/* The one job, its contexts the partitioned read's own. */
+static void start_partitioned(app_t *app) {
+  const cli_opts_t *o = app->o;
+  app->batch_len = 1;
+  app->next = 1;
+  pqs_partition_opts_t po = {
+      .column = o->partition_on,
+      .partitions = o->partitions,
+      .ordered = o->order_by != NULL, /* the same column: checked */
+      .nparams = o->nparams,
+      .params = o->params};
+  int rc = pqs_partitioned(app->f[0], app->loop, app->jobs[0].sql, &po,
+                           on_parts, app);
+  if (rc != 0)
+    on_parts(rc, NULL, NULL, app);
 }
 
 /* A context that could not be had: say why (once), and stop. */
@@ -337,6 +373,10 @@ static void start_batch(app_t *app) {
   if (app->stopped || app->next == app->njobs ||
       (o->limit >= 0 && app->rows >= (uint64_t)o->limit)) {
     finish(app);
+    return;
+  }
+  if (o->partition_on != NULL) {
+    start_partitioned(app);
     return;
   }
   app->batch_len = app->njobs - app->next < app->batch_size
@@ -491,8 +531,22 @@ static int plan(app_t *app) {
     for (int t = 0; t < ntargets; t++, j++)
       app->jobs[j] = (job_t){app, t, o->commands[c], NULL};
   app->batch_size = o->jobs ? o->jobs : o->nshards ? app->njobs : 1;
+  if (o->partition_on) /* K ranges and the NULL keys, a context each */
+    app->batch_size = o->partitions + 1;
   if (app->batch_size > CLI_MAX * 4)
     app->batch_size = CLI_MAX * 4;
+  if (o->partition_on && o->ncommands != 1) {
+    cli_say("%s", "--partition-on reads one query; give exactly one");
+    return CLI_USAGE;
+  }
+  if (o->partition_on && o->order_by &&
+      strcmp(o->order_by, o->partition_on) != 0) {
+    cli_say("--partition-on %s orders by its own key only: --order-by %s",
+            o->partition_on, o->partition_on);
+    return CLI_USAGE;
+  }
+  if (o->partition_on) /* ordered by the ranges, not by a merge's keys */
+    return CLI_OK;
   if (o->order_by && parse_order_by(app, o->order_by) != 0) {
     cli_say("--order-by takes COLUMN[:desc],... not '%s'", o->order_by);
     return CLI_USAGE;
