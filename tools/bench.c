@@ -24,15 +24,17 @@ enum {
   W_EXEC,
   W_COPY,
   W_COPY_SPLIT,
+  W_PARTS, /* --partitions K only */
   NWAYS
 };
 static const char *way_names[NWAYS] = {"pqstream", "pqstream_copy",
                                        "single_row", "exec", "copy",
-                                       "copy_split"};
+                                       "copy_split", "pqstream_parts"};
 /* The ratios reported: way against baseline. */
 static const int pairs[][2] = {{W_PQSTREAM, W_SINGLE},  {W_PQSTREAM, W_EXEC},
                                {W_PQSTREAM, W_COPY},    {W_PQS_COPY, W_COPY_SPLIT},
-                               {W_PQS_COPY, W_PQSTREAM}, {W_PQS_COPY, W_COPY}};
+                               {W_PQS_COPY, W_PQSTREAM}, {W_PQS_COPY, W_COPY},
+                               {W_PARTS, W_PQS_COPY}};
 #define NPAIRS ((int)(sizeof(pairs) / sizeof(pairs[0])))
 
 typedef struct {
@@ -43,10 +45,15 @@ typedef struct {
   const char *conninfo, *query;
   long long rows;
   int cols, width, runs, jobs, stages, json;
+  int partitions;             /* --partitions K: the partitioned way too */
+  const char *partition_on;   /* its key; "id" */
+  int server_cpus;            /* -1: unknown */
   char *generated;
 } bench_t;
 
 /* ---- the ways, each in its child ---- */
+
+static int nways(const bench_t *b) { return b->partitions ? NWAYS : NWAYS - 1; }
 
 static double now(void) { return uv_hrtime() / 1e9; }
 
@@ -155,6 +162,50 @@ static int run_pqstream(const bench_t *b, int way, sample_t *s) {
   return l.failed ? -1 : 0;
 }
 
+/* ---- the partitioned way: K ranges of the key over the COPY source ---- */
+
+typedef struct {
+  live_t *l;
+  pqs_stream_t *merged;
+} parts_t;
+
+static void on_parts(int status, const pqs_error_t *err, pqs_stream_t *merged,
+                     void *data) {
+  parts_t *p = data;
+  if (status != 0) {
+    fprintf(stderr, "partitioned: %s\n", err ? err->message : pqs_strerror(status));
+    p->l->failed = 1;
+    p->l->pending = 0;
+    return;
+  }
+  pqs_stream_cbs_t cbs = {.on_row = st_row, .on_done = st_done};
+  p->l->t0 = now();
+  pqs_stream_start(merged, &cbs, p->l);
+}
+
+static int run_partitioned(const bench_t *b, sample_t *s) {
+  uv_loop_t *loop = uv_default_loop();
+  pqs_factory_opts_t fo = {.conninfo = b->conninfo,
+                           .max_size = (unsigned)b->partitions + 1,
+                           .source = PQS_SOURCE_COPY};
+  pqs_factory_t *f;
+  if (pqs_factory_new(&f, &fo) != 0)
+    return -1;
+  live_t l = {.s = s, .pending = 1};
+  parts_t p = {.l = &l};
+  pqs_partition_opts_t po = {.column = b->partition_on,
+                             .partitions = b->partitions};
+  double t0 = now();
+  if (pqs_partitioned(f, loop, b->query, &po, on_parts, &p) != 0)
+    return -1;
+  while (l.pending)
+    uv_run(loop, UV_RUN_ONCE);
+  uv_run(loop, UV_RUN_DEFAULT); /* the contexts back in the pool */
+  s->secs = now() - t0; /* the range query included */
+  pqs_factory_free(f);
+  return l.failed ? -1 : 0;
+}
+
 static PGconn *raw_connect(const bench_t *b) {
   PGconn *c = PQconnectdb(b->conninfo);
   if (PQstatus(c) != CONNECTION_OK) {
@@ -238,6 +289,23 @@ static int run_raw(const bench_t *b, int way, sample_t *s) {
   return ok ? 0 : -1;
 }
 
+/* The server's CPUs, from its /proc/cpuinfo (a superuser, on Linux);
+ * -1 when it cannot be read. */
+static int server_cpus(const bench_t *b) {
+  PGconn *c = PQconnectdb(b->conninfo);
+  int n = -1;
+  PGresult *r = PQstatus(c) == CONNECTION_OK
+                    ? PQexec(c, "SELECT count(*) FROM regexp_matches("
+                                "pg_read_file('/proc/cpuinfo'), "
+                                "'^processor', 'gn')")
+                    : NULL;
+  if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
+    n = atoi(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  PQfinish(c);
+  return n;
+}
+
 /* Runs one way in a child; its sample comes back through a pipe. */
 static int measure(const bench_t *b, int way, sample_t *s) {
   int fds[2];
@@ -249,7 +317,9 @@ static int measure(const bench_t *b, int way, sample_t *s) {
     close(fds[0]);
     sample_t mine = {0};
     int rc =
-        way <= W_PQS_COPY ? run_pqstream(b, way, &mine) : run_raw(b, way, &mine);
+        way <= W_PQS_COPY ? run_pqstream(b, way, &mine)
+        : way == W_PARTS  ? run_partitioned(b, &mine)
+                          : run_raw(b, way, &mine);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     mine.rss_kb = (double)ru.ru_maxrss;
@@ -308,7 +378,7 @@ static double metric(const sample_t *s, int m) {
 
 static void report(const bench_t *b, sample_t (*samples)[50]) {
   stat_t st[NWAYS][NMETRICS];
-  for (int w = 0; w < NWAYS; w++)
+  for (int w = 0; w < nways(b); w++)
     for (int m = 0; m < NMETRICS; m++) {
       double v[50];
       for (int r = 0; r < b->runs; r++)
@@ -323,7 +393,7 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
            "\"ways\": {",
            b->runs, b->jobs, b->stages ? "true" : "false",
            samples[W_PQSTREAM][0].rows);
-    for (int w = 0; w < NWAYS; w++) {
+    for (int w = 0; w < nways(b); w++) {
       printf("%s\"%s\": {", w ? ", " : "", way_names[w]);
       for (int m = 0; m < NMETRICS; m++)
         printf("%s\"%s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}",
@@ -331,9 +401,11 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
                st[w][m].max);
       printf("}");
     }
-    printf("}, \"ratios\": {");
+    printf("}, \"server_cpus\": %d, \"ratios\": {", b->server_cpus);
     for (int i = 0; i < NPAIRS; i++) {
       int a = pairs[i][0], w = pairs[i][1];
+      if (a >= nways(b))
+        continue;
       printf("%s\"%s_vs_%s\": {\"rows_per_s\": %.3f, \"mb_per_s\": "
              "%.3f, \"first_row_ms\": %.3f, \"peak_rss_kb\": %.3f, "
              "\"cpu_s\": %.3f}",
@@ -351,7 +423,7 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
          samples[W_PQSTREAM][0].rows, b->runs);
   printf("%-11s %28s %21s %21s %21s %21s\n", "way", "rows/s", "MB/s",
          "first row ms", "peak RSS MB", "client CPU s");
-  for (int w = 0; w < NWAYS; w++) {
+  for (int w = 0; w < nways(b); w++) {
     printf("%-11s", way_names[w]);
     for (int m = 0; m < NMETRICS; m++) {
       double k = m == M_RSS ? 1024 : 1;
@@ -365,6 +437,8 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
   printf("\nratios of the medians:\n");
   for (int i = 0; i < NPAIRS; i++) {
     int a = pairs[i][0], w = pairs[i][1];
+    if (a >= nways(b))
+      continue;
     printf("  %-13s vs %-13s %6.3fx rows/s  %6.3fx client CPU  %6.3fx "
            "memory\n",
            way_names[a], way_names[w],
@@ -372,13 +446,22 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
            st[a][M_CPU].median / st[w][M_CPU].median,
            st[a][M_RSS].median / st[w][M_RSS].median);
   }
+  if (b->partitions) {
+    if (b->server_cpus > 0)
+      printf("\nthe server has %d CPUs; %d partitions can use at most that "
+             "many\n",
+             b->server_cpus, b->partitions);
+    else
+      printf("\nthe server's CPU count is unknown (read from its "
+             "/proc/cpuinfo, which needs a superuser and Linux)\n");
+  }
 }
 
 /* Every way, every run, a different way first each run. */
 static int measure_all(const bench_t *b, sample_t (*samples)[50]) {
   for (int r = 0; r < b->runs; r++)
-    for (int k = 0; k < NWAYS; k++) {
-      int w = (k + r) % NWAYS;
+    for (int k = 0; k < nways(b); k++) {
+      int w = (k + r) % nways(b);
       if (measure(b, w, &samples[w][r]) != 0) {
         cli_say("bench: the %s run failed", way_names[w]);
         return -1;
@@ -412,6 +495,10 @@ static const char bench_usage[] =
     "                         sources)\n"
     "                         (generated query only; default 1)\n"
     "      --stages           pqstream: through a filter stage\n"
+    "      --partitions=K     also the query read as K ranges of a key on K\n"
+    "                         connections (pqstream_parts, over COPY), with\n"
+    "                         the server's CPU count beside it\n"
+    "      --partition-on=COL that key (default id)\n"
     "      --json             machine-readable output\n";
 
 int cli_bench(int argc, char **argv) {
@@ -430,6 +517,8 @@ int cli_bench(int argc, char **argv) {
                                      {"jobs", required_argument, NULL, 'j'},
                                      {"stages", no_argument, NULL, 's'},
                                      {"json", no_argument, NULL, 'J'},
+                                     {"partitions", required_argument, NULL, 'P'},
+                                     {"partition-on", required_argument, NULL, 'O'},
                                      {"help", no_argument, NULL, 'h'},
                                      {NULL, 0, NULL, 0}};
   int c;
@@ -463,6 +552,12 @@ int cli_bench(int argc, char **argv) {
     case 'J':
       b.json = 1;
       break;
+    case 'P':
+      b.partitions = atoi(optarg);
+      break;
+    case 'O':
+      b.partition_on = optarg;
+      break;
     case 'h':
       fputs(bench_usage, stdout);
       return CLI_OK;
@@ -473,7 +568,8 @@ int cli_bench(int argc, char **argv) {
   }
   if (b.rows < 1 || b.cols < 0 || b.cols > 100 || b.width < 1 ||
       b.width > 100000 || b.runs < 1 || b.runs > 50 || b.jobs < 1 ||
-      b.jobs > 16 || (b.query && b.jobs > 1) || optind < argc) {
+      b.jobs > 16 || (b.query && b.jobs > 1) || optind < argc ||
+      b.partitions < 0 || b.partitions > 64) {
     cli_say("%s", "bench: bad option value (see pqstream bench --help)");
     return CLI_USAGE;
   }
@@ -489,6 +585,9 @@ int cli_bench(int argc, char **argv) {
     b.query = q;
     b.generated = gen;
   }
+  if (b.partition_on == NULL)
+    b.partition_on = "id";
+  b.server_cpus = server_cpus(&b);
   static sample_t samples[NWAYS][50];
   int failed = measure_all(&b, samples) != 0;
   if (!failed)
