@@ -32,6 +32,16 @@ say() { printf '\n== %s\n' "$*" >&2; }
 packages=(build-essential cmake pkg-config libpq-dev libuv1-dev check
   libsubunit-dev postgresql-15 postgresql-client-15 man-db)
 
+# A hot standby of the first server, for the replica tests.
+start_standby() {
+  say "starting a hot standby of it"
+  pgstandby=$(mktemp -d -u /tmp/pqstream-standby.XXXXXX)
+  "$root/tests/pg.sh" standby "$pgstandby" "$pgdir"
+  # shellcheck disable=SC1091
+  . "$pgstandby/env"
+  export PQS_TEST_STANDBY_DIR PQS_TEST_STANDBY_PORT PQS_TEST_STANDBY_CONNINFO
+}
+
 install_missing() {
   local missing=()
   for p in "${packages[@]}"; do
@@ -61,12 +71,14 @@ build() {
 
 pgdir=""
 pgdir2=""
+pgstandby=""
 cleanup() {
-  for d in "$pgdir" "$pgdir2"; do
+  for d in "$pgstandby" "$pgdir" "$pgdir2"; do
     [ -n "$d" ] && "$root/tests/pg.sh" stop "$d" || true
   done
   pgdir=""
   pgdir2=""
+  pgstandby=""
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT
@@ -135,6 +147,7 @@ test)
   fi
   start_server
   start_second_server
+  start_standby
   say "running the suites ($dir)"
   # --no-tests=error: a build without the suites must not pass
   ctest --test-dir "$dir" --output-on-failure --timeout 900 --no-tests=error

@@ -7,6 +7,10 @@
 #                           create database pqstest and the roles tests
 #                           use, and write DIR/env (sourceable) with
 #                           PQS_TEST_CONNINFO and friends.
+#   tests/pg.sh standby DIR PRIMARY_DIR
+#                           a hot standby of the server in PRIMARY_DIR
+#                           (pg_basebackup -R, streaming), on a free port,
+#                           with DIR/env naming it (PQS_TEST_STANDBY_*).
 #   tests/pg.sh stop DIR    stop the server and remove DIR.
 #
 # The server runs as the postgres OS user: initdb refuses root.
@@ -47,6 +51,8 @@ start() {
 local all all trust
 host  all pqs_scram 127.0.0.1/32 scram-sha-256
 host  all all       127.0.0.1/32 trust
+local replication all trust
+host  replication all 127.0.0.1/32 trust
 HBA
   local port tries=0
   while :; do
@@ -75,6 +81,37 @@ ENV
   chmod 644 "$dir/env"
 }
 
+standby() {
+  local primary=${1:?usage: $0 standby DIR PRIMARY_DIR}
+  # shellcheck disable=SC1091
+  local pport=$(. "$primary/env" && echo "$PQS_TEST_PORT")
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  chmod 700 "$dir"
+  as_pg "$PGBIN/pg_basebackup" -h "$primary" -p "$pport" -U postgres \
+    -D "$dir/data" -R -X stream -c fast >"$dir/basebackup.log" 2>&1 ||
+    { cat "$dir/basebackup.log" >&2; exit 1; }
+  local port tries=0
+  while :; do
+    port=$(free_port)
+    # Queries that conflict with replay are cancelled after 100 ms, so that
+    # the conflict test need not wait.
+    if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c hot_standby=on -c max_standby_streaming_delay=100ms -c hot_standby_feedback=off" \
+      start >/dev/null; then
+      break
+    fi
+    tries=$((tries + 1))
+    [ $tries -lt 5 ] || { cat "$dir/server.log" >&2; exit 1; }
+  done
+  cat >"$dir/env" <<ENV
+export PQS_TEST_STANDBY_DIR='$dir'
+export PQS_TEST_STANDBY_PORT='$port'
+export PQS_TEST_STANDBY_CONNINFO='host=127.0.0.1 port=$port dbname=pqstest user=postgres'
+ENV
+  chmod 644 "$dir/env"
+}
+
 stop() {
   if [ -f "$dir/data/postmaster.pid" ]; then
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
@@ -84,6 +121,7 @@ stop() {
 
 case "$cmd" in
 start) start ;;
+standby) standby "${3:-}" ;;
 stop) stop ;;
-*) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+*) echo "usage: $0 start|standby|stop DIR [PRIMARY_DIR]" >&2; exit 2 ;;
 esac
