@@ -89,8 +89,7 @@ static pqs_batch_t *build(long n) {
   return b;
 }
 
-static double run_pqstream(uv_loop_t *loop, pqs_ctx_t *ctx, long n,
-                           int way) {
+static double run_pqstream(uv_loop_t *loop, pqs_ctx_t *ctx, long n, int way) {
   run_t r = {.pending = 1, .left = n, .n = n};
   pqs_batch_t *b = NULL;
   double t0 = now();

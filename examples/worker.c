@@ -21,8 +21,8 @@ typedef struct {
   pqs_ctx_t *listener, *work;
   pqs_stream_t *notes;
   uv_timer_t tick;
-  int busy;     /* a round is running */
-  int again;    /* a NOTIFY came during it: one more round after */
+  int busy;  /* a round is running */
+  int again; /* a NOTIFY came during it: one more round after */
   int stopping;
   int rounds, done_total;
   pqs_batch_t *batch; /* the round's writes */
@@ -103,11 +103,9 @@ static void read_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
                   "INSERT INTO results (job_id, len) VALUES ($1, $2) "
                   "ON CONFLICT (job_id) DO NOTHING",
                   2, p);
-    pqs_batch_add(w->batch, "UPDATE jobs SET done = true WHERE id = $1", 1,
-                  p);
+    pqs_batch_add(w->batch, "UPDATE jobs SET done = true WHERE id = $1", 1, p);
   }
-  pqs_batch_opts_t o = {.isolation = PQS_ISOLATION_SERIALIZABLE,
-                        .retries = 5};
+  pqs_batch_opts_t o = {.isolation = PQS_ISOLATION_SERIALIZABLE, .retries = 5};
   if (pqs_batch_run(w->work, w->batch, &o, written, w) != 0)
     w->busy = 0;
 }

@@ -214,9 +214,8 @@ static char *bounds_sql(const part_t *p) {
   } else {
     for (int end = 0; end < 2 && rc == 0; end++) {
       snprintf(num, sizeof(num), "%sCOALESCE((SELECT ", end ? ", " : "");
-      rc = append(&b, num) || append(&b, p->key) ||
-           append(&b, " FROM (\n") || append(&b, p->sql) ||
-           append(&b, "\n) AS pqs_q LIMIT 0), ");
+      rc = append(&b, num) || append(&b, p->key) || append(&b, " FROM (\n") ||
+           append(&b, p->sql) || append(&b, "\n) AS pqs_q LIMIT 0), ");
       snprintf(num, sizeof(num), "$%d) AS %s", n + 1 + end, end ? "hi" : "lo");
       rc = rc || append(&b, num);
     }
@@ -302,8 +301,8 @@ int pqs_partitioned(pqs_factory_t *f, uv_loop_t *loop, const char *sql,
                     const pqs_partition_opts_t *opts, pqs_partition_cb cb,
                     void *data) {
   if (f == NULL || loop == NULL || sql == NULL || opts == NULL || cb == NULL ||
-      opts->column == NULL || opts->column[0] == '\0' ||
-      opts->partitions < 1 || opts->partitions > MAX_PARTS ||
+      opts->column == NULL || opts->column[0] == '\0' || opts->partitions < 1 ||
+      opts->partitions > MAX_PARTS ||
       (opts->lo == NULL) != (opts->hi == NULL) || opts->nparams < 0 ||
       (opts->nparams > 0 && opts->params == NULL))
     return PQS_EINVAL;
@@ -325,8 +324,8 @@ int pqs_partitioned(pqs_factory_t *f, uv_loop_t *loop, const char *sql,
   p->opts.params = NULL;
   p->bounds = pqs__calloc((size_t)k, sizeof(char *));
   p->held = pqs__calloc(1, sizeof(held_t));
-  int rc = p->sql && p->key && p->params && p->bounds && p->held ? 0
-                                                                 : PQS_ENOMEM;
+  int rc =
+      p->sql && p->key && p->params && p->bounds && p->held ? 0 : PQS_ENOMEM;
   for (int i = 0; rc == 0 && i < opts->nparams; i++)
     if (opts->params[i] && !(p->params[i] = pqs__strdup(opts->params[i])))
       rc = PQS_ENOMEM;

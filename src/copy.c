@@ -77,29 +77,52 @@ void pqs__copy_fall_back(pqs__op_t *op) {
  * server resolves as it would have resolved the parameter. */
 static const char *cast_name(uint32_t oid) {
   switch (oid) {
-  case PQS_OID_BOOL: return "bool";
-  case PQS_OID_BYTEA: return "bytea";
-  case PQS_OID_INT8: return "int8";
-  case PQS_OID_INT2: return "int2";
-  case PQS_OID_INT4: return "int4";
-  case PQS_OID_TEXT: return "text";
-  case PQS_OID_JSON: return "json";
-  case PQS_OID_FLOAT4: return "float4";
-  case PQS_OID_FLOAT8: return "float8";
-  case PQS_OID_DATE: return "date";
-  case PQS_OID_TIMESTAMP: return "timestamp";
-  case PQS_OID_TIMESTAMPTZ: return "timestamptz";
-  case PQS_OID_NUMERIC: return "numeric";
-  case PQS_OID_JSONB: return "jsonb";
-  case 26: return "oid";
-  case 1043: return "varchar";
-  case 1083: return "time";
-  case 1186: return "interval";
-  case 2950: return "uuid";
-  case 1007: return "int4[]";
-  case 1016: return "int8[]";
-  case 1009: return "text[]";
-  default: return NULL;
+  case PQS_OID_BOOL:
+    return "bool";
+  case PQS_OID_BYTEA:
+    return "bytea";
+  case PQS_OID_INT8:
+    return "int8";
+  case PQS_OID_INT2:
+    return "int2";
+  case PQS_OID_INT4:
+    return "int4";
+  case PQS_OID_TEXT:
+    return "text";
+  case PQS_OID_JSON:
+    return "json";
+  case PQS_OID_FLOAT4:
+    return "float4";
+  case PQS_OID_FLOAT8:
+    return "float8";
+  case PQS_OID_DATE:
+    return "date";
+  case PQS_OID_TIMESTAMP:
+    return "timestamp";
+  case PQS_OID_TIMESTAMPTZ:
+    return "timestamptz";
+  case PQS_OID_NUMERIC:
+    return "numeric";
+  case PQS_OID_JSONB:
+    return "jsonb";
+  case 26:
+    return "oid";
+  case 1043:
+    return "varchar";
+  case 1083:
+    return "time";
+  case 1186:
+    return "interval";
+  case 2950:
+    return "uuid";
+  case 1007:
+    return "int4[]";
+  case 1016:
+    return "int8[]";
+  case 1009:
+    return "text[]";
+  default:
+    return NULL;
   }
 }
 
@@ -162,12 +185,24 @@ static size_t unescape_one(const char *p, const char *end, char *w) {
   int v, d;
   size_t n = 2;
   switch (p[1]) {
-  case 'b': *w = '\b'; return 2;
-  case 'f': *w = '\f'; return 2;
-  case 'n': *w = '\n'; return 2;
-  case 'r': *w = '\r'; return 2;
-  case 't': *w = '\t'; return 2;
-  case 'v': *w = '\v'; return 2;
+  case 'b':
+    *w = '\b';
+    return 2;
+  case 'f':
+    *w = '\f';
+    return 2;
+  case 'n':
+    *w = '\n';
+    return 2;
+  case 'r':
+    *w = '\r';
+    return 2;
+  case 't':
+    *w = '\t';
+    return 2;
+  case 'v':
+    *w = '\v';
+    return 2;
   case 'x':
     if (p + 2 >= end || (v = hex(p[2])) < 0)
       break;

@@ -139,12 +139,12 @@ static void encode(const pqs_param_t *p, unsigned char *w, uint32_t *type,
   *len = (int)(w - start);
 }
 
-int pqs__params_typed(int n, const pqs_param_t *params,
-                      pqs__params_t **out) {
+int pqs__params_typed(int n, const pqs_param_t *params, pqs__params_t **out) {
   if (n < 0 || n > 65535 || (n > 0 && params == NULL))
     return PQS_EINVAL;
-  size_t size = sizeof(pqs__params_t) +
-                (size_t)n * (sizeof(uint32_t) + sizeof(char *) + 2 * sizeof(int));
+  size_t size =
+      sizeof(pqs__params_t) +
+      (size_t)n * (sizeof(uint32_t) + sizeof(char *) + 2 * sizeof(int));
   for (int i = 0; i < n; i++) {
     long long v = value_size(&params[i]);
     if (v < 0)

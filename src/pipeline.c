@@ -28,14 +28,14 @@ struct pqs__pipeline_s {
   pqs_batch_opts_t opts;
   pqs_batch_cb cb;
   void *data;
-  char begin[80];       /* "" or the BEGIN sent before the statements */
-  size_t seen;          /* results so far, the BEGIN's included */
-  long failed;          /* statement index of the first error; -1 */
+  char begin[80]; /* "" or the BEGIN sent before the statements */
+  size_t seen;    /* results so far, the BEGIN's included */
+  long failed;    /* statement index of the first error; -1 */
   unsigned attempts;
-  pqs__buf_t tags;      /* each statement's tag, NUL-terminated */
-  size_t *tag_at;       /* offsets into tags */
+  pqs__buf_t tags; /* each statement's tag, NUL-terminated */
+  size_t *tag_at;  /* offsets into tags */
   uint64_t *affected;
-  uint64_t rng;         /* the backoff's jitter */
+  uint64_t rng; /* the backoff's jitter */
 };
 
 /* ---- the batch ---- */

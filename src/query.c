@@ -69,8 +69,7 @@ static pqs__op_t *op_new(const char *sql, int nparams,
 int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
                   const char *const *params, const pqs_query_opts_t *opts,
                   int single_row, pqs__op_t **out) {
-  pqs_source_t source =
-      opts && opts->source ? opts->source : ctx->opts.source;
+  pqs_source_t source = opts && opts->source ? opts->source : ctx->opts.source;
   if (sql == NULL || nparams < 0 || nparams > 65535 ||
       (nparams > 0 && params == NULL) || (unsigned)source > PQS_SOURCE_COPY)
     return PQS_EINVAL;
@@ -91,7 +90,8 @@ int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
    * parameters, by the extended one (one statement). */
   op->send = !single_row && nparams == 0 ? PQS__SEND_SIMPLE : PQS__SEND_PARAMS;
   /* COPY: prepared and described first, for the columns. */
-  op->copy = single_row && source == PQS_SOURCE_COPY && pqs__copy_qualifies(sql);
+  op->copy =
+      single_row && source == PQS_SOURCE_COPY && pqs__copy_qualifies(sql);
   if (op->copy)
     op->send = PQS__SEND_PREPARE;
   ctx->op = op;
@@ -107,8 +107,7 @@ void pqs__op_set_typed(pqs__op_t *op, pqs__params_t *typed) {
   op->send = PQS__SEND_PARAMS;
 }
 
-void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt,
-                  void *consumer) {
+void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer) {
   op->consumer_vt = vt;
   op->consumer = consumer;
 }
@@ -153,8 +152,8 @@ static void keep_error(pqs__op_t *op, int rc) {
 
 static void record_conn_error(pqs__op_t *op) {
   if (op->err.message == NULL)
-    keep_error(op, pqs__error_from_conn(op->ctx->conn, &op->err,
-                                        &op->err_strings));
+    keep_error(op,
+               pqs__error_from_conn(op->ctx->conn, &op->err, &op->err_strings));
 }
 
 static void record_result_error(pqs__op_t *op, const PGresult *res) {
@@ -230,8 +229,8 @@ static void op_resume(void *src) {
 static void on_stop_tick(uv_timer_t *timer) {
   pqs_ctx_t *ctx = timer->data;
   pqs__op_t *op = ctx->op;
-  if (op == NULL || (op->state != PQS__OP_STOPPING &&
-                     op->state != PQS__OP_DRAINED)) {
+  if (op == NULL ||
+      (op->state != PQS__OP_STOPPING && op->state != PQS__OP_DRAINED)) {
     uv_timer_stop(timer);
     return;
   }
@@ -347,8 +346,8 @@ static int send_step(pqs__op_t *op) {
       return PQsendQueryParams(conn, op->sql, op->typed->n, op->typed->types,
                                op->typed->values, op->typed->lengths,
                                op->typed->formats, 0);
-    return PQsendQueryParams(conn, op->sql, op->nparams, NULL, op->params,
-                             NULL, NULL, 0);
+    return PQsendQueryParams(conn, op->sql, op->nparams, NULL, op->params, NULL,
+                             NULL, 0);
   case PQS__SEND_PIPELINE:
     return pqs__pipeline_send(op);
   case PQS__SEND_ROLLBACK:
@@ -635,8 +634,7 @@ static void op_drained(pqs_ctx_t *ctx) {
 
 void pqs__op_abandon(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
-  int on_server = op->state == PQS__OP_RUNNING ||
-                  op->state == PQS__OP_PAUSED ||
+  int on_server = op->state == PQS__OP_RUNNING || op->state == PQS__OP_PAUSED ||
                   op->state == PQS__OP_STOPPING;
   if (on_server && !op->lost)
     pqs__cancel_request(ctx); /* or a sleeping query runs on */
@@ -834,8 +832,7 @@ static int take_result(pqs__op_t *op, PGresult *res) {
   case PGRES_COMMAND_OK:
     op->final = 1;
     if (op->send == PQS__SEND_DESCRIBE) /* the statement's columns */
-      return op->copy ? pqs__copy_described(op, res)
-                      : deliver_columns(op, res);
+      return op->copy ? pqs__copy_described(op, res) : deliver_columns(op, res);
     if (op->send == PQS__SEND_PARAMS || op->send == PQS__SEND_SIMPLE ||
         op->send == PQS__SEND_COPY)
       record_command(op, res);

@@ -148,8 +148,7 @@ static void all_answered(pqs__dns_t *job) {
   job_free(job);
 }
 
-static void on_answer(uv_getaddrinfo_t *req, int status,
-                      struct addrinfo *res) {
+static void on_answer(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   entry_t *e = req->data;
   pqs__dns_t *job = e->job;
   e->status = status;
@@ -224,7 +223,7 @@ int pqs__resolve_start(pqs_ctx_t *ctx, const char *conninfo, int *started) {
     snprintf(job->why, sizeof(job->why), "could not resolve host names: %s",
              uv_strerror(rc));
   if (--job->pending == 0) /* every answer came already, or none went */
-    pqs__ctx_defer(ctx);  /* reported from the loop: see pqs__resolve_kick */
+    pqs__ctx_defer(ctx);   /* reported from the loop: see pqs__resolve_kick */
   rc = 0;
 done:
   PQconninfoFree(opts);

@@ -6,9 +6,9 @@
 #include "retry.h"
 
 void pqs__begin_sql(pqs_isolation_t isolation, int read_only, char *out) {
-  static const char *const levels[] = {
-      "", " ISOLATION LEVEL READ COMMITTED", " ISOLATION LEVEL REPEATABLE READ",
-      " ISOLATION LEVEL SERIALIZABLE"};
+  static const char *const levels[] = {"", " ISOLATION LEVEL READ COMMITTED",
+                                       " ISOLATION LEVEL REPEATABLE READ",
+                                       " ISOLATION LEVEL SERIALIZABLE"};
   out[0] = '\0';
   if (isolation == PQS_ISOLATION_DEFAULT && !read_only)
     return;

@@ -13,8 +13,8 @@
 
 /* ---- numeric ---- */
 
-static const uint32_t decimals[] = {PQS_OID_NUMERIC, PQS_OID_INT2,
-                                    PQS_OID_INT4, PQS_OID_INT8};
+static const uint32_t decimals[] = {PQS_OID_NUMERIC, PQS_OID_INT2, PQS_OID_INT4,
+                                    PQS_OID_INT8};
 
 int pqs_row_decimal(const pqs_row_t *row, int col, const char **text,
                     size_t *len) {
@@ -25,9 +25,8 @@ int pqs_row_decimal(const pqs_row_t *row, int col, const char **text,
 }
 
 int pqs_row_numeric_double(const pqs_row_t *row, int col, double *out) {
-  static const uint32_t ok[] = {PQS_OID_NUMERIC, PQS_OID_FLOAT4,
-                                PQS_OID_FLOAT8,  PQS_OID_INT2,
-                                PQS_OID_INT4,    PQS_OID_INT8};
+  static const uint32_t ok[] = {PQS_OID_NUMERIC, PQS_OID_FLOAT4, PQS_OID_FLOAT8,
+                                PQS_OID_INT2,    PQS_OID_INT4,   PQS_OID_INT8};
   const char *t;
   int rc = pqs__row_typed(row, col, out, ok, 6, &t);
   if (rc != 0)
@@ -73,7 +72,7 @@ static int digits(const char **p, int n, int64_t *v) {
 static int64_t days_from_civil(int64_t y, int m, int d) {
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;                            /* 0 .. 399 */
+  int64_t yoe = y - era * 400; /* 0 .. 399 */
   int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
   int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; /* 0 .. 146096 */
   return era * 146097 + doe - 719468; /* 719468: 0000-03-01 to 1970 */
@@ -293,9 +292,9 @@ static int parse_iso8601(const char *t, pqs_interval_t *iv) {
     }
     char unit = *p++;
     int64_t v = sign * n;
-    int bad = frac != 0 && !(in_time && unit == 'S');
-    if (bad)
-      ;
+    int bad = 0;
+    if (frac != 0 && !(in_time && unit == 'S'))
+      bad = 1; /* a fraction only of seconds */
     else if (!in_time && unit == 'Y')
       bad = n > INT32_MAX / 12 || add32(&iv->months, v * 12);
     else if (!in_time && unit == 'M')

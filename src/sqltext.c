@@ -148,8 +148,7 @@ static int put_quoted(out_t *o, const char *v, char quote) {
 /* A variable reference at sql[i] (a ':' not part of '::'): writes its
  * value and returns the index past it, or returns i if there is none. */
 static size_t variable(const char *sql, size_t len, size_t i,
-                       pqs_sql_var_fn lookup, void *data, out_t *o,
-                       int *rc) {
+                       pqs_sql_var_fn lookup, void *data, out_t *o, int *rc) {
   char quote = i + 1 < len ? sql[i + 1] : '\0';
   size_t start = quote == '\'' || quote == '"' ? i + 2 : i + 1, end = start;
   while (end < len && ident_char(sql[end]))

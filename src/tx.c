@@ -119,8 +119,7 @@ static void retry_or_finish(pqs_tx_t *tx) {
 
 /* ---- the steps ---- */
 
-static void on_rolled_back(pqs_ctx_t *ctx, const pqs_done_t *done,
-                           void *data) {
+static void on_rolled_back(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
   (void)ctx;
   pqs_tx_t *tx = data;
   if (tx->state != TX_ROLLING_BACK)
@@ -136,8 +135,7 @@ static const pqs_error_t commit_rolled_back = {
                "body had failed",
     .sqlstate = "25P02"};
 
-static void on_committed(pqs_ctx_t *ctx, const pqs_done_t *done,
-                         void *data) {
+static void on_committed(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
   (void)ctx;
   pqs_tx_t *tx = data;
   if (tx->state != TX_COMMITTING)

@@ -22,12 +22,7 @@ typedef struct chunk_s chunk_t;
  * DRAINING --every byte written, or failed--> CLOSING --handles closed-->
  *   the callback, then freed
  * A sink whose start failed goes to CLOSING quietly: no callback. */
-typedef enum {
-  K_RUNNING,
-  K_PAUSED,
-  K_DRAINING,
-  K_CLOSING
-} sink_state_t;
+typedef enum { K_RUNNING, K_PAUSED, K_DRAINING, K_CLOSING } sink_state_t;
 
 struct pqs_sink_s {
   sink_state_t state;
@@ -60,7 +55,7 @@ struct pqs_sink_s {
   char *tag;
   pqs_sink_cb cb;
   void *data;
-  uint64_t *written; /* the caller's live count, if asked for */
+  uint64_t *written;   /* the caller's live count, if asked for */
   int *header_written; /* the caller's: one header for several sinks */
 };
 

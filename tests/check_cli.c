@@ -56,8 +56,8 @@ static int tmpfd(void) {
 /* Runs argv (argv[0] "CLI" means the tool), output to temp files. */
 /* The tool reads through COPY by default; PQS_TEST_SOURCE=single-row runs
  * every test again with --single-row (one list of tests, two sources). */
-static const char *const *with_source(const char *const *argv,
-                                      const char **buf, size_t cap) {
+static const char *const *with_source(const char *const *argv, const char **buf,
+                                      size_t cap) {
   const char *src = getenv("PQS_TEST_SOURCE");
   if (src == NULL || strcmp(src, "single-row") != 0 ||
       strcmp(argv[0], "CLI") != 0 || (argv[1] && strcmp(argv[1], "bench") == 0))
@@ -136,8 +136,8 @@ END_TEST
 
 START_TEST(params_files_limit_output) {
   ran_t r = run((const char *[]){
-      "CLI", "-d", CONN, "-c", "SELECT $1::int + 1, $2::text IS NULL, $3", "--param",
-      "41", "--param-null", "--param", "it's", NULL});
+      "CLI", "-d", CONN, "-c", "SELECT $1::int + 1, $2::text IS NULL, $3",
+      "--param", "41", "--param-null", "--param", "it's", NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_str_eq(r.out, "42\tt\tit's\n");
   ran_free(&r);
@@ -214,8 +214,7 @@ static long long wait_for_active(const char *marker, int want_some,
            marker);
   double until = pt_now() + seconds;
   long long n;
-  while (((n = pt_scalar_ll(admin, sql)) > 0) != want_some &&
-         pt_now() < until)
+  while (((n = pt_scalar_ll(admin, sql)) > 0) != want_some && pt_now() < until)
     uv_sleep(10);
   PQfinish(admin);
   return n;
@@ -546,10 +545,26 @@ START_TEST(scripts_and_variables) {
   write_script("SELECT :'v', length(:'b'), :'d', :n + 1, ':v';\n", p2);
   r = run((const char *[]){"CLI", "-d", CONN, "-v", "v=it's", "-v", "b=a\\b",
                            "--set", "d=$$x$$", "-v", "n=42", "-f", p2, NULL});
-  ran_t psql = run((const char *[]){"/usr/bin/psql", "-X", "-q", "-A", "-t",
-                                    "-F", "\t", "-d", CONN, "-v", "v=it's",
-                                    "-v", "b=a\\b", "-v", "d=$$x$$", "-v",
-                                    "n=42", "-f", p2, NULL});
+  ran_t psql = run((const char *[]){"/usr/bin/psql",
+                                    "-X",
+                                    "-q",
+                                    "-A",
+                                    "-t",
+                                    "-F",
+                                    "\t",
+                                    "-d",
+                                    CONN,
+                                    "-v",
+                                    "v=it's",
+                                    "-v",
+                                    "b=a\\b",
+                                    "-v",
+                                    "d=$$x$$",
+                                    "-v",
+                                    "n=42",
+                                    "-f",
+                                    p2,
+                                    NULL});
   unlink(p2);
   ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_str_eq(r.out, "it's\t3\t$$x$$\t43\t:v\n");
@@ -575,13 +590,13 @@ START_TEST(several_queries_one_output) {
                            "SELECT 1 AS a, 'x' AS b; SELECT 2 AS a", NULL});
   ck_assert_int_eq(r.status, 3);
   ck_assert_uint_eq(r.out_len, 0); /* found before the first byte */
-  ck_assert_msg(strstr(r.err, "query 2: its columns (a (type 23)) differ "
-                              "from query 1's (a (type 23), b (type 25))") !=
-                    NULL,
+  ck_assert_msg(strstr(r.err,
+                       "query 2: its columns (a (type 23)) differ "
+                       "from query 1's (a (type 23), b (type 25))") != NULL,
                 "stderr: %s", r.err);
   ran_free(&r);
-  r = run((const char *[]){"CLI", "-d", CONN, "-j", "3", "-c", "SELECT 1",
-                           "-c", "SELECT 2", "-c", "SELECT 1 / 0", NULL});
+  r = run((const char *[]){"CLI", "-d", CONN, "-j", "3", "-c", "SELECT 1", "-c",
+                           "SELECT 2", "-c", "SELECT 1 / 0", NULL});
   ck_assert_int_eq(r.status, 1);
   ck_assert_msg(strstr(r.err, "ERROR:  query 3: division by zero") != NULL,
                 "stderr: %s", r.err);
@@ -593,8 +608,8 @@ END_TEST
 
 /* Runs the tool on a pseudo-terminal, types `password` at its prompt, and
  * returns its exit status; *said gets what it showed on the terminal. */
-static int run_on_pty(const char *const *argv, const char *password,
-                      char *said, size_t cap) {
+static int run_on_pty(const char *const *argv, const char *password, char *said,
+                      size_t cap) {
   int master;
   pid_t pid = forkpty(&master, NULL, NULL, NULL);
   ck_assert_int_ge(pid, 0);
@@ -641,7 +656,8 @@ START_TEST(psql_connection_options) {
   const char *port = getenv("PQS_TEST_PORT");
   const char *scram = getenv("PQS_TEST_SCRAM_USER");
   const char *secret = getenv("PQS_TEST_SCRAM_PASSWORD");
-  ck_assert_msg(port && scram && secret, "tests/pg.sh's environment is not set");
+  ck_assert_msg(port && scram && secret,
+                "tests/pg.sh's environment is not set");
   /* -h -p -U -d as psql; -h is not help; the application name is ours. */
   ran_t r = run((const char *[]){
       "CLI", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-d", "pqstest",
@@ -660,8 +676,8 @@ START_TEST(psql_connection_options) {
   ck_assert_str_eq(r.out, "postgres,\"a,b\"\n");
   ran_free(&r);
   /* -d as a conninfo: its keys win over -h, as in psql */
-  r = run((const char *[]){"CLI", "-h", "/nonexistent/socket/dir", "-d", CONN, "-c",
-                           "SELECT 1", NULL});
+  r = run((const char *[]){"CLI", "-h", "/nonexistent/socket/dir", "-d", CONN,
+                           "-c", "SELECT 1", NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
   ran_free(&r);
   /* -w with a SCRAM user and no password: fails at once, no prompt */
@@ -679,11 +695,11 @@ START_TEST(psql_connection_options) {
   ran_free(&r);
   /* -W: the password typed at the prompt, not echoed */
   char said[4096] = "";
-  int status = run_on_pty(
-      (const char *[]){"pqstream", "-W", "-h", "127.0.0.1", "-p", port, "-U",
-                       scram, "pqstest", "-c", "SELECT 'in as ' || current_user",
-                       NULL},
-      secret, said, sizeof(said));
+  int status =
+      run_on_pty((const char *[]){"pqstream", "-W", "-h", "127.0.0.1", "-p",
+                                  port, "-U", scram, "pqstest", "-c",
+                                  "SELECT 'in as ' || current_user", NULL},
+                 secret, said, sizeof(said));
   ck_assert_msg(status == 0, "exit %d: %s", status, said);
   ck_assert_ptr_nonnull(strstr(said, "Password for user pqs_scram: "));
   ck_assert_msg(strstr(said, secret) == NULL, "the password was echoed");
@@ -828,16 +844,16 @@ START_TEST(partition_on_a_key) {
   /* in key order: byte for byte the ORDER BY */
   ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c",
                                  "SELECT k, v FROM cli_parts WHERE k IS NOT "
-                                 "NULL", "--partition-on", "k",
-                                 "--partitions", "5", "--order-by", "k",
-                                 NULL});
+                                 "NULL",
+                                 "--partition-on", "k", "--partitions", "5",
+                                 "--order-by", "k", NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
   pt_assert_same_bytes("in key order", ordered, olen, r.out, r.out_len);
   ran_free(&r);
   /* as the rows come: the same rows as the whole query, NULL keys too */
   r = run((const char *[]){"CLI", "-d", CONN, "-c",
-                           "SELECT k, v FROM cli_parts", "--partition-on",
-                           "k", NULL});
+                           "SELECT k, v FROM cli_parts", "--partition-on", "k",
+                           NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
   char *want = sorted_lines(all), *got = sorted_lines(r.out);
   pt_assert_same_bytes("rows", want, strlen(want), got, strlen(got));
@@ -874,8 +890,8 @@ static pid_t notify_when_listening(const char *channel, int n) {
   while (pt_scalar_ll(admin, sql) == 0 && pt_now() - t0 < 10)
     usleep(20000);
   for (int i = 1; i <= n; i++) {
-    snprintf(sql, sizeof(sql), "SELECT pg_notify('%s', 'say \"%d\"')",
-             channel, i);
+    snprintf(sql, sizeof(sql), "SELECT pg_notify('%s', 'say \"%d\"')", channel,
+             i);
     pt_sql(admin, sql);
   }
   PQfinish(admin);
@@ -908,8 +924,8 @@ START_TEST(listen_prints_json_lines) {
   PQfinish(admin);
   ran_free(&r);
   /* no query with it */
-  r = run((const char *[]){"CLI", "-d", CONN, "--listen", "x", "-c",
-                           "SELECT 1", NULL});
+  r = run((const char *[]){"CLI", "-d", CONN, "--listen", "x", "-c", "SELECT 1",
+                           NULL});
   ck_assert_int_eq(r.status, 3);
   ran_free(&r);
 }

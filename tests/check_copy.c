@@ -144,10 +144,19 @@ END_TEST
 START_TEST(hostile_parameters) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
-  static const char *const values[] = {
-      "O'Reilly",  "back\\slash", "\\'; SELECT 1; --", "$1",
-      "$$ dollar $$", "-- not a comment", "/* nor this */", "E'\\x41'",
-      "", "  spaces  ", "tab\there\nnewline", "日本語 ✓", NULL};
+  static const char *const values[] = {"O'Reilly",
+                                       "back\\slash",
+                                       "\\'; SELECT 1; --",
+                                       "$1",
+                                       "$$ dollar $$",
+                                       "-- not a comment",
+                                       "/* nor this */",
+                                       "E'\\x41'",
+                                       "",
+                                       "  spaces  ",
+                                       "tab\there\nnewline",
+                                       "日本語 ✓",
+                                       NULL};
   const char *sql =
       "SELECT $1::text AS v, '$1' AS lit, $$ $1 $$ AS dq, $tag$$1$tag$ AS tq, "
       "\"a$1\".x AS ident, -- $1 in a comment\n"
@@ -210,8 +219,8 @@ START_TEST(fallback_to_single_row) {
   ck_assert_str_eq(g.tag, "EXPLAIN");
   free(g.text);
   /* no RETURNING: no columns, so not COPY */
-  fetch(loop, ctx, PQS_SOURCE_COPY, "UPDATE awkward SET t = t WHERE id < 3",
-        0, NULL, &g);
+  fetch(loop, ctx, PQS_SOURCE_COPY, "UPDATE awkward SET t = t WHERE id < 3", 0,
+        NULL, &g);
   ck_assert_int_eq(g.done.status, 0);
   ck_assert_str_eq(g.tag, "UPDATE 2");
   free(g.text);
@@ -267,9 +276,8 @@ START_TEST(errors_as_single_row) {
                 "error text: %s", copy.errtext);
   free(copy.text);
   /* an error after rows: the rows, then the error with its SQLSTATE */
-  same_both(loop, ctx,
-            "SELECT 10 / (5 - g) FROM generate_series(1, 10) g", 0, NULL,
-            &copy);
+  same_both(loop, ctx, "SELECT 10 / (5 - g) FROM generate_series(1, 10) g", 0,
+            NULL, &copy);
   ck_assert_int_eq(copy.done.status, PQS_ESQL);
   ck_assert_str_eq(copy.done.sqlstate, "22012");
   ck_assert_uint_eq(copy.done.rows, 4);
@@ -315,8 +323,8 @@ static int look(pqs_stream_t *s, const pqs_row_t *row, void *data) {
 /* Writes `sql` through a sink in `format`, with the stages asked for, to a
  * file; its bytes. */
 static char *sink_to_file(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
-                          pqs_format_t format, int header, int filter,
-                          int tap, size_t *len) {
+                          pqs_format_t format, int header, int filter, int tap,
+                          size_t *len) {
   pqs_query_opts_t o = {.source = PQS_SOURCE_COPY};
   pqs_stream_t *s;
   ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, &o), 0);
@@ -367,8 +375,8 @@ START_TEST(sinks_pass_copy_bytes) {
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     size_t want_len, got_len;
-    char *want = pt_server_copy(admin, cases[i].want_sql, cases[i].options,
-                                &want_len);
+    char *want =
+        pt_server_copy(admin, cases[i].want_sql, cases[i].options, &want_len);
     char *got = sink_to_file(loop, ctx, all, cases[i].format, cases[i].header,
                              cases[i].filter, cases[i].tap, &got_len);
     char what[64];
@@ -389,9 +397,8 @@ START_TEST(context_default_and_busy) {
   pqs_ctx_opts_t opts = {.source = PQS_SOURCE_COPY};
   pt_opened_t o = {0};
   pqs_ctx_t *ctx;
-  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, pt_conninfo(), &opts, pt_on_open,
-                                &o),
-                   0);
+  ck_assert_int_eq(
+      pqs_ctx_open(&ctx, loop, pt_conninfo(), &opts, pt_on_open, &o), 0);
   while (o.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_int_eq(o.status, 0);

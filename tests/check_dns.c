@@ -61,8 +61,7 @@ static pt_opened_t open_and_wait(uv_loop_t *loop, const char *conninfo,
   timer.data = &tk;
   uv_timer_start(&timer, on_tick, 20, 20);
   pqs_ctx_opts_t opts = {.connect_timeout_ms = timeout_ms};
-  ck_assert_int_eq(pqs_ctx_open(ctx, loop, conninfo, &opts, pt_on_open, &o),
-                   0);
+  ck_assert_int_eq(pqs_ctx_open(ctx, loop, conninfo, &opts, pt_on_open, &o), 0);
   while (o.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&timer, NULL);
@@ -78,8 +77,8 @@ START_TEST(slow_name_keeps_the_loop_running) {
   pqs_ctx_t *ctx;
   int ticks;
   double t0 = pt_now();
-  pt_opened_t o = open_and_wait(loop, with_host("slow.pqs.test", buf, 512),
-                                0, &ctx, &ticks);
+  pt_opened_t o = open_and_wait(loop, with_host("slow.pqs.test", buf, 512), 0,
+                                &ctx, &ticks);
   ck_assert_msg(o.status == 0, "%s", o.msg);
   ck_assert_msg(pt_now() - t0 >= 0.9, "the slow name was not asked");
   /* the loop ran its timer while the name resolved: a second is 50 ticks */
@@ -107,8 +106,8 @@ START_TEST(unknown_name_and_timeout) {
   char buf[512];
   pqs_ctx_t *ctx;
   int ticks;
-  pt_opened_t o = open_and_wait(loop, with_host("nosuch.pqs.test", buf, 512),
-                                0, &ctx, &ticks);
+  pt_opened_t o = open_and_wait(loop, with_host("nosuch.pqs.test", buf, 512), 0,
+                                &ctx, &ticks);
   ck_assert_int_eq(o.status, PQS_ECONNECT);
   ck_assert_msg(strstr(o.msg, "nosuch.pqs.test") != NULL &&
                     strstr(o.msg, "translate") != NULL,
@@ -125,9 +124,9 @@ START_TEST(unknown_name_and_timeout) {
   pt_close(loop, ctx);
   /* closed while resolving: ECANCELED, and the late answer is harmless */
   pt_opened_t c = {0};
-  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, with_host("slow.pqs.test", buf,
-                                                       512),
-                                NULL, pt_on_open, &c),
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop,
+                                with_host("slow.pqs.test", buf, 512), NULL,
+                                pt_on_open, &c),
                    0);
   uv_run(loop, UV_RUN_NOWAIT);
   pt_close(loop, ctx);

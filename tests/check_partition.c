@@ -174,8 +174,7 @@ START_TEST(every_row_once) {
              &plain);
   pqs_partition_opts_t op = {
       .column = "k", .partitions = 3, .nparams = 1, .params = p};
-  read_parts(loop, f, "SELECT k, v FROM parts WHERE k > $1::int8", &op,
-             &parts);
+  read_parts(loop, f, "SELECT k, v FROM parts WHERE k > $1::int8", &op, &parts);
   ck_assert_msg(parts.done.status == 0, "%s", parts.done.message);
   same_multiset(&parts, &plain);
   got_free(&parts);
@@ -212,13 +211,13 @@ START_TEST(ordered_like_order_by) {
   ck_assert_msg(strstr(parts.message, "nope") != NULL, "%s", parts.message);
   ck_assert_ptr_null(parts.merged);
   pqs_partition_opts_t none = {.column = "k", .partitions = 0};
-  ck_assert_int_eq(pqs_partitioned(f, loop, "SELECT 1", &none, on_parts,
-                                   &parts),
-                   PQS_EINVAL);
+  ck_assert_int_eq(
+      pqs_partitioned(f, loop, "SELECT 1", &none, on_parts, &parts),
+      PQS_EINVAL);
   pqs_partition_opts_t half = {.column = "k", .partitions = 2, .lo = "1"};
-  ck_assert_int_eq(pqs_partitioned(f, loop, "SELECT 1", &half, on_parts,
-                                   &parts),
-                   PQS_EINVAL);
+  ck_assert_int_eq(
+      pqs_partitioned(f, loop, "SELECT 1", &half, on_parts, &parts),
+      PQS_EINVAL);
   ck_assert_uint_eq(all_back(loop, f), 0);
   ck_assert_int_eq(pqs_factory_free(f), 0);
   pt_loop_free(loop);

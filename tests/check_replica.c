@@ -139,8 +139,8 @@ START_TEST(recovery_conflict_ends_with_its_sqlstate) {
   pt_opened_t o = {0};
   pqs_ctx_t *ctx;
   ck_assert_int_eq(pqs_ctx_open(&ctx, loop,
-                                standby_env("PQS_TEST_STANDBY_CONNINFO"),
-                                NULL, pt_on_open, &o),
+                                standby_env("PQS_TEST_STANDBY_CONNINFO"), NULL,
+                                pt_on_open, &o),
                    0);
   while (o.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
@@ -153,8 +153,8 @@ START_TEST(recovery_conflict_ends_with_its_sqlstate) {
   ck_assert_int_eq(g.done.status, PQS_ESQL);
   ck_assert_msg(strncmp(g.done.sqlstate, "40", 2) == 0, "%s: %s",
                 g.done.sqlstate, g.done.message);
-  ck_assert_msg(strstr(g.done.message, "conflict with recovery") != NULL,
-                "%s", g.done.message);
+  ck_assert_msg(strstr(g.done.message, "conflict with recovery") != NULL, "%s",
+                g.done.message);
   ck_assert_uint_ge(g.rows, 20); /* the rows before it are kept */
   ck_assert_uint_eq(g.done.rows, g.rows);
   ck_assert_uint_lt(g.rows, 2000);

@@ -204,10 +204,17 @@ typedef struct {
   int got[16];
 } named_t;
 
-static const char *const probes[] = {
-    "a",           "A",          "\"a\"",         "mixedcase",
-    "MixedCase",   "\"MixedCase\"", "\"with\"\"quote\"", "nope",
-    "\"unclosed", "\"MixedCase\"x", ""};
+static const char *const probes[] = {"a",
+                                     "A",
+                                     "\"a\"",
+                                     "mixedcase",
+                                     "MixedCase",
+                                     "\"MixedCase\"",
+                                     "\"with\"\"quote\"",
+                                     "nope",
+                                     "\"unclosed",
+                                     "\"MixedCase\"x",
+                                     ""};
 #define NPROBES (int)(sizeof(probes) / sizeof(probes[0]))
 static const char *named_sql =
     "SELECT 1 AS a, 2 AS \"MixedCase\", 3 AS \"with\"\"quote\"";
@@ -336,16 +343,23 @@ START_TEST(times_as_the_server_counts) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   static const char *const timestamps[] = {
-      "1970-01-01", "2026-11-24 04:05:06.789", "1969-12-31 23:59:59.999999",
-      "0001-01-01 BC", "4713-01-01 00:00:00 BC", "2000-02-29 12:00",
-      "1900-03-01", "294000-12-31 23:59:59.999999",
+      "1970-01-01",
+      "2026-11-24 04:05:06.789",
+      "1969-12-31 23:59:59.999999",
+      "0001-01-01 BC",
+      "4713-01-01 00:00:00 BC",
+      "2000-02-29 12:00",
+      "1900-03-01",
+      "294000-12-31 23:59:59.999999",
       "2016-12-31 23:59:60", /* a leap second: the server makes it 00:00 */
-      "infinity", "-infinity"};
+      "infinity",
+      "-infinity"};
   char sql[4096];
   int n = 0;
   for (int type = 0; type < 3; type++) {
-    const char *cast = type == 0 ? "timestamp" : type == 1 ? "timestamptz"
-                                                           : "date";
+    const char *cast = type == 0   ? "timestamp"
+                       : type == 1 ? "timestamptz"
+                                   : "date";
     int len = snprintf(sql, sizeof(sql),
                        "SELECT v, CASE WHEN isfinite(v) THEN (extract(epoch "
                        "FROM v%s) * 1000000)::int8 END, v::text FROM (VALUES ",
@@ -361,8 +375,7 @@ START_TEST(times_as_the_server_counts) {
   }
   /* offsets of every shape the server writes: +05:30, -03, and seconds
    * (local mean time before time zones) */
-  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SET TimeZone = 'Asia/Kolkata'"),
-                   0);
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SET TimeZone = 'Asia/Kolkata'"), 0);
   n += each_row(loop, ctx,
                 "SELECT v, (extract(epoch FROM v) * 1000000)::int8, v::text "
                 "FROM (VALUES ('2026-11-24 04:05:06.123456+05:30'::"

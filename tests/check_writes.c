@@ -29,8 +29,8 @@ static void one_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
 }
 
 /* The first value of `sql` run with one typed parameter, as text. */
-static const char *typed_value(uv_loop_t *loop, pqs_ctx_t *ctx,
-                               const char *sql, pqs_param_t p, one_t *o) {
+static const char *typed_value(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
+                               pqs_param_t p, one_t *o) {
   memset(o, 0, sizeof(*o));
   pqs_stream_t *s;
   ck_assert_int_eq(pqs_query_typed(ctx, &s, sql, 1, &p, NULL), 0);
@@ -44,43 +44,41 @@ START_TEST(typed_parameters) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   one_t o;
-  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1", pqs_p_int64(INT64_MIN),
-                               &o),
-                   "-9223372036854775808");
-  ck_assert_str_eq(typed_value(loop, ctx, "SELECT pg_typeof($1)::text",
-                               pqs_p_int64(1), &o),
-                   "bigint");
   ck_assert_str_eq(
-      typed_value(loop, ctx, "SELECT $1", pqs_p_double(0.1), &o), "0.1");
+      typed_value(loop, ctx, "SELECT $1", pqs_p_int64(INT64_MIN), &o),
+      "-9223372036854775808");
   ck_assert_str_eq(
-      typed_value(loop, ctx, "SELECT $1", pqs_p_double(-0.0), &o), "-0");
-  ck_assert_str_eq(
-      typed_value(loop, ctx, "SELECT $1", pqs_p_double(NAN), &o), "NaN");
+      typed_value(loop, ctx, "SELECT pg_typeof($1)::text", pqs_p_int64(1), &o),
+      "bigint");
+  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1", pqs_p_double(0.1), &o),
+                   "0.1");
+  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1", pqs_p_double(-0.0), &o),
+                   "-0");
+  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1", pqs_p_double(NAN), &o),
+                   "NaN");
   ck_assert_str_eq(
       typed_value(loop, ctx, "SELECT $1", pqs_p_double(-INFINITY), &o),
       "-Infinity");
-  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1", pqs_p_bool(7), &o),
-                   "t");
-  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1::int + 1",
-                               pqs_p_text("41"), &o),
-                   "42");
-  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1::int IS NULL",
-                               pqs_p_null(), &o),
-                   "t");
+  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1", pqs_p_bool(7), &o), "t");
+  ck_assert_str_eq(
+      typed_value(loop, ctx, "SELECT $1::int + 1", pqs_p_text("41"), &o), "42");
+  ck_assert_str_eq(
+      typed_value(loop, ctx, "SELECT $1::int IS NULL", pqs_p_null(), &o), "t");
   const unsigned char raw[] = {0, 0xff, '\\', 'x', 0, '\''};
-  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1",
-                               pqs_p_bytea(raw, sizeof(raw)), &o),
-                   "\\x00ff5c7800" "27");
+  ck_assert_str_eq(
+      typed_value(loop, ctx, "SELECT $1", pqs_p_bytea(raw, sizeof(raw)), &o),
+      "\\x00ff5c7800"
+      "27");
   const int64_t nums[] = {1, -2, INT64_MAX};
-  ck_assert_str_eq(typed_value(loop, ctx, "SELECT $1",
-                               pqs_p_int64_array(nums, 3), &o),
-                   "{1,-2,9223372036854775807}");
+  ck_assert_str_eq(
+      typed_value(loop, ctx, "SELECT $1", pqs_p_int64_array(nums, 3), &o),
+      "{1,-2,9223372036854775807}");
   ck_assert_str_eq(typed_value(loop, ctx, "SELECT cardinality($1)",
                                pqs_p_int64_array(NULL, 0), &o),
                    "0");
   /* no escaping by anyone: the server holds each element as it was */
-  const char *words[] = {"a,b", "{brace}", "quo\"te", NULL, "back\\slash",
-                         "", "NULL"};
+  const char *words[] = {"a,b",         "{brace}", "quo\"te", NULL,
+                         "back\\slash", "",        "NULL"};
   ck_assert_str_eq(
       typed_value(loop, ctx,
                   "SELECT $1[1] = 'a,b' AND $1[2] = '{brace}' AND "
@@ -178,8 +176,7 @@ typedef struct {
   char message[256];
 } ran_t;
 
-static void on_batch(pqs_ctx_t *ctx, const pqs_batch_done_t *done,
-                     void *data) {
+static void on_batch(pqs_ctx_t *ctx, const pqs_batch_done_t *done, void *data) {
   (void)ctx;
   ran_t *r = data;
   r->calls++;
@@ -264,10 +261,10 @@ START_TEST(thousand_inserts_one_round_trip) {
   unlink(path);
   PGconn *admin = pt_admin();
   ck_assert_int_eq(pt_scalar_ll(admin, "SELECT count(*) FROM items"), 1000);
-  ck_assert_int_eq(
-      pt_scalar_ll(admin, "SELECT count(*) FROM items WHERE name = "
-                          "'item ''500'''"),
-      1);
+  ck_assert_int_eq(pt_scalar_ll(admin,
+                                "SELECT count(*) FROM items WHERE name = "
+                                "'item ''500'''"),
+                   1);
   PQfinish(admin);
   /* the context is ordinary again: not in pipeline mode, free */
   ck_assert_int_eq(pt_exec_wait(loop, ctx, "SELECT 1; SELECT 2"), 0);
@@ -294,9 +291,9 @@ START_TEST(failure_commits_nothing) {
                      0);
   }
   pqs_batch_opts_t modes[] = {
-      {0}, {.isolation = PQS_ISOLATION_SERIALIZABLE}, {.read_only = 0,
-                                                      .isolation =
-                                                          PQS_ISOLATION_REPEATABLE_READ}};
+      {0},
+      {.isolation = PQS_ISOLATION_SERIALIZABLE},
+      {.read_only = 0, .isolation = PQS_ISOLATION_REPEATABLE_READ}};
   PGconn *admin = pt_admin();
   for (int m = 0; m < 3; m++) {
     ran_t r;
@@ -353,9 +350,8 @@ static void worker_next(worker_t *w) {
   if (w->left == 0)
     return;
   w->left--;
-  pqs_batch_opts_t o = {.isolation = PQS_ISOLATION_SERIALIZABLE,
-                        .retries = 100,
-                        .backoff_ms = 1};
+  pqs_batch_opts_t o = {
+      .isolation = PQS_ISOLATION_SERIALIZABLE, .retries = 100, .backoff_ms = 1};
   ck_assert_int_eq(pqs_batch_run(w->ctx, w->b, &o, worker_done, w), 0);
 }
 
@@ -374,17 +370,16 @@ START_TEST(serializable_retries_lose_nothing) {
         0);
     ck_assert_int_eq(pqs_batch_add(w[i].b, "SELECT pg_sleep(0.005)", 0, NULL),
                      0);
-    ck_assert_int_eq(
-        pqs_batch_add(w[i].b, "UPDATE counter SET n = n + 1 WHERE id = 1", 0,
-                      NULL),
-        0);
+    ck_assert_int_eq(pqs_batch_add(w[i].b,
+                                   "UPDATE counter SET n = n + 1 WHERE id = 1",
+                                   0, NULL),
+                     0);
     w[i].left = 25;
   }
   worker_next(&w[0]);
   worker_next(&w[1]);
   double t0 = pt_now();
-  while ((w[0].completions < 25 || w[1].completions < 25) &&
-         pt_now() - t0 < 60)
+  while ((w[0].completions < 25 || w[1].completions < 25) && pt_now() - t0 < 60)
     uv_run(loop, UV_RUN_ONCE);
   for (int i = 0; i < 2; i++) {
     ck_assert_int_eq(w[i].completions, 25);
@@ -409,8 +404,7 @@ START_TEST(batch_rules) {
   ck_assert_int_eq(pqs_batch_new(&b), 0);
   ck_assert_int_eq(pqs_batch_new(&empty), 0);
   ck_assert_int_eq(pqs_batch_add(b, "SELECT pg_sleep(0.2)", 0, NULL), 0);
-  ck_assert_int_eq(pqs_batch_run(ctx, empty, NULL, on_batch, NULL),
-                   PQS_EINVAL);
+  ck_assert_int_eq(pqs_batch_run(ctx, empty, NULL, on_batch, NULL), PQS_EINVAL);
   ck_assert_int_eq(pqs_batch_add(NULL, "SELECT 1", 0, NULL), PQS_EINVAL);
   ran_t r = {0};
   ck_assert_int_eq(pqs_batch_run(ctx, b, NULL, on_batch, &r), 0);
@@ -434,8 +428,7 @@ START_TEST(batch_rules) {
                                 "DROP TABLE IF EXISTS items; CREATE TABLE "
                                 "items (id int8 PRIMARY KEY)"),
                    0);
-  ck_assert_int_eq(pqs_batch_add(slow, "INSERT INTO items VALUES (1)", 0,
-                                 NULL),
+  ck_assert_int_eq(pqs_batch_add(slow, "INSERT INTO items VALUES (1)", 0, NULL),
                    0);
   ck_assert_int_eq(pqs_batch_add(slow, "SELECT pg_sleep(10)", 0, NULL), 0);
   memset(&r, 0, sizeof(r));
@@ -514,9 +507,8 @@ static void txw_step(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
     return;
   }
   case 1:
-    ck_assert_int_eq(pqs_exec(ctx, "SELECT pg_sleep(0.003)", 0, NULL, NULL,
-                              txw_step, w),
-                     0);
+    ck_assert_int_eq(
+        pqs_exec(ctx, "SELECT pg_sleep(0.003)", 0, NULL, NULL, txw_step, w), 0);
     return;
   case 2:
     snprintf(sql, sizeof(sql), "UPDATE counter SET n = %lld WHERE id = 1",
@@ -529,9 +521,8 @@ static void txw_step(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
       return;
     }
     if (w->fail_at && w->completions + 1 == w->fail_at) {
-      ck_assert_int_eq(pqs_exec(ctx, "SELECT 1 / 0", 0, NULL, NULL,
-                                txw_step, w),
-                       0);
+      ck_assert_int_eq(
+          pqs_exec(ctx, "SELECT 1 / 0", 0, NULL, NULL, txw_step, w), 0);
       return;
     }
     ck_assert_int_eq(pqs_tx_end(w->tx, 0, NULL), 0);
@@ -598,8 +589,7 @@ START_TEST(tx_read_decide_write) {
   txw_next(&w[0]);
   txw_next(&w[1]);
   double t0 = pt_now();
-  while ((w[0].completions < 20 || w[1].completions < 20) &&
-         pt_now() - t0 < 60)
+  while ((w[0].completions < 20 || w[1].completions < 20) && pt_now() - t0 < 60)
     uv_run(loop, UV_RUN_ONCE);
   for (int i = 0; i < 2; i++) {
     ck_assert_int_eq(w[i].completions, 20);
@@ -694,7 +684,7 @@ typedef struct {
   uv_loop_t *loop;
   pqs_stream_t *s;
   uv_timer_t timer;
-  long next;     /* the payload expected next */
+  long next; /* the payload expected next */
   long count;
   int listening; /* on_columns came */
   int paused, out_of_order, pid, wrong_pid;
@@ -792,8 +782,8 @@ START_TEST(listen_hundred_thousand_in_order) {
   ck_assert_int_eq(pqs_ctx_is_busy(ctx), 0);
   one_t o;
   memset(&o, 0, sizeof(o));
-  pqs_stream_t *s = pt_query(ctx, "SELECT count(*) FROM pg_listening_channels()",
-                             NULL);
+  pqs_stream_t *s =
+      pt_query(ctx, "SELECT count(*) FROM pg_listening_channels()", NULL);
   pqs_stream_cbs_t cbs = {.on_row = keep_first, .on_done = one_done};
   pt_stream_wait(loop, s, &cbs, &o, &o.done);
   ck_assert_str_eq(o.value, "0");

@@ -27,14 +27,14 @@ enum {
   W_PARTS, /* --partitions K only */
   NWAYS
 };
-static const char *way_names[NWAYS] = {"pqstream", "pqstream_copy",
-                                       "single_row", "exec", "copy",
-                                       "copy_split", "pqstream_parts"};
+static const char *way_names[NWAYS] = {
+    "pqstream", "pqstream_copy", "single_row",    "exec",
+    "copy",     "copy_split",    "pqstream_parts"};
 /* The ratios reported: way against baseline. */
-static const int pairs[][2] = {{W_PQSTREAM, W_SINGLE},  {W_PQSTREAM, W_EXEC},
-                               {W_PQSTREAM, W_COPY},    {W_PQS_COPY, W_COPY_SPLIT},
-                               {W_PQS_COPY, W_PQSTREAM}, {W_PQS_COPY, W_COPY},
-                               {W_PARTS, W_PQS_COPY}};
+static const int pairs[][2] = {
+    {W_PQSTREAM, W_SINGLE},     {W_PQSTREAM, W_EXEC},     {W_PQSTREAM, W_COPY},
+    {W_PQS_COPY, W_COPY_SPLIT}, {W_PQS_COPY, W_PQSTREAM}, {W_PQS_COPY, W_COPY},
+    {W_PARTS, W_PQS_COPY}};
 #define NPAIRS ((int)(sizeof(pairs) / sizeof(pairs[0])))
 
 typedef struct {
@@ -45,9 +45,9 @@ typedef struct {
   const char *conninfo, *query;
   long long rows;
   int cols, width, runs, jobs, stages, json;
-  int partitions;             /* --partitions K: the partitioned way too */
-  const char *partition_on;   /* its key; "id" */
-  int server_cpus;            /* -1: unknown */
+  int partitions;           /* --partitions K: the partitioned way too */
+  const char *partition_on; /* its key; "id" */
+  int server_cpus;          /* -1: unknown */
   char *generated;
 } bench_t;
 
@@ -173,7 +173,8 @@ static void on_parts(int status, const pqs_error_t *err, pqs_stream_t *merged,
                      void *data) {
   parts_t *p = data;
   if (status != 0) {
-    fprintf(stderr, "partitioned: %s\n", err ? err->message : pqs_strerror(status));
+    fprintf(stderr, "partitioned: %s\n",
+            err ? err->message : pqs_strerror(status));
     p->l->failed = 1;
     p->l->pending = 0;
     return;
@@ -201,7 +202,7 @@ static int run_partitioned(const bench_t *b, sample_t *s) {
   while (l.pending)
     uv_run(loop, UV_RUN_ONCE);
   uv_run(loop, UV_RUN_DEFAULT); /* the contexts back in the pool */
-  s->secs = now() - t0; /* the range query included */
+  s->secs = now() - t0;         /* the range query included */
   pqs_factory_free(f);
   return l.failed ? -1 : 0;
 }
@@ -316,10 +317,9 @@ static int measure(const bench_t *b, int way, sample_t *s) {
   if (pid == 0) {
     close(fds[0]);
     sample_t mine = {0};
-    int rc =
-        way <= W_PQS_COPY ? run_pqstream(b, way, &mine)
-        : way == W_PARTS  ? run_partitioned(b, &mine)
-                          : run_raw(b, way, &mine);
+    int rc = way <= W_PQS_COPY ? run_pqstream(b, way, &mine)
+             : way == W_PARTS  ? run_partitioned(b, &mine)
+                               : run_raw(b, way, &mine);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     mine.rss_kb = (double)ru.ru_maxrss;
@@ -508,19 +508,20 @@ int cli_bench(int argc, char **argv) {
                .width = 32,
                .runs = 5,
                .jobs = 1};
-  static const struct option lo[] = {{"dbname", required_argument, NULL, 'd'},
-                                     {"command", required_argument, NULL, 'c'},
-                                     {"rows", required_argument, NULL, 'r'},
-                                     {"cols", required_argument, NULL, 'C'},
-                                     {"width", required_argument, NULL, 'w'},
-                                     {"runs", required_argument, NULL, 'n'},
-                                     {"jobs", required_argument, NULL, 'j'},
-                                     {"stages", no_argument, NULL, 's'},
-                                     {"json", no_argument, NULL, 'J'},
-                                     {"partitions", required_argument, NULL, 'P'},
-                                     {"partition-on", required_argument, NULL, 'O'},
-                                     {"help", no_argument, NULL, 'h'},
-                                     {NULL, 0, NULL, 0}};
+  static const struct option lo[] = {
+      {"dbname", required_argument, NULL, 'd'},
+      {"command", required_argument, NULL, 'c'},
+      {"rows", required_argument, NULL, 'r'},
+      {"cols", required_argument, NULL, 'C'},
+      {"width", required_argument, NULL, 'w'},
+      {"runs", required_argument, NULL, 'n'},
+      {"jobs", required_argument, NULL, 'j'},
+      {"stages", no_argument, NULL, 's'},
+      {"json", no_argument, NULL, 'J'},
+      {"partitions", required_argument, NULL, 'P'},
+      {"partition-on", required_argument, NULL, 'O'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "d:c:j:h", lo, NULL)) != -1) {

@@ -27,7 +27,8 @@ static const char usage[] =
     "                          and there is a terminal)\n"
     "\n"
     "Queries and output:\n"
-    "  -c, --command=SQL       SQL to run (repeatable); several statements run\n"
+    "  -c, --command=SQL       SQL to run (repeatable); several statements "
+    "run\n"
     "                          in order, as psql -f with ON_ERROR_STOP=1\n"
     "  -f, --file=FILE         a script read from FILE ('-': standard input)\n"
     "  -v, --set=NAME=VALUE    a psql variable: :NAME, :'NAME', :\"NAME\"\n"
@@ -147,7 +148,8 @@ static const struct option longopts[] = {
 static int parse(int argc, char **argv, cli_opts_t *o) {
   *o = (cli_opts_t){.dbname = NULL, .limit = -1, .progress = -1};
   for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-    if (strcmp(argv[i], "-?") == 0) { /* psql's help; getopt's '?' is an error */
+    if (strcmp(argv[i], "-?") ==
+        0) { /* psql's help; getopt's '?' is an error */
       fputs(usage, stdout);
       exit(CLI_OK);
     }
@@ -301,8 +303,7 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
   if (o->dbname == NULL)
     o->dbname = "";
   if (o->nlisten > 0) {
-    if (o->ntexts > 0 || o->nshards > 0 || o->jobs > 1 ||
-        o->single_transaction)
+    if (o->ntexts > 0 || o->nshards > 0 || o->jobs > 1 || o->single_transaction)
       return bad_usage("%s", "--listen takes no query, -j, --shard or -1");
     if (!o->format_given)
       o->format = PQS_FORMAT_JSONL; /* notifications as JSON Lines */
@@ -314,8 +315,8 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     return bad_usage("%s", "--partitions needs --partition-on COLUMN");
   if (o->partition_on && !o->partitions)
     o->partitions = 4;
-  if (o->partition_on && (o->nshards > 0 || o->jobs > 1 ||
-                          o->single_transaction))
+  if (o->partition_on &&
+      (o->nshards > 0 || o->jobs > 1 || o->single_transaction))
     return bad_usage("%s", "--partition-on takes no --shard, -j or -1: it "
                            "opens a connection per range itself");
   if (o->single_transaction && (o->jobs > 1 || o->nshards > 0))

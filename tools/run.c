@@ -30,10 +30,14 @@ struct app_s {
   job_t *jobs;
   int njobs, batch_size, next, batch_len, acquired;
   pqs_stream_t *current; /* the running batch's stream; NULL once freed */
-  pqs_ctx_t *held; /* one at a time: the context kept for the next one */
-  int header_written; /* one --header line for every statement's sink */
+  pqs_ctx_t *held;       /* one at a time: the context kept for the next one */
+  int header_written;    /* one --header line for every statement's sink */
   uint64_t rows, written, written_before;
-  int exit_code, stopped, signal;
+  int exit_code, signal;
+  /* RUNNING --an error, a signal, a reader gone: stop()--> STOPPING (no
+   * new batch starts; the running one ends) --finish()--> FINISHED (the
+   * tool's handles closed; the loop ends) */
+  enum { APP_RUNNING, APP_STOPPING, APP_FINISHED } phase;
   uv_signal_t sigint, sigterm;
   uv_timer_t deadline; /* after a signal: leave, written or not */
   uv_timer_t progress;
@@ -124,9 +128,9 @@ static void on_progress(uv_timer_t *t) {
 /* ---- the end ---- */
 
 static void finish(app_t *app) {
-  if (app->stopped == 2)
+  if (app->phase == APP_FINISHED)
     return;
-  app->stopped = 2;
+  app->phase = APP_FINISHED;
   let_go_of_held(app);
   if (app->progress_shown)
     fputs("\r\033[K", stderr); /* clear the progress line */
@@ -139,8 +143,8 @@ static void finish(app_t *app) {
 static void stop(app_t *app, int code) {
   if (app->exit_code == CLI_OK)
     app->exit_code = code;
-  if (app->stopped == 0)
-    app->stopped = 1;
+  if (app->phase == APP_RUNNING)
+    app->phase = APP_STOPPING;
 }
 
 /* Statements that run one at a time share one connection, as a psql
@@ -152,13 +156,13 @@ static void release_batch(app_t *app) {
     app->jobs[i].ctx = NULL;
     if (ctx == NULL)
       continue;
-    if (one_at_a_time(app) && !app->stopped && !pqs_ctx_is_broken(ctx))
+    if (one_at_a_time(app) && app->phase == APP_RUNNING &&
+        !pqs_ctx_is_broken(ctx))
       app->held = ctx;
     else
       pqs_ctx_close(ctx, NULL); /* back to its pool */
   }
 }
-
 
 /* A merged batch's error names the query as typed, not the input. */
 static void print_error(app_t *app, const pqs_error_t *err, int status) {
@@ -218,8 +222,8 @@ static void say_tag(app_t *app, const pqs_done_t *done) {
   fprintf(stderr, "%s\n", tag);
 }
 
-static void on_written(pqs_sink_t *sink, const pqs_done_t *done,
-                       uint64_t bytes, void *data) {
+static void on_written(pqs_sink_t *sink, const pqs_done_t *done, uint64_t bytes,
+                       void *data) {
   (void)sink;
   app_t *app = data;
   app->written_before += bytes;
@@ -301,7 +305,7 @@ static void sink_stream(app_t *app, pqs_stream_t *s, int rc) {
 }
 
 static void run_batch(app_t *app) {
-  if (app->stopped) {
+  if (app->phase != APP_RUNNING) {
     release_batch(app);
     start_batch(app);
     return;
@@ -330,12 +334,12 @@ static void start_partitioned(app_t *app) {
   const cli_opts_t *o = app->o;
   app->batch_len = 1;
   app->next = 1;
-  pqs_partition_opts_t po = {
-      .column = o->partition_on,
-      .partitions = o->partitions,
-      .ordered = o->order_by != NULL, /* the same column: checked */
-      .nparams = o->nparams,
-      .params = o->params};
+  pqs_partition_opts_t po = {.column = o->partition_on,
+                             .partitions = o->partitions,
+                             .ordered = o->order_by !=
+                                        NULL, /* the same column: checked */
+                             .nparams = o->nparams,
+                             .params = o->params};
   int rc = pqs_partitioned(app->f[0], app->loop, app->jobs[0].sql, &po,
                            on_parts, app);
   if (rc != 0)
@@ -370,7 +374,7 @@ static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
 
 static void start_batch(app_t *app) {
   const cli_opts_t *o = app->o;
-  if (app->stopped || app->next == app->njobs ||
+  if (app->phase != APP_RUNNING || app->next == app->njobs ||
       (o->limit >= 0 && app->rows >= (uint64_t)o->limit)) {
     finish(app);
     return;
@@ -402,8 +406,7 @@ static void start_batch(app_t *app) {
 
 /* ---- describe first: several queries into one CSV/TSV with a header ---- */
 
-static void on_planned(pqs_ctx_t *ctx, int status, int first_rows,
-                       void *data) {
+static void on_planned(pqs_ctx_t *ctx, int status, int first_rows, void *data) {
   (void)first_rows; /* the first sink to get columns writes the header */
   app_t *app = data;
   if (status != CLI_OK)
@@ -498,15 +501,14 @@ static int make_factories(app_t *app) {
     char *conninfo = cli_conninfo(o, o->nshards ? o->shards[t] : o->dbname);
     if (conninfo == NULL)
       return PQS_ENOMEM;
-    pqs_factory_opts_t fo = {.conninfo = conninfo,
-                             .max_size = (unsigned)app->batch_size,
-                             .connect_timeout_ms = ms,
-                             .query_timeout_ms = ms,
-                             .acquire_timeout_ms = 3600 * 1000,
-                             .source = o->single_row ? PQS_SOURCE_SINGLE_ROW
-                                                     : PQS_SOURCE_COPY,
-                             .on_notice =
-                                 o->quiet ? drop_notice : print_notice};
+    pqs_factory_opts_t fo = {
+        .conninfo = conninfo,
+        .max_size = (unsigned)app->batch_size,
+        .connect_timeout_ms = ms,
+        .query_timeout_ms = ms,
+        .acquire_timeout_ms = 3600 * 1000,
+        .source = o->single_row ? PQS_SOURCE_SINGLE_ROW : PQS_SOURCE_COPY,
+        .on_notice = o->quiet ? drop_notice : print_notice};
     int rc = pqs_factory_new(&app->f[t], &fo); /* it keeps a copy */
     free(conninfo);
     if (rc != 0)
