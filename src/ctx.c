@@ -392,6 +392,18 @@ void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
   pqs__free(ctx);
 }
 
+/* READY -> BROKEN: a session pqstream left in a state no caller may get
+ * (a transaction it opened and could not end, for want of memory) is
+ * closed rather than handed on. */
+void pqs__ctx_break(pqs_ctx_t *ctx) {
+  if (ctx->state != PQS__CTX_READY)
+    return;
+  pqs__io_detach(ctx);
+  PQfinish(ctx->conn);
+  ctx->conn = NULL; /* an owner gets nothing back: its place is freed */
+  ctx->state = PQS__CTX_BROKEN;
+}
+
 /* ---- accessors ---- */
 
 int pqs_ctx_is_broken(const pqs_ctx_t *ctx) {

@@ -224,6 +224,7 @@ void pqs__ctx_maybe_free(pqs_ctx_t *ctx);
  * to its owner). */
 void pqs__ctx_close_now(pqs_ctx_t *ctx, int keep);
 int pqs__ctx_closing(const pqs_ctx_t *ctx); /* CLOSING or RELEASING */
+void pqs__ctx_break(pqs_ctx_t *ctx);         /* READY -> BROKEN */
 
 /* reset.c: READY -> RESET_* -> RELEASING | CLOSING. */
 void pqs__ctx_reset(pqs_ctx_t *ctx);

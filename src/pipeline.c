@@ -157,6 +157,11 @@ static int run_row(void *self, const pqs_row_t *row) {
 
 static void run_end(void *self, const pqs_done_t *done) {
   pqs__pipeline_t *pl = self;
+  /* A BEGIN of ours whose ROLLBACK could not be sent leaves a transaction
+   * open: the session is closed rather than handed on in it. */
+  if (pl->ctx->conn != NULL && !pqs_ctx_is_busy(pl->ctx) &&
+      PQtransactionStatus(pl->ctx->conn) != PQTRANS_IDLE)
+    pqs__ctx_break(pl->ctx);
   size_t n = pl->b->n;
   const char **tags = NULL;
   int status = done->status;

@@ -17,7 +17,7 @@
 
 /* A call that failed before anything started: ENOMEM, nothing else. */
 #define ASSERT_NOMEM(rc)                                                       \
-  ck_assert_msg((rc) == PQS_ENOMEM, "%s returned %s, not 0 or ENOMEM", #rc,   \
+  ck_assert_msg((rc) == PQS_ENOMEM, "%s returned %s, not 0 or ENOMEM", #rc,    \
                 pqs_err_name(rc))
 
 /* Runs `scenario` for every k until one run injects no failure. */
@@ -50,9 +50,8 @@ static void on_opened(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
   opened_t *o = data;
   o->calls++;
   o->status = status;
-  ck_assert_msg(status == 0 || status == PQS_ENOMEM,
-                "open ended with %s: %s", pqs_err_name(status),
-                err ? err->message : "(no message)");
+  ck_assert_msg(status == 0 || status == PQS_ENOMEM, "open ended with %s: %s",
+                pqs_err_name(status), err ? err->message : "(no message)");
   ck_assert(status == 0 || (err != NULL && err->message != NULL));
 }
 
@@ -268,8 +267,8 @@ static void sink_pipeline(uv_loop_t *loop, pqs_ctx_t *ctx) {
     while (k.calls == 0)
       uv_run(loop, UV_RUN_ONCE);
     ck_assert_int_eq(k.calls, 1);
-    ck_assert_msg(k.status == 0 || k.status == PQS_ENOMEM,
-                  "sink ended with %s", pqs_err_name(k.status));
+    ck_assert_msg(k.status == 0 || k.status == PQS_ENOMEM, "sink ended with %s",
+                  pqs_err_name(k.status));
     if (k.status == 0)
       check_file(fd, &k);
   }
@@ -543,22 +542,23 @@ static void scenario_tool(void) {
   char out[] = "/tmp/pqs-oom-out-XXXXXX", err[] = "/tmp/pqs-oom-err-XXXXXX";
   int ofd = mkstemp(out), efd = mkstemp(err);
   ck_assert(ofd >= 0 && efd >= 0);
-  cli_opts_t o = {.dbname = pt_conninfo(),
-                  .ncommands = 3,
-                  .commands = (const char *const[]){
-                      "SELECT g FROM generate_series(1,500) g "
-                               "ORDER BY g",
-                               "SELECT g FROM generate_series(501,1000) g "
-                               "ORDER BY g",
-                               "SELECT g FROM generate_series(1001,1500) g "
-                               "ORDER BY g"},
-                  .format = PQS_FORMAT_TSV,
-                  .output = out,
-                  .jobs = 3,
-                  .order_by = "g",
-                  .limit = -1,
-                  .progress = 0,
-                  .quiet = 1};
+  cli_opts_t o = {
+      .dbname = pt_conninfo(),
+      .ncommands = 3,
+      .commands =
+          (const char *const[]){"SELECT g FROM generate_series(1,500) g "
+                                "ORDER BY g",
+                                "SELECT g FROM generate_series(501,1000) g "
+                                "ORDER BY g",
+                                "SELECT g FROM generate_series(1001,1500) g "
+                                "ORDER BY g"},
+      .format = PQS_FORMAT_TSV,
+      .output = out,
+      .jobs = 3,
+      .order_by = "g",
+      .limit = -1,
+      .progress = 0,
+      .quiet = 1};
   fflush(stderr);
   int saved = dup(STDERR_FILENO);
   dup2(efd, STDERR_FILENO);
@@ -587,6 +587,243 @@ static void scenario_tool(void) {
   unlink(err);
 }
 
+/* ---- 6: writes and events: a batch, a transaction, a listen stream ---- */
+
+typedef struct {
+  int calls, status;
+  long failed;
+} wbatch_t;
+
+static void w_on_batched(pqs_ctx_t *ctx, const pqs_batch_done_t *done,
+                         void *data) {
+  (void)ctx;
+  wbatch_t *b = data;
+  b->calls++;
+  b->status = done->status;
+  b->failed = done->failed;
+  if (done->status == 0)
+    ck_assert(done->tags != NULL && strcmp(done->tags[1], "INSERT 0 1") == 0);
+}
+
+static void writes_batch(uv_loop_t *loop, pqs_ctx_t *ctx) {
+  pqs_batch_t *b;
+  int rc = pqs_batch_new(&b);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    return;
+  }
+  const char *tags[] = {"a", NULL};
+  pqs_param_t p[] = {pqs_p_int64(7), pqs_p_text_array(tags, 2)};
+  if ((rc = pqs_batch_add(b, "SELECT $1::int8, $2::text[]", 2, p)) != 0 ||
+      (rc = pqs_batch_add(b, "INSERT INTO oom_w VALUES ($1)", 1, p)) != 0) {
+    ASSERT_NOMEM(rc);
+    pqs_batch_free(b);
+    return;
+  }
+  wbatch_t r = {0};
+  pqs_batch_opts_t o = {.isolation = PQS_ISOLATION_SERIALIZABLE, .retries = 1};
+  if ((rc = pqs_batch_run(ctx, b, &o, w_on_batched, &r)) != 0) {
+    ASSERT_NOMEM(rc);
+  } else {
+    while (r.calls == 0)
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_msg(r.status == 0 || r.status == PQS_ENOMEM, "batch: %s",
+                  pqs_err_name(r.status));
+  }
+  pqs_batch_free(b);
+}
+
+typedef struct {
+  int calls, status, bodies;
+} wtx_t;
+
+static void w_tx_done(pqs_ctx_t *ctx, const pqs_tx_done_t *done, void *data) {
+  (void)ctx;
+  wtx_t *t = data;
+  t->calls++;
+  t->status = done->status;
+}
+
+static void w_body_done(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
+  (void)ctx;
+  pqs_tx_t *tx = data;
+  ck_assert_int_eq(pqs_tx_end(tx, done->status, done->error), 0);
+}
+
+static void w_tx_body(pqs_tx_t *tx, pqs_ctx_t *ctx, unsigned attempt,
+                      void *data) {
+  (void)attempt;
+  ((wtx_t *)data)->bodies++;
+  int rc = pqs_exec(ctx, "INSERT INTO oom_w VALUES (8)", 0, NULL, NULL,
+                    w_body_done, tx);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    ck_assert_int_eq(pqs_tx_end(tx, rc, NULL), 0);
+  }
+}
+
+static void writes_tx(uv_loop_t *loop, pqs_ctx_t *ctx) {
+  wtx_t t = {0};
+  int rc = pqs_tx_run(ctx, NULL, w_tx_body, w_tx_done, &t);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    return;
+  }
+  while (t.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(t.calls, 1);
+  ck_assert_msg(t.status == 0 || t.status == PQS_ENOMEM, "tx: %s",
+                pqs_err_name(t.status));
+}
+
+typedef struct {
+  pt_done_t done;
+  int listening, heard;
+} wheard_t;
+
+static int w_heard_cols(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
+  (void)s;
+  (void)cols;
+  ((wheard_t *)data)->listening = 1;
+  return PQS_CONTINUE;
+}
+
+static int w_heard_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  ck_assert_str_eq(pqs_row_text(row, 0, NULL), "oom_ch");
+  return ++((wheard_t *)data)->heard == 2 ? PQS_STOP : PQS_CONTINUE;
+}
+
+static void w_heard_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  pt_on_done(s, done, &((wheard_t *)data)->done);
+}
+
+static void writes_listen(uv_loop_t *loop, pqs_ctx_t *ctx) {
+  const char *const ch[] = {"oom_ch"};
+  pqs_stream_t *s;
+  int rc = pqs_listen(ctx, ch, 1, &s);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    return;
+  }
+  wheard_t h = {0};
+  pqs_stream_cbs_t cbs = {.on_columns = w_heard_cols,
+                          .on_row = w_heard_row,
+                          .on_done = w_heard_done};
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &h), 0);
+  while (!h.listening && h.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  if (h.listening) {
+    PGconn *admin = pt_admin();
+    pt_sql(admin, "NOTIFY oom_ch, '1'; NOTIFY oom_ch, '2'");
+    PQfinish(admin);
+  }
+  while (h.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(h.done.calls, 1);
+  ck_assert_msg(h.done.status == PQS_ECANCELED || h.done.status == PQS_ENOMEM,
+                "listen: %s", pqs_err_name(h.done.status));
+}
+
+static void scenario_writes(void) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "CREATE TABLE IF NOT EXISTS oom_w (x int8)");
+  PQfinish(admin);
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  pqs_ctx_t *ctx = open_ctx(loop, &o);
+  if (ctx != NULL && o.status == 0) {
+    writes_batch(loop, ctx);
+    if (!pqs_ctx_is_busy(ctx) && !pqs_ctx_is_broken(ctx))
+      writes_tx(loop, ctx);
+    if (!pqs_ctx_is_busy(ctx) && !pqs_ctx_is_broken(ctx))
+      writes_listen(loop, ctx);
+  }
+  close_ctx(loop, ctx);
+}
+
+/* ---- 7: a partitioned read, and a host name resolved off the loop ---- */
+
+typedef struct {
+  int calls, status;
+  pqs_stream_t *merged;
+  pt_done_t done;
+  uint64_t rows;
+} parted_t;
+
+static int p_count_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  (void)row;
+  ((parted_t *)data)->rows++;
+  return PQS_CONTINUE;
+}
+
+static void p_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  pt_on_done(s, done, &((parted_t *)data)->done);
+}
+
+static void on_parted(int status, const pqs_error_t *err, pqs_stream_t *m,
+                      void *data) {
+  (void)err;
+  parted_t *p = data;
+  p->calls++;
+  p->status = status;
+  p->merged = m;
+  ck_assert_msg(status == 0 || status == PQS_ENOMEM, "partitioned: %s",
+                pqs_err_name(status));
+  if (m != NULL) {
+    pqs_stream_cbs_t cbs = {.on_row = p_count_row, .on_done = p_done};
+    ck_assert_int_eq(pqs_stream_start(m, &cbs, p), 0);
+  }
+}
+
+static void scenario_scale(void) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_factory_opts_t fo = {
+      .conninfo = pt_conninfo(), .max_size = 4, .source = pt_source()};
+  pqs_factory_t *f;
+  int rc = pqs_factory_new(&f, &fo);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    pt_loop_free(loop);
+    return;
+  }
+  parted_t p = {0};
+  pqs_partition_opts_t po = {.column = "g", .partitions = 3};
+  rc = pqs_partitioned(f, loop,
+                       "SELECT g FROM generate_series(1, 300) g "
+                       "UNION ALL SELECT NULL",
+                       &po, on_parted, &p);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+  } else {
+    while (p.calls == 0 || (p.merged != NULL && p.done.calls == 0))
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_int_eq(p.calls, 1);
+    if (p.merged != NULL && p.done.status == 0)
+      ck_assert_uint_eq(p.rows, 301);
+    else if (p.merged != NULL)
+      ck_assert_int_eq(p.done.status, PQS_ENOMEM);
+  }
+  uv_run(loop, UV_RUN_DEFAULT); /* the contexts back in the pool */
+  ck_assert_int_eq(pqs_factory_free(f), 0);
+  /* a host name: "localhost" resolves on the thread pool */
+  char conninfo[512];
+  snprintf(conninfo, sizeof(conninfo), "%s host=localhost", pt_conninfo());
+  opened_t o = {0};
+  pqs_ctx_t *ctx = NULL;
+  rc = pqs_ctx_open(&ctx, loop, conninfo, NULL, on_opened, &o);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    ctx = NULL;
+  } else {
+    while (o.calls == 0)
+      uv_run(loop, UV_RUN_ONCE);
+  }
+  close_ctx(loop, ctx);
+}
+
 /* ---- the suite ---- */
 
 #define OOM_TEST(name, fn)                                                     \
@@ -600,6 +837,8 @@ OOM_TEST(stages_and_sink, scenario_stages_and_sink)
 OOM_TEST(merge, scenario_merge)
 OOM_TEST(factory, scenario_factory)
 OOM_TEST(tool, scenario_tool)
+OOM_TEST(writes, scenario_writes)
+OOM_TEST(scale, scenario_scale)
 
 /* The hook itself: a scenario that allocates does fail when asked. */
 START_TEST(hook_fails_the_kth) {
@@ -631,6 +870,10 @@ int main(void) {
   tcase_add_test(tc, factory_from_k);
   tcase_add_test(tc, tool_kth);
   tcase_add_test(tc, tool_from_k);
+  tcase_add_test(tc, writes_kth);
+  tcase_add_test(tc, writes_from_k);
+  tcase_add_test(tc, scale_kth);
+  tcase_add_test(tc, scale_from_k);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
