@@ -19,6 +19,8 @@ int pqs__buf_grow(pqs__buf_t *b, size_t extra) {
 }
 
 int pqs__buf_append(pqs__buf_t *b, const void *p, size_t n) {
+  if (n == 0)
+    return 0; /* nothing to copy, and perhaps no buffer yet to copy into */
   int rc = pqs__buf_reserve(b, n);
   if (rc == 0)
     pqs__buf_put(b, p, n);
