@@ -392,11 +392,12 @@ void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
   pqs__free(ctx);
 }
 
-/* READY -> BROKEN: a session pqstream left in a state no caller may get
- * (a transaction it opened and could not end, for want of memory) is
- * closed rather than handed on. */
-void pqs__ctx_break(pqs_ctx_t *ctx) {
-  if (ctx->state != PQS__CTX_READY)
+/* READY -> BROKEN if the session is inside a transaction: one that a
+ * batch or the transaction helper opened and could not end (no memory for
+ * its ROLLBACK) is closed rather than handed on. */
+void pqs__ctx_break_in_transaction(pqs_ctx_t *ctx) {
+  if (ctx->state != PQS__CTX_READY ||
+      PQtransactionStatus(ctx->conn) == PQTRANS_IDLE)
     return;
   pqs__io_detach(ctx);
   PQfinish(ctx->conn);

@@ -86,24 +86,34 @@ typedef enum {
   PQS__OP_WAITING
 } pqs__op_state_t;
 
-/* What an op sends, and so what its results mean. A describe is two
- * steps in one op: PREPARE --its results end, no error--> DESCRIBE. */
+/* The op's step: what it sent, and so what comes back (one function per
+ * arrow: next_step, copy_started, copy_pump, start_listening,
+ * stop_listening, next_batch_step):
+ *   describe:   PREPARE --results end well--> DESCRIBE
+ *   COPY:       PREPARE -> DESCRIBE --columns--> COPY --PGRES_COPY_OUT-->
+ *               COPY_DATA (lines, not results) --their end--> COPY (its
+ *               result); DESCRIBE --no columns--> PARAMS
+ *   batch:      PIPELINE --a failed BEGIN left open--> ROLLBACK
+ *   listen:     LISTEN --results end well--> LISTENING (notifications, no
+ *               results) --stop--> UNLISTEN; --connection lost--> LISTEN
+ *               (whose results, none, end it) */
 typedef enum {
   PQS__SEND_SIMPLE,   /* PQsendQuery: a command, maybe several statements */
   PQS__SEND_PARAMS,   /* PQsendQueryParams: one statement, rows or not */
   PQS__SEND_PREPARE,  /* PQsendPrepare of the unnamed statement */
   PQS__SEND_DESCRIBE, /* PQsendDescribePrepared of it: its columns */
   PQS__SEND_COPY,     /* PQsendQuery of COPY (statement) TO STDOUT */
+  PQS__SEND_COPY_DATA, /* its data flows: PQgetCopyData, not results */
   PQS__SEND_PIPELINE, /* a batch: its statements and a sync, pipelined */
   PQS__SEND_ROLLBACK, /* after a batch that left a failed transaction */
-  PQS__SEND_LISTEN,   /* a listen stream's LISTENs; then it listens */
+  PQS__SEND_LISTEN,   /* a listen stream's LISTENs */
+  PQS__SEND_LISTENING, /* nothing sent: notifications flow */
   PQS__SEND_UNLISTEN  /* a listen stream stopping: UNLISTEN * */
 } pqs__op_send_t;
 
-/* A listen stream (listen.c): after its LISTENs it is `listening` until
- * stopped; each notification is one row of these cells. */
+/* A listen stream (listen.c): each notification is one row of these
+ * cells. */
 typedef struct pqs__listen_s {
-  int listening; /* fact: the LISTENs are done, notifications flow */
   pqs__cell_t cells[3];
   char pid[16];
 } pqs__listen_t;
@@ -114,14 +124,12 @@ typedef struct pqs__pipeline_s pqs__pipeline_t;
  *   PREPARE --ok--> DESCRIBE --columns, and the statement qualifies--> COPY
  *                   DESCRIBE --no columns--> PARAMS (single-row mode)
  * A statement whose first word does not qualify goes to PARAMS at once.
- * While COPY's data flows (`in_copy`) the pump reads lines instead of
- * results. */
+ * In step COPY_DATA the pump reads lines instead of results. */
 typedef struct pqs__copy_s {
   pqs__cell_t *cells;   /* one per column, reused row after row */
   uint32_t *param_types; /* what the server inferred for $1..$n */
   pqs__buf_t scratch;   /* a line's copy, when its bytes are also passed on */
   int lines;            /* 0, or 1 + the pqs_format_t of lines passed on */
-  int in_copy;          /* fact: COPY data is flowing */
   int split_done;       /* fact: the current line's copy is split */
   int bad_line;         /* fact: a line did not split into the columns */
 } pqs__copy_t;
@@ -138,7 +146,6 @@ typedef struct pqs__op_s {
   pqs__pipeline_t *pl;  /* a batch's run (its consumer too) */
   uint64_t retry_at;    /* WAITING: loop time to send again at */
   int nulls;            /* PIPELINE: NULL results in a row */
-  int abort_conn;       /* fact: half a pipeline went out; give it up */
   unsigned timeout_ms;
   void (*on_statement)(pqs_ctx_t *, const char *, uint64_t, void *);
   void *statement_data;
@@ -224,7 +231,8 @@ void pqs__ctx_maybe_free(pqs_ctx_t *ctx);
  * to its owner). */
 void pqs__ctx_close_now(pqs_ctx_t *ctx, int keep);
 int pqs__ctx_closing(const pqs_ctx_t *ctx); /* CLOSING or RELEASING */
-void pqs__ctx_break(pqs_ctx_t *ctx);         /* READY -> BROKEN */
+/* READY -> BROKEN if the session is inside a transaction (ctx.c). */
+void pqs__ctx_break_in_transaction(pqs_ctx_t *ctx);
 
 /* reset.c: READY -> RESET_* -> RELEASING | CLOSING. */
 void pqs__ctx_reset(pqs_ctx_t *ctx);

@@ -159,9 +159,7 @@ static void run_end(void *self, const pqs_done_t *done) {
   pqs__pipeline_t *pl = self;
   /* A BEGIN of ours whose ROLLBACK could not be sent leaves a transaction
    * open: the session is closed rather than handed on in it. */
-  if (pl->ctx->conn != NULL && !pqs_ctx_is_busy(pl->ctx) &&
-      PQtransactionStatus(pl->ctx->conn) != PQTRANS_IDLE)
-    pqs__ctx_break(pl->ctx);
+  pqs__ctx_break_in_transaction(pl->ctx);
   size_t n = pl->b->n;
   const char **tags = NULL;
   int status = done->status;

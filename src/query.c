@@ -256,7 +256,6 @@ static void flush_sent(pqs__op_t *op);
 /* A listening op stops: nothing runs on the server to cancel; UNLISTEN *
  * leaves the session as it was, and its results end the op. */
 static void stop_listening(pqs__op_t *op) {
-  op->ln.listening = 0;
   op->state = PQS__OP_STOPPING;
   op->send = PQS__SEND_UNLISTEN;
   stop_deadline(op);
@@ -281,7 +280,7 @@ static void op_stop_with(pqs__op_t *op, int reason) {
   if (op->state != PQS__OP_RUNNING && op->state != PQS__OP_PAUSED)
     return;
   note_status(op, reason);
-  if (op->ln.listening) {
+  if (op->send == PQS__SEND_LISTENING) {
     stop_listening(op);
     return;
   }
@@ -365,6 +364,19 @@ static int send_step(pqs__op_t *op) {
   }
 }
 
+/* Half a batch went out and must never be synced (the sync would commit
+ * it): the connection is given up, from the loop, by the stop's own
+ * deadline (STOPPING with no grace left), and never cancelled. */
+static void on_stop_tick(uv_timer_t *timer);
+
+static void give_up_soon(pqs__op_t *op) {
+  pqs_ctx_t *ctx = op->ctx;
+  op->state = PQS__OP_STOPPING;
+  op->deadline = uv_now(ctx->loop);
+  pqs__io_watch(ctx, 0);
+  uv_timer_start(&ctx->timer, on_stop_tick, 0, PQS__STOP_TICK_MS);
+}
+
 /* Sends a step and makes sure it is on its way; on failure it ends from
  * the loop. Rows to stream come one result each (single-row mode). */
 static void send_now(pqs__op_t *op) {
@@ -374,8 +386,7 @@ static void send_now(pqs__op_t *op) {
     const char *said = PQerrorMessage(op->ctx->conn);
     note_status(op, said && strstr(said, "out of memory") ? PQS_ENOMEM
                                                           : PQS_EINVAL);
-    op->abort_conn = 1;
-    pqs__ctx_defer(op->ctx);
+    give_up_soon(op);
     return;
   }
   if (!sent) {
@@ -602,7 +613,7 @@ static int act_on(pqs__op_t *op, int rc);
 
 /* The LISTENs are done: notifications flow, as rows, from now on. */
 static void start_listening(pqs__op_t *op) {
-  op->ln.listening = 1;
+  op->send = PQS__SEND_LISTENING; /* LISTEN -> LISTENING */
   int rc = pqs__listen_schema(op);
   rc = rc ? rc : deliver_columns(op, NULL);
   act_on(op, rc);
@@ -681,8 +692,9 @@ static int deliver_line(pqs__op_t *op, char *line, int n) {
     return rc;
   op->rows++;
   rc = op->consumer_vt->row(op->consumer, &row);
-  int late = pqs__copy_row_done(op);
-  return late != 0 && rc >= 0 && rc != PQS__STOP ? late : rc;
+  if (op->cp.bad_line && rc >= 0 && rc != PQS__STOP) /* split late, badly */
+    return pqs__copy_row_done(op);
+  return rc;
 }
 
 /* Hot path of a listen stream: the next notification libpq holds, as an
@@ -690,7 +702,7 @@ static int deliver_line(pqs__op_t *op, char *line, int n) {
  * results (none) then end the op with PQS_ECONNLOST. */
 static int listen_pump(pqs__op_t *op) {
   if (op->lost || PQstatus(op->ctx->conn) == CONNECTION_BAD) {
-    op->ln.listening = 0;
+    op->send = PQS__SEND_LISTEN; /* LISTENING -> LISTEN: its results end it */
     return PQS__CONTINUE;
   }
   PGnotify *n = PQnotifies(op->ctx->conn);
@@ -706,7 +718,7 @@ static int listen_pump(pqs__op_t *op) {
 
 /* PGRES_COPY_OUT of the op's own COPY: the lines follow. */
 static int copy_started(pqs__op_t *op, const PGresult *res) {
-  op->cp.in_copy = 1;
+  op->send = PQS__SEND_COPY_DATA;            /* COPY -> COPY_DATA */
   if (PQnfields(res) != op->schema->ncols) { /* changed since described */
     op->err.message = "the COPY's columns differ from the described ones";
     return PQS_EINVAL;
@@ -716,7 +728,8 @@ static int copy_started(pqs__op_t *op, const PGresult *res) {
 }
 
 /* Hot path: the next line libpq holds, as an answer code. PQS__WAIT:
- * libpq needs input. The data over, in_copy is 0 and the results follow.
+ * libpq needs input. The data over, the step is COPY again and its result
+ * follows.
  * A COPY that fails otherwise cannot be left: libpq, unless it saw the
  * connection die itself, would hand out PGRES_COPY_OUT again and again.
  * So the connection is given up, and the op ends here: PQS_ECONNLOST, or
@@ -732,7 +745,7 @@ static int copy_pump(pqs__op_t *op) {
   }
   if (n == 0)
     return PQS__WAIT;
-  op->cp.in_copy = 0;
+  op->send = PQS__SEND_COPY; /* COPY_DATA -> COPY */
   if (n == -1)
     return PQS__CONTINUE;
   record_conn_error(op);
@@ -879,17 +892,18 @@ static int act_on(pqs__op_t *op, int rc) {
   }
 }
 
-/* libpq 15, out of memory for COPY's start message, leaves the message to
- * be parsed again and says it is busy: no byte may ever come to wake the
- * op. Until the COPY has started, a busy libpq is looked at again every
+/* libpq 15, out of memory for a message it must parse (COPY's start, a
+ * pipeline's results), leaves the message to be parsed again and says it
+ * is busy: no byte may ever come to wake the op. For a COPY that has not
+ * started and for a pipeline, a busy libpq is looked at again every
  * 100 ms; one still busy while even a small allocation fails is stuck for
  * good, and the connection is given up (PQS_ENOMEM). */
-#define PQS__COPY_RETRY_MS 100
-static void copy_start_stuck(pqs_ctx_t *ctx) {
+#define PQS__BUSY_RETRY_MS 100
+static void busy_and_stuck(pqs_ctx_t *ctx) {
   void *probe = malloc(256); /* libc's, as libpq's own allocations */
   if (probe != NULL) {
     free(probe);
-    pqs__ctx_defer_ms(ctx, PQS__COPY_RETRY_MS);
+    pqs__ctx_defer_ms(ctx, PQS__BUSY_RETRY_MS);
     return;
   }
   pqs__op_t *op = ctx->op;
@@ -912,20 +926,21 @@ static int pipeline_goes_on(pqs__op_t *op) {
 static void op_drain(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
   while (op->state == PQS__OP_RUNNING || op->state == PQS__OP_STOPPING) {
-    if (op->cp.in_copy) {
+    if (op->send == PQS__SEND_COPY_DATA) {
       if (act_on(op, copy_pump(op)))
         return;
       continue;
     }
-    if (op->ln.listening) {
+    if (op->send == PQS__SEND_LISTENING) {
       if (act_on(op, listen_pump(op)))
         return;
       continue;
     }
     /* After a loss libpq's socket is gone and PQgetResult cannot block. */
     if (!op->lost && PQisBusy(ctx->conn)) {
-      if (op->send == PQS__SEND_COPY && op->state == PQS__OP_RUNNING)
-        copy_start_stuck(ctx);
+      if ((op->send == PQS__SEND_COPY || op->send == PQS__SEND_PIPELINE) &&
+          op->state == PQS__OP_RUNNING)
+        busy_and_stuck(ctx);
       return;
     }
     PGresult *res = PQgetResult(ctx->conn);
@@ -967,10 +982,6 @@ void pqs__op_io(pqs_ctx_t *ctx, int status, int events) {
 
 void pqs__op_kick(pqs_ctx_t *ctx) {
   pqs__op_t *op = ctx->op;
-  if (op->abort_conn) { /* half a batch must never be synced: see send_now */
-    give_up(ctx);
-    return;
-  }
   if (op->state == PQS__OP_WAITING) {
     uint64_t now = uv_now(ctx->loop);
     if (now < op->retry_at)

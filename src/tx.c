@@ -90,10 +90,8 @@ static void finish(pqs_tx_t *tx, int status, const pqs_error_t *err) {
     tx->ctx->tx = NULL;
   /* A transaction it began and could not end (no memory for the COMMIT or
    * ROLLBACK) must not meet the context's next user. */
-  if (!tx->ctx_closing && tx->ctx->conn != NULL &&
-      PQtransactionStatus(tx->ctx->conn) != PQTRANS_IDLE &&
-      !pqs_ctx_is_busy(tx->ctx))
-    pqs__ctx_break(tx->ctx);
+  if (!tx->ctx_closing)
+    pqs__ctx_break_in_transaction(tx->ctx);
   uv_close((uv_handle_t *)&tx->timer, on_timer_closed);
 }
 

@@ -110,18 +110,21 @@ const pqs__consumer_vt_t pqs__stream_consumer = {
 
 /* ---- the consumer side ---- */
 
-int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql, int nparams,
-              const char *const *params, const pqs_query_opts_t *opts) {
+/* The checks every stream over a context makes, and the stream, before
+ * its op exists. */
+static int stream_for(pqs_ctx_t *ctx, pqs_stream_t **out, pqs_stream_t **s) {
   if (out == NULL || ctx == NULL)
     return PQS_EINVAL;
   int rc = pqs__ctx_check_ready(ctx);
   if (rc != 0)
     return rc;
-  pqs_stream_t *s = pqs__stream_new(ctx, &pqs__op_source, NULL);
-  if (s == NULL)
-    return PQS_ENOMEM;
-  pqs__op_t *op;
-  rc = pqs__op_begin(ctx, sql, nparams, params, opts, 1, &op);
+  *s = pqs__stream_new(ctx, &pqs__op_source, NULL);
+  return *s ? 0 : PQS_ENOMEM;
+}
+
+/* The stream bound to the op its maker made (rc 0), or freed. */
+static int stream_bind(pqs_stream_t *s, int rc, pqs__op_t *op,
+                       pqs_stream_t **out) {
   if (rc != 0) {
     pqs__free(s);
     return rc;
@@ -130,6 +133,17 @@ int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql, int nparams,
   s->src = op;
   *out = s;
   return 0;
+}
+
+int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql, int nparams,
+              const char *const *params, const pqs_query_opts_t *opts) {
+  pqs_stream_t *s;
+  pqs__op_t *op = NULL;
+  int rc = stream_for(ctx, out, &s);
+  if (rc != 0)
+    return rc;
+  rc = pqs__op_begin(ctx, sql, nparams, params, opts, 1, &op);
+  return stream_bind(s, rc, op, out);
 }
 
 void pqs__stream_take_lines(pqs_stream_t *s, pqs_format_t format) {
@@ -154,23 +168,13 @@ static void offer_lines(pqs_stream_t *s) {
 
 int pqs_listen(pqs_ctx_t *ctx, const char *const *channels, int n,
                pqs_stream_t **out) {
-  if (out == NULL || ctx == NULL)
-    return PQS_EINVAL;
-  int rc = pqs__ctx_check_ready(ctx);
+  pqs_stream_t *s;
+  pqs__op_t *op = NULL;
+  int rc = stream_for(ctx, out, &s);
   if (rc != 0)
     return rc;
-  pqs_stream_t *s = pqs__stream_new(ctx, &pqs__op_source, NULL);
-  if (s == NULL)
-    return PQS_ENOMEM;
-  pqs__op_t *op;
-  if ((rc = pqs__listen_begin(ctx, channels, n, &op)) != 0) {
-    pqs__free(s);
-    return rc;
-  }
-  pqs__op_bind(op, &pqs__stream_consumer, s);
-  s->src = op;
-  *out = s;
-  return 0;
+  rc = pqs__listen_begin(ctx, channels, n, &op);
+  return stream_bind(s, rc, op, out);
 }
 
 int pqs_query_typed(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,

@@ -1,10 +1,9 @@
 /* Scenarios for the whole-process allocation-failure harness
  * (tests/oom_harness.sh runs them under tests/support/oomshim.c).
  *
- *   oom_scenario lib|lib-copy|factory|merge CONNINFO   (lib-copy: lib over
- *                                        the COPY source)
- *   oom_scenario abandon CONNINFO       (needs the shim: fails everything
- *                                        from row 100 on)
+ *   oom_scenario lib|lib-copy|factory|merge|batch CONNINFO   (lib-copy: lib
+ * over the COPY source) oom_scenario abandon CONNINFO       (needs the shim:
+ * fails everything from row 100 on)
  *
  * On success a scenario prints what it got and exits 0. When memory runs
  * out it exits 1 with a message on stderr. A broken contract (not exactly
@@ -27,8 +26,8 @@ static void broken(const char *what, int status) {
 }
 
 static void failed(const char *what, int status, const pqs_error_t *e) {
-  fprintf(stderr, "%s: %s%s%s\n", what, pqs_strerror(status),
-          e ? ": " : "", e ? e->message : "");
+  fprintf(stderr, "%s: %s%s%s\n", what, pqs_strerror(status), e ? ": " : "",
+          e ? e->message : "");
   exit(1);
 }
 
@@ -255,6 +254,62 @@ static void (*stop_failing)(void);
 
 static void cut_memory(void) { fail_from_now(); }
 
+/* A batch of 50 inserts, in an explicit transaction, into a temp table
+ * (its pipeline is where libpq's allocations fail midway), then a count
+ * that must say all or nothing. */
+typedef struct {
+  int calls, status;
+} batched_t;
+
+static void on_batched(pqs_ctx_t *ctx, const pqs_batch_done_t *done,
+                       void *data) {
+  (void)ctx;
+  batched_t *b = data;
+  b->calls++;
+  b->status = done->status;
+}
+
+static void batch(void) {
+  uv_loop_t *loop = new_loop();
+  pqs_ctx_t *ctx = open_ctx(loop);
+  run_t t = {0};
+  run(loop,
+      query(ctx, "CREATE TEMP TABLE oom_b (x int8) ON COMMIT PRESERVE "
+                 "ROWS"),
+      &t);
+  if (t.status != 0)
+    failed("create", t.status, NULL);
+  pqs_batch_t *b;
+  if (pqs_batch_new(&b) != 0)
+    failed("batch", PQS_ENOMEM, NULL);
+  for (int i = 0; i < 50; i++) {
+    pqs_param_t p = pqs_p_int64(i);
+    if (pqs_batch_add(b, "INSERT INTO oom_b VALUES ($1)", 1, &p) != 0)
+      failed("batch", PQS_ENOMEM, NULL);
+  }
+  batched_t r = {0};
+  pqs_batch_opts_t o = {.isolation = PQS_ISOLATION_REPEATABLE_READ};
+  int rc = pqs_batch_run(ctx, b, &o, on_batched, &r);
+  if (rc != 0)
+    failed("batch", rc, NULL);
+  while (r.calls == 0 && uv_run(loop, UV_RUN_ONCE))
+    ;
+  if (r.calls != 1)
+    broken("the batch did not call back exactly once", r.calls);
+  pqs_batch_free(b);
+  if (r.status != 0)
+    failed("batch", r.status, NULL);
+  run_t c = {0};
+  run(loop, query(ctx, "SELECT count(*)::int8 FROM oom_b"), &c);
+  if (c.status != 0)
+    failed("count", c.status, NULL);
+  if (c.sum != 50)
+    broken("a batch reported as done that is not all there", 0);
+  printf("batch of 50: %lld rows\n", (long long)c.sum);
+  pqs_ctx_close(ctx, NULL);
+  end_loop(loop);
+}
+
 static void abandon(void) {
   fail_from_now = (void (*)(void))dlsym(RTLD_DEFAULT, "pqs_oom_fail_from_now");
   stop_failing = (void (*)(void))dlsym(RTLD_DEFAULT, "pqs_oom_stop_failing");
@@ -265,8 +320,7 @@ static void abandon(void) {
   uv_loop_t *loop = new_loop();
   pqs_ctx_t *ctx = open_ctx(loop);
   run_t r = {.at_100 = cut_memory};
-  run(loop, query(ctx, "SELECT g::int8 FROM generate_series(1, 100000) g"),
-      &r);
+  run(loop, query(ctx, "SELECT g::int8 FROM generate_series(1, 100000) g"), &r);
   stop_failing();
   if (r.status == 0)
     broken("a result libpq abandoned was reported as success", 0);
@@ -280,7 +334,8 @@ static void abandon(void) {
 
 int main(int argc, char **argv) {
   if (argc != 3) {
-    fprintf(stderr, "usage: %s lib|lib-copy|factory|merge|abandon CONNINFO\n",
+    fprintf(stderr,
+            "usage: %s lib|lib-copy|batch|factory|merge|abandon CONNINFO\n",
             argv[0]);
     return 2;
   }
@@ -293,6 +348,8 @@ int main(int argc, char **argv) {
     factory();
   else if (strcmp(argv[1], "merge") == 0)
     merge();
+  else if (strcmp(argv[1], "batch") == 0)
+    batch();
   else if (strcmp(argv[1], "abandon") == 0)
     abandon();
   else

@@ -38,6 +38,24 @@ free_port() {
   return 1
 }
 
+# Starts the cluster in $dir/data on a free 127.0.0.1 port (another
+# program may take a free port first: a few tries) with server options $1,
+# and prints the port.
+run_on_free_port() {
+  local port tries=0
+  while :; do
+    port=$(free_port)
+    if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off $1" \
+      start >/dev/null; then
+      echo "$port"
+      return 0
+    fi
+    tries=$((tries + 1))
+    [ $tries -lt 5 ] || { cat "$dir/server.log" >&2; exit 1; }
+  done
+}
+
 start() {
   [ -x "$PGBIN/initdb" ] || { echo "PostgreSQL 15 server not found in $PGBIN (apt-get install postgresql-15)" >&2; exit 1; }
   mkdir -p "$dir"
@@ -54,17 +72,8 @@ host  all all       127.0.0.1/32 trust
 local replication all trust
 host  replication all 127.0.0.1/32 trust
 HBA
-  local port tries=0
-  while :; do
-    port=$(free_port)
-    if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100" \
-      start >/dev/null; then
-      break
-    fi
-    tries=$((tries + 1))
-    [ $tries -lt 5 ] || { cat "$dir/server.log" >&2; exit 1; }
-  done
+  local port
+  port=$(run_on_free_port "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
   as_pg "$PGBIN/psql" -q -h "$dir" -p "$port" -U postgres -d postgres \
     -v ON_ERROR_STOP=1 <<SQL >/dev/null
 CREATE DATABASE pqstest;
@@ -91,19 +100,10 @@ standby() {
   as_pg "$PGBIN/pg_basebackup" -h "$primary" -p "$pport" -U postgres \
     -D "$dir/data" -R -X stream -c fast >"$dir/basebackup.log" 2>&1 ||
     { cat "$dir/basebackup.log" >&2; exit 1; }
-  local port tries=0
-  while :; do
-    port=$(free_port)
-    # Queries that conflict with replay are cancelled after 100 ms, so that
-    # the conflict test need not wait.
-    if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c hot_standby=on -c max_standby_streaming_delay=100ms -c hot_standby_feedback=off" \
-      start >/dev/null; then
-      break
-    fi
-    tries=$((tries + 1))
-    [ $tries -lt 5 ] || { cat "$dir/server.log" >&2; exit 1; }
-  done
+  # Queries that conflict with replay are cancelled after 100 ms, so that
+  # the conflict test need not wait.
+  local port
+  port=$(run_on_free_port "-c hot_standby=on -c max_standby_streaming_delay=100ms -c hot_standby_feedback=off")
   cat >"$dir/env" <<ENV
 export PQS_TEST_STANDBY_DIR='$dir'
 export PQS_TEST_STANDBY_PORT='$port'
