@@ -161,8 +161,45 @@ enum {
   PQS_OID_VARCHAR = 1043,
   PQS_OID_TIME = 1083,
   PQS_OID_INTERVAL = 1186,
-  PQS_OID_UUID = 2950
+  PQS_OID_UUID = 2950,
+  PQS_OID_NAME = 19,
+  PQS_OID_BPCHAR = 1042,
+  /* One-dimensional arrays of these, read with pqs_row_array(). */
+  PQS_OID_BOOL_ARRAY = 1000,
+  PQS_OID_BYTEA_ARRAY = 1001,
+  PQS_OID_INT2_ARRAY = 1005,
+  PQS_OID_INT4_ARRAY = 1007,
+  PQS_OID_TEXT_ARRAY = 1009,
+  PQS_OID_BPCHAR_ARRAY = 1014,
+  PQS_OID_VARCHAR_ARRAY = 1015,
+  PQS_OID_INT8_ARRAY = 1016,
+  PQS_OID_FLOAT4_ARRAY = 1021,
+  PQS_OID_FLOAT8_ARRAY = 1022,
+  PQS_OID_OID_ARRAY = 1028,
+  PQS_OID_TIMESTAMP_ARRAY = 1115,
+  PQS_OID_DATE_ARRAY = 1182,
+  PQS_OID_TIME_ARRAY = 1183,
+  PQS_OID_TIMESTAMPTZ_ARRAY = 1185,
+  PQS_OID_INTERVAL_ARRAY = 1187,
+  PQS_OID_NUMERIC_ARRAY = 1231,
+  PQS_OID_UUID_ARRAY = 2951,
+  PQS_OID_JSON_ARRAY = 199,
+  PQS_OID_JSONB_ARRAY = 3807
 };
+
+/* How a result's values travel (pqs_query_opts_t, pqs_ctx_opts_t).
+ * In binary the server skips its output functions (float8out above all),
+ * and the typed getters decode the bytes without parsing text: the
+ * cheapest way to numbers. The rows read the same through every getter;
+ * only pqs_row_text differs (see there). */
+typedef enum {
+  PQS_RESULT_DEFAULT = 0, /* the context's (or factory's) default */
+  PQS_RESULT_TEXT = 1,
+  PQS_RESULT_BINARY = 2
+} pqs_result_format_t;
+
+/* 1 if `row` holds its values in binary (PQS_RESULT_BINARY), 0 if text. */
+PQS_EXTERN int pqs_row_is_binary(const pqs_row_t *row);
 
 /* Number of columns of `row`. */
 PQS_EXTERN int pqs_row_ncols(const pqs_row_t *row);
@@ -185,17 +222,34 @@ PQS_EXTERN int pqs_row_is_null(const pqs_row_t *row, int col);
 
 /* Text of column `col` (PostgreSQL's text output format), NUL-terminated.
  * If `len` is not NULL it receives the length in bytes without the NUL.
- * Borrowed: valid as long as the row. NULL for SQL NULL (len set to 0) and
- * for a column out of range. */
+ * Borrowed: valid as long as the row. NULL for SQL NULL (len set to 0), for
+ * a column out of range, and for a binary value that has no exact text
+ * (pqs_row_get_text tells these apart).
+ * A binary row gives the very bytes the server's text output would, for
+ * the types whose text is exact and independent of session settings:
+ * int2, int4, int8, oid, bool, uuid, bytea (hex), numeric, float4 and
+ * float8 (shortest round-trip digits, as the server prints them with its
+ * default extra_float_digits), text, varchar, bpchar, name, json and
+ * jsonb. The others (dates and times follow DateStyle and TimeZone,
+ * intervals IntervalStyle; arrays) have none: NULL, never wrong bytes.
+ * The text is made on first use and kept with the row. */
 PQS_EXTERN const char *pqs_row_text(const pqs_row_t *row, int col, size_t *len);
+
+/* pqs_row_text with its errors: 0 and *text set (NUL-terminated; *len if
+ * `len` is not NULL), or PQS_EINVAL (col out of range, text NULL),
+ * PQS_ENULL (SQL NULL), PQS_ETYPE (a binary value of a type without exact
+ * text, see pqs_row_text), PQS_ENOMEM. */
+PQS_EXTERN int pqs_row_get_text(const pqs_row_t *row, int col,
+                                const char **text, size_t *len);
 
 /* Typed getters. Each stores the value in *out and returns 0, or returns:
  *   PQS_EINVAL  `col` out of range or `out` NULL;
  *   PQS_ENULL   the value is SQL NULL (*out untouched);
  *   PQS_ETYPE   the column's type is not one the getter reads;
  *   PQS_ERANGE  the value does not fit in *out.
- * Types read: the integer getters from int2, int4 and int8 (PQS_ERANGE if
- * the value does not fit the getter's width); double from float4, float8,
+ * Every getter reads text and binary rows alike, to the same value.
+ * Types read: the integer getters from int2, int4, int8 and oid (PQS_ERANGE
+ * if the value does not fit the getter's width); double from float4, float8,
  * int2, int4, and int8 within +-2^53 (where it is exact; PQS_ERANGE
  * beyond); bool from bool. NaN and infinities are read as such. */
 PQS_EXTERN int pqs_row_int16(const pqs_row_t *row, int col, int16_t *out);
@@ -226,6 +280,12 @@ PQS_EXTERN int pqs_row_decimal(const pqs_row_t *row, int col,
 PQS_EXTERN int pqs_row_numeric_double(const pqs_row_t *row, int col,
                                       double *out);
 
+/* numeric (and the integer types) as an int64 when the value is integral
+ * ("42.000" is 42) and fits; PQS_ERANGE otherwise (a fraction, NaN, the
+ * infinities, beyond int64). */
+PQS_EXTERN int pqs_row_numeric_int64(const pqs_row_t *row, int col,
+                                     int64_t *out);
+
 /* date, timestamp and timestamptz as microseconds since
  * 1970-01-01 00:00:00 UTC: a timestamptz at its instant (the offset the
  * server wrote is applied), a timestamp as if it were UTC, a date at its
@@ -236,6 +296,10 @@ PQS_EXTERN int pqs_row_numeric_double(const pqs_row_t *row, int col,
  * Errors as for the typed getters, and PQS_EFORMAT. */
 PQS_EXTERN int pqs_row_timestamp_us(const pqs_row_t *row, int col,
                                     int64_t *out);
+
+/* time (without time zone) as microseconds since midnight, 0 to
+ * 86400000000 (24:00:00 is allowed, as by the server). */
+PQS_EXTERN int pqs_row_time_us(const pqs_row_t *row, int col, int64_t *out);
 
 /* A uuid's 16 bytes, in the order the server stores and sends them. */
 PQS_EXTERN int pqs_row_uuid(const pqs_row_t *row, int col, uint8_t out[16]);
@@ -251,6 +315,29 @@ typedef struct pqs_interval_s {
 } pqs_interval_t;
 PQS_EXTERN int pqs_row_interval(const pqs_row_t *row, int col,
                                 pqs_interval_t *out);
+
+/* A one-dimensional array value (an element iterator), filled by
+ * pqs_row_array(). The public fields may be read; the rest is private. */
+typedef struct pqs_array_s {
+  uint32_t elem_type; /* the elements' type OID (PQS_OID_INT4 ...) */
+  int lower;          /* the index of the first element: 1 unless said */
+  int len;            /* the number of elements; 0 for '{}' */
+  uint64_t private_[40];
+} pqs_array_t;
+
+/* Column `col`, an array of one of the types the getters read (the
+ * PQS_OID_*_ARRAY types), as an iterator over its elements, in text and
+ * binary rows alike. `*out` borrows from the row: use it while the row
+ * lives. Errors as for the typed getters; PQS_EFORMAT for an array of more
+ * than one dimension, or a malformed one. */
+PQS_EXTERN int pqs_row_array(const pqs_row_t *row, int col, pqs_array_t *out);
+
+/* The next element of `a` as a row of one column (named as the array's
+ * column, of type a->elem_type), read with the getters at column 0 (an
+ * SQL NULL element is NULL there). 1 and *elem set, 0 at the end, or
+ * PQS_EFORMAT (a malformed array), PQS_ENOMEM. *elem is valid until the
+ * next call; the texts read from it live as long as the array's row. */
+PQS_EXTERN int pqs_array_next(pqs_array_t *a, const pqs_row_t **elem);
 
 /* An owned copy of `row` in one allocation (names and types included), which
  * outlives the stream. NULL if out of memory. Free with pqs_row_free(). */
@@ -358,6 +445,8 @@ typedef struct pqs_ctx_opts_s {
   /* Where pqs_query reads rows from unless a query says (pqs_source_t);
    * 0: PQS_SOURCE_SINGLE_ROW. */
   pqs_source_t source;
+  /* How query results travel unless a query says; 0: PQS_RESULT_TEXT. */
+  pqs_result_format_t result_format;
 } pqs_ctx_opts_t;
 
 /* Starts connecting to `conninfo` (a libpq connection string or URI) on
@@ -463,6 +552,9 @@ typedef struct pqs_query_opts_s {
   /* pqs_query: where the rows come from (pqs_source_t); 0: the context's
    * default. Ignored by pqs_exec. */
   pqs_source_t source;
+  /* pqs_query: text or binary values (the COPY source then runs COPY ...
+   * (FORMAT binary)); 0: the context's default. Ignored by pqs_exec. */
+  pqs_result_format_t result_format;
 } pqs_query_opts_t;
 
 /* Prepares a stream of the rows of `sql` on `ctx`, with `nparams` text
@@ -1173,6 +1265,7 @@ typedef struct pqs_factory_opts_s {
   void *log_data;
   unsigned cancel_grace_ms; /* the contexts' (see pqs_ctx_opts_t); 0: 5000 */
   pqs_source_t source;      /* the contexts' default source */
+  pqs_result_format_t result_format; /* the contexts' default format */
 } pqs_factory_opts_t;
 
 typedef struct pqs_factory_stats_s {

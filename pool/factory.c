@@ -401,6 +401,7 @@ void pqs__factory_ctx_opts(const pqs_factory_t *f, pqs_ctx_opts_t *opts) {
   opts->query_timeout_ms = f->opts.query_timeout_ms;
   opts->cancel_grace_ms = f->opts.cancel_grace_ms;
   opts->source = f->opts.source;
+  opts->result_format = f->opts.result_format;
   opts->on_notice = f->opts.on_notice;
   opts->notice_data = f->opts.notice_data;
 }

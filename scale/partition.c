@@ -243,9 +243,11 @@ static void find_bounds(part_t *p) {
     params[n + 1] = p->opts.hi;
   }
   pqs_stream_t *s;
+  /* The bounds are read as text, to be sent back as parameters. */
+  pqs_query_opts_t text = {.result_format = PQS_RESULT_TEXT};
   int rc = sql == NULL ? PQS_ENOMEM
                        : pqs_query(p->held->ctx[0], &s, sql,
-                                   n + (p->opts.lo ? 2 : 0), params, NULL);
+                                   n + (p->opts.lo ? 2 : 0), params, &text);
   pqs__free(sql);
   pqs_stream_cbs_t cbs = {.on_row = bound_row, .on_done = bounds_done};
   if (rc == 0)

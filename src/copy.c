@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "copy_binary.h"
 #include "ctx_int.h"
 #include "error_int.h"
 #include "sqltext.h"
@@ -31,7 +32,7 @@ void pqs__copy_free(pqs__op_t *op) {
 
 void pqs__copy_offer_lines(pqs__op_t *op, int format, int parse) {
   /* COPY's csv lines are not split here: csv only when nobody reads. */
-  if (!op->copy || op->state != PQS__OP_NEW ||
+  if (!op->copy || op->binary || op->state != PQS__OP_NEW ||
       (format == PQS_FORMAT_CSV && parse) ||
       (format != PQS_FORMAT_CSV && format != PQS_FORMAT_TSV))
     return;
@@ -48,6 +49,7 @@ int pqs__copy_described(pqs__op_t *op, const PGresult *res) {
   cp->param_types = pqs__calloc(nparams > 0 ? nparams : 1, sizeof(uint32_t));
   if (op->schema == NULL || cp->cells == NULL || cp->param_types == NULL)
     return PQS_ENOMEM;
+  op->schema->binary = op->binary; /* described in text; sent as asked */
   for (int i = 0; i < nparams; i++)
     cp->param_types[i] = PQparamtype(res, i);
   return PQS__CONTINUE;
@@ -161,6 +163,8 @@ int pqs__copy_command(pqs__op_t *op, pqs__buf_t *out) {
   rc = rc ? rc : append(out, "\n) TO STDOUT");
   if (rc == 0 && op->cp.lines == PQS_FORMAT_CSV + 1)
     rc = append(out, " (FORMAT csv)");
+  if (rc == 0 && op->binary)
+    rc = append(out, " (FORMAT binary)");
   return rc ? rc : pqs__buf_append(out, "", 1);
 }
 
@@ -286,10 +290,30 @@ static const pqs__cell_t *split_late(const pqs_row_t *row) {
   return cp->cells;
 }
 
+/* Binary: one message, one row, or the trailer; nothing after it. */
+static int binary_row(pqs__op_t *op, char *msg, size_t n) {
+  pqs__copy_t *cp = &op->cp;
+  const char *why = NULL;
+  int rc = cp->ended ? PQS_EINVAL
+                     : pqs__copy_binary_row(&cp->seen_header, msg, n, cp->cells,
+                                            op->schema->ncols, &why);
+  if (rc == 1)
+    return 0;
+  if (rc == 0) {
+    cp->ended = 1;
+    return PQS__WAIT;
+  }
+  if (op->err.message == NULL)
+    op->err.message = why ? why : "binary COPY data after its trailer";
+  return rc;
+}
+
 int pqs__copy_row(pqs__op_t *op, char *line, size_t n, pqs_row_t *row) {
   pqs__copy_t *cp = &op->cp;
   *row = (pqs_row_t){.schema = op->schema, .cells = cp->cells};
   int rc;
+  if (op->binary)
+    return binary_row(op, line, n);
   if (cp->lines) {
     row->line = line;
     row->line_len = n;

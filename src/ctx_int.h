@@ -132,6 +132,8 @@ typedef struct pqs__copy_s {
   int lines;            /* 0, or 1 + the pqs_format_t of lines passed on */
   int split_done;       /* fact: the current line's copy is split */
   int bad_line;         /* fact: a line did not split into the columns */
+  int seen_header;      /* fact: binary COPY's header has been read */
+  int ended;            /* fact: binary COPY's trailer has been read */
 } pqs__copy_t;
 
 typedef struct pqs__op_s {
@@ -140,6 +142,8 @@ typedef struct pqs__op_s {
   pqs__op_send_t send;
   int single_row;
   int copy; /* the COPY source was asked for: see pqs__copy_t */
+  int binary; /* results in binary (PQS_RESULT_BINARY) */
+  pqs__arena_t arena; /* texts of the current binary row (pqs_row_text) */
   pqs__copy_t cp;
   pqs__listen_t ln;
   pqs__params_t *typed; /* typed parameters instead of `params`; owned */
@@ -275,7 +279,9 @@ void pqs__copy_fall_back(pqs__op_t *op);
 int pqs__copy_command(pqs__op_t *op, pqs__buf_t *out);
 /* A COPY line (libpq's, `n` bytes with its newline; split in place) as a
  * row: 0, or PQS_EINVAL (a line that does not match the columns),
- * PQS_ENOMEM. Hot path. */
+ * PQS_ENOMEM. In binary, one CopyData message: 0 and a row, PQS__WAIT for
+ * the trailer (no row), or PQS_EINVAL (op->err says what is wrong). Hot
+ * path. */
 int pqs__copy_row(pqs__op_t *op, char *line, size_t n, pqs_row_t *row);
 /* After the consumer had the row: 0, or PQS_EINVAL if splitting it late
  * failed (op->err says so). */

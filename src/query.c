@@ -70,14 +70,19 @@ int pqs__op_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
                   const char *const *params, const pqs_query_opts_t *opts,
                   int single_row, pqs__op_t **out) {
   pqs_source_t source = opts && opts->source ? opts->source : ctx->opts.source;
+  pqs_result_format_t format = opts && opts->result_format
+                                   ? opts->result_format
+                                   : ctx->opts.result_format;
   if (sql == NULL || nparams < 0 || nparams > 65535 ||
-      (nparams > 0 && params == NULL) || (unsigned)source > PQS_SOURCE_COPY)
+      (nparams > 0 && params == NULL) || (unsigned)source > PQS_SOURCE_COPY ||
+      (unsigned)format > PQS_RESULT_BINARY)
     return PQS_EINVAL;
   pqs__op_t *op = op_new(sql, nparams, params);
   if (op == NULL)
     return PQS_ENOMEM;
   op->ctx = ctx;
   op->single_row = single_row;
+  op->binary = single_row && format == PQS_RESULT_BINARY;
   op->timeout_ms =
       opts && opts->timeout_ms ? opts->timeout_ms : ctx->opts.query_timeout_ms;
   if (opts != NULL) {
@@ -114,6 +119,7 @@ void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer) {
 
 static void op_free(pqs__op_t *op) {
   pqs__copy_free(op);
+  pqs__arena_free(&op->arena);
   pqs__free(op->typed);
   pqs__free(op->schema);
   pqs__free(op->tag);
@@ -344,9 +350,9 @@ static int send_step(pqs__op_t *op) {
     if (op->typed != NULL)
       return PQsendQueryParams(conn, op->sql, op->typed->n, op->typed->types,
                                op->typed->values, op->typed->lengths,
-                               op->typed->formats, 0);
+                               op->typed->formats, op->binary);
     return PQsendQueryParams(conn, op->sql, op->nparams, NULL, op->params, NULL,
-                             NULL, 0);
+                             NULL, op->binary);
   case PQS__SEND_PIPELINE:
     return pqs__pipeline_send(op);
   case PQS__SEND_ROLLBACK:
@@ -678,7 +684,8 @@ static int deliver_row(pqs__op_t *op, const PGresult *res) {
     if (op->state == PQS__OP_ABANDONED || op->state == PQS__OP_STOPPING)
       return first;
   }
-  pqs_row_t row = {.schema = op->schema, .res = res};
+  pqs__arena_reset(&op->arena); /* the previous row's texts */
+  pqs_row_t row = {.schema = op->schema, .res = res, .arena = &op->arena};
   op->rows++;
   int rc = op->consumer_vt->row(op->consumer, &row);
   return rc == PQS__CONTINUE ? first : rc;
@@ -687,9 +694,11 @@ static int deliver_row(pqs__op_t *op, const PGresult *res) {
 /* Hot path, the COPY source: one call per line. */
 static int deliver_line(pqs__op_t *op, char *line, int n) {
   pqs_row_t row;
+  pqs__arena_reset(&op->arena);
   int rc = pqs__copy_row(op, line, (size_t)n, &row);
   if (rc != 0)
-    return rc;
+    return rc == PQS__WAIT ? PQS__CONTINUE : rc; /* the trailer: no row */
+  row.arena = &op->arena;
   op->rows++;
   rc = op->consumer_vt->row(op->consumer, &row);
   if (op->cp.bad_line && rc >= 0 && rc != PQS__STOP) /* split late, badly */

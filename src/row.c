@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "binary.h"
 #include "row_int.h"
 
 /* One allocation: the schema, its name pointers, types, then the names. */
@@ -32,6 +33,7 @@ static pqs__schema_t *schema_build(int n,
   schema->ncols = n;
   schema->names = names;
   schema->types = types;
+  schema->binary = 0;
   return schema;
 }
 
@@ -45,11 +47,18 @@ static uint32_t schema_type(const void *s, int i) {
 }
 
 pqs__schema_t *pqs__schema_from_result(const PGresult *res) {
-  return schema_build(PQnfields(res), res_name, res_type, res);
+  pqs__schema_t *s = schema_build(PQnfields(res), res_name, res_type, res);
+  if (s != NULL) /* one format for all columns: pqstream asks for that */
+    s->binary = s->ncols > 0 && PQfformat(res, 0) == 1;
+  return s;
 }
 
 pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema) {
-  return schema_build(schema->ncols, schema_name, schema_type, schema);
+  pqs__schema_t *s =
+      schema_build(schema->ncols, schema_name, schema_type, schema);
+  if (s != NULL)
+    s->binary = schema->binary;
+  return s;
 }
 
 /* The one place a value is looked up, whichever kind of row holds it.
@@ -58,8 +67,11 @@ pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema) {
  * only about empty values. */
 static inline int cell(const pqs_row_t *row, int col, const char **ptr,
                        size_t *len) {
-  if (row == NULL || (unsigned)col >= (unsigned)row->schema->ncols)
+  if (row == NULL || (unsigned)col >= (unsigned)row->schema->ncols) {
+    *ptr = NULL;
+    *len = 0;
     return PQS_EINVAL;
+  }
   if (row->res != NULL) {
     int n = PQgetlength(row->res, 0, col);
     *len = (size_t)n;
@@ -81,7 +93,16 @@ static inline int cell(const pqs_row_t *row, int col, const char **ptr,
   return 0;
 }
 
+int pqs__row_raw(const pqs_row_t *row, int col, const char **ptr,
+                 size_t *len) {
+  return cell(row, col, ptr, len);
+}
+
 int pqs_row_ncols(const pqs_row_t *row) { return row->schema->ncols; }
+
+int pqs_row_is_binary(const pqs_row_t *row) {
+  return row != NULL && row->schema->binary;
+}
 
 const char *pqs_row_name(const pqs_row_t *row, int col) {
   return col >= 0 && col < row->schema->ncols ? row->schema->names[col] : NULL;
@@ -139,19 +160,45 @@ int pqs_row_is_null(const pqs_row_t *row, int col) {
 const char *pqs_row_text(const pqs_row_t *row, int col, size_t *len) {
   const char *p = NULL;
   size_t n = 0;
-  cell(row, col, &p, &n);
+  if (row != NULL && row->schema->binary) {
+    if (pqs_row_get_text(row, col, &p, &n) != 0)
+      p = NULL, n = 0;
+  } else {
+    cell(row, col, &p, &n);
+  }
   if (len != NULL)
     *len = n;
   return p;
 }
 
-/* The text of a non-NULL value of one of the `ok` types. */
+int pqs_row_get_text(const pqs_row_t *row, int col, const char **text,
+                     size_t *len) {
+  const char *p;
+  size_t n;
+  int rc = text == NULL ? PQS_EINVAL : cell(row, col, &p, &n);
+  if (rc != 0)
+    return rc;
+  if (p == NULL)
+    return PQS_ENULL;
+  if (row->schema->binary &&
+      (rc = pqs__binary_text(row->arena, row->schema->types[col], &p, &n)) != 0)
+    return rc;
+  *text = p;
+  if (len != NULL)
+    *len = n;
+  return 0;
+}
+
+/* The stored bytes of a non-NULL value of one of the `ok` types. */
 int pqs__row_typed(const pqs_row_t *row, int col, const void *out,
-                   const uint32_t *ok, int nok, const char **text) {
+                   const uint32_t *ok, int nok, const char **text,
+                   size_t *len) {
   size_t n;
   if (out == NULL)
     return PQS_EINVAL;
   int rc = cell(row, col, text, &n);
+  if (len != NULL)
+    *len = n;
   if (rc != 0)
     return rc;
   uint32_t type = row->schema->types[col];
@@ -178,14 +225,24 @@ static int parse_int(const char *text, long long lo, long long hi,
 
 /* Every integer getter reads every integer type; a value that does not fit
  * the getter's width is PQS_ERANGE, never a silent truncation. */
-static const uint32_t ints[] = {PQS_OID_INT2, PQS_OID_INT4, PQS_OID_INT8};
+static const uint32_t ints[] = {PQS_OID_INT2, PQS_OID_INT4, PQS_OID_INT8,
+                                PQS_OID_OID};
 
 /* An integer column's value within [min, max]. */
 static int read_int(const pqs_row_t *row, int col, void *out, long long min,
                     long long max, long long *v) {
   const char *t;
-  int rc = pqs__row_typed(row, col, out, ints, 3, &t);
-  return rc == 0 ? parse_int(t, min, max, v) : rc;
+  size_t n;
+  int rc = pqs__row_typed(row, col, out, ints, 4, &t, &n);
+  if (rc != 0 || !row->schema->binary)
+    return rc ? rc : parse_int(t, min, max, v);
+  int64_t x;
+  if ((rc = pqs__binary_int(row->schema->types[col], t, n, &x)) != 0)
+    return rc;
+  if (x < min || x > max)
+    return PQS_ERANGE;
+  *v = x;
+  return 0;
 }
 
 int pqs_row_int16(const pqs_row_t *row, int col, int16_t *out) {
@@ -216,9 +273,16 @@ int pqs_row_double(const pqs_row_t *row, int col, double *out) {
   static const uint32_t ok[] = {PQS_OID_FLOAT4, PQS_OID_FLOAT8, PQS_OID_INT2, PQS_OID_INT4,
                                 PQS_OID_INT8};
   const char *t;
-  int rc = pqs__row_typed(row, col, out, ok, 5, &t);
+  size_t n;
+  int rc = pqs__row_typed(row, col, out, ok, 5, &t, &n);
   if (rc != 0)
     return rc;
+  if (row->schema->binary) {
+    double v;
+    if ((rc = pqs__binary_double(row->schema->types[col], t, n, &v)) == 0)
+      *out = v;
+    return rc;
+  }
   if (row->schema->types[col] == PQS_OID_INT8) {
     /* Beyond 2^53 a double no longer holds every integer exactly. */
     long long v;
@@ -231,7 +295,10 @@ int pqs_row_double(const pqs_row_t *row, int col, double *out) {
    * default since PostgreSQL 12), so the parse is exact too. */
   char *end;
   errno = 0;
-  double v = strtod(t, &end);
+  /* A float4's text is the shortest that reads back as that float: read
+   * as a float, so that text and binary rows give the same double. */
+  double v = row->schema->types[col] == PQS_OID_FLOAT4 ? strtof(t, &end)
+                                                      : strtod(t, &end);
   if (end == t || *end != '\0')
     return PQS_ETYPE;
   if (errno == ERANGE && v != 0 && !isinf(v)) /* subnormal: still exact */
@@ -245,9 +312,12 @@ int pqs_row_double(const pqs_row_t *row, int col, double *out) {
 int pqs_row_bool(const pqs_row_t *row, int col, int *out) {
   static const uint32_t ok[] = {PQS_OID_BOOL};
   const char *t;
-  int rc = pqs__row_typed(row, col, out, ok, 1, &t);
+  size_t n;
+  int rc = pqs__row_typed(row, col, out, ok, 1, &t, &n);
+  if (rc == 0 && row->schema->binary && n != 1)
+    return PQS_EFORMAT;
   if (rc == 0)
-    *out = t[0] == 't';
+    *out = row->schema->binary ? t[0] != 0 : t[0] == 't';
   return rc;
 }
 
@@ -265,10 +335,18 @@ int pqs_row_bytea(const pqs_row_t *row, int col, void *buf, size_t cap,
                   size_t *len) {
   static const uint32_t ok[] = {PQS_OID_BYTEA};
   const char *t;
-  int rc = pqs__row_typed(row, col, len, ok, 1, &t);
+  size_t n;
+  int rc = pqs__row_typed(row, col, len, ok, 1, &t, &n);
   if (rc != 0)
     return rc;
-  size_t n = strlen(t);
+  if (row->schema->binary) { /* the bytes themselves */
+    *len = n;
+    if (buf == NULL || cap < n)
+      return PQS_ERANGE;
+    if (n > 0)
+      memcpy(buf, t, n);
+    return 0;
+  }
   if (n < 2 || t[0] != '\\' || t[1] != 'x' || n % 2 != 0)
     return PQS_ETYPE; /* bytea_output = escape is not supported */
   size_t bytes = (n - 2) / 2;
@@ -285,21 +363,26 @@ int pqs_row_bytea(const pqs_row_t *row, int col, void *buf, size_t cap,
   return 0;
 }
 
-/* One allocation: row, schema, names, cells, types, then the texts (in
- * that order so that each part stays aligned). */
+/* One allocation: row, arena, schema, names, cells, types, then the
+ * values (in that order so that each part stays aligned). A binary row's
+ * values are copied as bytes: the copy is a binary row too. */
 pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   int n = row->schema->ncols;
-  size_t size = sizeof(pqs_row_t) + sizeof(pqs__schema_t) +
+  size_t size = sizeof(pqs_row_t) + sizeof(pqs__arena_t) +
+                sizeof(pqs__schema_t) +
                 n * (sizeof(char *) + sizeof(uint32_t) + sizeof(pqs__cell_t));
   for (int i = 0; i < n; i++) {
     size_t len;
-    const char *p = pqs_row_text(row, i, &len);
+    const char *p;
+    cell(row, i, &p, &len);
     size += strlen(row->schema->names[i]) + 1 + (p ? len + 1 : 0);
   }
   pqs_row_t *copy = pqs__malloc(size);
   if (copy == NULL)
     return NULL;
-  pqs__schema_t *schema = (pqs__schema_t *)(copy + 1);
+  pqs__arena_t *arena = (pqs__arena_t *)(copy + 1);
+  *arena = (pqs__arena_t){0};
+  pqs__schema_t *schema = (pqs__schema_t *)(arena + 1);
   const char **names = (const char **)(schema + 1);
   pqs__cell_t *cells = (pqs__cell_t *)(names + n);
   uint32_t *types = (uint32_t *)(cells + n);
@@ -309,7 +392,8 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
     names[i] = memcpy(p, row->schema->names[i], len);
     p += len;
     types[i] = row->schema->types[i];
-    const char *v = pqs_row_text(row, i, &len);
+    const char *v;
+    cell(row, i, &v, &len);
     cells[i].len = v ? (int)len : -1;
     cells[i].ptr = NULL;
     if (v != NULL) {
@@ -321,7 +405,9 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   schema->ncols = n;
   schema->names = names;
   schema->types = types;
+  schema->binary = row->schema->binary;
   copy->schema = schema;
+  copy->arena = arena;
   copy->res = NULL;
   copy->cells = cells;
   copy->input = row->input;
@@ -333,4 +419,8 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   return copy;
 }
 
-void pqs_row_free(pqs_row_t *row) { pqs__free(row); }
+void pqs_row_free(pqs_row_t *row) {
+  if (row != NULL)
+    pqs__arena_free(row->arena); /* its own, right after it */
+  pqs__free(row);
+}

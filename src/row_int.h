@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 
+#include "arena.h"
 #include "pqstream.h"
 
 /* Column names and types of a result. Built once per query, in one
@@ -12,6 +13,7 @@ typedef struct pqs__schema_s {
   int ncols;
   const char *const *names;
   const uint32_t *types;
+  int binary; /* the values are in binary (PQS_RESULT_BINARY) */
 } pqs__schema_t;
 
 /* A value held in memory: len < 0 is SQL NULL. */
@@ -39,13 +41,27 @@ struct pqs_row_s {
    * lines, offered only when nothing reads values). */
   const struct pqs__cell_s *(*lazy)(const pqs_row_t *row);
   void *lazy_data;
+  /* Where a binary row's texts are made (pqs_row_text): owned by whoever
+   * made the row, reset when the row goes. NULL: texts cannot be made
+   * (PQS_ENOMEM), which no producer of binary rows leaves. */
+  pqs__arena_t *arena;
 };
 
-/* The text of column `col` if it is not NULL and of one of the `nok`
- * types `ok`: 0, or PQS_EINVAL (col out of range, out NULL), PQS_ETYPE,
- * PQS_ENULL. `out` is only checked for NULL. */
+/* The bytes a value is held in, whatever its format: 0 with *ptr NULL for
+ * SQL NULL, or PQS_EINVAL (col out of range). What copies of rows copy. */
+int pqs__row_raw(const pqs_row_t *row, int col, const char **ptr, size_t *len);
+
+/* The stored bytes of column `col` (text, NUL-terminated, or binary; see
+ * row->schema->binary) if it is not NULL and of one of the `nok` types
+ * `ok`: 0, or PQS_EINVAL (col out of range, out NULL), PQS_ETYPE,
+ * PQS_ENULL. `out` is only checked for NULL; `len` may be NULL. */
 int pqs__row_typed(const pqs_row_t *row, int col, const void *out,
-                   const uint32_t *ok, int nok, const char **text);
+                   const uint32_t *ok, int nok, const char **text,
+                   size_t *len);
+
+static inline int pqs__row_binary(const pqs_row_t *row) {
+  return row->schema->binary;
+}
 
 /* Copies the names and types of `res` into a new schema (one allocation,
  * freed with free()). NULL if out of memory. */

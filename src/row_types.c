@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binary.h"
 #include "row_int.h"
 
 #define USEC_PER_SEC INT64_C(1000000)
@@ -18,22 +19,39 @@ static const uint32_t decimals[] = {PQS_OID_NUMERIC, PQS_OID_INT2, PQS_OID_INT4,
 
 int pqs_row_decimal(const pqs_row_t *row, int col, const char **text,
                     size_t *len) {
-  int rc = pqs__row_typed(row, col, text, decimals, 4, text);
-  if (rc == 0 && len != NULL)
-    *len = strlen(*text);
-  return rc;
+  const char *t;
+  int rc = pqs__row_typed(row, col, text, decimals, 4, &t, NULL);
+  return rc ? rc : pqs_row_get_text(row, col, text, len);
 }
 
 int pqs_row_numeric_double(const pqs_row_t *row, int col, double *out) {
   static const uint32_t ok[] = {PQS_OID_NUMERIC, PQS_OID_FLOAT4, PQS_OID_FLOAT8,
                                 PQS_OID_INT2,    PQS_OID_INT4,   PQS_OID_INT8};
   const char *t;
-  int rc = pqs__row_typed(row, col, out, ok, 6, &t);
+  size_t n;
+  uint32_t type = pqs_row_type(row, col);
+  int rc = pqs__row_typed(row, col, out, ok, 6, &t, &n);
   if (rc != 0)
+    return rc;
+  if (pqs__row_binary(row) && type != PQS_OID_NUMERIC) {
+    int64_t v;
+    double d;
+    if (type == PQS_OID_FLOAT4 || type == PQS_OID_FLOAT8)
+      rc = pqs__binary_double(type, t, n, &d);
+    else if ((rc = pqs__binary_int(type, t, n, &v)) == 0)
+      d = (double)v; /* rounded to nearest, as strtod rounds its text */
+    if (rc == 0)
+      *out = d;
+    return rc;
+  }
+  /* A binary numeric reads as the server's cast does: through its text. */
+  if (pqs__row_binary(row) && (rc = pqs_row_get_text(row, col, &t, NULL)) != 0)
     return rc;
   char *end;
   errno = 0;
-  double v = strtod(t, &end);
+  /* A float4's text is the shortest that reads back as that float: read
+   * as a float, or the double would differ from the value in binary. */
+  double v = type == PQS_OID_FLOAT4 ? strtof(t, &end) : strtod(t, &end);
   if (end == t || *end != '\0')
     return PQS_EFORMAT;
   /* As the server's cast: a finite number beyond a double, or one so
@@ -42,6 +60,33 @@ int pqs_row_numeric_double(const pqs_row_t *row, int col, double *out) {
       (errno == ERANGE && v == 0))
     return PQS_ERANGE;
   *out = v;
+  return 0;
+}
+
+int pqs_row_numeric_int64(const pqs_row_t *row, int col, int64_t *out) {
+  const char *t;
+  int rc = pqs_row_decimal(row, col, &t, NULL);
+  if (rc != 0)
+    return rc;
+  if (out == NULL)
+    return PQS_EINVAL;
+  const char *p = t + (*t == '-');
+  if (*p < '0' || *p > '9')
+    return PQS_ERANGE; /* NaN, Infinity */
+  /* Accumulated negative: INT64_MIN has no positive twin. */
+  int64_t v = 0;
+  for (; *p >= '0' && *p <= '9'; p++)
+    if (__builtin_mul_overflow(v, 10, &v) ||
+        __builtin_sub_overflow(v, *p - '0', &v))
+      return PQS_ERANGE;
+  if (*p == '.')
+    for (p++; *p == '0'; p++)
+      ;
+  if (*p != '\0')
+    return *p >= '0' && *p <= '9' ? PQS_ERANGE : PQS_EFORMAT; /* a fraction */
+  if (*t != '-' && v == INT64_MIN)
+    return PQS_ERANGE;
+  *out = *t == '-' ? v : -v;
   return 0;
 }
 
@@ -134,13 +179,48 @@ static int parse_iso(const char *t, uint32_t type, int64_t *out) {
   return 0;
 }
 
+/* Binary: a date is int32 days, a timestamp int64 microseconds, since
+ * 2000-01-01; the extremes of each are the infinities. */
+static int binary_timestamp(uint32_t type, const char *p, size_t n,
+                            int64_t *out) {
+  int64_t v;
+  if (type == PQS_OID_DATE) {
+    if (n != 4)
+      return PQS_EFORMAT;
+    int32_t d = (int32_t)pqs__be32(p);
+    if (d == INT32_MAX || d == INT32_MIN) {
+      *out = d == INT32_MAX ? INT64_MAX : INT64_MIN;
+      return 0;
+    }
+    if (__builtin_mul_overflow((int64_t)d + PQS__EPOCH_2000_DAYS, USEC_PER_DAY,
+                               &v))
+      return PQS_ERANGE; /* as for its text: beyond int64 microseconds */
+    *out = v;
+    return 0;
+  }
+  if (n != 8)
+    return PQS_EFORMAT;
+  v = (int64_t)pqs__be64(p);
+  if (v == INT64_MAX || v == INT64_MIN) {
+    *out = v;
+    return 0;
+  }
+  if (__builtin_add_overflow(v, PQS__EPOCH_2000_US, &v))
+    return PQS_ERANGE;
+  *out = v;
+  return 0;
+}
+
 int pqs_row_timestamp_us(const pqs_row_t *row, int col, int64_t *out) {
   static const uint32_t ok[] = {PQS_OID_DATE, PQS_OID_TIMESTAMP,
                                 PQS_OID_TIMESTAMPTZ};
   const char *t;
-  int rc = pqs__row_typed(row, col, out, ok, 3, &t);
+  size_t n;
+  int rc = pqs__row_typed(row, col, out, ok, 3, &t, &n);
   if (rc != 0)
     return rc;
+  if (pqs__row_binary(row))
+    return binary_timestamp(pqs_row_type(row, col), t, n, out);
   if (strcmp(t, "infinity") == 0) {
     *out = INT64_MAX;
     return 0;
@@ -155,6 +235,41 @@ int pqs_row_timestamp_us(const pqs_row_t *row, int col, int64_t *out) {
   return rc;
 }
 
+int pqs_row_time_us(const pqs_row_t *row, int col, int64_t *out) {
+  static const uint32_t ok[] = {PQS_OID_TIME};
+  const char *t;
+  size_t n;
+  int rc = pqs__row_typed(row, col, out, ok, 1, &t, &n);
+  if (rc != 0)
+    return rc;
+  if (pqs__row_binary(row)) {
+    if (n != 8)
+      return PQS_EFORMAT;
+    *out = (int64_t)pqs__be64(t);
+    return 0;
+  }
+  /* "HH:MM:SS[.ffffff]" */
+  const char *p = t;
+  int64_t h, m, sec, frac = 0;
+  if (digits(&p, 2, &h) != 0 || *p++ != ':' || digits(&p, 2, &m) != 0 ||
+      *p++ != ':' || digits(&p, 2, &sec) != 0)
+    return PQS_EFORMAT;
+  if (*p == '.') {
+    p++;
+    int k = 0;
+    while (isdigit((unsigned char)*p) && k < 6)
+      frac = frac * 10 + (*p++ - '0'), k++;
+    if (k == 0)
+      return PQS_EFORMAT;
+    while (k++ < 6)
+      frac *= 10;
+  }
+  if (*p != '\0')
+    return PQS_EFORMAT;
+  *out = (h * 3600 + m * 60 + sec) * USEC_PER_SEC + frac;
+  return 0;
+}
+
 /* ---- uuid ---- */
 
 static int hexdigit(char c) {
@@ -167,9 +282,16 @@ static int hexdigit(char c) {
 int pqs_row_uuid(const pqs_row_t *row, int col, uint8_t out[16]) {
   static const uint32_t ok[] = {PQS_OID_UUID};
   const char *t;
-  int rc = pqs__row_typed(row, col, out, ok, 1, &t);
+  size_t len;
+  int rc = pqs__row_typed(row, col, out, ok, 1, &t, &len);
   if (rc != 0)
     return rc;
+  if (pqs__row_binary(row)) {
+    if (len != 16)
+      return PQS_EFORMAT;
+    memcpy(out, t, 16);
+    return 0;
+  }
   uint8_t b[16];
   int n = 0;
   for (const char *p = t; *p && n < 32; p++) {
@@ -318,9 +440,18 @@ static int parse_iso8601(const char *t, pqs_interval_t *iv) {
 int pqs_row_interval(const pqs_row_t *row, int col, pqs_interval_t *out) {
   static const uint32_t ok[] = {PQS_OID_INTERVAL};
   const char *t;
-  int rc = pqs__row_typed(row, col, out, ok, 1, &t);
+  size_t n;
+  int rc = pqs__row_typed(row, col, out, ok, 1, &t, &n);
   if (rc != 0)
     return rc;
+  if (pqs__row_binary(row)) { /* int64 usec, int32 days, int32 months */
+    if (n != 16)
+      return PQS_EFORMAT;
+    out->usec = (int64_t)pqs__be64(t);
+    out->days = (int32_t)pqs__be32(t + 8);
+    out->months = (int32_t)pqs__be32(t + 12);
+    return 0;
+  }
   pqs_interval_t iv;
   if ((t[0] == 'P' ? parse_iso8601(t, &iv) : parse_postgres(t, &iv)) != 0)
     return PQS_EFORMAT;

@@ -13,6 +13,7 @@ struct pqs__batch_s {
   pqs__cell_t *cells;
   long *off; /* offsets into buf until the batch is handed out */
   pqs__buf_t buf;
+  pqs__arena_t arena; /* texts made from the batch's binary rows */
 };
 
 pqs__batch_t *pqs__batch_new(size_t n) {
@@ -37,6 +38,7 @@ void pqs__batch_free(pqs__batch_t *b) {
   pqs__free(b->cells);
   pqs__free(b->off);
   pqs__buf_free(&b->buf);
+  pqs__arena_free(&b->arena);
   pqs__free(b);
 }
 
@@ -56,13 +58,16 @@ static int size_cells(pqs__batch_t *b, int ncols) {
  * outlives the batch). */
 int pqs__batch_add(pqs__batch_t *b, const pqs_row_t *row) {
   int ncols = row->schema->ncols;
+  if (b->count == 0)
+    pqs__arena_reset(&b->arena); /* the last batch's texts */
   if (b->count == 0 && size_cells(b, ncols) != 0)
     return PQS_ENOMEM;
   pqs__cell_t *cells = b->cells + b->count * ncols;
   long *off = b->off + b->count * ncols;
   for (int i = 0; i < ncols; i++) {
     size_t len;
-    const char *p = pqs_row_text(row, i, &len);
+    const char *p;
+    pqs__row_raw(row, i, &p, &len); /* binary stays binary */
     off[i] = -1;
     cells[i] = (pqs__cell_t){NULL, -1};
     if (p == NULL)
@@ -71,7 +76,8 @@ int pqs__batch_add(pqs__batch_t *b, const pqs_row_t *row) {
       return PQS_ENOMEM;
     cells[i].len = (int)len;
   }
-  b->rows[b->count] = (pqs_row_t){.schema = row->schema, .cells = cells, .input = row->input};
+  b->rows[b->count] = (pqs_row_t){.schema = row->schema, .cells = cells,
+                                  .input = row->input, .arena = &b->arena};
   b->ptrs[b->count] = &b->rows[b->count];
   return ++b->count == b->cap;
 }

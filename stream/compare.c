@@ -55,15 +55,66 @@ static int cmp_value(uint32_t type, const char *a, size_t la, const char *b,
   }
 }
 
+/* Two binary values of column `col` (neither NULL), decoded: numbers and
+ * times by value, numeric by its text, the rest by their bytes (which
+ * order text as COLLATE "C", and uuid and bytea as the server does). */
+static int cmp_binary(const pqs_row_t *a, const pqs_row_t *b, int col) {
+  int64_t x, y;
+  double dx, dy;
+  const char *ta, *tb;
+  size_t la, lb;
+  switch (pqs_row_type(a, col)) {
+  case PQS_OID_INT2:
+  case PQS_OID_INT4:
+  case PQS_OID_INT8:
+  case PQS_OID_OID:
+    pqs_row_int64(a, col, &x);
+    pqs_row_int64(b, col, &y);
+    return (x > y) - (x < y);
+  case PQS_OID_DATE:
+  case PQS_OID_TIMESTAMP:
+  case PQS_OID_TIMESTAMPTZ:
+    x = y = 0;
+    pqs_row_timestamp_us(a, col, &x);
+    pqs_row_timestamp_us(b, col, &y);
+    return (x > y) - (x < y);
+  case PQS_OID_FLOAT4:
+  case PQS_OID_FLOAT8: {
+    dx = dy = 0;
+    pqs_row_double(a, col, &dx);
+    pqs_row_double(b, col, &dy);
+    int nx = dx != dx, ny = dy != dy;
+    return nx || ny ? nx - ny : (dx > dy) - (dx < dy);
+  }
+  case PQS_OID_NUMERIC:
+    ta = pqs_row_text(a, col, NULL);
+    tb = pqs_row_text(b, col, NULL);
+    return cmp_numeric(ta ? ta : "NaN", tb ? tb : "NaN");
+  default:
+    pqs__row_raw(a, col, &ta, &la);
+    pqs__row_raw(b, col, &tb, &lb);
+    return cmp_value(0, ta, la, tb, lb);
+  }
+}
+
 int pqs__compare_keys(const pqs_row_t *a, const pqs_row_t *b,
                       const pqs_sort_key_t *keys, int nkeys) {
   for (int k = 0; k < nkeys; k++) {
     size_t la, lb;
-    const char *va = pqs_row_text(a, keys[k].col, &la);
-    const char *vb = pqs_row_text(b, keys[k].col, &lb);
+    int bin = pqs__row_binary(a) && pqs__row_binary(b);
+    const char *va, *vb;
+    if (bin) {
+      pqs__row_raw(a, keys[k].col, &va, &la);
+      pqs__row_raw(b, keys[k].col, &vb, &lb);
+    } else {
+      va = pqs_row_text(a, keys[k].col, &la);
+      vb = pqs_row_text(b, keys[k].col, &lb);
+    }
     int r;
     if (va == NULL || vb == NULL) /* NULL is the greatest value */
       r = (va == NULL) - (vb == NULL);
+    else if (bin)
+      r = cmp_binary(a, b, keys[k].col);
     else
       r = cmp_value(pqs_row_type(a, keys[k].col), va, la, vb, lb);
     if (r != 0)

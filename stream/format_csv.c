@@ -42,7 +42,10 @@ static int line(pqs__buf_t *out, const pqs_row_t *row, int names) {
     if (i > 0 && pqs__buf_append(out, ",", 1) != 0)
       return PQS_ENOMEM;
     size_t len;
-    const char *v = names ? pqs_row_name(row, i) : pqs_row_text(row, i, &len);
+    const char *v = names ? pqs_row_name(row, i) : NULL;
+    int rc = names ? 0 : pqs__format_value(row, i, &v, &len);
+    if (rc != 0)
+      return rc;
     if (names)
       len = strlen(v);
     if (v != NULL && field(out, v, len, n == 1) != 0)

@@ -291,9 +291,12 @@ int pqs__jsonl_row(pqs__buf_t *out, const pqs_row_t *row) {
         pqs__buf_append(out, ":", 1) != 0)
       return PQS_ENOMEM;
     size_t len;
-    const char *v = pqs_row_text(row, i, &len);
-    int rc = v == NULL ? pqs__buf_append(out, "null", 4)
-                       : value(out, pqs_row_type(row, i), v, len);
+    const char *v;
+    int rc = pqs__format_value(row, i, &v, &len);
+    if (rc != 0)
+      return rc;
+    rc = v == NULL ? pqs__buf_append(out, "null", 4)
+                   : value(out, pqs_row_type(row, i), v, len);
     if (rc != 0)
       return rc;
   }

@@ -18,6 +18,7 @@ struct pqs_out_s {
   pqs__buf_t buf;
   pqs_row_t row;
   pqs_row_t columns;
+  pqs__arena_t arena; /* for what is read of the output row (arrays) */
 };
 
 pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
@@ -51,7 +52,8 @@ pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
   schema->names = names;
   schema->types = types;
   out->schema = schema;
-  out->row = (pqs_row_t){.schema = schema, .cells = out->cells};
+  out->row = (pqs_row_t){.schema = schema, .cells = out->cells,
+                         .arena = &out->arena};
   out->columns = (pqs_row_t){.schema = schema};
   return out;
 }
@@ -60,6 +62,7 @@ void pqs__out_free(pqs_out_t *out) {
   if (out == NULL)
     return;
   pqs__buf_free(&out->buf);
+  pqs__arena_free(&out->arena);
   pqs__free(out->schema);
   pqs__free(out);
 }
@@ -75,6 +78,7 @@ int pqs__out_run(pqs_out_t *out, pqs_stream_t *s, pqs_map_fn fn, void *data,
     out->off[i] = -1;
   }
   out->buf.len = 0;
+  pqs__arena_reset(&out->arena);
   int rc = fn(s, *row, out, data);
   pqs__buf_fix_cells(&out->buf, out->cells, out->off, (size_t)n);
   out->row.input = (*row)->input;
@@ -115,8 +119,12 @@ int pqs_out_pass(pqs_out_t *out, int col, const pqs_row_t *in, int in_col) {
   if (check_col(out, col) != 0 || pqs_row_is_null(in, in_col) < 0)
     return PQS_EINVAL;
   size_t len;
-  const char *p = pqs_row_text(in, in_col, &len);
+  const char *p;
+  /* The output is text: a binary value goes as its text, if it has one. */
+  int rc = pqs_row_get_text(in, in_col, &p, &len);
+  if (rc != 0 && rc != PQS_ENULL)
+    return rc;
   out->off[col] = -1;
-  out->cells[col] = (pqs__cell_t){p, p ? (int)len : -1};
+  out->cells[col] = (pqs__cell_t){rc ? NULL : p, rc ? -1 : (int)len};
   return 0;
 }

@@ -210,7 +210,7 @@ static void emit(merge_t *m) {
 /* ---- each input's callbacks ---- */
 
 static int same_types(const pqs__schema_t *a, const pqs__schema_t *b) {
-  if (a->ncols != b->ncols)
+  if (a->ncols != b->ncols || a->binary != b->binary)
     return 0;
   for (int i = 0; i < a->ncols; i++)
     if (a->types[i] != b->types[i])
@@ -233,7 +233,7 @@ static int in_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
   }
   if (!m->opts.mixed_columns && !same_types(m->schema, cols->schema)) {
     fail(m, in, PQS_ESCHEMA,
-         "its columns differ in count or type from the merge's first input");
+         "its columns differ in count, type or format from the merge's first input");
     return PQS_STOP;
   }
   return PQS_CONTINUE;

@@ -16,7 +16,9 @@ int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
   size_t size = sizeof(rec_t) + n * sizeof(int32_t), data = 0;
   for (int i = 0; i < n; i++) {
     size_t len;
-    if (pqs_row_text(row, i, &len) != NULL)
+    const char *v;
+    pqs__row_raw(row, i, &v, &len); /* binary stays binary */
+    if (v != NULL)
       data += len + 1;
   }
   size += data;
@@ -40,7 +42,8 @@ int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
   q->buf.len += n * sizeof(int32_t);
   for (int i = 0; i < n; i++) {
     size_t len;
-    const char *v = pqs_row_text(row, i, &len);
+    const char *v;
+    pqs__row_raw(row, i, &v, &len);
     int32_t l = v ? (int32_t)len : -1;
     memcpy(q->buf.data + lens_at + i * sizeof(int32_t), &l, sizeof(l));
     if (v != NULL) {
@@ -68,7 +71,8 @@ void pqs__rowq_peek(pqs__rowq_t *q, const pqs__schema_t *schema,
     if (l >= 0)
       v += l + 1;
   }
-  *view = (pqs_row_t){.schema = schema, .cells = q->cells, .input = rec.input};
+  *view = (pqs_row_t){.schema = schema, .cells = q->cells, .input = rec.input,
+                      .arena = &q->arena};
 }
 
 void pqs__rowq_pop(pqs__rowq_t *q) {
@@ -76,6 +80,7 @@ void pqs__rowq_pop(pqs__rowq_t *q) {
   memcpy(&rec, q->buf.data + q->head, sizeof(rec));
   q->head += rec.size;
   q->bytes -= rec.size;
+  pqs__arena_reset(&q->arena); /* the head's texts go with it */
   if (--q->count == 0) {
     q->head = 0;
     q->buf.len = 0;
@@ -85,6 +90,7 @@ void pqs__rowq_pop(pqs__rowq_t *q) {
 
 void pqs__rowq_free(pqs__rowq_t *q) {
   pqs__buf_free(&q->buf);
+  pqs__arena_free(&q->arena);
   pqs__free(q->cells);
   q->cells = NULL;
   q->ncols = 0;

@@ -13,6 +13,7 @@ typedef struct pqs__rowq_s {
   size_t count;       /* rows queued */
   size_t bytes;       /* bytes queued */
   pqs__cell_t *cells; /* the head row's view */
+  pqs__arena_t arena; /* texts made from the head row (binary rows) */
   int ncols;
 } pqs__rowq_t;
 

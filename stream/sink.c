@@ -1,12 +1,14 @@
 /* Sinks: a stream written, formatted, through libuv with backpressure. */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../src/alloc.h"
+#include "../src/binary.h"
 #include "../src/error_int.h"
 #include "format.h"
 #include "stream_int.h"
@@ -45,6 +47,8 @@ struct pqs_sink_s {
   size_t max_queued, queued;
   pqs__buf_t cur, spare;
   int write_err; /* fact: the first write error, 0 if none */
+  char why[256]; /* what the sink itself refused, with write_err */
+  pqs_error_t why_err;
   uint64_t bytes;
   chunk_t *fq_head, *fq_tail; /* file writes waiting */
   int fs_busy;                /* fact: a uv_fs_write is in flight */
@@ -204,9 +208,32 @@ static void on_flush(uv_prepare_t *p) { send_current(p->data); }
 
 /* ---- the stream's consumer ---- */
 
+/* A binary stream's columns must all have exact text, or not one row is
+ * written: refused here, before the first, naming the column. */
+static int check_text(pqs_sink_t *k, const pqs_row_t *cols) {
+  if (!cols->schema->binary)
+    return 0;
+  for (int i = 0; i < cols->schema->ncols; i++) {
+    uint32_t type = cols->schema->types[i];
+    if (pqs__binary_has_text(type))
+      continue;
+    snprintf(k->why, sizeof(k->why),
+             "column \"%s\" (type oid %u) has no exact text in a binary "
+             "result: ask for text results to write it",
+             cols->schema->names[i], (unsigned)type);
+    k->why_err = (pqs_error_t){.message = k->why};
+    k->write_err = PQS_ETYPE;
+    return PQS_ETYPE;
+  }
+  return 0;
+}
+
 static int sink_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
   (void)s;
   pqs_sink_t *k = data;
+  int rc = check_text(k, cols);
+  if (rc != 0)
+    return rc;
   if (!k->header || k->format == PQS_FORMAT_JSONL ||
       (k->header_written != NULL && *k->header_written))
     return PQS_CONTINUE;
@@ -285,7 +312,7 @@ static void handle_closed(uv_handle_t *h) {
       /* The stream's own end (a cancel we caused) is not the story. */
       k->done.status = k->write_err;
       k->done.command_tag = NULL;
-      k->done.error = NULL;
+      k->done.error = k->why[0] ? &k->why_err : NULL;
     }
     k->cb(k, &k->done, k->bytes, k->data);
   }

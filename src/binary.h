@@ -1,0 +1,58 @@
+/* Values in PostgreSQL's binary format (each type's send function):
+ * big-endian integers and IEEE floats, numeric as base-10000 digits,
+ * times as microseconds since 2000-01-01. */
+#ifndef PQS_BINARY_H
+#define PQS_BINARY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+
+/* Microseconds and days from 1970-01-01 to 2000-01-01, the epoch of the
+ * server's binary dates and times. */
+#define PQS__EPOCH_2000_US INT64_C(946684800000000)
+#define PQS__EPOCH_2000_DAYS 10957
+
+static inline uint16_t pqs__be16(const char *p) {
+  const unsigned char *u = (const unsigned char *)p;
+  return (uint16_t)(u[0] << 8 | u[1]);
+}
+static inline uint32_t pqs__be32(const char *p) {
+  const unsigned char *u = (const unsigned char *)p;
+  return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 |
+         u[3];
+}
+static inline uint64_t pqs__be64(const char *p) {
+  return (uint64_t)pqs__be32(p) << 32 | pqs__be32(p + 4);
+}
+
+/* An int2, int4, int8 or oid of `n` bytes: 0 or PQS_EFORMAT (a length the
+ * type does not have). */
+int pqs__binary_int(uint32_t type, const char *p, size_t n, int64_t *out);
+
+/* A float4, float8 or integer as a double: 0, PQS_EFORMAT, or PQS_ERANGE
+ * (an int8 beyond +-2^53, where a double is no longer exact). */
+int pqs__binary_double(uint32_t type, const char *p, size_t n, double *out);
+
+/* The server's text for a binary value of `type`, made in `a`: *p and *n
+ * are the binary value in, the text out (NUL-terminated). 0, PQS_ETYPE (a
+ * type whose text depends on session settings, or unknown), PQS_EFORMAT
+ * (malformed bytes), PQS_ENOMEM (also when `a` is NULL). */
+int pqs__binary_text(pqs__arena_t *a, uint32_t type, const char **p,
+                     size_t *n);
+
+/* 1 if pqs__binary_text makes text for `type`. */
+int pqs__binary_has_text(uint32_t type);
+
+/* Shortest round-trip text of a double or a float, as the server's
+ * float8out and float4out print it (extra_float_digits 1): into `out` (at
+ * least 32 bytes), NUL-terminated; its length. */
+size_t pqs__float8_text(double v, char *out);
+size_t pqs__float4_text(float v, char *out);
+
+/* A binary numeric as the server's numeric_out writes it, made in `a`. */
+int pqs__numeric_text(pqs__arena_t *a, const char *p, size_t n,
+                      const char **text, size_t *len);
+
+#endif
