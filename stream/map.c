@@ -51,6 +51,7 @@ pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
   schema->ncols = ncols;
   schema->names = names;
   schema->types = types;
+  schema->binary = 0; /* a map writes text */
   out->schema = schema;
   out->row = (pqs_row_t){.schema = schema, .cells = out->cells,
                          .arena = &out->arena};

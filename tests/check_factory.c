@@ -58,7 +58,7 @@ static void give_back(uv_loop_t *loop, pqs_ctx_t *ctx) { pt_close(loop, ctx); }
 
 static pqs_factory_t *factory(const char *conninfo, unsigned max) {
   pqs_factory_opts_t o = {
-      .conninfo = conninfo, .max_size = max, .source = pt_source()};
+      .conninfo = conninfo, .max_size = max, .source = pt_source(), .result_format = pt_format()};
   pqs_factory_t *f = NULL;
   ck_assert_int_eq(pqs_factory_new(&f, &o), 0);
   return f;

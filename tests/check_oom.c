@@ -58,7 +58,7 @@ static void on_opened(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
 /* Opens `ctx`; NULL (and nothing to close) if even that failed. */
 static pqs_ctx_t *open_ctx(uv_loop_t *loop, opened_t *o) {
   pqs_ctx_t *ctx = NULL;
-  pqs_ctx_opts_t opts = {.source = pt_source()};
+  pqs_ctx_opts_t opts = {.source = pt_source(), .result_format = pt_format()};
   int rc = pqs_ctx_open(&ctx, loop, pt_conninfo(), &opts, on_opened, o);
   if (rc != 0) {
     ASSERT_NOMEM(rc);
@@ -494,7 +494,7 @@ static void show_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
 
 static void scenario_factory(void) {
   pqs_factory_opts_t fo = {
-      .conninfo = pt_conninfo(), .max_size = 1, .source = pt_source()};
+      .conninfo = pt_conninfo(), .max_size = 1, .source = pt_source(), .result_format = pt_format()};
   pqs_factory_t *f;
   int rc = pqs_factory_new(&f, &fo);
   if (rc != 0) {
@@ -781,7 +781,7 @@ static void on_parted(int status, const pqs_error_t *err, pqs_stream_t *m,
 static void scenario_scale(void) {
   uv_loop_t *loop = pt_loop_new();
   pqs_factory_opts_t fo = {
-      .conninfo = pt_conninfo(), .max_size = 4, .source = pt_source()};
+      .conninfo = pt_conninfo(), .max_size = 4, .source = pt_source(), .result_format = pt_format()};
   pqs_factory_t *f;
   int rc = pqs_factory_new(&f, &fo);
   if (rc != 0) {

@@ -57,10 +57,21 @@ pqs_source_t pt_source(void) {
 
 int pt_copy(void) { return pt_source() == PQS_SOURCE_COPY; }
 
+pqs_result_format_t pt_format(void) {
+  const char *s = getenv("PQS_TEST_FORMAT");
+  if (s == NULL || *s == '\0' || strcmp(s, "text") == 0)
+    return PQS_RESULT_TEXT;
+  ck_assert_msg(strcmp(s, "binary") == 0,
+                "PQS_TEST_FORMAT is '%s': say text or binary", s);
+  return PQS_RESULT_BINARY;
+}
+
+int pt_binary(void) { return pt_format() == PQS_RESULT_BINARY; }
+
 pqs_ctx_t *pt_open(uv_loop_t *loop, const char *conninfo) {
   pt_opened_t r = {0};
   pqs_ctx_t *ctx = NULL;
-  pqs_ctx_opts_t opts = {.source = pt_source()};
+  pqs_ctx_opts_t opts = {.source = pt_source(), .result_format = pt_format()};
   ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, &opts, pt_on_open, &r),
                    0);
   while (r.calls == 0)

@@ -40,6 +40,10 @@ void pt_on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err, void *data);
  * their default, so one list of tests runs over both sources. */
 pqs_source_t pt_source(void);
 int pt_copy(void); /* 1 when the suites run over the COPY source */
+/* The result format likewise: PQS_TEST_FORMAT=binary or text (the
+ * default), the default of pt_open's contexts and the suites' factories. */
+pqs_result_format_t pt_format(void);
+int pt_binary(void); /* 1 when the suites run over binary results */
 
 /* Opens a context (its default source pt_source()) and runs the loop
  * until it is connected. */
