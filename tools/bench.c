@@ -24,21 +24,29 @@ enum {
   W_EXEC,
   W_COPY,
   W_COPY_SPLIT,
-  W_PARTS, /* --partitions K only */
+  W_PQS_BIN,      /* --binary only: pqstream, binary results */
+  W_PQS_COPY_BIN, /* its COPY source, COPY (FORMAT binary) */
+  W_COPY_BIN,     /* raw binary COPY, fields decoded by hand */
+  W_PARTS,        /* --partitions K only */
   NWAYS
 };
 static const char *way_names[NWAYS] = {
-    "pqstream", "pqstream_copy", "single_row",    "exec",
-    "copy",     "copy_split",    "pqstream_parts"};
+    "pqstream",   "pqstream_copy", "single_row",      "exec",
+    "copy",       "copy_split",    "pqstream_binary", "pqstream_copy_bin",
+    "copy_binary", "pqstream_parts"};
 /* The ratios reported: way against baseline. */
 static const int pairs[][2] = {
-    {W_PQSTREAM, W_SINGLE},     {W_PQSTREAM, W_EXEC},     {W_PQSTREAM, W_COPY},
-    {W_PQS_COPY, W_COPY_SPLIT}, {W_PQS_COPY, W_PQSTREAM}, {W_PQS_COPY, W_COPY},
-    {W_PARTS, W_PQS_COPY}};
+    {W_PQSTREAM, W_SINGLE},         {W_PQSTREAM, W_EXEC},
+    {W_PQSTREAM, W_COPY},           {W_PQS_COPY, W_COPY_SPLIT},
+    {W_PQS_COPY, W_PQSTREAM},       {W_PQS_COPY, W_COPY},
+    {W_PQS_BIN, W_PQSTREAM},        {W_PQS_BIN, W_SINGLE},
+    {W_PQS_COPY_BIN, W_COPY_BIN},   {W_PQS_COPY_BIN, W_PQS_COPY},
+    {W_PQS_COPY_BIN, W_PQSTREAM},   {W_PARTS, W_PQS_COPY}};
 #define NPAIRS ((int)(sizeof(pairs) / sizeof(pairs[0])))
 
 typedef struct {
   double rows, bytes, secs, first_ms, rss_kb, cpu_s;
+  double server_cpu_s; /* the backend's, from /proc; -1 if unknown */
 } sample_t;
 
 typedef struct {
@@ -48,12 +56,57 @@ typedef struct {
   int partitions;           /* --partitions K: the partitioned way too */
   const char *partition_on; /* its key; "id" */
   int server_cpus;          /* -1: unknown */
+  int binary; /* --binary: the binary ways, and typed getters throughout */
   char *generated;
 } bench_t;
 
 /* ---- the ways, each in its child ---- */
 
-static int nways(const bench_t *b) { return b->partitions ? NWAYS : NWAYS - 1; }
+static int way_on(const bench_t *b, int w) {
+  if (w >= W_PQS_BIN && w <= W_COPY_BIN)
+    return b->binary;
+  return w != W_PARTS || b->partitions;
+}
+
+/* CPU seconds the server process `pid` has used, from /proc/PID/stat
+ * (utime and stime): only when the server runs on this machine, and the
+ * process is a postgres backend; -1 otherwise. */
+static double backend_cpu(int pid) {
+  char path[64], comm[64] = "", buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  int is_pg = fgets(comm, sizeof(comm), f) && strstr(comm, "postgres");
+  fclose(f);
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  if (!is_pg || (f = fopen(path, "r")) == NULL)
+    return -1;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')'); /* past the command name */
+  unsigned long long ut, st;
+  if (p == NULL ||
+      sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+             &ut, &st) != 2)
+    return -1;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The server CPU of the way so far: the backends' use since `at`. */
+static void server_cpu_since(sample_t *s, const int *pids, const double *at,
+                             int n) {
+  s->server_cpu_s = 0;
+  for (int i = 0; i < n; i++) {
+    double now_cpu = backend_cpu(pids[i]);
+    if (at[i] < 0 || now_cpu < 0) {
+      s->server_cpu_s = -1;
+      return;
+    }
+    s->server_cpu_s += now_cpu - at[i];
+  }
+}
 
 static double now(void) { return uv_hrtime() / 1e9; }
 
@@ -77,6 +130,40 @@ static int st_row(pqs_stream_t *st, const pqs_row_t *row, void *data) {
     size_t len;
     const char *v = pqs_row_text(row, i, &len);
     touch(l->s, l->t0, v, len);
+  }
+  l->s->rows++;
+  return PQS_CONTINUE;
+}
+
+/* --binary: every field through the getter of its type, as a program
+ * that wants numbers does (text rows parse, binary rows decode). */
+static int st_typed_row(pqs_stream_t *st, const pqs_row_t *row, void *data) {
+  (void)st;
+  live_t *l = data;
+  for (int i = 0; i < pqs_row_ncols(row); i++) {
+    int64_t v;
+    double d;
+    size_t len = 8;
+    const char *t = NULL;
+    switch (pqs_row_type(row, i)) {
+    case PQS_OID_INT2:
+    case PQS_OID_INT4:
+    case PQS_OID_INT8:
+      pqs_row_int64(row, i, &v);
+      break;
+    case PQS_OID_FLOAT4:
+    case PQS_OID_FLOAT8:
+      pqs_row_double(row, i, &d);
+      break;
+    case PQS_OID_DATE:
+    case PQS_OID_TIMESTAMP:
+    case PQS_OID_TIMESTAMPTZ:
+      pqs_row_timestamp_us(row, i, &v);
+      break;
+    default:
+      t = pqs_row_text(row, i, &len);
+    }
+    touch(l->s, l->t0, t, len);
   }
   l->s->rows++;
   return PQS_CONTINUE;
@@ -136,8 +223,15 @@ static int run_pqstream(const bench_t *b, int way, sample_t *s) {
   if (op.failed)
     return -1;
   pqs_stream_t *in[16], *st;
-  pqs_query_opts_t qo = {.source = way == W_PQS_COPY ? PQS_SOURCE_COPY
-                                                     : PQS_SOURCE_SINGLE_ROW};
+  int copy = way == W_PQS_COPY || way == W_PQS_COPY_BIN;
+  int bin = way == W_PQS_BIN || way == W_PQS_COPY_BIN;
+  pqs_query_opts_t qo = {
+      .source = copy ? PQS_SOURCE_COPY : PQS_SOURCE_SINGLE_ROW,
+      .result_format = bin ? PQS_RESULT_BINARY : PQS_RESULT_TEXT};
+  int pids[16];
+  double at[16];
+  for (int i = 0; i < b->jobs; i++)
+    at[i] = backend_cpu(pids[i] = pqs_ctx_backend_pid(op.ctx[i]));
   for (int i = 0; i < b->jobs; i++) {
     char *q = input_query(b, i, b->jobs);
     if (pqs_query(op.ctx[i], &in[i], q, 0, NULL, &qo) != 0)
@@ -150,12 +244,14 @@ static int run_pqstream(const bench_t *b, int way, sample_t *s) {
   if (b->stages && pqs_stream_filter(st, keep_all, NULL, NULL) != 0)
     return -1;
   live_t l = {.s = s, .pending = 1};
-  pqs_stream_cbs_t cbs = {.on_row = st_row, .on_done = st_done};
+  pqs_stream_cbs_t cbs = {.on_row = b->binary ? st_typed_row : st_row,
+                          .on_done = st_done};
   l.t0 = now();
   pqs_stream_start(st, &cbs, &l);
   while (l.pending)
     uv_run(loop, UV_RUN_ONCE);
   s->secs = now() - l.t0;
+  server_cpu_since(s, pids, at, b->jobs);
   for (int i = 0; i < b->jobs; i++)
     pqs_ctx_close(op.ctx[i], NULL);
   uv_run(loop, UV_RUN_DEFAULT);
@@ -203,6 +299,7 @@ static int run_partitioned(const bench_t *b, sample_t *s) {
     uv_run(loop, UV_RUN_ONCE);
   uv_run(loop, UV_RUN_DEFAULT); /* the contexts back in the pool */
   s->secs = now() - t0;         /* the range query included */
+  s->server_cpu_s = -1;         /* its backends come and go in the pool */
   pqs_factory_free(f);
   return l.failed ? -1 : 0;
 }
@@ -240,10 +337,63 @@ static void touch_split(sample_t *s, double t0, char *line, size_t n) {
   }
 }
 
+/* A binary COPY tuple's fields decoded by hand, as a program reading
+ * binary COPY itself would: integers and floats by their type, the rest
+ * touched as bytes. 0 at the trailer. */
+static int touch_binary(sample_t *s, double t0, const char *p, size_t n,
+                        const Oid *types, int ncols, int *header) {
+  const char *end = p + n;
+  if (!*header) {
+    if (n < 19)
+      return -1;
+    p += 19 + ((unsigned)(unsigned char)p[15] << 24 |
+               (unsigned char)p[16] << 16 | (unsigned char)p[17] << 8 |
+               (unsigned char)p[18]);
+    *header = 1;
+  }
+  if (end - p < 2)
+    return -1;
+  int count = (int16_t)((unsigned char)p[0] << 8 | (unsigned char)p[1]);
+  p += 2;
+  if (count == -1)
+    return 0;
+  for (int i = 0; i < count && i < ncols; i++) {
+    int32_t len = (int32_t)((uint32_t)(unsigned char)p[0] << 24 |
+                            (uint32_t)(unsigned char)p[1] << 16 |
+                            (uint32_t)(unsigned char)p[2] << 8 |
+                            (unsigned char)p[3]);
+    p += 4;
+    if (len < 0)
+      continue;
+    uint64_t v = 0;
+    for (int k = 0; k < len && k < 8; k++)
+      v = v << 8 | (unsigned char)p[k];
+    volatile double d;
+    if (types[i] == PQS_OID_FLOAT8)
+      memcpy((void *)&d, &v, sizeof(d));
+    touch(s, t0, p, types[i] == PQS_OID_TEXT ? (size_t)len : 8);
+    p += len;
+  }
+  return 1;
+}
+
 static int run_raw(const bench_t *b, int way, sample_t *s) {
   PGconn *c = raw_connect(b);
   if (c == NULL)
     return -1;
+  Oid types[128] = {0};
+  int ncols = 0;
+  if (way == W_COPY_BIN) { /* the column types, before the clock starts */
+    PGresult *r = PQprepare(c, "", b->query, 0, NULL);
+    PQclear(r);
+    r = PQdescribePrepared(c, "");
+    ncols = PQnfields(r) < 128 ? PQnfields(r) : 128;
+    for (int i = 0; i < ncols; i++)
+      types[i] = PQftype(r, i);
+    PQclear(r);
+  }
+  int pid = PQbackendPID(c);
+  double at = backend_cpu(pid);
   double t0 = now();
   int ok = 1;
   if (way == W_EXEC) {
@@ -263,19 +413,27 @@ static int run_raw(const bench_t *b, int way, sample_t *s) {
       PQclear(r);
     }
   } else { /* COPY (query) TO STDOUT: one buffer per row */
-    char *q = malloc(strlen(b->query) + 32), *buf;
-    sprintf(q, "COPY (%s) TO STDOUT", b->query);
+    char *q = malloc(strlen(b->query) + 48), *buf;
+    sprintf(q, "COPY (%s) TO STDOUT%s", b->query,
+            way == W_COPY_BIN ? " (FORMAT binary)" : "");
+    int header = 0;
     PGresult *r = PQexec(c, q);
     free(q);
     ok = PQresultStatus(r) == PGRES_COPY_OUT;
     PQclear(r);
     int n;
     while (ok && (n = PQgetCopyData(c, &buf, 0)) > 0) {
-      if (way == W_COPY_SPLIT)
-        touch_split(s, t0, buf, (size_t)n);
-      else
-        touch(s, t0, buf, (size_t)n);
-      s->rows++;
+      if (way == W_COPY_BIN) {
+        int rc = touch_binary(s, t0, buf, (size_t)n, types, ncols, &header);
+        ok = rc >= 0;
+        s->rows += rc == 1;
+      } else {
+        if (way == W_COPY_SPLIT)
+          touch_split(s, t0, buf, (size_t)n);
+        else
+          touch(s, t0, buf, (size_t)n);
+        s->rows++;
+      }
       PQfreemem(buf);
     }
     while ((r = PQgetResult(c)) != NULL) {
@@ -284,6 +442,7 @@ static int run_raw(const bench_t *b, int way, sample_t *s) {
     }
   }
   s->secs = now() - t0;
+  server_cpu_since(s, &pid, &at, 1);
   if (!ok)
     fprintf(stderr, "%s: %s", way_names[way], PQerrorMessage(c));
   PQfinish(c);
@@ -317,7 +476,9 @@ static int measure(const bench_t *b, int way, sample_t *s) {
   if (pid == 0) {
     close(fds[0]);
     sample_t mine = {0};
-    int rc = way <= W_PQS_COPY ? run_pqstream(b, way, &mine)
+    int pqs_way = way == W_PQSTREAM || way == W_PQS_COPY || way == W_PQS_BIN ||
+                  way == W_PQS_COPY_BIN;
+    int rc = pqs_way           ? run_pqstream(b, way, &mine)
              : way == W_PARTS  ? run_partitioned(b, &mine)
                                : run_raw(b, way, &mine);
     struct rusage ru;
@@ -357,9 +518,10 @@ static stat_t stat_of(double *v, int n) {
   return s;
 }
 
-enum { M_ROWS_S, M_MB_S, M_FIRST, M_RSS, M_CPU, NMETRICS };
+enum { M_ROWS_S, M_MB_S, M_FIRST, M_RSS, M_CPU, M_SERVER_CPU, NMETRICS };
 static const char *metric_names[NMETRICS] = {
-    "rows_per_s", "mb_per_s", "first_row_ms", "peak_rss_kb", "cpu_s"};
+    "rows_per_s",  "mb_per_s", "first_row_ms",
+    "peak_rss_kb", "cpu_s",    "server_cpu_s"};
 
 static double metric(const sample_t *s, int m) {
   switch (m) {
@@ -371,6 +533,8 @@ static double metric(const sample_t *s, int m) {
     return s->first_ms;
   case M_CPU:
     return s->cpu_s;
+  case M_SERVER_CPU:
+    return s->server_cpu_s;
   default:
     return s->rss_kb;
   }
@@ -378,8 +542,8 @@ static double metric(const sample_t *s, int m) {
 
 static void report(const bench_t *b, sample_t (*samples)[50]) {
   stat_t st[NWAYS][NMETRICS];
-  for (int w = 0; w < nways(b); w++)
-    for (int m = 0; m < NMETRICS; m++) {
+  for (int w = 0; w < NWAYS; w++)
+    for (int m = 0; m < NMETRICS && way_on(b, w); m++) {
       double v[50];
       for (int r = 0; r < b->runs; r++)
         v[r] = metric(&samples[w][r], m);
@@ -393,8 +557,11 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
            "\"ways\": {",
            b->runs, b->jobs, b->stages ? "true" : "false",
            samples[W_PQSTREAM][0].rows);
-    for (int w = 0; w < nways(b); w++) {
-      printf("%s\"%s\": {", w ? ", " : "", way_names[w]);
+    for (int w = 0, first = 1; w < NWAYS; w++) {
+      if (!way_on(b, w))
+        continue;
+      printf("%s\"%s\": {", first ? "" : ", ", way_names[w]);
+      first = 0;
       for (int m = 0; m < NMETRICS; m++)
         printf("%s\"%s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}",
                m ? ", " : "", metric_names[m], st[w][m].median, st[w][m].min,
@@ -402,34 +569,45 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
       printf("}");
     }
     printf("}, \"server_cpus\": %d, \"ratios\": {", b->server_cpus);
-    for (int i = 0; i < NPAIRS; i++) {
+    for (int i = 0, first = 1; i < NPAIRS; i++) {
       int a = pairs[i][0], w = pairs[i][1];
-      if (a >= nways(b))
+      if (!way_on(b, a) || !way_on(b, w))
         continue;
       printf("%s\"%s_vs_%s\": {\"rows_per_s\": %.3f, \"mb_per_s\": "
              "%.3f, \"first_row_ms\": %.3f, \"peak_rss_kb\": %.3f, "
-             "\"cpu_s\": %.3f}",
-             i ? ", " : "", way_names[a], way_names[w],
+             "\"cpu_s\": %.3f",
+             first ? "" : ", ", way_names[a], way_names[w],
              st[a][M_ROWS_S].median / st[w][M_ROWS_S].median,
              st[a][M_MB_S].median / st[w][M_MB_S].median,
              st[a][M_FIRST].median / st[w][M_FIRST].median,
              st[a][M_RSS].median / st[w][M_RSS].median,
              st[a][M_CPU].median / st[w][M_CPU].median);
+      if (st[a][M_SERVER_CPU].min >= 0 && st[w][M_SERVER_CPU].min > 0)
+        printf(", \"server_cpu_s\": %.3f",
+               st[a][M_SERVER_CPU].median / st[w][M_SERVER_CPU].median);
+      printf("}");
+      first = 0;
     }
     printf("}}\n");
     return;
   }
   printf("%.0f rows, %d runs each, median [min .. max]\n\n",
          samples[W_PQSTREAM][0].rows, b->runs);
-  printf("%-11s %28s %21s %21s %21s %21s\n", "way", "rows/s", "MB/s",
-         "first row ms", "peak RSS MB", "client CPU s");
-  for (int w = 0; w < nways(b); w++) {
-    printf("%-11s", way_names[w]);
+  printf("%-17s %28s %21s %21s %21s %21s %21s\n", "way", "rows/s", "MB/s",
+         "first row ms", "peak RSS MB", "client CPU s", "server CPU s");
+  for (int w = 0; w < NWAYS; w++) {
+    if (!way_on(b, w))
+      continue;
+    printf("%-17s", way_names[w]);
     for (int m = 0; m < NMETRICS; m++) {
       double k = m == M_RSS ? 1024 : 1;
-      printf(m == M_ROWS_S ? " %9.0f [%7.0f..%7.0f]"
-             : m == M_CPU  ? " %6.2f [%5.2f..%5.2f]"
-                           : " %6.1f [%5.1f..%5.1f]",
+      if (m == M_SERVER_CPU && st[w][m].min < 0) {
+        printf(" %21s", "n/a");
+        continue;
+      }
+      printf(m == M_ROWS_S                   ? " %9.0f [%7.0f..%7.0f]"
+             : m == M_CPU || m == M_SERVER_CPU ? " %6.2f [%5.2f..%5.2f]"
+                                               : " %6.1f [%5.1f..%5.1f]",
              st[w][m].median / k, st[w][m].min / k, st[w][m].max / k);
     }
     printf("\n");
@@ -437,15 +615,28 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
   printf("\nratios of the medians:\n");
   for (int i = 0; i < NPAIRS; i++) {
     int a = pairs[i][0], w = pairs[i][1];
-    if (a >= nways(b))
+    if (!way_on(b, a) || !way_on(b, w))
       continue;
-    printf("  %-13s vs %-13s %6.3fx rows/s  %6.3fx client CPU  %6.3fx "
-           "memory\n",
+    printf("  %-17s vs %-17s %6.3fx rows/s  %6.3fx client CPU  %6.3fx "
+           "memory",
            way_names[a], way_names[w],
            st[a][M_ROWS_S].median / st[w][M_ROWS_S].median,
            st[a][M_CPU].median / st[w][M_CPU].median,
            st[a][M_RSS].median / st[w][M_RSS].median);
+    if (st[a][M_SERVER_CPU].min >= 0 && st[w][M_SERVER_CPU].min > 0)
+      printf("  %6.3fx server CPU",
+             st[a][M_SERVER_CPU].median / st[w][M_SERVER_CPU].median);
+    printf("\n");
   }
+  if (!(st[W_SINGLE][M_SERVER_CPU].min >= 0))
+    printf("\nserver CPU: n/a (read from the backend's /proc/PID/stat, so "
+           "only when the server runs on this machine)\n");
+  else
+    printf("\nserver CPU: the backend's user+system time over the way, from "
+           "its /proc/PID/stat\n");
+  if (b->binary)
+    printf("--binary: every pqstream way reads each field through the getter "
+           "of its type\n");
   if (b->partitions) {
     if (b->server_cpus > 0)
       printf("\nthe server has %d CPUs; %d partitions can use at most that "
@@ -459,9 +650,13 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
 
 /* Every way, every run, a different way first each run. */
 static int measure_all(const bench_t *b, sample_t (*samples)[50]) {
+  int on[NWAYS], n = 0;
+  for (int w = 0; w < NWAYS; w++)
+    if (way_on(b, w))
+      on[n++] = w;
   for (int r = 0; r < b->runs; r++)
-    for (int k = 0; k < nways(b); k++) {
-      int w = (k + r) % nways(b);
+    for (int k = 0; k < n; k++) {
+      int w = on[(k + r) % n];
       if (measure(b, w, &samples[w][r]) != 0) {
         cli_say("bench: the %s run failed", way_names[w]);
         return -1;
@@ -499,7 +694,15 @@ static const char bench_usage[] =
     "                         connections (pqstream_parts, over COPY), with\n"
     "                         the server's CPU count beside it\n"
     "      --partition-on=COL that key (default id)\n"
-    "      --json             machine-readable output\n";
+    "      --binary           also the binary ways: pqstream with binary\n"
+    "                         results over both sources (pqstream_binary,\n"
+    "                         pqstream_copy_bin) and raw binary COPY decoded by\n"
+    "                         hand (copy_binary); every pqstream way then reads\n"
+    "                         each field through the getter of its type; the\n"
+    "                         generated query gets int4 and float8 columns\n"
+    "      --json             machine-readable output\n"
+    "The server's CPU per way is read from the backend's /proc/PID/stat when\n"
+    "the server runs on this machine, and shown as n/a otherwise.\n";
 
 int cli_bench(int argc, char **argv) {
   bench_t b = {.conninfo = "",
@@ -518,6 +721,7 @@ int cli_bench(int argc, char **argv) {
       {"jobs", required_argument, NULL, 'j'},
       {"stages", no_argument, NULL, 's'},
       {"json", no_argument, NULL, 'J'},
+      {"binary", no_argument, NULL, 'B'},
       {"partitions", required_argument, NULL, 'P'},
       {"partition-on", required_argument, NULL, 'O'},
       {"help", no_argument, NULL, 'h'},
@@ -553,6 +757,9 @@ int cli_bench(int argc, char **argv) {
     case 'J':
       b.json = 1;
       break;
+    case 'B':
+      b.binary = 1;
+      break;
     case 'P':
       b.partitions = atoi(optarg);
       break;
@@ -577,7 +784,9 @@ int cli_bench(int argc, char **argv) {
   if (b.query == NULL) { /* streams from the server as it is generated */
     size_t size = 256 + (size_t)b.cols * 64;
     char *q = malloc(size), *gen = malloc(size);
-    int n = sprintf(gen, "SELECT id");
+    int n = sprintf(gen, b.binary ? "SELECT id, (id %%%% 100000)::int4 AS a, "
+                                    "id * 1.37::float8 / 3 AS b"
+                                  : "SELECT id");
     for (int i = 1; i <= b.cols; i++)
       n += sprintf(gen + n, ", lpad(id::text, %d, 'x') AS c%d", b.width, i);
     sprintf(gen + n, " FROM (SELECT generate_series(%%lld, %%lld)::int8 "
