@@ -46,6 +46,29 @@ echo "<= 1.15x, and against pqstream <= 0.5x; peak RSS under 16 MB"
   --runs "$runs"
 
 echo
+echo "binary results (every pqstream way through the typed getters): server"
+echo "CPU <= 0.7x and wall <= 0.8x the text single-row way, client CPU <="
+echo "the text way's; pqstream_copy_bin within 1.15x of copy_binary's CPU"
+"$build/tools/pqstream" bench -d "$conn" -c "SELECT id, a, b, s FROM bench" \
+  --runs "$runs" --binary
+echo
+echo "float-heavy: 10 float8 columns, 2,000,000 rows (target: binary wall"
+echo "<= 0.6x text)"
+psql -q -v ON_ERROR_STOP=1 "$conn" <<SQL
+DROP TABLE IF EXISTS floats;
+CREATE TABLE floats AS
+SELECT g * 1.1::float8 AS f1, g * 1.2::float8 / 7 AS f2, g * 1.3::float8 / 11
+       AS f3, g * 1.4::float8 / 13 AS f4, g * 1.5::float8 / 17 AS f5,
+       g * 1.6::float8 / 19 AS f6, g * 1.7::float8 / 23 AS f7,
+       g * 1.8::float8 / 29 AS f8, g * 1.9::float8 / 31 AS f9,
+       sqrt(g::float8) AS f10
+FROM generate_series(1, 2000000) g;
+VACUUM ANALYZE floats;
+SQL
+"$build/tools/pqstream" bench -d "$conn" -c "SELECT * FROM floats" \
+  --runs "$runs" --binary
+
+echo
 echo "merge: K streams merged vs the same K streams consumed separately"
 "$build/benchmarks/bench_merge" "$conn" "$runs"
 echo

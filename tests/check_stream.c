@@ -25,6 +25,8 @@ static int sum_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   (void)s;
   consumer_t *c = data;
   int64_t v = 0;
+  /* The suite runs over the format it was asked for (PQS_TEST_FORMAT). */
+  ck_assert_int_eq(pqs_row_is_binary(row), pt_binary());
   ck_assert_int_eq(pqs_row_int64(row, 0, &v), 0);
   c->sum += v;
   c->rows++;
