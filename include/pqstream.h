@@ -664,7 +664,9 @@ PQS_EXTERN int pqs_out_set_int64(pqs_out_t *out, int col, int64_t v);
 /* Sets output column `col` to SQL NULL. Errors: PQS_EINVAL. */
 PQS_EXTERN int pqs_out_set_null(pqs_out_t *out, int col);
 /* Passes column `in_col` of the input row through to `col` without copying
- * it. Errors: PQS_EINVAL. */
+ * it. The output is text: a binary input value goes as its text
+ * (pqs_row_text). Errors: PQS_EINVAL, and for a binary input PQS_ETYPE (a
+ * value without exact text) or PQS_ENOMEM. */
 PQS_EXTERN int pqs_out_pass(pqs_out_t *out, int col, const pqs_row_t *in,
                             int in_col);
 
@@ -725,7 +727,10 @@ typedef void (*pqs_sink_cb)(pqs_sink_t *sink, const pqs_done_t *done,
  * `opts` may be NULL (TSV, no header) and is copied.
  * Errors: PQS_EINVAL (NULL s or cb, an fd of another kind), PQS_ETHREAD,
  * PQS_ESTATE (started), PQS_ENOMEM, or libuv's error; on error the stream
- * is left unstarted and still the caller's. */
+ * is left unstarted and still the caller's.
+ * A binary stream (PQS_RESULT_BINARY) with a column whose type has no
+ * exact text (see pqs_row_text) ends before its first row is written: the
+ * callback gets PQS_ETYPE and a message naming the column. */
 PQS_EXTERN int pqs_sink_fd(pqs_stream_t *s, uv_loop_t *loop, int fd,
                            const pqs_sink_opts_t *opts, pqs_sink_cb cb,
                            void *data);
@@ -750,7 +755,8 @@ PQS_EXTERN int pqs_formatter_new(pqs_formatter_t **out, pqs_format_t format);
 /* Renders `row` (a borrowed row, from any callback) into the formatter's
  * buffer: *out and *len are borrowed until the next call on `f` or its
  * free. The buffer grows to the longest row and is reused, so formatting
- * row after row does not allocate. Errors: PQS_EINVAL, PQS_ENOMEM. */
+ * row after row does not allocate. Errors: PQS_EINVAL, PQS_ENOMEM, and
+ * PQS_ETYPE for a binary row with a value that has no exact text. */
 PQS_EXTERN int pqs_format_row(pqs_formatter_t *f, const pqs_row_t *row,
                               const char **out, size_t *len);
 

@@ -7,60 +7,6 @@
 #include "binary.h"
 #include "pqstream.h"
 
-int pqs__binary_int(uint32_t type, const char *p, size_t n, int64_t *out) {
-  switch (type) {
-  case PQS_OID_INT2:
-    if (n != 2)
-      return PQS_EFORMAT;
-    *out = (int16_t)pqs__be16(p);
-    return 0;
-  case PQS_OID_INT4:
-    if (n != 4)
-      return PQS_EFORMAT;
-    *out = (int32_t)pqs__be32(p);
-    return 0;
-  case PQS_OID_OID:
-    if (n != 4)
-      return PQS_EFORMAT;
-    *out = pqs__be32(p);
-    return 0;
-  case PQS_OID_INT8:
-    if (n != 8)
-      return PQS_EFORMAT;
-    *out = (int64_t)pqs__be64(p);
-    return 0;
-  default:
-    return PQS_ETYPE;
-  }
-}
-
-int pqs__binary_double(uint32_t type, const char *p, size_t n, double *out) {
-  if (type == PQS_OID_FLOAT8) {
-    if (n != 8)
-      return PQS_EFORMAT;
-    uint64_t bits = pqs__be64(p);
-    memcpy(out, &bits, sizeof(*out));
-    return 0;
-  }
-  if (type == PQS_OID_FLOAT4) {
-    if (n != 4)
-      return PQS_EFORMAT;
-    uint32_t bits = pqs__be32(p);
-    float f;
-    memcpy(&f, &bits, sizeof(f));
-    *out = f;
-    return 0;
-  }
-  int64_t v;
-  int rc = pqs__binary_int(type, p, n, &v);
-  if (rc != 0)
-    return rc;
-  if (v < -(INT64_C(1) << 53) || v > INT64_C(1) << 53)
-    return PQS_ERANGE; /* as for text: beyond 2^53 a double is not exact */
-  *out = (double)v;
-  return 0;
-}
-
 int pqs__binary_has_text(uint32_t type) {
   switch (type) {
   case PQS_OID_BOOL:

@@ -6,8 +6,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "arena.h"
+#include "pqstream.h"
 
 /* Microseconds and days from 1970-01-01 to 2000-01-01, the epoch of the
  * server's binary dates and times. */
@@ -28,12 +30,65 @@ static inline uint64_t pqs__be64(const char *p) {
 }
 
 /* An int2, int4, int8 or oid of `n` bytes: 0 or PQS_EFORMAT (a length the
- * type does not have). */
-int pqs__binary_int(uint32_t type, const char *p, size_t n, int64_t *out);
+ * type does not have). Hot path. */
+static inline int pqs__binary_int(uint32_t type, const char *p, size_t n,
+                                  int64_t *out) {
+  switch (type) {
+  case PQS_OID_INT2:
+    if (n != 2)
+      return PQS_EFORMAT;
+    *out = (int16_t)pqs__be16(p);
+    return 0;
+  case PQS_OID_INT4:
+    if (n != 4)
+      return PQS_EFORMAT;
+    *out = (int32_t)pqs__be32(p);
+    return 0;
+  case PQS_OID_OID:
+    if (n != 4)
+      return PQS_EFORMAT;
+    *out = pqs__be32(p);
+    return 0;
+  case PQS_OID_INT8:
+    if (n != 8)
+      return PQS_EFORMAT;
+    *out = (int64_t)pqs__be64(p);
+    return 0;
+  default:
+    return PQS_ETYPE;
+  }
+}
 
 /* A float4, float8 or integer as a double: 0, PQS_EFORMAT, or PQS_ERANGE
- * (an int8 beyond +-2^53, where a double is no longer exact). */
-int pqs__binary_double(uint32_t type, const char *p, size_t n, double *out);
+ * (an int8 beyond +-2^53, where a double is no longer exact). Hot path. */
+static inline int pqs__binary_double(uint32_t type, const char *p, size_t n,
+                                     double *out) {
+  if (type == PQS_OID_FLOAT8) {
+    if (n != 8)
+      return PQS_EFORMAT;
+    uint64_t bits = pqs__be64(p);
+    memcpy(out, &bits, sizeof(*out));
+    return 0;
+  }
+  if (type == PQS_OID_FLOAT4) {
+    if (n != 4)
+      return PQS_EFORMAT;
+    uint32_t bits = pqs__be32(p);
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    *out = f;
+    return 0;
+  }
+  int64_t v;
+  int rc = pqs__binary_int(type, p, n, &v);
+  if (rc != 0)
+    return rc;
+  if (v < -(INT64_C(1) << 53) || v > INT64_C(1) << 53)
+    return PQS_ERANGE; /* as for text: beyond 2^53 a double is not exact */
+  *out = (double)v;
+  return 0;
+}
+
 
 /* The server's text for a binary value of `type`, made in `a`: *p and *n
  * are the binary value in, the text out (NUL-terminated). 0, PQS_ETYPE (a

@@ -189,10 +189,12 @@ int pqs_row_get_text(const pqs_row_t *row, int col, const char **text,
   return 0;
 }
 
-/* The stored bytes of a non-NULL value of one of the `ok` types. */
-int pqs__row_typed(const pqs_row_t *row, int col, const void *out,
-                   const uint32_t *ok, int nok, const char **text,
-                   size_t *len) {
+/* The stored bytes of a non-NULL value of one of the `ok` types. Inline
+ * for the getters of this file, whose type lists are constants: the hot
+ * path of a program that reads numbers. */
+static inline int typed(const pqs_row_t *row, int col, const void *out,
+                        const uint32_t *ok, int nok, const char **text,
+                        size_t *len) {
   size_t n;
   if (out == NULL)
     return PQS_EINVAL;
@@ -208,6 +210,12 @@ int pqs__row_typed(const pqs_row_t *row, int col, const void *out,
   if (!match)
     return PQS_ETYPE;
   return *text == NULL ? PQS_ENULL : 0;
+}
+
+int pqs__row_typed(const pqs_row_t *row, int col, const void *out,
+                   const uint32_t *ok, int nok, const char **text,
+                   size_t *len) {
+  return typed(row, col, out, ok, nok, text, len);
 }
 
 static int parse_int(const char *text, long long lo, long long hi,
@@ -233,7 +241,7 @@ static int read_int(const pqs_row_t *row, int col, void *out, long long min,
                     long long max, long long *v) {
   const char *t;
   size_t n;
-  int rc = pqs__row_typed(row, col, out, ints, 4, &t, &n);
+  int rc = typed(row, col, out, ints, 4, &t, &n);
   if (rc != 0 || !row->schema->binary)
     return rc ? rc : parse_int(t, min, max, v);
   int64_t x;
@@ -274,7 +282,7 @@ int pqs_row_double(const pqs_row_t *row, int col, double *out) {
                                 PQS_OID_INT8};
   const char *t;
   size_t n;
-  int rc = pqs__row_typed(row, col, out, ok, 5, &t, &n);
+  int rc = typed(row, col, out, ok, 5, &t, &n);
   if (rc != 0)
     return rc;
   if (row->schema->binary) {
@@ -313,7 +321,7 @@ int pqs_row_bool(const pqs_row_t *row, int col, int *out) {
   static const uint32_t ok[] = {PQS_OID_BOOL};
   const char *t;
   size_t n;
-  int rc = pqs__row_typed(row, col, out, ok, 1, &t, &n);
+  int rc = typed(row, col, out, ok, 1, &t, &n);
   if (rc == 0 && row->schema->binary && n != 1)
     return PQS_EFORMAT;
   if (rc == 0)
@@ -336,7 +344,7 @@ int pqs_row_bytea(const pqs_row_t *row, int col, void *buf, size_t cap,
   static const uint32_t ok[] = {PQS_OID_BYTEA};
   const char *t;
   size_t n;
-  int rc = pqs__row_typed(row, col, len, ok, 1, &t, &n);
+  int rc = typed(row, col, len, ok, 1, &t, &n);
   if (rc != 0)
     return rc;
   if (row->schema->binary) { /* the bytes themselves */
