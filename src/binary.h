@@ -9,25 +9,14 @@
 #include <string.h>
 
 #include "arena.h"
+#include "bigendian.h"
+#include "binary_numeric.h"
 #include "pqstream.h"
 
 /* Microseconds and days from 1970-01-01 to 2000-01-01, the epoch of the
  * server's binary dates and times. */
 #define PQS__EPOCH_2000_US INT64_C(946684800000000)
 #define PQS__EPOCH_2000_DAYS 10957
-
-static inline uint16_t pqs__be16(const char *p) {
-  const unsigned char *u = (const unsigned char *)p;
-  return (uint16_t)(u[0] << 8 | u[1]);
-}
-static inline uint32_t pqs__be32(const char *p) {
-  const unsigned char *u = (const unsigned char *)p;
-  return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 |
-         u[3];
-}
-static inline uint64_t pqs__be64(const char *p) {
-  return (uint64_t)pqs__be32(p) << 32 | pqs__be32(p + 4);
-}
 
 /* An int2, int4, int8 or oid of `n` bytes: 0 or PQS_EFORMAT (a length the
  * type does not have). Hot path. */
@@ -106,8 +95,5 @@ int pqs__binary_has_text(uint32_t type);
 size_t pqs__float8_text(double v, char *out);
 size_t pqs__float4_text(float v, char *out);
 
-/* A binary numeric as the server's numeric_out writes it, made in `a`. */
-int pqs__numeric_text(pqs__arena_t *a, const char *p, size_t n,
-                      const char **text, size_t *len);
 
 #endif

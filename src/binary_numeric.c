@@ -3,7 +3,8 @@
  * base-10000 digits, the first worth 10000^weight. */
 #include <string.h>
 
-#include "binary.h"
+#include "bigendian.h"
+#include "binary_numeric.h"
 #include "pqstream.h"
 
 #define NUMERIC_POS 0x0000

@@ -12,7 +12,7 @@
  * read as text, with no copy. */
 #include <string.h>
 
-#include "binary.h"
+#include "bigendian.h"
 #include "copy_binary.h"
 #include "pqstream.h"
 

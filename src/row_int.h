@@ -59,6 +59,17 @@ int pqs__row_typed(const pqs_row_t *row, int col, const void *out,
                    const uint32_t *ok, int nok, const char **text,
                    size_t *len);
 
+/* A value's text, or *v NULL for SQL NULL: 0, or the error of
+ * pqs_row_get_text (PQS_ETYPE: a binary value without exact text). For
+ * whatever writes rows as text. */
+static inline int pqs__row_text_or_null(const pqs_row_t *row, int col,
+                                        const char **v, size_t *len) {
+  int rc = pqs_row_get_text(row, col, v, len);
+  if (rc == PQS_ENULL)
+    *v = NULL, *len = 0;
+  return rc == PQS_ENULL ? 0 : rc;
+}
+
 static inline int pqs__row_binary(const pqs_row_t *row) {
   return row->schema->binary;
 }

@@ -18,16 +18,6 @@ int pqs__text_row(pqs__buf_t *out, const pqs_row_t *row);
 /* One JSON object per line, equal value for value to row_to_json(). */
 int pqs__jsonl_row(pqs__buf_t *out, const pqs_row_t *row);
 
-/* A value's text for a formatter: 0 with *v set, or NULL for SQL NULL;
- * else the error (PQS_ETYPE: a binary value without exact text). */
-static inline int pqs__format_value(const pqs_row_t *row, int col,
-                                    const char **v, size_t *len) {
-  int rc = pqs_row_get_text(row, col, v, len);
-  if (rc == PQS_ENULL)
-    *v = NULL, *len = 0;
-  return rc == PQS_ENULL ? 0 : rc;
-}
-
 /* One row in `format`, as a sink writes it (format.c): a COPY row's own
  * line when it came in that format, else formatted. Hot path. */
 int pqs__format_row(pqs__buf_t *out, pqs_format_t format, const pqs_row_t *row);

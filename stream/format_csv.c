@@ -4,6 +4,7 @@
  * on its line (the old end-of-data marker); quotes inside are doubled. */
 #include <string.h>
 
+#include "../src/row_int.h"
 #include "format.h"
 
 static int field(pqs__buf_t *out, const char *v, size_t len, int alone) {
@@ -43,7 +44,7 @@ static int line(pqs__buf_t *out, const pqs_row_t *row, int names) {
       return PQS_ENOMEM;
     size_t len;
     const char *v = names ? pqs_row_name(row, i) : NULL;
-    int rc = names ? 0 : pqs__format_value(row, i, &v, &len);
+    int rc = names ? 0 : pqs__row_text_or_null(row, i, &v, &len);
     if (rc != 0)
       return rc;
     if (names)

@@ -292,7 +292,7 @@ int pqs__jsonl_row(pqs__buf_t *out, const pqs_row_t *row) {
       return PQS_ENOMEM;
     size_t len;
     const char *v;
-    int rc = pqs__format_value(row, i, &v, &len);
+    int rc = pqs__row_text_or_null(row, i, &v, &len);
     if (rc != 0)
       return rc;
     rc = v == NULL ? pqs__buf_append(out, "null", 4)

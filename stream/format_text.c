@@ -4,6 +4,7 @@
  * through as they are, as COPY passes them. */
 #include <string.h>
 
+#include "../src/row_int.h"
 #include "format.h"
 
 static char escape_of(unsigned char c) {
@@ -53,7 +54,7 @@ static int line(pqs__buf_t *out, const pqs_row_t *row, int names) {
       pqs__buf_putc(out, '\t');
     size_t len;
     const char *v = names ? pqs_row_name(row, i) : NULL;
-    int rc = names ? 0 : pqs__format_value(row, i, &v, &len);
+    int rc = names ? 0 : pqs__row_text_or_null(row, i, &v, &len);
     if (rc != 0)
       return rc;
     if (v == NULL) {

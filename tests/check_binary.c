@@ -548,7 +548,7 @@ START_TEST(copy_parser_survives_mutations) {
   for (int round = 0; round < 10000; round++) {
     for (int i = 0; i < st.n; i++) {
       len[i] = st.len[i];
-      msg[i] = malloc(len[i] + 8);
+      msg[i] = calloc(1, len[i] + 64); /* room for added bytes */
       memcpy(msg[i], st.msg[i], len[i]);
     }
     int mutations = 1 + (int)(xorshift(&seed) % 4);
@@ -570,8 +570,9 @@ START_TEST(copy_parser_survives_mutations) {
                                                                      "\xff\x80",
                  4);
         break;
-      default: /* bytes added */
-        len[i] += 1 + (r >> 40) % 7;
+      default: /* bytes added (zeros), within the room */
+        if (len[i] + 8 <= st.len[i] + 64)
+          len[i] += 1 + (r >> 40) % 7;
         break;
       }
     }
