@@ -114,6 +114,8 @@ typedef struct {
   sample_t *s;
   double t0;
   int pending, failed;
+  int ncols;           /* --binary: the columns' types, from on_columns, */
+  uint32_t types[128]; /* as a program reading typed values keeps them */
 } live_t;
 
 static void touch(sample_t *s, double t0, const char *v, size_t len) {
@@ -137,15 +139,24 @@ static int st_row(pqs_stream_t *st, const pqs_row_t *row, void *data) {
 
 /* --binary: every field through the getter of its type, as a program
  * that wants numbers does (text rows parse, binary rows decode). */
+static int st_columns(pqs_stream_t *st, const pqs_row_t *cols, void *data) {
+  (void)st;
+  live_t *l = data;
+  l->ncols = pqs_row_ncols(cols) < 128 ? pqs_row_ncols(cols) : 128;
+  for (int i = 0; i < l->ncols; i++)
+    l->types[i] = pqs_row_type(cols, i);
+  return PQS_CONTINUE;
+}
+
 static int st_typed_row(pqs_stream_t *st, const pqs_row_t *row, void *data) {
   (void)st;
   live_t *l = data;
-  for (int i = 0; i < pqs_row_ncols(row); i++) {
+  for (int i = 0; i < l->ncols; i++) {
     int64_t v;
     double d;
     size_t len = 8;
     const char *t = NULL;
-    switch (pqs_row_type(row, i)) {
+    switch (l->types[i]) {
     case PQS_OID_INT2:
     case PQS_OID_INT4:
     case PQS_OID_INT8:
@@ -244,7 +255,8 @@ static int run_pqstream(const bench_t *b, int way, sample_t *s) {
   if (b->stages && pqs_stream_filter(st, keep_all, NULL, NULL) != 0)
     return -1;
   live_t l = {.s = s, .pending = 1};
-  pqs_stream_cbs_t cbs = {.on_row = b->binary ? st_typed_row : st_row,
+  pqs_stream_cbs_t cbs = {.on_columns = b->binary ? st_columns : NULL,
+                          .on_row = b->binary ? st_typed_row : st_row,
                           .on_done = st_done};
   l.t0 = now();
   pqs_stream_start(st, &cbs, &l);
