@@ -906,15 +906,25 @@ static int act_on(pqs__op_t *op, int rc) {
  * is busy: no byte may ever come to wake the op. For a COPY that has not
  * started and for a pipeline, a busy libpq is looked at again every
  * 100 ms; one still busy while even a small allocation fails is stuck for
- * good, and the connection is given up (PQS_ENOMEM). */
+ * good, and the connection is given up (PQS_ENOMEM). So is a pipeline
+ * whose connection says "out of memory": libpq 15, failing to allocate a
+ * result while it parses one, can stay busy for good with nothing more to
+ * read, memory fine again (the OOM harness's batch scenario). The words
+ * are libpq's own, untranslated in the C locale. */
 #define PQS__BUSY_RETRY_MS 100
+static int libpq_ran_out(pqs_ctx_t *ctx) {
+  return ctx->op->send == PQS__SEND_PIPELINE &&
+         strstr(PQerrorMessage(ctx->conn), "out of memory") != NULL;
+}
+
 static void busy_and_stuck(pqs_ctx_t *ctx) {
   void *probe = malloc(256); /* libc's, as libpq's own allocations */
-  if (probe != NULL) {
+  if (probe != NULL && !libpq_ran_out(ctx)) {
     free(probe);
     pqs__ctx_defer_ms(ctx, PQS__BUSY_RETRY_MS);
     return;
   }
+  free(probe);
   pqs__op_t *op = ctx->op;
   note_status(op, PQS_ENOMEM);
   op->err.message = op->err.message ? op->err.message : "out of memory";

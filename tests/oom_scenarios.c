@@ -1,9 +1,11 @@
 /* Scenarios for the whole-process allocation-failure harness
  * (tests/oom_harness.sh runs them under tests/support/oomshim.c).
  *
- *   oom_scenario lib|lib-copy|factory|merge|batch CONNINFO   (lib-copy: lib
- * over the COPY source) oom_scenario abandon CONNINFO       (needs the shim:
- * fails everything from row 100 on)
+ *   oom_scenario lib|lib-copy|lib-binary|factory|merge|batch CONNINFO
+ *     (lib-copy: lib over the COPY source; lib-binary: over binary COPY,
+ *     each row's text made too)
+ *   oom_scenario abandon CONNINFO  (needs the shim: fails everything from
+ *     row 100 on)
  *
  * On success a scenario prints what it got and exits 0. When memory runs
  * out it exits 1 with a message on stderr. A broken contract (not exactly
@@ -19,6 +21,7 @@
 
 static const char *conninfo;
 static pqs_source_t source; /* the contexts' default */
+static pqs_result_format_t format; /* likewise */
 
 static void broken(const char *what, int status) {
   fprintf(stderr, "CONTRACT BROKEN: %s (%s)\n", what, pqs_err_name(status));
@@ -47,7 +50,18 @@ static int on_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   int64_t v = 0;
   pqs_row_int64(row, 0, &v);
   r->sum += v;
-  if (++r->rows == 100 && r->at_100)
+  r->rows++;
+  if (pqs_row_is_binary(row)) { /* its text is made on demand: it may fail */
+    const char *t;
+    char want[32];
+    int rc = pqs_row_get_text(row, 0, &t, NULL);
+    snprintf(want, sizeof(want), "%lld", (long long)v);
+    if (rc == PQS_ENOMEM)
+      return rc; /* the stream ends with it: a failure with a message */
+    if (rc != 0 || strcmp(t, want) != 0)
+      broken("a binary row's text is wrong", rc);
+  }
+  if (r->rows == 100 && r->at_100)
     r->at_100();
   return PQS_CONTINUE;
 }
@@ -104,7 +118,7 @@ static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *e,
 static pqs_ctx_t *open_ctx(uv_loop_t *loop) {
   open_t o = {0};
   pqs_ctx_t *ctx;
-  pqs_ctx_opts_t opts = {.source = source};
+  pqs_ctx_opts_t opts = {.source = source, .result_format = format};
   int rc = pqs_ctx_open(&ctx, loop, conninfo, &opts, on_open, &o);
   if (rc != 0)
     failed("open", rc, NULL);
@@ -335,7 +349,8 @@ static void abandon(void) {
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr,
-            "usage: %s lib|lib-copy|batch|factory|merge|abandon CONNINFO\n",
+            "usage: %s lib|lib-copy|lib-binary|batch|factory|merge|abandon "
+            "CONNINFO\n",
             argv[0]);
     return 2;
   }
@@ -344,6 +359,8 @@ int main(int argc, char **argv) {
     lib();
   else if (strcmp(argv[1], "lib-copy") == 0)
     source = PQS_SOURCE_COPY, lib();
+  else if (strcmp(argv[1], "lib-binary") == 0)
+    source = PQS_SOURCE_COPY, format = PQS_RESULT_BINARY, lib();
   else if (strcmp(argv[1], "factory") == 0)
     factory();
   else if (strcmp(argv[1], "merge") == 0)
