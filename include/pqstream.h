@@ -246,8 +246,10 @@ PQS_EXTERN int pqs_row_get_text(const pqs_row_t *row, int col,
  *   PQS_EINVAL  `col` out of range or `out` NULL;
  *   PQS_ENULL   the value is SQL NULL (*out untouched);
  *   PQS_ETYPE   the column's type is not one the getter reads;
- *   PQS_ERANGE  the value does not fit in *out.
- * Every getter reads text and binary rows alike, to the same value.
+ *   PQS_ERANGE  the value does not fit in *out;
+ *   PQS_EFORMAT bytes that are not the type's format (not from a server).
+ * Every getter reads text and binary rows alike, to the same value (a
+ * float4 as the float it is, both ways).
  * Types read: the integer getters from int2, int4, int8 and oid (PQS_ERANGE
  * if the value does not fit the getter's width); double from float4, float8,
  * int2, int4, and int8 within +-2^53 (where it is exact; PQS_ERANGE
