@@ -275,7 +275,9 @@ static int gather_row(merge_t *m, input_t *in, const pqs_row_t *row) {
   size_t bytes = 0;
   for (int i = 0; i < pqs_row_ncols(row); i++) {
     size_t len;
-    if (pqs_row_text(row, i, &len))
+    const char *v;
+    pqs__row_raw(row, i, &v, &len); /* the bytes held, text or binary */
+    if (v != NULL)
       bytes += len;
   }
   m->bytes_in += bytes;
