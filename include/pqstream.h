@@ -319,7 +319,9 @@ PQS_EXTERN int pqs_row_interval(const pqs_row_t *row, int col,
                                 pqs_interval_t *out);
 
 /* A one-dimensional array value (an element iterator), filled by
- * pqs_row_array(). The public fields may be read; the rest is private. */
+ * pqs_row_array(). The public fields may be read; the rest is private and
+ * points into itself: use it where pqs_row_array filled it, never a copy
+ * of the struct. */
 typedef struct pqs_array_s {
   uint32_t elem_type; /* the elements' type OID (PQS_OID_INT4 ...) */
   int lower;          /* the index of the first element: 1 unless said */
