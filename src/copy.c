@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "copy_binary.h"
 #include "ctx_int.h"
 #include "error_int.h"
 #include "sqltext.h"
@@ -292,19 +291,15 @@ static const pqs__cell_t *split_late(const pqs_row_t *row) {
 
 /* Binary: one message, one row, or the trailer; nothing after it. */
 static int binary_row(pqs__op_t *op, char *msg, size_t n) {
-  pqs__copy_t *cp = &op->cp;
-  const char *why = NULL;
-  int rc = cp->ended ? PQS_EINVAL
-                     : pqs__copy_binary_row(&cp->seen_header, msg, n, cp->cells,
-                                            op->schema->ncols, &why);
+  const char *why = "a malformed binary COPY message";
+  int rc = pqs__copy_binary_row(&op->cp.bin, msg, n, op->cp.cells,
+                                op->schema->ncols, &why);
   if (rc == 1)
     return 0;
-  if (rc == 0) {
-    cp->ended = 1;
-    return PQS__WAIT;
-  }
+  if (rc == 0)
+    return PQS__WAIT; /* the trailer */
   if (op->err.message == NULL)
-    op->err.message = why ? why : "binary COPY data after its trailer";
+    op->err.message = why;
   return rc;
 }
 

@@ -38,14 +38,16 @@ static int header(char **p, const char *end, const char **why) {
   return 0;
 }
 
-int pqs__copy_binary_row(int *seen_header, char *msg, size_t n,
+int pqs__copy_binary_row(pqs__bin_state_t *state, char *msg, size_t n,
                          pqs__cell_t *cells, int ncols, const char **why) {
   char *p = msg, *end = msg + n;
   int rc;
-  if (!*seen_header) {
+  if (*state == PQS__BIN_ENDED)
+    return bad(why, "binary COPY data after its trailer");
+  if (*state == PQS__BIN_HEADER) {
     if ((rc = header(&p, end, why)) != 0)
       return rc;
-    *seen_header = 1;
+    *state = PQS__BIN_TUPLES; /* HEADER -> TUPLES */
   }
   if (end - p < 2)
     return bad(why, "a binary COPY tuple is truncated");
@@ -54,6 +56,7 @@ int pqs__copy_binary_row(int *seen_header, char *msg, size_t n,
   if (count == -1) {
     if (p != end)
       return bad(why, "the binary COPY's trailer has bytes after it");
+    *state = PQS__BIN_ENDED; /* TUPLES -> ENDED */
     return 0;
   }
   if (count != ncols)

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "copy_binary.h"
 #include "owner.h"
 #include "params.h"
 #include "pqstream.h"
@@ -132,8 +133,7 @@ typedef struct pqs__copy_s {
   int lines;            /* 0, or 1 + the pqs_format_t of lines passed on */
   int split_done;       /* fact: the current line's copy is split */
   int bad_line;         /* fact: a line did not split into the columns */
-  int seen_header;      /* fact: binary COPY's header has been read */
-  int ended;            /* fact: binary COPY's trailer has been read */
+  pqs__bin_state_t bin; /* binary COPY: how far its stream is read */
 } pqs__copy_t;
 
 typedef struct pqs__op_s {

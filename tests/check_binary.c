@@ -453,15 +453,14 @@ static void stream_free(stream_t *st) {
 static int parse_all(char **msg, const size_t *len, int n, int ncols,
                      const char **why) {
   pqs__cell_t cells[8];
-  int seen = 0, rows = 0, ended = 0;
+  pqs__bin_state_t state = PQS__BIN_HEADER;
+  int rows = 0;
   *why = NULL;
   for (int i = 0; i < n; i++) {
     char *copy = malloc(len[i] + 1);
     memcpy(copy, msg[i], len[i]);
     copy[len[i]] = '\0';
-    int rc = ended ? PQS_EINVAL
-                   : pqs__copy_binary_row(&seen, copy, len[i], cells, ncols,
-                                          why);
+    int rc = pqs__copy_binary_row(&state, copy, len[i], cells, ncols, why);
     if (rc == 1) {
       for (int c = 0; c < ncols; c++) /* every cell within the message */
         ck_assert(cells[c].len < 0 ||
@@ -470,15 +469,12 @@ static int parse_all(char **msg, const size_t *len, int n, int ncols,
       rows++;
     }
     free(copy);
-    if (rc == 0)
-      ended = 1;
     if (rc < 0) {
-      if (*why == NULL)
-        *why = "data after the trailer";
+      ck_assert_ptr_nonnull(*why); /* every refusal says why */
       return rc;
     }
   }
-  return ended ? rows : PQS_EINVAL;
+  return state == PQS__BIN_ENDED ? rows : PQS_EINVAL;
 }
 
 #define COPY_SQL                                                              \

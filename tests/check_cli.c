@@ -966,6 +966,34 @@ START_TEST(bench_json) {
 }
 END_TEST
 
+/* --binary: the binary ways beside the text ones, and the server's CPU
+ * per way (the test server is local: it must be a number). */
+START_TEST(bench_binary_json) {
+  ran_t r = run((const char *[]){"CLI", "bench", "-d", CONN, "--rows", "50000",
+                                 "--runs", "1", "--binary", "--json", NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  PGconn *admin = pt_admin();
+  const char *params[] = {r.out};
+  PGresult *res = PQexecParams(
+      admin,
+      "WITH j AS (SELECT $1::jsonb AS j) SELECT (SELECT count(*) FROM "
+      "unnest(ARRAY['pqstream','pqstream_copy','single_row','exec','copy',"
+      "'copy_split','pqstream_binary','pqstream_copy_bin','copy_binary']) w "
+      "WHERE jsonb_typeof(j->'ways'->w->'rows_per_s'->'median') = 'number' "
+      "AND (j->'ways'->w->'server_cpu_s'->>'median')::float8 >= 0), "
+      "jsonb_typeof(j->'ratios'->'pqstream_copy_bin_vs_copy_binary'->"
+      "'server_cpu_s') FROM j",
+      1, NULL, params, NULL, NULL, 0);
+  ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "not JSON: %s\n%.300s",
+                PQerrorMessage(admin), r.out);
+  ck_assert_str_eq(PQgetvalue(res, 0, 0), "9"); /* 9 ways, each measured */
+  ck_assert_str_eq(PQgetvalue(res, 0, 1), "number");
+  PQclear(res);
+  PQfinish(admin);
+  ran_free(&r);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("cli");
   TCase *tc = tcase_create("cli");
@@ -988,6 +1016,7 @@ int main(void) {
   tcase_add_test(tc, ten_million_rows_bounded);
   tcase_add_test(tc, progress_on_stderr);
   tcase_add_test(tc, bench_json);
+  tcase_add_test(tc, bench_binary_json);
   tcase_add_test(tc, listen_prints_json_lines);
   tcase_add_test(tc, partition_on_a_key);
   suite_add_tcase(s, tc);
