@@ -91,13 +91,9 @@ int pqs__binary_text(pqs__arena_t *a, uint32_t type, const char **p,
                      size_t *n) {
   const char *in = *p;
   char *out;
-  switch (type) {
-  case PQS_OID_TEXT: /* the text-like types: the bytes are the text */
-  case PQS_OID_VARCHAR:
-  case PQS_OID_BPCHAR:
-  case PQS_OID_NAME:
-  case PQS_OID_JSON:
+  if (pqs__binary_is_text(type))
     return 0; /* NUL-terminated by libpq, or by the COPY parser */
+  switch (type) {
   case PQS_OID_JSONB:
     if (*n < 1 || in[0] != 1) /* the only version there is */
       return PQS_EFORMAT;

@@ -48,8 +48,9 @@ static inline int pqs__binary_int(uint32_t type, const char *p, size_t n,
   }
 }
 
-/* A float4, float8 or integer as a double: 0, PQS_EFORMAT, or PQS_ERANGE
- * (an int8 beyond +-2^53, where a double is no longer exact). Hot path. */
+/* A float4, float8, int2, int4 or int8 as a double: 0, PQS_ETYPE (any
+ * other type, oid included), PQS_EFORMAT, or PQS_ERANGE (an int8 beyond
+ * +-2^53, where a double is no longer exact). Hot path. */
 static inline int pqs__binary_double(uint32_t type, const char *p, size_t n,
                                      double *out) {
   if (type == PQS_OID_FLOAT8) {
@@ -68,6 +69,8 @@ static inline int pqs__binary_double(uint32_t type, const char *p, size_t n,
     *out = f;
     return 0;
   }
+  if (type == PQS_OID_OID)
+    return PQS_ETYPE; /* an identifier, not a number pqs_row_double reads */
   int64_t v;
   int rc = pqs__binary_int(type, p, n, &v);
   if (rc != 0)
@@ -85,6 +88,13 @@ static inline int pqs__binary_double(uint32_t type, const char *p, size_t n,
  * (malformed bytes), PQS_ENOMEM (also when `a` is NULL). */
 int pqs__binary_text(pqs__arena_t *a, uint32_t type, const char **p,
                      size_t *n);
+
+/* 1 for the text-like types, whose binary bytes are their text. */
+static inline int pqs__binary_is_text(uint32_t type) {
+  return type == PQS_OID_TEXT || type == PQS_OID_VARCHAR ||
+         type == PQS_OID_BPCHAR || type == PQS_OID_NAME ||
+         type == PQS_OID_JSON;
+}
 
 /* 1 if pqs__binary_text makes text for `type`. */
 int pqs__binary_has_text(uint32_t type);

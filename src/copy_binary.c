@@ -6,10 +6,10 @@
  *   tuple:   int16 field count, then per field an int32 length (-1: NULL)
  *            and its bytes;
  *   trailer: int16 -1.
- * Each field is NUL-terminated where it lies, once every length is read:
- * over the first byte of the next field's length, or, for the last field,
- * at msg[n], where libpq keeps a NUL of its own. Text-like values then
- * read as text, with no copy. */
+ * Each field is NUL-terminated where it lies, in the same pass that reads
+ * the lengths: over the first byte of the next field's length once that
+ * is read, or, for the last field, at msg[n], where libpq keeps a NUL of
+ * its own. Text-like values then read as text, with no copy. */
 #include <string.h>
 
 #include "bigendian.h"
@@ -62,11 +62,17 @@ int pqs__copy_binary_row(pqs__bin_state_t *state, char *msg, size_t n,
   if (count != ncols)
     return bad(why, "a binary COPY tuple's field count differs from the "
                     "query's columns");
+  /* prev_end: where the field before ends, terminated once the length
+   * lying there is read; bytes are written only within checked bounds. */
+  char *prev_end = NULL;
   for (int i = 0; i < ncols; i++) {
     if (end - p < 4)
       return bad(why, "a binary COPY tuple is truncated");
     int32_t len = (int32_t)pqs__be32(p);
+    if (prev_end != NULL)
+      *prev_end = '\0';
     p += 4;
+    prev_end = NULL;
     if (len == -1) {
       cells[i] = (pqs__cell_t){NULL, -1};
       continue;
@@ -77,12 +83,11 @@ int pqs__copy_binary_row(pqs__bin_state_t *state, char *msg, size_t n,
       return bad(why, "a binary COPY field runs past its tuple");
     cells[i] = (pqs__cell_t){p, len};
     p += len;
+    prev_end = p;
   }
   if (p != end)
     return bad(why, "a binary COPY tuple has bytes after its fields");
-  /* All lengths are read: terminate each field in place, last first. */
-  for (int i = ncols - 1; i >= 0; i--)
-    if (cells[i].len >= 0)
-      ((char *)cells[i].ptr)[cells[i].len] = '\0';
+  if (prev_end != NULL)
+    *prev_end = '\0'; /* msg[n]: libpq's own NUL */
   return 1;
 }
