@@ -48,7 +48,8 @@ echo "<= 1.15x, and against pqstream <= 0.5x; peak RSS under 16 MB"
 echo
 echo "binary results (every pqstream way through the typed getters): server"
 echo "CPU <= 0.7x and wall <= 0.8x the text single-row way, client CPU <="
-echo "the text way's; pqstream_copy_bin within 1.15x of copy_binary's CPU"
+echo "the text way's; pqstream_copy_bin within 1.15x of copy_binary's CPU."
+echo "single_row_bin vs single_row: what binary saves the server, any client"
 "$build/tools/pqstream" bench -d "$conn" -c "SELECT id, a, b, s FROM bench" \
   --runs "$runs" --binary
 echo

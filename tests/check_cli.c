@@ -978,16 +978,20 @@ START_TEST(bench_binary_json) {
       admin,
       "WITH j AS (SELECT $1::jsonb AS j) SELECT (SELECT count(*) FROM "
       "unnest(ARRAY['pqstream','pqstream_copy','single_row','exec','copy',"
-      "'copy_split','pqstream_binary','pqstream_copy_bin','copy_binary']) w "
+      "'copy_split','pqstream_binary','pqstream_copy_bin','copy_binary',"
+      "'single_row_bin']) w "
       "WHERE jsonb_typeof(j->'ways'->w->'rows_per_s'->'median') = 'number' "
       "AND (j->'ways'->w->'server_cpu_s'->>'median')::float8 >= 0), "
       "jsonb_typeof(j->'ratios'->'pqstream_copy_bin_vs_copy_binary'->"
+      "'server_cpu_s'), "
+      "jsonb_typeof(j->'ratios'->'single_row_bin_vs_single_row'->"
       "'server_cpu_s') FROM j",
       1, NULL, params, NULL, NULL, 0);
   ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "not JSON: %s\n%.300s",
                 PQerrorMessage(admin), r.out);
-  ck_assert_str_eq(PQgetvalue(res, 0, 0), "9"); /* 9 ways, each measured */
+  ck_assert_str_eq(PQgetvalue(res, 0, 0), "10"); /* 10 ways, each measured */
   ck_assert_str_eq(PQgetvalue(res, 0, 1), "number");
+  ck_assert_str_eq(PQgetvalue(res, 0, 2), "number"); /* the server's floor */
   PQclear(res);
   PQfinish(admin);
   ran_free(&r);

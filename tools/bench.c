@@ -27,13 +27,14 @@ enum {
   W_PQS_BIN,      /* --binary only: pqstream, binary results */
   W_PQS_COPY_BIN, /* its COPY source, COPY (FORMAT binary) */
   W_COPY_BIN,     /* raw binary COPY, fields decoded by hand */
+  W_SINGLE_BIN,   /* raw single-row loop, binary results decoded by hand */
   W_PARTS,        /* --partitions K only */
   NWAYS
 };
 static const char *way_names[NWAYS] = {
     "pqstream",   "pqstream_copy", "single_row",      "exec",
     "copy",       "copy_split",    "pqstream_binary", "pqstream_copy_bin",
-    "copy_binary", "pqstream_parts"};
+    "copy_binary", "single_row_bin", "pqstream_parts"};
 /* The ratios reported: way against baseline. */
 static const int pairs[][2] = {
     {W_PQSTREAM, W_SINGLE},         {W_PQSTREAM, W_EXEC},
@@ -41,7 +42,8 @@ static const int pairs[][2] = {
     {W_PQS_COPY, W_PQSTREAM},       {W_PQS_COPY, W_COPY},
     {W_PQS_BIN, W_PQSTREAM},        {W_PQS_BIN, W_SINGLE},
     {W_PQS_COPY_BIN, W_COPY_BIN},   {W_PQS_COPY_BIN, W_PQS_COPY},
-    {W_PQS_COPY_BIN, W_PQSTREAM},   {W_PARTS, W_PQS_COPY}};
+    {W_PQS_COPY_BIN, W_PQSTREAM},   {W_PQS_BIN, W_SINGLE_BIN},
+    {W_SINGLE_BIN, W_SINGLE},       {W_PARTS, W_PQS_COPY}};
 #define NPAIRS ((int)(sizeof(pairs) / sizeof(pairs[0])))
 
 typedef struct {
@@ -63,7 +65,7 @@ typedef struct {
 /* ---- the ways, each in its child ---- */
 
 static int way_on(const bench_t *b, int w) {
-  if (w >= W_PQS_BIN && w <= W_COPY_BIN)
+  if (w >= W_PQS_BIN && w <= W_SINGLE_BIN)
     return b->binary;
   return w != W_PARTS || b->partitions;
 }
@@ -349,9 +351,21 @@ static void touch_split(sample_t *s, double t0, char *line, size_t n) {
   }
 }
 
+/* One binary field decoded by hand: integers and floats by their type,
+ * the rest touched as bytes. */
+static void touch_binary_field(sample_t *s, double t0, const char *p, int len,
+                               Oid type) {
+  uint64_t v = 0;
+  for (int k = 0; k < len && k < 8; k++)
+    v = v << 8 | (unsigned char)p[k];
+  volatile double d;
+  if (type == PQS_OID_FLOAT8)
+    memcpy((void *)&d, &v, sizeof(d));
+  touch(s, t0, p, type == PQS_OID_TEXT ? (size_t)len : 8);
+}
+
 /* A binary COPY tuple's fields decoded by hand, as a program reading
- * binary COPY itself would: integers and floats by their type, the rest
- * touched as bytes. 0 at the trailer. */
+ * binary COPY itself would. 0 at the trailer. */
 static int touch_binary(sample_t *s, double t0, const char *p, size_t n,
                         const Oid *types, int ncols, int *header) {
   const char *end = p + n;
@@ -377,13 +391,7 @@ static int touch_binary(sample_t *s, double t0, const char *p, size_t n,
     p += 4;
     if (len < 0)
       continue;
-    uint64_t v = 0;
-    for (int k = 0; k < len && k < 8; k++)
-      v = v << 8 | (unsigned char)p[k];
-    volatile double d;
-    if (types[i] == PQS_OID_FLOAT8)
-      memcpy((void *)&d, &v, sizeof(d));
-    touch(s, t0, p, types[i] == PQS_OID_TEXT ? (size_t)len : 8);
+    touch_binary_field(s, t0, p, len, types[i]);
     p += len;
   }
   return 1;
@@ -414,11 +422,20 @@ static int run_raw(const bench_t *b, int way, sample_t *s) {
     for (int i = 0; ok && i < PQntuples(r); i++)
       touch_result(s, t0, r, i);
     PQclear(r);
-  } else if (way == W_SINGLE) {
-    ok = PQsendQuery(c, b->query) && PQsetSingleRowMode(c);
+  } else if (way == W_SINGLE || way == W_SINGLE_BIN) {
+    int bin = way == W_SINGLE_BIN; /* binary needs the extended protocol */
+    ok = (bin ? PQsendQueryParams(c, b->query, 0, NULL, NULL, NULL, NULL, 1)
+              : PQsendQuery(c, b->query)) &&
+         PQsetSingleRowMode(c);
     PGresult *r;
     while ((r = PQgetResult(c)) != NULL) {
-      if (PQresultStatus(r) == PGRES_SINGLE_TUPLE)
+      if (PQresultStatus(r) == PGRES_SINGLE_TUPLE && bin) {
+        for (int i = 0; i < PQnfields(r); i++)
+          if (!PQgetisnull(r, 0, i))
+            touch_binary_field(s, t0, PQgetvalue(r, 0, i),
+                               PQgetlength(r, 0, i), PQftype(r, i));
+        s->rows++;
+      } else if (PQresultStatus(r) == PGRES_SINGLE_TUPLE)
         touch_result(s, t0, r, 0);
       else if (PQresultStatus(r) != PGRES_TUPLES_OK)
         ok = 0;
@@ -708,10 +725,12 @@ static const char bench_usage[] =
     "      --partition-on=COL that key (default id)\n"
     "      --binary           also the binary ways: pqstream with binary\n"
     "                         results over both sources (pqstream_binary,\n"
-    "                         pqstream_copy_bin) and raw binary COPY decoded by\n"
-    "                         hand (copy_binary); every pqstream way then reads\n"
-    "                         each field through the getter of its type; the\n"
-    "                         generated query gets int4 and float8 columns\n"
+    "                         pqstream_copy_bin), and raw libpq's binary\n"
+    "                         single-row loop and binary COPY, decoded by hand\n"
+    "                         (single_row_bin, copy_binary); every pqstream way\n"
+    "                         then reads each field through the getter of its\n"
+    "                         type; the generated query gets int4 and float8\n"
+    "                         columns\n"
     "      --json             machine-readable output\n"
     "The server's CPU per way is read from the backend's /proc/PID/stat when\n"
     "the server runs on this machine, and shown as n/a otherwise.\n";
