@@ -103,6 +103,19 @@ static inline const pqs__cell_t *binary_value(const pqs_row_t *row, int col) {
   return &row->cells[col];
 }
 
+/* binary_value's counterpart for a single-row result, kept off the
+ * cells' path (it calls into libpq, which would cost every COPY row's
+ * getter a stack frame): 1 with *c set to the non-empty value of a binary
+ * row in `col`; 0 sends the getter down its general path. */
+static int result_value(const pqs_row_t *row, int col, pqs__cell_t *c) {
+  if (row == NULL || row->res == NULL || !row->schema->binary ||
+      (unsigned)col >= (unsigned)row->schema->ncols ||
+      (c->len = PQgetlength(row->res, 0, col)) <= 0)
+    return 0;
+  c->ptr = PQgetvalue(row->res, 0, col);
+  return 1;
+}
+
 int pqs__row_raw(const pqs_row_t *row, int col, const char **ptr,
                  size_t *len) {
   return cell(row, col, ptr, len);
@@ -171,6 +184,9 @@ const char *pqs_row_text(const pqs_row_t *row, int col, size_t *len) {
   const char *p = NULL;
   size_t n = 0;
   const pqs__cell_t *c = binary_value(row, col);
+  pqs__cell_t rv;
+  if (c == NULL && result_value(row, col, &rv))
+    c = &rv;
   if (c != NULL && pqs__binary_is_text(row->schema->types[col])) {
     p = c->ptr;
     n = (size_t)c->len;
@@ -253,6 +269,15 @@ static const uint32_t ints[] = {PQS_OID_INT2, PQS_OID_INT4, PQS_OID_INT8,
 /* An integer column's value within [min, max]: the general path. */
 static int read_int(const pqs_row_t *row, int col, void *out, long long min,
                     long long max, long long *v) {
+  pqs__cell_t c;
+  int64_t b;
+  if (out != NULL && result_value(row, col, &c) &&
+      pqs__binary_int(row->schema->types[col], c.ptr, (size_t)c.len, &b) ==
+          0 &&
+      b >= min && b <= max) {
+    *v = b;
+    return 0;
+  }
   const char *t;
   size_t n;
   int rc = typed(row, col, out, ints, 4, &t, &n);
@@ -321,6 +346,9 @@ int pqs_row_double(const pqs_row_t *row, int col, double *out) {
   static const uint32_t ok[] = {PQS_OID_FLOAT4, PQS_OID_FLOAT8, PQS_OID_INT2, PQS_OID_INT4,
                                 PQS_OID_INT8};
   const pqs__cell_t *c = binary_value(row, col);
+  pqs__cell_t rv;
+  if (c == NULL && result_value(row, col, &rv))
+    c = &rv;
   if (c != NULL && out != NULL &&
       pqs__binary_double(row->schema->types[col], c->ptr, (size_t)c->len,
                          out) == 0)
