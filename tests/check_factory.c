@@ -57,8 +57,7 @@ static pqs_ctx_t *get(uv_loop_t *loop, pqs_factory_t *f) {
 static void give_back(uv_loop_t *loop, pqs_ctx_t *ctx) { pt_close(loop, ctx); }
 
 static pqs_factory_t *factory(const char *conninfo, unsigned max) {
-  pqs_factory_opts_t o = {
-      .conninfo = conninfo, .max_size = max, .source = pt_source(), .result_format = pt_format()};
+  pqs_factory_opts_t o = {.conninfo = conninfo, .max_size = max, PT_SUITE_OPTS};
   pqs_factory_t *f = NULL;
   ck_assert_int_eq(pqs_factory_new(&f, &o), 0);
   return f;

@@ -49,7 +49,8 @@ static pt_proxy_t *proxy(void) {
 }
 
 static pqs_ctx_t *open_via(uv_loop_t *loop, pt_proxy_t *p, pt_opened_t *o) {
-  pqs_ctx_opts_t opts = {.source = pt_source(), .result_format = pt_format(),
+  pqs_ctx_opts_t opts = {.source = pt_source(),
+                         .result_format = pt_format(),
                          .cancel_grace_ms = GRACE_MS,
                          .connect_timeout_ms = 1500};
   pqs_ctx_t *ctx = NULL;
@@ -383,7 +384,7 @@ START_TEST(vanished_peer_found) {
   int home = pt_netns_enter(path); /* the client's socket is made there */
   pt_opened_t o = {0};
   pqs_ctx_t *ctx = NULL;
-  pqs_ctx_opts_t opts = {.source = pt_source(), .result_format = pt_format()};
+  pqs_ctx_opts_t opts = {PT_SUITE_OPTS};
   ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, &opts, pt_on_open, &o),
                    0);
   pt_netns_leave(home);

@@ -556,7 +556,7 @@ START_TEST(sixteen_from_a_factory) {
                 "1000000) g");
   uv_loop_t *loop = pt_loop_new();
   pqs_factory_opts_t fo = {
-      .conninfo = pt_conninfo(), .max_size = 16, .source = pt_source(), .result_format = pt_format()};
+      .conninfo = pt_conninfo(), .max_size = 16, PT_SUITE_OPTS};
   pqs_factory_t *f;
   ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
   sixteen_t x = {0};
@@ -612,9 +612,8 @@ START_TEST(scatter_gather_two_servers) {
 
   uv_loop_t *loop = pt_loop_new();
   pqs_factory_opts_t o1 = {
-      .conninfo = pt_conninfo(), .max_size = 2, .source = pt_source(), .result_format = pt_format()};
-  pqs_factory_opts_t o2 = {
-      .conninfo = second, .max_size = 2, .source = pt_source(), .result_format = pt_format()};
+      .conninfo = pt_conninfo(), .max_size = 2, PT_SUITE_OPTS};
+  pqs_factory_opts_t o2 = {.conninfo = second, .max_size = 2, PT_SUITE_OPTS};
   pqs_factory_t *f[2];
   ck_assert_int_eq(pqs_factory_new(&f[0], &o1), 0);
   ck_assert_int_eq(pqs_factory_new(&f[1], &o2), 0);

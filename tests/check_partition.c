@@ -116,7 +116,7 @@ static unsigned all_back(uv_loop_t *loop, pqs_factory_t *f) {
 
 static pqs_factory_t *factory(void) {
   pqs_factory_opts_t fo = {
-      .conninfo = pt_conninfo(), .max_size = 8, .source = pt_source(), .result_format = pt_format()};
+      .conninfo = pt_conninfo(), .max_size = 8, PT_SUITE_OPTS};
   pqs_factory_t *f;
   ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
   return f;

@@ -796,7 +796,7 @@ START_TEST(notices_reach_the_callback) {
   uv_loop_t *loop = pt_loop_new();
   heard_t h = {0};
   pqs_ctx_opts_t opts = {
-      .on_notice = on_notice, .notice_data = &h, .source = pt_source(), .result_format = pt_format()};
+      .on_notice = on_notice, .notice_data = &h, PT_SUITE_OPTS};
   pt_opened_t o = {0};
   pqs_ctx_t *ctx;
   ck_assert_int_eq(

@@ -71,7 +71,7 @@ int pt_binary(void) { return pt_format() == PQS_RESULT_BINARY; }
 pqs_ctx_t *pt_open(uv_loop_t *loop, const char *conninfo) {
   pt_opened_t r = {0};
   pqs_ctx_t *ctx = NULL;
-  pqs_ctx_opts_t opts = {.source = pt_source(), .result_format = pt_format()};
+  pqs_ctx_opts_t opts = {PT_SUITE_OPTS};
   ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, &opts, pt_on_open, &r),
                    0);
   while (r.calls == 0)
