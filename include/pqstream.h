@@ -444,7 +444,11 @@ typedef struct pqs_ctx_opts_s {
    * been cancelled. Past it the connection is given up: closed, the
    * context broken, and on_done comes with the reason it was stopped.
    * A query timeout therefore ends within timeout + grace, whatever the
-   * network does. 0: 5000. */
+   * network does. The grace also covers dropping the rows already on
+   * their way (the sockets' buffers: a few MB of a big result, read in a
+   * fraction of a second by an optimised build; seconds under a sanitizer
+   * or on a loop busy with other work, where a larger grace keeps the
+   * connection). 0: 5000. */
   unsigned cancel_grace_ms;
   /* Where pqs_query reads rows from unless a query says (pqs_source_t);
    * 0: PQS_SOURCE_SINGLE_ROW. */
