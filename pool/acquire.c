@@ -3,7 +3,7 @@
  * adopting that connection, or opening a new one, as a context there. */
 #include <stdlib.h>
 
-#include "../src/alloc.h"
+#include "../src/core.h"
 #include "pool_int.h"
 
 static void req_closed(uv_handle_t *h) {

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/alloc.h"
-#include "../src/conninfo.h"
+#include "../src/core.h"
 #include "pool_int.h"
 
 #define NS_PER_MS (1000000ULL)

@@ -6,7 +6,7 @@
 
 #include <libpq-fe.h>
 
-#include "../src/owner.h"
+#include "../src/core.h"
 #include "pqstream.h"
 
 /* A connection out of the pool: where and when it was asked for, so that

@@ -2,7 +2,7 @@
  * consumer can hold up to n rows at once after libpq has freed them. */
 #include <stdlib.h>
 
-#include "../src/alloc.h"
+#include "../src/core.h"
 #include "stream_int.h"
 
 struct pqs__batch_s {

@@ -1,7 +1,7 @@
 /* Rows as bytes, one home for the sinks and for programs that frame rows
  * themselves (pqs_formatter_t): the same function writes both. */
 #include "format.h"
-#include "../src/alloc.h"
+#include "../src/core.h"
 #include "stream_int.h"
 
 int pqs__format_row(pqs__buf_t *out, pqs_format_t format,

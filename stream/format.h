@@ -3,7 +3,7 @@
 #ifndef PQS_FORMAT_H
 #define PQS_FORMAT_H
 
-#include "../src/buf.h"
+#include "../src/core.h"
 #include "pqstream.h"
 
 /* What COPY ... TO STDOUT (FORMAT csv) writes: a header line of column

@@ -4,7 +4,7 @@
  * on its line (the old end-of-data marker); quotes inside are doubled. */
 #include <string.h>
 
-#include "../src/row_int.h"
+#include "../src/core.h"
 #include "format.h"
 
 static int field(pqs__buf_t *out, const char *v, size_t len, int alone) {

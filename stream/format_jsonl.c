@@ -7,7 +7,7 @@
  * and domain types come out as strings (their text gives no types). */
 #include <string.h>
 
-#include "../src/row_int.h"
+#include "../src/core.h"
 #include "format.h"
 
 /* How json renders a type. */

@@ -4,7 +4,7 @@
  * through as they are, as COPY passes them. */
 #include <string.h>
 
-#include "../src/row_int.h"
+#include "../src/core.h"
 #include "format.h"
 
 static char escape_of(unsigned char c) {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/alloc.h"
+#include "../src/core.h"
 #include "stream_int.h"
 
 /* Values set by the function are copied into `buf`, which may move while

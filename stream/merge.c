@@ -11,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/alloc.h"
-#include "../src/ctx_int.h"
-#include "../src/error_int.h"
+#include "../src/core.h"
 #include "rowq.h"
 #include "stream_int.h"
 

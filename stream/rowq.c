@@ -1,4 +1,4 @@
-#include "../src/alloc.h"
+#include "../src/core.h"
 #include "rowq.h"
 
 #include <stdlib.h>

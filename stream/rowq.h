@@ -4,8 +4,7 @@
 #ifndef PQS_ROWQ_H
 #define PQS_ROWQ_H
 
-#include "../src/row_int.h"
-#include "../src/buf.h"
+#include "../src/core.h"
 
 typedef struct pqs__rowq_s {
   pqs__buf_t buf;

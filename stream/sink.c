@@ -7,9 +7,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "../src/alloc.h"
-#include "../src/binary.h"
-#include "../src/error_int.h"
+#include "../src/core.h"
 #include "format.h"
 #include "stream_int.h"
 

@@ -1,7 +1,7 @@
 /* Stages: adding them to a stream, and running them as one flat loop. */
 #include <stdlib.h>
 
-#include "../src/alloc.h"
+#include "../src/core.h"
 #include "stream_int.h"
 
 /* Stages change what the stream delivers: once rows flow, adding one is

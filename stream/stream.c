@@ -3,9 +3,7 @@
  * and hands them to the consumer's callbacks. */
 #include <stdlib.h>
 
-#include "../src/alloc.h"
-#include "../src/ctx_int.h"
-#include "../src/params.h"
+#include "../src/core.h"
 #include "stream_int.h"
 
 pqs_stream_t *pqs__stream_new(pqs_ctx_t *ctx, const pqs__source_vt_t *vt,
@@ -142,7 +140,7 @@ int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql, int nparams,
   int rc = stream_for(ctx, out, &s);
   if (rc != 0)
     return rc;
-  rc = pqs__op_begin(ctx, sql, nparams, params, opts, 1, &op);
+  rc = pqs__query_begin(ctx, sql, nparams, params, opts, 1, &op);
   return stream_bind(s, rc, op, out);
 }
 

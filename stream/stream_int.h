@@ -2,9 +2,7 @@
 #ifndef PQS_STREAM_INT_H
 #define PQS_STREAM_INT_H
 
-#include "../src/row_int.h"
-#include "../src/source.h"
-#include "../src/buf.h"
+#include "../src/core.h"
 
 typedef enum {
   PQS__STAGE_FILTER,

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/copy_binary.h"
+#include "copy_binary.h"
 #include "pqs_test.h"
 
 /* ---- what every getter says of a value, as one line ---- */

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/ctx_int.h" /* the connection, to ask libpq for its host */
+#include "ctx_int.h" /* the connection, to ask libpq for its host */
 #include "pqs_test.h"
 
 static pthread_t loop_thread;

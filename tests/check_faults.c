@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../src/ctx_int.h"
+#include "ctx_int.h"
 #include "faultproxy.h"
 #include "pqs_test.h"
 

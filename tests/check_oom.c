@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/alloc.h"
+#include "alloc.h"
 #include "cli.h"
 #include "pqs_test.h"
 

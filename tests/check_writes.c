@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/ctx_int.h" /* the connection, for libpq's protocol trace */
+#include "ctx_int.h" /* the connection, for libpq's protocol trace */
 #include "pqs_test.h"
 
 /* ---- typed parameters ---- */

@@ -1,15 +1,22 @@
-/* Atomic batches: statements sent in one round trip through libpq's
+/* The batch kind: statements sent in one round trip through libpq's
  * pipeline mode, one transaction, run again on a serialization failure or
- * deadlock. query.c drives the op (steps PIPELINE, then ROLLBACK when a
- * failed explicit transaction is left open, then WAITING before a retry);
- * this file holds the batch, the run and its tally, and the retry rule. */
+ * deadlock. This file holds the batch, the run and its tally, the retry
+ * rule, and the kind:
+ *
+ *   PIPELINE --the sync's results end; a failed explicit transaction
+ *              left open--> ROLLBACK --its results end--> done
+ *   PIPELINE --a conflict, retries left: pqs__op_wait()--> (WAITING)
+ *            --the pause is over: again()--> PIPELINE
+ *   PIPELINE --otherwise--> done */
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
-#include "ctx_int.h"
+#include "kind.h"
 #include "params.h"
 #include "retry.h"
+
+enum { PIPELINE, ROLLBACK };
 
 typedef struct {
   char *sql;
@@ -36,6 +43,7 @@ struct pqs__pipeline_s {
   size_t *tag_at;  /* offsets into tags */
   uint64_t *affected;
   uint64_t rng; /* the backoff's jitter */
+  int nulls;    /* NULL results in a row */
 };
 
 /* ---- the batch ---- */
@@ -91,8 +99,10 @@ static int send_one(PGconn *conn, const char *sql, const pqs__params_t *p) {
                            p->formats, 0);
 }
 
-int pqs__pipeline_send(pqs__op_t *op) {
-  pqs__pipeline_t *pl = op->pl;
+/* Sends the batch and its sync: 1, 0 if nothing went out, -1 if only part
+ * of it did (the connection must then be given up, never synced). */
+static int pipeline_send(pqs__op_t *op) {
+  pqs__pipeline_t *pl = op->k.batch;
   PGconn *conn = op->ctx->conn;
   if (!PQenterPipelineMode(conn))
     return 0;
@@ -112,8 +122,9 @@ static long statement_of(const pqs__pipeline_t *pl, size_t result) {
   return (long)result - (pl->begin[0] != '\0');
 }
 
-int pqs__pipeline_done_one(pqs__op_t *op, const PGresult *res) {
-  pqs__pipeline_t *pl = op->pl;
+/* A statement's result: its tag kept (0 or PQS_ENOMEM). */
+static int done_one(pqs__op_t *op, const PGresult *res) {
+  pqs__pipeline_t *pl = op->k.batch;
   long i = statement_of(pl, pl->seen++);
   if (i < 0 || (size_t)i >= pl->b->n)
     return 0; /* BEGIN or COMMIT */
@@ -123,19 +134,22 @@ int pqs__pipeline_done_one(pqs__op_t *op, const PGresult *res) {
   return pqs__buf_append(&pl->tags, tag ? tag : "", strlen(tag ? tag : "") + 1);
 }
 
-void pqs__pipeline_failed_one(pqs__op_t *op) {
-  pqs__pipeline_t *pl = op->pl;
+static void failed_one(pqs__op_t *op) { /* an error result */
+  pqs__pipeline_t *pl = op->k.batch;
   if (pl->failed < 0)
     pl->failed = statement_of(pl, pl->seen);
   pl->seen++;
 }
 
-void pqs__pipeline_skipped_one(pqs__op_t *op) { op->pl->seen++; }
+/* PGRES_PIPELINE_ABORTED */
+static void skipped_one(pqs__op_t *op) { op->k.batch->seen++; }
 
 /* ---- retries ---- */
 
-int pqs__pipeline_retry(pqs__op_t *op, unsigned *delay_ms) {
-  pqs__pipeline_t *pl = op->pl;
+/* 1 and the pause before it if the batch is to run again (a conflict and
+ * retries left; the tally is reset), else 0. */
+static int retry(pqs__op_t *op, unsigned *delay_ms) {
+  pqs__pipeline_t *pl = op->k.batch;
   if (!pqs__is_conflict(&op->err) || op->status != 0 ||
       pl->attempts > pl->opts.retries)
     return 0;
@@ -146,6 +160,93 @@ int pqs__pipeline_retry(pqs__op_t *op, unsigned *delay_ms) {
   pl->tags.len = 0;
   return 1;
 }
+
+/* ---- the kind ---- */
+
+static int batch_send(pqs__op_t *op) {
+  if (op->step == ROLLBACK)
+    return PQsendQuery(op->ctx->conn, "ROLLBACK");
+  return pipeline_send(op);
+}
+
+/* A result of the pipeline: one per statement (the BEGIN and COMMIT
+ * around them included), then the sync's. */
+static int batch_take(pqs__op_t *op, PGresult *res) {
+  if (op->step == ROLLBACK)
+    return pqs__op_take_common(op, res, 0);
+  op->k.batch->nulls = 0;
+  switch (PQresultStatus(res)) {
+  case PGRES_PIPELINE_SYNC:
+    op->final = 1;
+    return PQS__CONTINUE;
+  case PGRES_PIPELINE_ABORTED:
+    skipped_one(op);
+    return PQS__CONTINUE;
+  case PGRES_COMMAND_OK:
+  case PGRES_TUPLES_OK:
+    op->rows += PQntuples(res);
+    pqs__op_keep(op, done_one(op, res));
+    return PQS__CONTINUE;
+  default:
+    pqs__op_result_failed(op, res);
+    failed_one(op);
+    return PQS__CONTINUE;
+  }
+}
+
+/* In pipeline mode a NULL result ends one statement's results, not the
+ * batch's: that is the sync. Two in a row, or a dead connection, and
+ * libpq has nothing more to give. */
+static int batch_goes_on(pqs__op_t *op) {
+  return op->step == PIPELINE && !op->final && !op->lost &&
+         PQstatus(op->ctx->conn) != CONNECTION_BAD && ++op->k.batch->nulls < 2;
+}
+
+/* After the results: a failed explicit transaction is rolled back first
+ * (a sync leaves it open), then a conflict may run it again. */
+static pqs__next_t batch_next(pqs__op_t *op) {
+  pqs_ctx_t *ctx = op->ctx;
+  if (op->step == PIPELINE)
+    PQexitPipelineMode(ctx->conn); /* idle now: the sync came */
+  if (!pqs__op_step_ended(op))
+    return PQS__NEXT_END;
+  if (op->step == PIPELINE && PQtransactionStatus(ctx->conn) != PQTRANS_IDLE) {
+    op->step = ROLLBACK;
+    return PQS__NEXT_SEND;
+  }
+  unsigned delay;
+  if (!retry(op, &delay))
+    return PQS__NEXT_END;
+  pqs__op_wait(op, delay);
+  return PQS__NEXT_HELD;
+}
+
+/* libpq 15, failing to allocate a result while it parses one, can stay
+ * busy for good with nothing more to read, memory fine again (the OOM
+ * harness's batch scenario): the connection's "out of memory" (libpq's
+ * own words, untranslated in the C locale) is the sign. */
+static pqs__busy_t batch_busy(pqs__op_t *op) {
+  if (op->step != PIPELINE)
+    return PQS__BUSY_WAIT;
+  return strstr(PQerrorMessage(op->ctx->conn), "out of memory")
+             ? PQS__BUSY_STUCK
+             : PQS__BUSY_PROBE;
+}
+
+static void batch_again(pqs__op_t *op) {
+  op->k.batch->nulls = 0;
+  op->step = PIPELINE;
+}
+
+const pqs__kind_t pqs__kind_batch = {
+    .name = "batch",
+    .send = batch_send,
+    .take = batch_take,
+    .goes_on = batch_goes_on,
+    .next = batch_next,
+    .busy = batch_busy,
+    .again = batch_again,
+};
 
 /* ---- the run: an op whose consumer is the tally ---- */
 
@@ -206,7 +307,8 @@ int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
   pqs__op_t *op = NULL;
   pqs_query_opts_t qo = {.timeout_ms = opts ? opts->timeout_ms : 0};
   if (pl->tag_at == NULL || pl->affected == NULL ||
-      (rc = pqs__op_begin(ctx, "", 0, NULL, &qo, 0, &op)) != 0) {
+      (rc = pqs__op_begin(ctx, &pqs__kind_batch, "", 0, NULL, &qo, 0, &op)) !=
+          0) {
     pqs__free(pl->tag_at);
     pqs__free(pl->affected);
     pqs__free(pl);
@@ -222,8 +324,7 @@ int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
   pl->attempts = 1;
   pl->rng = pqs__jitter_seed(pl);
   pqs__begin_sql(pl->opts.isolation, pl->opts.read_only, pl->begin);
-  op->pl = pl;
-  op->send = PQS__SEND_PIPELINE;
+  op->k.batch = pl;
   pqs__op_bind(op, &run_consumer, pl);
   pqs__op_source.start(op);
   return 0;

@@ -311,6 +311,33 @@ static void handle_closed(uv_handle_t *handle) {
   pqs__ctx_maybe_free(ctx);
 }
 
+/* ---- who may start an operation ---- */
+
+int pqs__ctx_check_ready(const pqs_ctx_t *ctx) {
+  /* The thread is checked before any mutable field is read. */
+  if (!pqs__ctx_on_thread(ctx))
+    return PQS_ETHREAD;
+  switch (ctx->state) {
+  case PQS__CTX_READY:
+    return 0;
+  case PQS__CTX_CONNECTING:
+  case PQS__CTX_BUSY:
+    return PQS_EBUSY;
+  case PQS__CTX_BROKEN:
+    return PQS_EBROKEN;
+  default: /* resetting, releasing, closing */
+    return PQS_ESTATE;
+  }
+}
+
+int pqs__ctx_set_close_hook(pqs_ctx_t *ctx, void (*fn)(void *), void *data) {
+  if (fn != NULL && ctx->close_hook != NULL)
+    return PQS_EBUSY;
+  ctx->close_hook = fn;
+  ctx->close_hook_data = data;
+  return 0;
+}
+
 int pqs__ctx_closing(const pqs_ctx_t *ctx) {
   return ctx->state == PQS__CTX_CLOSING || ctx->state == PQS__CTX_RELEASING;
 }
@@ -320,10 +347,13 @@ int pqs_ctx_close(pqs_ctx_t *ctx, pqs_close_cb cb) {
     return 0;
   if (!pqs__ctx_on_thread(ctx))
     return PQS_ETHREAD;
-  if (ctx->tx != NULL && !pqs__ctx_closing(ctx) &&
+  if (ctx->close_hook != NULL && !pqs__ctx_closing(ctx) &&
       ctx->state != PQS__CTX_RESET_ROLLBACK &&
-      ctx->state != PQS__CTX_RESET_DISCARD)
-    pqs__tx_ctx_closing(ctx->tx);
+      ctx->state != PQS__CTX_RESET_DISCARD) {
+    void (*hook)(void *) = ctx->close_hook;
+    ctx->close_hook = NULL; /* once */
+    hook(ctx->close_hook_data);
+  }
   switch (ctx->state) {
   case PQS__CTX_RESET_ROLLBACK:
   case PQS__CTX_RESET_DISCARD:

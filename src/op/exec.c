@@ -1,6 +1,6 @@
 /* Commands: an operation whose rows, if any, are counted and dropped. */
 #include "alloc.h"
-#include "ctx_int.h"
+#include "core.h"
 #include "params.h"
 
 typedef struct {
@@ -34,7 +34,7 @@ int pqs__exec_start(pqs_ctx_t *ctx, const char *sql, int nparams,
   if (e == NULL)
     return PQS_ENOMEM;
   pqs__op_t *op;
-  int rc = pqs__op_begin(ctx, sql, nparams, params, opts, 0, &op);
+  int rc = pqs__query_begin(ctx, sql, nparams, params, opts, 0, &op);
   if (rc != 0) {
     pqs__free(e);
     return rc;
@@ -59,7 +59,7 @@ int pqs_exec_typed(pqs_ctx_t *ctx, const char *sql, int nparams,
   if (e == NULL)
     return PQS_ENOMEM;
   if ((rc = pqs__params_typed(nparams, params, &typed)) != 0 ||
-      (rc = pqs__op_begin(ctx, sql, 0, NULL, opts, 0, &op)) != 0) {
+      (rc = pqs__query_begin(ctx, sql, 0, NULL, opts, 0, &op)) != 0) {
     pqs__free(typed);
     pqs__free(e);
     return rc;

@@ -10,10 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/alloc.h"
-#include "../src/buf.h"
-#include "../src/error_int.h"
-#include "../src/sqltext.h"
+#include "../src/core.h"
 #include "../stream/stream_int.h"
 
 #define MAX_PARTS 64

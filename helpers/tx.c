@@ -1,6 +1,7 @@
 /* The transaction helper: BEGIN, the user's body, COMMIT or ROLLBACK, and
  * the body again on a conflict. Built on pqs_exec; its one tie to the
- * context is ctx->tx, through which a close ends it.
+ * context is a close hook (pqs__ctx_set_close_hook), by which a close
+ * ends it.
  *
  *   BEGINNING --BEGIN ok--> IN_BODY --pqs_tx_end(0)--> COMMITTING
  *   IN_BODY --pqs_tx_end(error)--> ROLLING_BACK
@@ -12,10 +13,7 @@
  *   ENDING --its timer closed--> the callback, then freed */
 #include <string.h>
 
-#include "alloc.h"
-#include "ctx_int.h"
-#include "error_int.h"
-#include "retry.h"
+#include "../src/core.h"
 
 typedef enum {
   TX_BEGINNING,
@@ -41,7 +39,7 @@ struct pqs_tx_s {
   pqs_error_t err;
   char *err_strings;
   int has_err;
-  int ctx_closing; /* fact: the context is closing; ctx->tx let go */
+  int ctx_closing; /* fact: the context is closing; its hook let go */
 };
 
 static void begin(pqs_tx_t *tx);
@@ -86,8 +84,8 @@ static void finish(pqs_tx_t *tx, int status, const pqs_error_t *err) {
   else
     tx->status = status; /* the error kept before, if any, explains it */
   tx->state = TX_ENDING;
-  if (!tx->ctx_closing && tx->ctx->tx == tx)
-    tx->ctx->tx = NULL;
+  if (!tx->ctx_closing)
+    pqs__ctx_set_close_hook(tx->ctx, NULL, NULL);
   /* A transaction it began and could not end (no memory for the COMMIT or
    * ROLLBACK) must not meet the context's next user. */
   if (!tx->ctx_closing)
@@ -95,9 +93,10 @@ static void finish(pqs_tx_t *tx, int status, const pqs_error_t *err) {
   uv_close((uv_handle_t *)&tx->timer, on_timer_closed);
 }
 
-void pqs__tx_ctx_closing(pqs_tx_t *tx) {
+/* The context's close hook: the context lets go of it first. */
+static void ctx_closing(void *data) {
+  pqs_tx_t *tx = data;
   tx->ctx_closing = 1;
-  tx->ctx->tx = NULL;
   /* An exec of ours still running ends by itself, with PQS_ECANCELED. */
   if (tx->state == TX_IN_BODY || tx->state == TX_WAITING)
     finish(tx, PQS_ECANCELED, NULL);
@@ -209,13 +208,15 @@ int pqs_tx_run(pqs_ctx_t *ctx, const pqs_tx_opts_t *opts, pqs_tx_body_fn body,
       (opts && (unsigned)opts->isolation > PQS_ISOLATION_SERIALIZABLE))
     return PQS_EINVAL;
   int rc = pqs__ctx_check_ready(ctx);
-  if (rc == 0 && ctx->tx != NULL)
-    rc = PQS_EBUSY;
   if (rc != 0)
     return rc;
   pqs_tx_t *tx = pqs__calloc(1, sizeof(*tx));
   if (tx == NULL)
     return PQS_ENOMEM;
+  if ((rc = pqs__ctx_set_close_hook(ctx, ctx_closing, tx)) != 0) {
+    pqs__free(tx); /* another helper's transaction runs on it */
+    return rc;
+  }
   tx->ctx = ctx;
   if (opts)
     tx->opts = *opts;
@@ -224,16 +225,16 @@ int pqs_tx_run(pqs_ctx_t *ctx, const pqs_tx_opts_t *opts, pqs_tx_body_fn body,
   tx->data = data;
   tx->rng = pqs__jitter_seed(tx);
   pqs__begin_sql(tx->opts.isolation, tx->opts.read_only, tx->begin);
-  uv_timer_init(ctx->loop, &tx->timer);
+  uv_timer_init(pqs_ctx_loop(ctx), &tx->timer);
   tx->timer.data = tx;
   tx->state = TX_BEGINNING;
   rc = pqs_exec(ctx, tx->begin[0] ? tx->begin : "BEGIN", 0, NULL, NULL,
                 on_begun, tx);
   if (rc != 0) { /* nothing started: no callback owed */
+    pqs__ctx_set_close_hook(ctx, NULL, NULL);
     tx->cb = NULL;
     uv_close((uv_handle_t *)&tx->timer, on_timer_closed);
     return rc;
   }
-  ctx->tx = tx;
   return 0;
 }

@@ -15,6 +15,8 @@
  *   PQS__DONE      stages -> source  end now, with success: the consumer
  *                                    has all it wanted
  *   PQS__WAIT      inside a source   libpq needs more input first
+ *   PQS__RESULTS   inside a source   this step's input is results: read
+ *                                    them (an op kind's pump, kind.h)
  *
  * The first four are the public PQS_CONTINUE .. PQS_SKIP. */
 #ifndef PQS_ANSWER_H
@@ -29,7 +31,8 @@ typedef enum {
   PQS__SKIP = PQS_SKIP,
   PQS__LAST,
   PQS__DONE,
-  PQS__WAIT
+  PQS__WAIT,
+  PQS__RESULTS
 } pqs__answer_t;
 
 #endif

@@ -1,0 +1,62 @@
+/* The core as the layers above it see it: stream/, pool/, helpers/ and
+ * the tests reach the library's internals through this one header, never
+ * through a wing's own.
+ *
+ * The core's wings, by the row's trip:
+ *   conn/   the connection: context, I/O, cancel, name resolution, reset,
+ *           conninfo, secrets, the owner seam (owner.h)
+ *   op/     the operation: the engine, its kinds (kind.h), commands,
+ *           parameters, retries, the row-source seam (source.h)
+ *   value/  values: rows, getters, binary decoding, COPY's formats, arena
+ *   util/   allocator, buffer, errors, SQL text
+ * What the layers above may call of them is declared here or in the
+ * headers this one includes. */
+#ifndef PQS_CORE_H
+#define PQS_CORE_H
+
+#include "alloc.h"
+#include "answer.h"
+#include "binary.h"
+#include "buf.h"
+#include "conninfo.h"
+#include "error_int.h"
+#include "owner.h"
+#include "params.h"
+#include "retry.h"
+#include "row_int.h"
+#include "source.h"
+#include "sqltext.h"
+
+typedef struct pqs__op_s pqs__op_t;
+
+/* conn/ctx.c */
+int pqs__ctx_on_thread(const pqs_ctx_t *ctx);
+/* Whether a user's call may start an operation: 0, PQS_ETHREAD, PQS_EBUSY,
+ * PQS_EBROKEN or PQS_ESTATE. */
+int pqs__ctx_check_ready(const pqs_ctx_t *ctx);
+/* READY -> BROKEN if the session is inside a transaction. */
+void pqs__ctx_break_in_transaction(pqs_ctx_t *ctx);
+/* A helper running on the context hears of its close through a hook:
+ * `fn(data)` runs once, when pqs_ctx_close is called outside a reset,
+ * before the context changes state. One per context: 0, or PQS_EBUSY if
+ * another is set. fn NULL clears it. */
+int pqs__ctx_set_close_hook(pqs_ctx_t *ctx, void (*fn)(void *), void *data);
+
+/* op/: an operation as a row source (source.h), not yet started. */
+extern const pqs__source_vt_t pqs__op_source;
+/* A statement's op, read by the source the options ask for (`rows`), or
+ * run as a command: 0, PQS_EINVAL, PQS_ENOMEM (op/query.c). */
+int pqs__query_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
+                     const char *const *params, const pqs_query_opts_t *opts,
+                     int rows, pqs__op_t **out);
+/* A new op sends `typed` (owned from now) as its parameters. */
+void pqs__op_set_typed(pqs__op_t *op, pqs__params_t *typed);
+/* A new op whose first step LISTENs on the `n` channels (op/listen.c).
+ * Errors: PQS_EINVAL (no channel, an empty or unquotable name),
+ * PQS_ENOMEM. */
+int pqs__listen_begin(pqs_ctx_t *ctx, const char *const *channels, int n,
+                      pqs__op_t **out);
+/* Its consumer, before it starts. */
+void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer);
+
+#endif

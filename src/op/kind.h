@@ -1,0 +1,87 @@
+/* The seam between the engine (engine.c) and a kind of operation.
+ *
+ * The engine drives one operation on a connection: it begins it, sends
+ * its steps, watches the socket, drains what libpq holds, pauses and
+ * resumes, stops it with a cancel and a deadline, and finishes it exactly
+ * once. It knows no kind by name: what is sent, what a result means, and
+ * what comes after a step are the kind's, through this table. A kind is a
+ * file of its own (rows.c, copy_out.c, describe.c, batch.c, listen.c) with
+ * its own step enum, kept in op->step, and its diagram beside it.
+ *
+ * Every hook runs on the loop thread, from the engine, with the op alive;
+ * none may free the op. Hooks that may be NULL say so. */
+#ifndef PQS_KIND_H
+#define PQS_KIND_H
+
+#include "op.h"
+
+/* What comes after a step whose results libpq has ended (next). */
+typedef enum {
+  PQS__NEXT_END,  /* nothing: the op is drained and finishes */
+  PQS__NEXT_SEND, /* op->step is a new step: the engine sends it */
+  PQS__NEXT_HELD  /* the kind holds the op (listening, waiting to retry)
+                     and has arranged what wakes it */
+} pqs__next_t;
+
+/* What a libpq that is busy with nothing to read means (busy). */
+typedef enum {
+  PQS__BUSY_WAIT,  /* the socket will speak: wait for it */
+  PQS__BUSY_PROBE, /* libpq may be stuck for want of memory: look again
+                      soon, and give the connection up if memory is short */
+  PQS__BUSY_STUCK  /* stuck for good: give the connection up */
+} pqs__busy_t;
+
+typedef struct pqs__kind_s {
+  const char *name;
+  /* Sends op->step. 1: sent (the engine flushes it); 0: libpq would not
+   * take it (the connection's message says why); -1: only part of it went
+   * out and the connection must be given up, never synced. */
+  int (*send)(pqs__op_t *op);
+  /* May be NULL. Before results are read: for a step whose input is not
+   * results (COPY data, notifications), the next piece as an answer code
+   * (answer.h; PQS__WAIT: libpq needs input); PQS__RESULTS otherwise. */
+  int (*pump)(pqs__op_t *op);
+  /* One result of the step (not NULL; the engine clears it after): an
+   * answer code. Sets op->final when it is the result that ends the
+   * step. */
+  int (*take)(pqs__op_t *op, PGresult *res);
+  /* May be NULL (a NULL result ends the step). 1 if libpq's NULL result
+   * ends only part of the step and more results follow (a pipeline). */
+  int (*goes_on)(pqs__op_t *op);
+  /* May be NULL (PQS__NEXT_END). libpq has no more results for the step,
+   * which ran (RUNNING) or was stopped (STOPPING). */
+  pqs__next_t (*next)(pqs__op_t *op);
+  /* May be NULL (PQS__BUSY_WAIT). RUNNING, libpq busy. */
+  pqs__busy_t (*busy)(pqs__op_t *op);
+  /* May be NULL (the engine cancels). RUNNING or PAUSED, asked to stop:
+   * 1 if the kind ends the op its own way (it sent what ends it; the
+   * engine still bounds the wait), 0 for the engine's cancel. */
+  int (*stop)(pqs__op_t *op);
+  /* May be NULL (always). STOPPING: whether a cancel would help. */
+  int (*cancellable)(const pqs__op_t *op);
+  /* May be NULL. WAITING -> RUNNING: the kind's run starts again (the
+   * engine has forgotten the last attempt's error and result). */
+  void (*again)(pqs__op_t *op);
+  /* May be NULL. NEW: the consumer takes lines (source.h, lines). */
+  void (*lines)(pqs__op_t *op, int format, int parse);
+  /* May be NULL. The op is freed: what the kind holds goes too. */
+  void (*free)(pqs__op_t *op);
+} pqs__kind_t;
+
+/* The kinds, each in its file. */
+extern const pqs__kind_t pqs__kind_rows;     /* rows.c */
+extern const pqs__kind_t pqs__kind_copy_out; /* copy_out.c */
+extern const pqs__kind_t pqs__kind_describe; /* describe.c */
+extern const pqs__kind_t pqs__kind_batch;    /* batch.c */
+extern const pqs__kind_t pqs__kind_listen;   /* listen.c */
+
+/* The describe kind's two steps, which the COPY out kind begins with
+ * (its step enum numbers them alike): PREPARE (0) and DESCRIBE (1). */
+int pqs__describe_send(pqs__op_t *op);
+pqs__next_t pqs__describe_next(pqs__op_t *op);
+
+/* copy_out.c: 1 if `sql` begins with a word COPY (statement) TO
+ * accepts. */
+int pqs__copy_qualifies(const char *sql);
+
+#endif

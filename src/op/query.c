@@ -1,0 +1,26 @@
+/* A statement's rows: which kind reads them. The COPY source where it was
+ * asked for and the statement can be a COPY's; single-row mode
+ * otherwise, and for commands. */
+#include "kind.h"
+
+int pqs__query_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
+                     const char *const *params, const pqs_query_opts_t *opts,
+                     int rows, pqs__op_t **out) {
+  pqs_source_t source = opts && opts->source ? opts->source : ctx->opts.source;
+  if ((unsigned)source > PQS_SOURCE_COPY)
+    return PQS_EINVAL;
+  int copy = rows && source == PQS_SOURCE_COPY && sql != NULL &&
+             pqs__copy_qualifies(sql);
+  return pqs__op_begin(ctx, copy ? &pqs__kind_copy_out : &pqs__kind_rows, sql,
+                       nparams, params, opts, rows, out);
+}
+
+void pqs__op_set_typed(pqs__op_t *op, pqs__params_t *typed) {
+  op->typed = typed;
+  /* The COPY source binds text: typed values go by single-row mode. */
+  if (op->kind != &pqs__kind_rows) {
+    op->kind->free(op);
+    op->k.copy = (pqs__copy_t){0};
+    pqs__op_become(op, &pqs__kind_rows, 0);
+  }
+}

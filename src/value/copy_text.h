@@ -1,0 +1,16 @@
+/* COPY's text lines as cells (copy_text.c), apart from the op so that
+ * tests can feed it any bytes. */
+#ifndef PQS_COPY_TEXT_H
+#define PQS_COPY_TEXT_H
+
+#include <stddef.h>
+
+#include "row_int.h"
+
+/* A text-format line of `n` bytes ending in '\n' split into `ncols`
+ * cells, in place (each field NUL-terminated where it lies, escapes
+ * undone, \N as NULL): 0, or PQS_EINVAL if it does not hold exactly
+ * ncols fields. Hot path. */
+int pqs__copy_split(char *text, size_t n, pqs__cell_t *cells, int ncols);
+
+#endif
