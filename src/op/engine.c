@@ -21,88 +21,6 @@ static void op_finish(pqs_ctx_t *ctx, int status);
  * before it has begun the query is ignored) and looks at its deadline. */
 #define PQS__STOP_TICK_MS 200
 
-/* ---- begin: READY -> BUSY ---- */
-
-/* The op, the SQL and the parameters in one allocation. */
-static pqs__op_t *op_new(const char *sql, int nparams,
-                         const char *const *params) {
-  size_t size = sizeof(pqs__op_t) + nparams * sizeof(char *);
-  size_t sql_len = strlen(sql) + 1;
-  size += sql_len;
-  for (int i = 0; i < nparams; i++)
-    size += params[i] ? strlen(params[i]) + 1 : 0;
-  pqs__op_t *op = pqs__calloc(1, size);
-  if (op == NULL)
-    return NULL;
-  const char **copies = (const char **)(op + 1);
-  char *p = (char *)(copies + nparams);
-  for (int i = 0; i < nparams; i++) {
-    copies[i] = NULL;
-    if (params[i] != NULL) {
-      size_t n = strlen(params[i]) + 1;
-      copies[i] = memcpy(p, params[i], n);
-      p += n;
-    }
-  }
-  op->sql = memcpy(p, sql, sql_len);
-  op->nparams = nparams;
-  op->params = copies;
-  return op;
-}
-
-/* A reset (RESET_*) keeps its state; a user's operation makes it BUSY. */
-int pqs__op_begin(pqs_ctx_t *ctx, const pqs__kind_t *kind, const char *sql,
-                  int nparams, const char *const *params,
-                  const pqs_query_opts_t *opts, int single_row,
-                  pqs__op_t **out) {
-  pqs_result_format_t format = opts && opts->result_format
-                                   ? opts->result_format
-                                   : ctx->opts.result_format;
-  if (sql == NULL || nparams < 0 || nparams > 65535 ||
-      (nparams > 0 && params == NULL) || (unsigned)format > PQS_RESULT_BINARY)
-    return PQS_EINVAL;
-  pqs__op_t *op = op_new(sql, nparams, params);
-  if (op == NULL)
-    return PQS_ENOMEM;
-  op->ctx = ctx;
-  op->kind = kind;
-  op->single_row = single_row;
-  op->binary = single_row && format == PQS_RESULT_BINARY;
-  op->timeout_ms =
-      opts && opts->timeout_ms ? opts->timeout_ms : ctx->opts.query_timeout_ms;
-  if (opts != NULL) {
-    op->on_statement = opts->on_statement;
-    op->statement_data = opts->statement_data;
-  }
-  op->state = PQS__OP_NEW;
-  ctx->op = op;
-  if (ctx->state == PQS__CTX_READY)
-    ctx->state = PQS__CTX_BUSY;
-  *out = op;
-  return 0;
-}
-
-void pqs__op_become(pqs__op_t *op, const pqs__kind_t *kind, int step) {
-  op->kind = kind;
-  op->step = step;
-}
-
-void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer) {
-  op->consumer_vt = vt;
-  op->consumer = consumer;
-}
-
-static void op_free(pqs__op_t *op) {
-  if (op->kind->free != NULL)
-    op->kind->free(op);
-  pqs__arena_free(&op->arena);
-  pqs__free(op->typed);
-  pqs__free(op->schema);
-  pqs__free(op->tag);
-  pqs__free(op->err_strings);
-  pqs__free(op);
-}
-
 /* ---- what the op watches on the socket ---- */
 
 void pqs__op_watch(pqs__op_t *op) {
@@ -116,43 +34,7 @@ void pqs__op_watch(pqs__op_t *op) {
   pqs__io_watch(op->ctx, events);
 }
 
-/* ---- recording how it went ---- */
-
-/* The first reason to end other than the server's own answer wins. */
-void pqs__op_note(pqs__op_t *op, int status) {
-  if (op->status == 0)
-    op->status = status;
-}
-
-/* The first error explains the failure; running out of memory while
- * keeping it is a failure of its own, never a success. */
-void pqs__op_keep(pqs__op_t *op, int rc) {
-  if (rc != 0)
-    pqs__op_note(op, rc);
-}
-
-void pqs__op_conn_error(pqs__op_t *op) {
-  if (op->err.message == NULL)
-    pqs__op_keep(
-        op, pqs__error_from_conn(op->ctx->conn, &op->err, &op->err_strings));
-}
-
-static void record_result_error(pqs__op_t *op, const PGresult *res) {
-  if (op->err.message == NULL)
-    pqs__op_keep(op, pqs__error_from_result(res, op->ctx->conn, &op->err,
-                                            &op->err_strings));
-}
-
-void pqs__op_record_command(pqs__op_t *op, PGresult *res) {
-  const char *tag = PQcmdStatus(res);
-  pqs__free(op->tag);
-  op->tag = NULL;
-  if (tag != NULL && (op->tag = pqs__strdup(tag)) == NULL)
-    pqs__op_note(op, PQS_ENOMEM);
-  op->affected = strtoull(PQcmdTuples(res), NULL, 10);
-  if (op->on_statement != NULL && op->tag != NULL)
-    op->on_statement(op->ctx, op->tag, op->affected, op->statement_data);
-}
+/* ---- a lost connection ---- */
 
 static void mark_lost(pqs__op_t *op) {
   if (op->lost)
@@ -354,7 +236,7 @@ static void op_discard(void *src) {
     if (ctx->state == PQS__CTX_BUSY)
       ctx->state = PQS__CTX_READY;
   }
-  op_free(op);
+  pqs__op_free(op);
 }
 
 const pqs__source_vt_t pqs__op_source = {
@@ -427,7 +309,7 @@ static void op_finish(pqs_ctx_t *ctx, int status) {
   /* The context is free before the consumer hears of the end, so that the
    * next operation can start from inside on_done. */
   op->consumer_vt->end(op->consumer, &done);
-  op_free(op);
+  pqs__op_free(op);
 }
 
 /* DRAINED -> finished, once no cancel request is in flight: a late cancel
@@ -544,37 +426,6 @@ static int refuse_copy(pqs__op_t *op, ExecStatusType st) {
   while ((n = PQgetCopyData(conn, &buf, 1)) > 0)
     PQfreemem(buf);
   return n == 0 ? PQS__WAIT : PQS__CONTINUE;
-}
-
-/* libpq ran out of memory for a row: it drops that row and every one
- * after it, then hands over either its own error ("out of memory ...", no
- * server fields) or, if the server raised one later, the server's, with
- * its own complaint left only in the connection's message. Either way rows
- * were lost: the op ends with PQS_ENOMEM and libpq's words, never with
- * the server's error or success. libpq 15 says so only in words; a
- * server's own "out of memory" (SQLSTATE 53200) is in the result's text. */
-static void note_local_failure(pqs__op_t *op, const PGresult *res) {
-  const char *own = PQresultErrorMessage(res);
-  const char *conn_said = PQerrorMessage(op->ctx->conn);
-  int said_by_result = own != NULL && strstr(own, "out of memory") != NULL;
-  int by_libpq =
-      said_by_result
-          ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) == NULL
-          : conn_said != NULL && strstr(conn_said, "out of memory") != NULL;
-  if (!by_libpq)
-    return;
-  if (op->err_strings != NULL || op->err.message != NULL) {
-    pqs__free(op->err_strings);
-    op->err_strings = NULL;
-    op->err = (pqs_error_t){0};
-  }
-  pqs__op_conn_error(op);
-  pqs__op_note(op, PQS_ENOMEM);
-}
-
-void pqs__op_result_failed(pqs__op_t *op, const PGresult *res) {
-  record_result_error(op, res);
-  note_local_failure(op, res);
 }
 
 int pqs__op_take_common(pqs__op_t *op, PGresult *res, int record) {

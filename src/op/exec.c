@@ -1,6 +1,6 @@
 /* Commands: an operation whose rows, if any, are counted and dropped. */
 #include "alloc.h"
-#include "core.h"
+#include "kind.h"
 #include "params.h"
 
 typedef struct {
@@ -34,7 +34,8 @@ int pqs__exec_start(pqs_ctx_t *ctx, const char *sql, int nparams,
   if (e == NULL)
     return PQS_ENOMEM;
   pqs__op_t *op;
-  int rc = pqs__query_begin(ctx, sql, nparams, params, opts, 0, &op);
+  int rc =
+      pqs__op_begin(ctx, &pqs__kind_rows, sql, nparams, params, opts, 0, &op);
   if (rc != 0) {
     pqs__free(e);
     return rc;
@@ -59,13 +60,14 @@ int pqs_exec_typed(pqs_ctx_t *ctx, const char *sql, int nparams,
   if (e == NULL)
     return PQS_ENOMEM;
   if ((rc = pqs__params_typed(nparams, params, &typed)) != 0 ||
-      (rc = pqs__query_begin(ctx, sql, 0, NULL, opts, 0, &op)) != 0) {
+      (rc = pqs__op_begin(ctx, &pqs__kind_rows, sql, 0, NULL, opts, 0, &op)) !=
+          0) {
     pqs__free(typed);
     pqs__free(e);
     return rc;
   }
   *e = (exec_t){ctx, cb, data};
-  pqs__op_set_typed(op, typed);
+  op->typed = typed;
   pqs__op_bind(op, &exec_consumer, e);
   pqs__op_source.start(op);
   return 0;

@@ -159,6 +159,8 @@ int pqs__op_begin(pqs_ctx_t *ctx, const pqs__kind_t *kind, const char *sql,
  * tally). */
 extern const pqs__source_vt_t pqs__op_source;
 void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer);
+/* Frees a finished or discarded op, and what its kind holds (op.c). */
+void pqs__op_free(pqs__op_t *op);
 /* The op runs as `kind` from its next step on (COPY falling back to
  * rows). */
 void pqs__op_become(pqs__op_t *op, const pqs__kind_t *kind, int step);

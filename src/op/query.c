@@ -7,8 +7,6 @@ int pqs__query_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
                      const char *const *params, const pqs_query_opts_t *opts,
                      int rows, pqs__op_t **out) {
   pqs_source_t source = opts && opts->source ? opts->source : ctx->opts.source;
-  if ((unsigned)source > PQS_SOURCE_COPY)
-    return PQS_EINVAL;
   int copy = rows && source == PQS_SOURCE_COPY && sql != NULL &&
              pqs__copy_qualifies(sql);
   return pqs__op_begin(ctx, copy ? &pqs__kind_copy_out : &pqs__kind_rows, sql,
