@@ -77,7 +77,7 @@ static void fail(part_t *p, int status, const pqs_error_t *err) {
   if (err != NULL && pqs__error_copy(&copy, &store, err, NULL) == 0)
     e = &copy;
   give_back(p->held);
-  p->cb(status, e, NULL, p->data);
+  p->cb(p->f, status, e, NULL, p->data);
   pqs__free(store);
   part_free(p);
 }
@@ -159,7 +159,7 @@ static void start_streams(part_t *p) {
     pqs_ctx_close(h->ctx[i], NULL);
   h->n = nstreams;
   pqs__stream_on_free(merged, give_back, h);
-  p->cb(0, NULL, merged, p->data);
+  p->cb(p->f, 0, NULL, merged, p->data);
   part_free(p);
 }
 

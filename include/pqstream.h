@@ -1193,8 +1193,10 @@ typedef struct pqs_merge_opts_s {
   /* INTERLEAVE and CONCAT: inputs may have different columns; each row
    * keeps its own (fine for JSON Lines, not for a CSV header). */
   int mixed_columns;
-  /* Optional: each input's own completion, as it comes. */
-  void (*on_input_done)(int input, const pqs_done_t *done, void *data);
+  /* Optional: each input's own completion, as it comes, with the merged
+   * stream first (borrowed). */
+  void (*on_input_done)(pqs_stream_t *merged, int input,
+                        const pqs_done_t *done, void *data);
   void *data;
 } pqs_merge_opts_t;
 
@@ -1365,11 +1367,13 @@ typedef struct pqs_partition_opts_s {
   const char *const *params;
 } pqs_partition_opts_t;
 
-/* Called once: with status 0 and the merged stream, unstarted (add stages
- * or a sink and start it, or close it), whose K + 1 contexts go back to the
- * factory when it is freed; or with a failure (a context not acquired, the
- * range query's error) and no stream. */
-typedef void (*pqs_partition_cb)(int status, const pqs_error_t *error,
+/* Called once, with the factory the read was started on first: with
+ * status 0 and the merged stream, unstarted (add stages or a sink and
+ * start it, or close it), whose K + 1 contexts go back to the factory when
+ * it is freed; or with a failure (a context not acquired, the range
+ * query's error) and no stream. */
+typedef void (*pqs_partition_cb)(pqs_factory_t *f, int status,
+                                 const pqs_error_t *error,
                                  pqs_stream_t *merged, void *data);
 
 /* Starts a partitioned read of `sql` on `loop` (the caller's thread) with

@@ -231,7 +231,8 @@ static int in_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
   }
   if (!m->opts.mixed_columns && !same_types(m->schema, cols->schema)) {
     fail(m, in, PQS_ESCHEMA,
-         "its columns differ in count, type or format from the merge's first input");
+         "its columns differ in count, type or format from the merge's first "
+         "input");
     return PQS_STOP;
   }
   return PQS_CONTINUE;
@@ -344,7 +345,7 @@ static void in_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   if (in->set)
     in->set->status = done->status;
   if (m->opts.on_input_done)
-    m->opts.on_input_done(in->index, done, m->opts.data);
+    m->opts.on_input_done(m->out, in->index, done, m->opts.data);
   /* A cancel the merge asked for is no failure of the input's own. */
   int stopping = m->state == M_STOPPING;
   if (done->status != 0 && !(stopping && done->status == PQS_ECANCELED)) {

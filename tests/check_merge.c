@@ -452,7 +452,9 @@ typedef struct {
   int status[3];
 } each_t;
 
-static void on_each(int input, const pqs_done_t *done, void *data) {
+static void on_each(pqs_stream_t *merged, int input, const pqs_done_t *done,
+                    void *data) {
+  ck_assert_ptr_nonnull(merged);
   each_t *e = data;
   e->calls[input]++;
   e->status[input] = done->status;

@@ -493,8 +493,10 @@ static void show_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
 }
 
 static void scenario_factory(void) {
-  pqs_factory_opts_t fo = {
-      .conninfo = pt_conninfo(), .max_size = 1, .source = pt_source(), .result_format = pt_format()};
+  pqs_factory_opts_t fo = {.conninfo = pt_conninfo(),
+                           .max_size = 1,
+                           .source = pt_source(),
+                           .result_format = pt_format()};
   pqs_factory_t *f;
   int rc = pqs_factory_new(&f, &fo);
   if (rc != 0) {
@@ -763,8 +765,9 @@ static void p_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   pt_on_done(s, done, &((parted_t *)data)->done);
 }
 
-static void on_parted(int status, const pqs_error_t *err, pqs_stream_t *m,
-                      void *data) {
+static void on_parted(pqs_factory_t *f, int status, const pqs_error_t *err,
+                      pqs_stream_t *m, void *data) {
+  (void)f;
   (void)err;
   parted_t *p = data;
   p->calls++;
@@ -780,8 +783,10 @@ static void on_parted(int status, const pqs_error_t *err, pqs_stream_t *m,
 
 static void scenario_scale(void) {
   uv_loop_t *loop = pt_loop_new();
-  pqs_factory_opts_t fo = {
-      .conninfo = pt_conninfo(), .max_size = 4, .source = pt_source(), .result_format = pt_format()};
+  pqs_factory_opts_t fo = {.conninfo = pt_conninfo(),
+                           .max_size = 4,
+                           .source = pt_source(),
+                           .result_format = pt_format()};
   pqs_factory_t *f;
   int rc = pqs_factory_new(&f, &fo);
   if (rc != 0) {

@@ -14,6 +14,7 @@ typedef struct {
   int calls, status;
   char message[256];
   pqs_stream_t *merged;
+  pqs_factory_t *f; /* the factory the callback was given */
 } got_t;
 
 static int keep_line(pqs_stream_t *s, const pqs_row_t *row, void *data) {
@@ -38,9 +39,10 @@ static void on_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   pt_on_done(s, done, &((got_t *)data)->done);
 }
 
-static void on_parts(int status, const pqs_error_t *err, pqs_stream_t *merged,
-                     void *data) {
+static void on_parts(pqs_factory_t *f, int status, const pqs_error_t *err,
+                     pqs_stream_t *merged, void *data) {
   got_t *g = data;
+  g->f = f;
   g->calls++;
   g->status = status;
   g->merged = merged;
@@ -60,6 +62,7 @@ static void read_parts(uv_loop_t *loop, pqs_factory_t *f, const char *sql,
   while (g->calls == 0 || (g->merged && g->done.calls == 0))
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_int_eq(g->calls, 1);
+  ck_assert_ptr_eq(g->f, f); /* the callback's object comes first */
 }
 
 static void read_plain(uv_loop_t *loop, pqs_factory_t *f, const char *sql,

@@ -14,7 +14,9 @@
 # allocation's call stack.
 #
 #   tests/oom_harness.sh BUILD_DIR [--full]
-# Without --full (CI): every k of the first and last 150, and 100 between.
+# Without --full (CI): every k of the first and last 50 (setting up and
+# tearing down, where most paths differ), and 30 spread between (the
+# per-row path, which repeats itself).
 # Needs PQS_TEST_CONNINFO (scripts/dev.sh test starts the server).
 set -uo pipefail
 build=$(cd "${1:?usage: $0 BUILD_DIR [--full]}" && pwd)
@@ -94,10 +96,10 @@ for s in $scenarios; do
   fi
   cp "$work/out" "$work/ref"
   n=$(cat "$work/count")
-  ks=$(if [ "$full" = --full ] || [ "$n" -le 400 ]; then seq 1 "$n"; else
-    seq 1 150
-    seq $((n - 149)) "$n"
-    seq 151 $(((n - 300) / 100 + 1)) $((n - 150))
+  ks=$(if [ "$full" = --full ] || [ "$n" -le 130 ]; then seq 1 "$n"; else
+    seq 1 50
+    seq $((n - 49)) "$n"
+    seq 51 $(((n - 100) / 30 + 1)) $((n - 50))
   fi | sort -n | uniq)
   runs=0 ok=0 nomem=0 them=0 bad=0
   for sticky in 0 1; do

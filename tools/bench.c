@@ -32,18 +32,18 @@ enum {
   NWAYS
 };
 static const char *way_names[NWAYS] = {
-    "pqstream",   "pqstream_copy", "single_row",      "exec",
-    "copy",       "copy_split",    "pqstream_binary", "pqstream_copy_bin",
+    "pqstream",    "pqstream_copy",  "single_row",      "exec",
+    "copy",        "copy_split",     "pqstream_binary", "pqstream_copy_bin",
     "copy_binary", "single_row_bin", "pqstream_parts"};
 /* The ratios reported: way against baseline. */
 static const int pairs[][2] = {
-    {W_PQSTREAM, W_SINGLE},         {W_PQSTREAM, W_EXEC},
-    {W_PQSTREAM, W_COPY},           {W_PQS_COPY, W_COPY_SPLIT},
-    {W_PQS_COPY, W_PQSTREAM},       {W_PQS_COPY, W_COPY},
-    {W_PQS_BIN, W_PQSTREAM},        {W_PQS_BIN, W_SINGLE},
-    {W_PQS_COPY_BIN, W_COPY_BIN},   {W_PQS_COPY_BIN, W_PQS_COPY},
-    {W_PQS_COPY_BIN, W_PQSTREAM},   {W_PQS_BIN, W_SINGLE_BIN},
-    {W_SINGLE_BIN, W_SINGLE},       {W_PARTS, W_PQS_COPY}};
+    {W_PQSTREAM, W_SINGLE},       {W_PQSTREAM, W_EXEC},
+    {W_PQSTREAM, W_COPY},         {W_PQS_COPY, W_COPY_SPLIT},
+    {W_PQS_COPY, W_PQSTREAM},     {W_PQS_COPY, W_COPY},
+    {W_PQS_BIN, W_PQSTREAM},      {W_PQS_BIN, W_SINGLE},
+    {W_PQS_COPY_BIN, W_COPY_BIN}, {W_PQS_COPY_BIN, W_PQS_COPY},
+    {W_PQS_COPY_BIN, W_PQSTREAM}, {W_PQS_BIN, W_SINGLE_BIN},
+    {W_SINGLE_BIN, W_SINGLE},     {W_PARTS, W_PQS_COPY}};
 #define NPAIRS ((int)(sizeof(pairs) / sizeof(pairs[0])))
 
 typedef struct {
@@ -279,8 +279,9 @@ typedef struct {
   pqs_stream_t *merged;
 } parts_t;
 
-static void on_parts(int status, const pqs_error_t *err, pqs_stream_t *merged,
-                     void *data) {
+static void on_parts(pqs_factory_t *f, int status, const pqs_error_t *err,
+                     pqs_stream_t *merged, void *data) {
+  (void)f;
   parts_t *p = data;
   if (status != 0) {
     fprintf(stderr, "partitioned: %s\n",
@@ -384,10 +385,10 @@ static int touch_binary(sample_t *s, double t0, const char *p, size_t n,
   if (count == -1)
     return 0;
   for (int i = 0; i < count && i < ncols; i++) {
-    int32_t len = (int32_t)((uint32_t)(unsigned char)p[0] << 24 |
-                            (uint32_t)(unsigned char)p[1] << 16 |
-                            (uint32_t)(unsigned char)p[2] << 8 |
-                            (unsigned char)p[3]);
+    int32_t len =
+        (int32_t)((uint32_t)(unsigned char)p[0] << 24 |
+                  (uint32_t)(unsigned char)p[1] << 16 |
+                  (uint32_t)(unsigned char)p[2] << 8 | (unsigned char)p[3]);
     p += 4;
     if (len < 0)
       continue;
@@ -432,8 +433,8 @@ static int run_raw(const bench_t *b, int way, sample_t *s) {
       if (PQresultStatus(r) == PGRES_SINGLE_TUPLE && bin) {
         for (int i = 0; i < PQnfields(r); i++)
           if (!PQgetisnull(r, 0, i))
-            touch_binary_field(s, t0, PQgetvalue(r, 0, i),
-                               PQgetlength(r, 0, i), PQftype(r, i));
+            touch_binary_field(s, t0, PQgetvalue(r, 0, i), PQgetlength(r, 0, i),
+                               PQftype(r, i));
         s->rows++;
       } else if (PQresultStatus(r) == PGRES_SINGLE_TUPLE)
         touch_result(s, t0, r, 0);
@@ -507,9 +508,9 @@ static int measure(const bench_t *b, int way, sample_t *s) {
     sample_t mine = {0};
     int pqs_way = way == W_PQSTREAM || way == W_PQS_COPY || way == W_PQS_BIN ||
                   way == W_PQS_COPY_BIN;
-    int rc = pqs_way           ? run_pqstream(b, way, &mine)
-             : way == W_PARTS  ? run_partitioned(b, &mine)
-                               : run_raw(b, way, &mine);
+    int rc = pqs_way          ? run_pqstream(b, way, &mine)
+             : way == W_PARTS ? run_partitioned(b, &mine)
+                              : run_raw(b, way, &mine);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     mine.rss_kb = (double)ru.ru_maxrss;
@@ -548,9 +549,9 @@ static stat_t stat_of(double *v, int n) {
 }
 
 enum { M_ROWS_S, M_MB_S, M_FIRST, M_RSS, M_CPU, M_SERVER_CPU, NMETRICS };
-static const char *metric_names[NMETRICS] = {
-    "rows_per_s",  "mb_per_s", "first_row_ms",
-    "peak_rss_kb", "cpu_s",    "server_cpu_s"};
+static const char *metric_names[NMETRICS] = {"rows_per_s",   "mb_per_s",
+                                             "first_row_ms", "peak_rss_kb",
+                                             "cpu_s",        "server_cpu_s"};
 
 static double metric(const sample_t *s, int m) {
   switch (m) {
@@ -634,7 +635,7 @@ static void report(const bench_t *b, sample_t (*samples)[50]) {
         printf(" %21s", "n/a");
         continue;
       }
-      printf(m == M_ROWS_S                   ? " %9.0f [%7.0f..%7.0f]"
+      printf(m == M_ROWS_S                     ? " %9.0f [%7.0f..%7.0f]"
              : m == M_CPU || m == M_SERVER_CPU ? " %6.2f [%5.2f..%5.2f]"
                                                : " %6.1f [%5.1f..%5.1f]",
              st[w][m].median / k, st[w][m].min / k, st[w][m].max / k);
@@ -726,8 +727,10 @@ static const char bench_usage[] =
     "      --binary           also the binary ways: pqstream with binary\n"
     "                         results over both sources (pqstream_binary,\n"
     "                         pqstream_copy_bin), and raw libpq's binary\n"
-    "                         single-row loop and binary COPY, decoded by hand\n"
-    "                         (single_row_bin, copy_binary); every pqstream way\n"
+    "                         single-row loop and binary COPY, decoded by "
+    "hand\n"
+    "                         (single_row_bin, copy_binary); every pqstream "
+    "way\n"
     "                         then reads each field through the getter of its\n"
     "                         type; the generated query gets int4 and float8\n"
     "                         columns\n"

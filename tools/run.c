@@ -317,8 +317,9 @@ static void run_batch(app_t *app) {
 
 /* ---- --partition-on: one query over key ranges ---- */
 
-static void on_parts(int status, const pqs_error_t *err, pqs_stream_t *merged,
-                     void *data) {
+static void on_parts(pqs_factory_t *f, int status, const pqs_error_t *err,
+                     pqs_stream_t *merged, void *data) {
+  (void)f;
   app_t *app = data;
   if (status == 0) {
     sink_stream(app, merged, 0);

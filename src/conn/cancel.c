@@ -8,7 +8,7 @@
  * own (a small stack), and the context can let go of it at any time: the
  * thread then frees the request itself when PQcancel returns, if ever.
  * The context lets go when it closes its connection (no later query can be
- * hit then) and when a stop's grace period is over (query.c gives the
+ * hit then) and when a stop's grace period is over (the engine gives the
  * connection up then, for the same reason). */
 #include <pthread.h>
 

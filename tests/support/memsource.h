@@ -1,5 +1,5 @@
 /* A row source in memory, for testing stages and sinks without a socket.
- * It pushes its rows from the loop through the same seam (src/source.h)
+ * It pushes its rows from the loop through the same seam (src/op/source.h)
  * that a query on a context uses. */
 #ifndef PQS_MEMSOURCE_H
 #define PQS_MEMSOURCE_H
