@@ -344,7 +344,7 @@ static void start_partitioned(app_t *app) {
   int rc = pqs_partitioned(app->f[0], app->loop, app->jobs[0].sql, &po,
                            on_parts, app);
   if (rc != 0)
-    on_parts(rc, NULL, NULL, app);
+    on_parts(app->f[0], rc, NULL, NULL, app);
 }
 
 /* A context that could not be had: say why (once), and stop. */
