@@ -474,7 +474,9 @@ typedef struct pqs_ctx_opts_s {
  * Cancel requests (PQcancel blocks in libpq 15, with no timeout) run on
  * short-lived threads of pqstream's own, never on the loop or libuv's
  * thread pool: one that cannot get through holds only its own thread, and
- * nothing waits for it past cancel_grace_ms.
+ * nothing waits for it past cancel_grace_ms. At most 8 such threads are in
+ * flight per process; past that a stop sends no cancel, and its grace
+ * period alone ends it (the connection is given up).
  * Errors: PQS_EINVAL (NULL out, loop, conninfo or cb), PQS_ENOMEM.
  * The caller owns the context and releases it with pqs_ctx_close(). */
 PQS_EXTERN int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop,

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "faultproxy.h"
 #include "pqs_test.h"
 
 /* Open descriptors of this process, the directory's own left out. */
@@ -144,6 +145,73 @@ START_TEST(stopped_then_closed) {
 }
 END_TEST
 
+/* Threads of this process. */
+static int thread_count(void) {
+  DIR *d = opendir("/proc/self/task");
+  ck_assert_ptr_nonnull(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+/* The header's cap on cancel threads in flight (cancel.c). */
+#define CANCEL_THREADS_MAX 8
+
+static void on_stopped(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  pt_on_done(s, done, data);
+}
+
+/* A hundred stops in a row, each of a query on a connection whose server
+ * then accepts new connections (the cancel's) and never answers them:
+ * each cancel thread is stuck, and the cap keeps their number small; each
+ * stop still ends within its grace period. The query sleeps 3 s, so that
+ * the backends of given-up connections (the sleep is not interrupted by
+ * the client leaving) never crowd the server's other clients out. */
+START_TEST(a_hundred_stops_against_a_silent_peer) {
+  pt_proxy_t *p = pt_proxy_start(atoi(getenv("PQS_TEST_PORT")));
+  ck_assert_ptr_nonnull(p);
+  uv_loop_t *loop = pt_loop_new();
+  pt_loop_free(pt_loop_new());
+  int base = thread_count(), most = 0;
+  for (int i = 0; i < 100; i++) {
+    pt_proxy_set(p, PT_FORWARD);
+    pqs_ctx_opts_t opts = {.cancel_grace_ms = 100, .connect_timeout_ms = 5000};
+    pt_opened_t o = {0};
+    pqs_ctx_t *ctx = NULL;
+    ck_assert_int_eq(
+        pqs_ctx_open(&ctx, loop, pt_proxy_conninfo(p), &opts, pt_on_open, &o),
+        0);
+    while (o.calls == 0)
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_msg(o.status == 0, "open %d: %s", i, o.msg);
+    pqs_stream_t *s = NULL;
+    ck_assert_int_eq(pqs_query(ctx, &s, "SELECT pg_sleep(3)", 0, NULL, NULL),
+                     0);
+    pt_done_t done = {0};
+    pqs_stream_cbs_t cbs = {.on_done = on_stopped};
+    ck_assert_int_eq(pqs_stream_start(s, &cbs, &done), 0);
+    pt_proxy_set(p, PT_SILENT);
+    ck_assert_int_eq(pqs_stream_close(s), 0);
+    double until = pt_now() + 30; /* the grace is 100 ms: never near */
+    while (done.calls == 0 && pt_now() < until)
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_msg(done.calls == 1, "stop %d did not end", i);
+    ck_assert_int_eq(done.status, PQS_ECANCELED);
+    ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+    uv_run(loop, UV_RUN_NOWAIT);
+    int extra = thread_count() - base;
+    most = extra > most ? extra : most;
+  }
+  pt_loop_free(loop);
+  /* libuv's thread pool (4) may start for name resolution beside them. */
+  ck_assert_msg(most <= CANCEL_THREADS_MAX + 4,
+                "%d threads beyond the %d before", most, base);
+  pt_proxy_stop(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("descriptors");
   TCase *tc = tcase_create("descriptors");
@@ -153,5 +221,9 @@ int main(void) {
   tcase_add_test(tc, closed_during_a_cancel);
   tcase_add_test(tc, stopped_then_closed);
   suite_add_tcase(s, tc);
+  TCase *silent = tcase_create("silent");
+  tcase_set_timeout(silent, 300);
+  tcase_add_test(silent, a_hundred_stops_against_a_silent_peer);
+  suite_add_tcase(s, silent);
   return pt_run(s);
 }

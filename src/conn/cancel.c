@@ -9,8 +9,17 @@
  * thread then frees the request itself when PQcancel returns, if ever.
  * The context lets go when it closes its connection (no later query can be
  * hit then) and when a stop's grace period is over (the engine gives the
- * connection up then, for the same reason). */
+ * connection up then, for the same reason).
+ *
+ * Threads stuck on a server that never answers would pile up, one per
+ * stop, for as long as it stays so. At most PQS__CANCEL_THREADS_MAX of
+ * them are in flight per process: past that a stop sends no cancel and
+ * relies on its deadline alone (the connection is given up at the end of
+ * the grace period, which also ends the query when the server notices).
+ * The count is the process's, as the threads are: one atomic counter, the
+ * only state this file shares between contexts. */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "alloc.h"
 #include "ctx_int.h"
@@ -26,6 +35,21 @@ struct pqs__cancel_job_s {
   PGcancel *handle;
   char errbuf[256];
 };
+
+#define PQS__CANCEL_THREADS_MAX 8
+
+static atomic_int threads_in_flight;
+
+/* A place for one more thread: 1, or 0 when every place is taken. */
+static int take_place(void) {
+  int n = atomic_load(&threads_in_flight);
+  while (n < PQS__CANCEL_THREADS_MAX)
+    if (atomic_compare_exchange_weak(&threads_in_flight, &n, n + 1))
+      return 1;
+  return 0;
+}
+
+static void give_place(void) { atomic_fetch_sub(&threads_in_flight, 1); }
 
 static void job_unref(pqs__cancel_job_t *job) {
   uv_mutex_lock(&job->lock);
@@ -46,6 +70,7 @@ static void *cancel_main(void *arg) {
     uv_async_send(job->notify);
   uv_mutex_unlock(&job->lock);
   job_unref(job);
+  give_place();
   return NULL;
 }
 
@@ -56,15 +81,17 @@ static int start_thread(pqs__cancel_job_t *job) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 256 * 1024); /* PQcancel needs little */
   pthread_t t;
-  int rc = pthread_create(&t, &attr, cancel_main, job);
+  int rc = take_place() ? pthread_create(&t, &attr, cancel_main, job) : -1;
+  if (rc > 0)
+    give_place();
   pthread_attr_destroy(&attr);
   return rc;
 }
 
 /* IDLE -> SENDING: one cancel request for the running query. The op does
  * not finish until it has come back (see pqs__op_maybe_finish). Without a
- * connection, memory or a thread, nothing is sent: the stop's deadline
- * still bounds the wait. */
+ * connection, memory or a thread (or a place for one), nothing is sent:
+ * the stop's deadline still bounds the wait. */
 void pqs__cancel_request(pqs_ctx_t *ctx) {
   if (ctx->cancel.state != PQS__CANCEL_IDLE)
     return;
