@@ -10,8 +10,9 @@
  *   BROKEN                 PQS_EBROKEN                                 0
  *   CLOSING                PQS_ESTATE PQS_ESTATE
  *
- * and the stream's own calls in each of its states, and a transaction's
- * end twice. */
+ * and the stream's own calls in each of its states, a transaction's end
+ * twice, and the factory freed with a context out and a request cancelled
+ * twice. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -200,12 +201,51 @@ START_TEST(stream_states) {
 }
 END_TEST
 
+static void quiet(const char *line, void *data) {
+  (void)line;
+  ((count_t *)data)->calls++;
+}
+
+/* The factory with a context out, and a request waiting its turn. */
+START_TEST(factory_states) {
+  uv_loop_t *loop = pt_loop_new();
+  count_t logged = {0};
+  pqs_factory_opts_t fo = {.conninfo = pt_conninfo(),
+                           .max_size = 1,
+                           .log = quiet,
+                           .log_data = &logged};
+  pqs_factory_t *f = NULL;
+  ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
+  pt_opened_t first = {0};
+  ck_assert_int_eq(pqs_factory_open_ctx(f, loop, NULL, pt_on_open, &first), 0);
+  while (first.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(first.status, 0);
+  /* A context out: freeing frees nothing, and says what is out. */
+  ck_assert_int_eq(pqs_factory_free(f), PQS_EBUSY);
+  ck_assert_int_gt(logged.calls, 0);
+  /* A request waiting (max_size 1), cancelled, then cancelled again. */
+  pt_opened_t second = {0};
+  pqs_acquire_t *req = NULL;
+  ck_assert_int_eq(pqs_factory_open_ctx(f, loop, &req, pt_on_open, &second), 0);
+  ck_assert_int_eq(pqs_acquire_cancel(req), 0);
+  ck_assert_int_eq(pqs_acquire_cancel(req), PQS_ESTATE);
+  while (second.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(second.status, PQS_ECANCELED);
+  pt_close(loop, first.ctx);
+  ck_assert_int_eq(pqs_factory_free(f), 0);
+  pt_loop_free(loop);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("misuse");
   TCase *tc = tcase_create("misuse");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, context_states);
   tcase_add_test(tc, stream_states);
+  tcase_add_test(tc, factory_states);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
