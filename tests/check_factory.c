@@ -2,13 +2,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pqs_test.h"
 
-/* A conninfo whose connections we can count in pg_stat_activity. */
+/* A conninfo whose connections we can count in pg_stat_activity: the
+ * application name carries this process's id, as the suite runs in
+ * several modes side by side. */
 static char *app_conninfo(const char *app) {
   char *c = malloc(512);
-  snprintf(c, 512, "%s application_name=%s", pt_conninfo(), app);
+  snprintf(c, 512, "%s application_name=%s_%d", pt_conninfo(), app,
+           (int)getpid());
   return c;
 }
 
@@ -16,8 +20,8 @@ static long long count_app(PGconn *admin, const char *app) {
   char sql[256];
   snprintf(sql, sizeof(sql),
            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-           "'%s'",
-           app);
+           "'%s_%d'",
+           app, (int)getpid());
   return pt_scalar_ll(admin, sql);
 }
 
