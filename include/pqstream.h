@@ -19,7 +19,8 @@
  *  - Every operation ends in bounded time, whatever the network does: a
  *    connect within connect_timeout_ms; a query within its timeout plus
  *    cancel_grace_ms; a stopped stream within cancel_grace_ms; a context
- *    closes at once, never waiting for a cancel that cannot get through.
+ *    closes at once, or within cancel_grace_ms while a cancel of its query
+ *    is on its way (the close callback comes when nothing of it is left).
  *    Where an operation could not be ended cleanly, the connection is given
  *    up and the context reports broken. A query with no timeout runs as
  *    long as the server runs it; a peer that vanished is found by TCP
@@ -471,12 +472,17 @@ typedef struct pqs_ctx_opts_s {
  * for TLS verification and .pgpass; a name with several addresses is tried
  * address by address. The wait counts against connect_timeout_ms. A
  * hostaddr= of the user's own is used as it is.
- * Cancel requests (PQcancel blocks in libpq 15, with no timeout) run on
- * short-lived threads of pqstream's own, never on the loop or libuv's
- * thread pool: one that cannot get through holds only its own thread, and
- * nothing waits for it past cancel_grace_ms. At most 8 such threads are in
- * flight per process; past that a stop sends no cancel, and its grace
- * period alone ends it (the connection is given up).
+ * Cancel requests run on short-lived threads of pqstream's own, never on
+ * the loop or libuv's thread pool, and give up at cancel_grace_ms (libpq
+ * 15's PQcancel has no timeout; pqstream sends the request itself): a
+ * cancel's thread and socket are gone within cancel_grace_ms of its
+ * request, whatever the network does, and a context's close waits for
+ * them. At most 8 such threads are in flight per process; past that a
+ * stop sends no cancel, and its grace period alone ends it (the
+ * connection is given up). (With a libpq whose PGcancel pqstream cannot
+ * read, 17 and later, PQcancel sends the request: one that cannot get
+ * through is let go of at close and keeps its thread until PQcancel
+ * returns.)
  * Errors: PQS_EINVAL (NULL out, loop, conninfo or cb), PQS_ENOMEM.
  * The caller owns the context and releases it with pqs_ctx_close(). */
 PQS_EXTERN int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop,
@@ -486,7 +492,9 @@ PQS_EXTERN int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop,
 /* Closes the context: an operation under way ends first (its on_done comes
  * with PQS_ECANCELED), a connect under way ends with PQS_ECANCELED, the
  * connection is closed, and `cb` (may be NULL) runs once before the memory
- * is released. Callable from any of the context's callbacks.
+ * is released, when nothing of the context is left: a cancel of its query
+ * still on its way is waited for, never past cancel_grace_ms (the request
+ * gives up then). Callable from any of the context's callbacks.
  * A context from a factory gives its connection back instead: an idle one
  * is reset first (ROLLBACK of an open transaction, then DISCARD ALL) and
  * returned to the pool; a broken or busy one is closed and its place

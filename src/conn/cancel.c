@@ -1,23 +1,30 @@
 /* Cancelling the query on the server, in bounded time.
  *
- * PQcancel blocks (libpq 15 has no asynchronous cancel) and has no timeout
- * of its own: against a peer that accepts and never answers it waits
- * forever. So it never runs on the loop, nor on libuv's thread pool, where
- * each stuck cancel would take one of the application's four threads for
- * good. Each request runs on a short-lived, detached thread of pqstream's
- * own (a small stack), and the context can let go of it at any time: the
- * thread then frees the request itself when PQcancel returns, if ever.
- * The context lets go when it closes its connection (no later query can be
- * hit then) and when a stop's grace period is over (the engine gives the
- * connection up then, for the same reason).
+ * A cancel request is a connection of its own to the server, and waiting
+ * for it must never block the loop nor hold one of the four threads of
+ * libuv's pool. Each request runs on a short-lived, detached thread of
+ * pqstream's own (a small stack).
  *
- * Threads stuck on a server that never answers would pile up, one per
- * stop, for as long as it stays so. At most PQS__CANCEL_THREADS_MAX of
- * them are in flight per process: past that a stop sends no cancel and
- * relies on its deadline alone (the connection is given up at the end of
- * the grace period, which also ends the query when the server notices).
- * The count is the process's, as the threads are: one atomic counter, the
- * only state this file shares between contexts. */
+ * When the backend's key can be read (cancel_send.c: libpq up to 16),
+ * the thread sends the request itself and gives up at the context's
+ * cancel_grace_ms: its thread and socket are gone by then, whatever the
+ * network does. Such a request is never let go of: a closing context
+ * waits for it (ENDING), so the close callback comes once nothing of the
+ * context is left, and within that bound.
+ *
+ * Otherwise PQcancel sends it, which has no timeout: against a peer that
+ * accepts and never answers it waits forever. The context lets go of
+ * such a thread when it closes its connection (no later query can be hit
+ * then) and when a stop's grace period is over (the engine gives the
+ * connection up then, for the same reason); the thread frees the request
+ * itself when PQcancel returns, if ever.
+ *
+ * At most PQS__CANCEL_THREADS_MAX threads are in flight per process: past
+ * that a stop sends no cancel and relies on its deadline alone (the
+ * connection is given up at the end of the grace period, which also ends
+ * the query when the server notices). The count is the process's, as the
+ * threads are: one atomic counter, the only state this file shares
+ * between contexts. */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -27,12 +34,16 @@
 /* A request shared by its thread and its context, each holding a
  * reference; the last to let go frees it. `notify` is the context's async
  * handle, NULL once the context has let go (the thread then tells no
- * one). */
+ * one). With `keyed`, the thread sends `key` within `timeout_ms`;
+ * without, PQcancel sends through `handle`. */
 struct pqs__cancel_job_s {
   uv_mutex_t lock;
   int refs;
   uv_async_t *notify;
   PGcancel *handle;
+  int keyed;
+  pqs__cancel_key_t key;
+  unsigned timeout_ms;
   char errbuf[256];
 };
 
@@ -56,7 +67,8 @@ static void job_unref(pqs__cancel_job_t *job) {
   int last = --job->refs == 0;
   uv_mutex_unlock(&job->lock);
   if (last) {
-    PQfreeCancel(job->handle);
+    if (job->handle != NULL)
+      PQfreeCancel(job->handle);
     uv_mutex_destroy(&job->lock);
     pqs__free(job);
   }
@@ -64,7 +76,10 @@ static void job_unref(pqs__cancel_job_t *job) {
 
 static void *cancel_main(void *arg) {
   pqs__cancel_job_t *job = arg;
-  PQcancel(job->handle, job->errbuf, sizeof(job->errbuf));
+  if (job->keyed)
+    (void)pqs__cancel_send(&job->key, job->timeout_ms);
+  else
+    PQcancel(job->handle, job->errbuf, sizeof(job->errbuf));
   uv_mutex_lock(&job->lock);
   if (job->notify != NULL)
     uv_async_send(job->notify);
@@ -88,6 +103,20 @@ static int start_thread(pqs__cancel_job_t *job) {
   return rc;
 }
 
+/* The way this request goes: keyed with a deadline, or by PQcancel. */
+static int prepare(pqs_ctx_t *ctx, pqs__cancel_job_t *job) {
+  job->handle = PQgetCancel(ctx->conn);
+  if (job->handle == NULL)
+    return -1;
+  if (pqs__cancel_key_read(ctx->conn, job->handle, &job->key) == 0) {
+    job->keyed = 1;
+    job->timeout_ms = pqs__ctx_grace_ms(ctx);
+    PQfreeCancel(job->handle);
+    job->handle = NULL;
+  }
+  return 0;
+}
+
 /* IDLE -> SENDING: one cancel request for the running query. The op does
  * not finish until it has come back (see pqs__op_maybe_finish). Without a
  * connection, memory or a thread (or a place for one), nothing is sent:
@@ -102,10 +131,9 @@ void pqs__cancel_request(pqs_ctx_t *ctx) {
     pqs__free(job);
     return;
   }
-  job->handle = PQgetCancel(ctx->conn);
   job->refs = 2;
   job->notify = &ctx->cancel.async;
-  if (job->handle == NULL || start_thread(job) != 0) {
+  if (prepare(ctx, job) != 0 || start_thread(job) != 0) {
     job->refs = 1;
     job_unref(job);
     return;
@@ -114,10 +142,11 @@ void pqs__cancel_request(pqs_ctx_t *ctx) {
   ctx->cancel.state = PQS__CANCEL_SENDING;
 }
 
-/* SENDING -> IDLE without waiting: the thread goes on alone. */
+/* SENDING -> IDLE without waiting: PQcancel's thread goes on alone. One
+ * with a deadline is kept: it ends soon, and is waited for at close. */
 void pqs__cancel_let_go(pqs_ctx_t *ctx) {
   pqs__cancel_job_t *job = ctx->cancel.job;
-  if (ctx->cancel.state != PQS__CANCEL_SENDING)
+  if (ctx->cancel.state != PQS__CANCEL_SENDING || job->keyed)
     return;
   uv_mutex_lock(&job->lock);
   job->notify = NULL;
@@ -127,15 +156,39 @@ void pqs__cancel_let_go(pqs_ctx_t *ctx) {
   ctx->cancel.state = PQS__CANCEL_IDLE;
 }
 
-/* SENDING -> IDLE: the thread is done, back on the loop. */
+/* IDLE -> CLOSED. */
+static void close_handle(pqs_ctx_t *ctx) {
+  ctx->cancel.state = PQS__CANCEL_CLOSED;
+  uv_close((uv_handle_t *)&ctx->cancel.async, pqs__ctx_handle_closed);
+}
+
+/* IDLE | SENDING -> CLOSED, or SENDING -> ENDING for a request with a
+ * deadline, which then keeps the loop alive until it is back. */
+void pqs__cancel_close(pqs_ctx_t *ctx) {
+  pqs__cancel_let_go(ctx);
+  if (ctx->cancel.state == PQS__CANCEL_SENDING) {
+    ctx->cancel.state = PQS__CANCEL_ENDING;
+    uv_ref((uv_handle_t *)&ctx->cancel.async);
+    return;
+  }
+  if (ctx->cancel.state == PQS__CANCEL_IDLE)
+    close_handle(ctx);
+}
+
+/* SENDING -> IDLE, ENDING -> CLOSED: the thread is done, back on the
+ * loop. */
 static void on_cancel_done(uv_async_t *async) {
   pqs_ctx_t *ctx = async->data;
-  if (ctx->cancel.state != PQS__CANCEL_SENDING)
+  pqs__cancel_state_t state = ctx->cancel.state;
+  if (state != PQS__CANCEL_SENDING && state != PQS__CANCEL_ENDING)
     return; /* a wake-up from a request already let go */
   job_unref(ctx->cancel.job);
   ctx->cancel.job = NULL;
   ctx->cancel.state = PQS__CANCEL_IDLE;
-  pqs__op_maybe_finish(ctx);
+  if (state == PQS__CANCEL_ENDING)
+    close_handle(ctx);
+  else
+    pqs__op_maybe_finish(ctx);
 }
 
 int pqs__cancel_init(pqs_ctx_t *ctx) {
@@ -143,7 +196,8 @@ int pqs__cancel_init(pqs_ctx_t *ctx) {
   if (rc != 0)
     return rc;
   ctx->cancel.async.data = ctx;
-  /* Never what keeps the loop alive: a stopping op's deadline timer is. */
+  /* Never what keeps the loop alive while the context is open: a stopping
+   * op's deadline timer is. */
   uv_unref((uv_handle_t *)&ctx->cancel.async);
   return 0;
 }

@@ -305,7 +305,7 @@ void pqs__ctx_set_owner(pqs_ctx_t *ctx, const pqs__owner_vt_t *vt,
 
 /* ---- closing: any state -> CLOSING -> freed ---- */
 
-static void handle_closed(uv_handle_t *handle) {
+void pqs__ctx_handle_closed(uv_handle_t *handle) {
   pqs_ctx_t *ctx = handle->data;
   ctx->handles--;
   pqs__ctx_maybe_free(ctx);
@@ -378,13 +378,13 @@ void pqs__ctx_close_now(pqs_ctx_t *ctx, int keep) {
   ctx->state = keep ? PQS__CTX_RELEASING : PQS__CTX_CLOSING;
   if (ctx->op != NULL)
     pqs__op_abandon(ctx); /* cancels on the server; on_done comes last */
-  /* The connection closes: a cancel still on its way can hit no later
-   * query, so nothing waits for it, however long it takes. */
-  pqs__cancel_let_go(ctx);
+  /* A cancel still on its way is waited for if it has a deadline (its
+   * socket and thread are gone before the close callback), let go of
+   * otherwise: it can hit no later query once the connection closes. */
+  pqs__cancel_close(ctx);
   pqs__io_detach(ctx);
-  uv_close((uv_handle_t *)&ctx->timer, handle_closed);
-  uv_close((uv_handle_t *)&ctx->defer, handle_closed);
-  uv_close((uv_handle_t *)&ctx->cancel.async, handle_closed);
+  uv_close((uv_handle_t *)&ctx->timer, pqs__ctx_handle_closed);
+  uv_close((uv_handle_t *)&ctx->defer, pqs__ctx_handle_closed);
 }
 
 /* The connection's end: given back to its owner, or closed. */
@@ -449,6 +449,10 @@ int pqs_ctx_backend_pid(const pqs_ctx_t *ctx) {
   return ctx->conn && PQstatus(ctx->conn) == CONNECTION_OK
              ? PQbackendPID(ctx->conn)
              : 0;
+}
+
+unsigned pqs__ctx_grace_ms(const pqs_ctx_t *ctx) {
+  return ctx->opts.cancel_grace_ms ? ctx->opts.cancel_grace_ms : 5000;
 }
 
 uv_loop_t *pqs_ctx_loop(const pqs_ctx_t *ctx) { return ctx->loop; }

@@ -3,6 +3,8 @@
 #define PQS_CTX_INT_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "core.h"
@@ -24,7 +26,8 @@
  *  any other state --pqs_ctx_close()--> CLOSING
  *
  *  CLOSING   --handles closed--> freed, connection closed (a cancel still
- *            on its way is let go of, never waited for)
+ *            on its way is waited for, within cancel_grace_ms, if it has
+ *            a deadline; let go of if PQcancel sends it)
  *  RELEASING --handles closed--> freed, connection given to its owner
  *
  * A reset step runs as an ordinary operation while the context stays in
@@ -52,18 +55,39 @@ typedef struct pqs__io_s {
   pqs_ctx_t *ctx;
 } pqs__io_t;
 
-/* A cancel request on a thread of its own (cancel.c):
+/* A cancel request on a thread of its own (cancel.c), sent by pqstream
+ * with a deadline (cancel_send.c) when the backend's key can be read, or
+ * by PQcancel, which has none, when it cannot:
  *   IDLE --pqs__cancel_request()--> SENDING --the thread is done--> IDLE
- *   SENDING --pqs__cancel_let_go()--> IDLE (the thread goes on alone) */
-typedef enum { PQS__CANCEL_IDLE, PQS__CANCEL_SENDING } pqs__cancel_state_t;
+ *   SENDING --pqs__cancel_let_go()--> IDLE (PQcancel's thread goes on
+ *     alone; one with a deadline is kept)
+ *   IDLE --pqs__cancel_close()--> CLOSED
+ *   SENDING --pqs__cancel_close()--> ENDING --the thread is done--> CLOSED
+ *     (with a deadline; PQcancel's thread is let go of, then CLOSED)
+ * CLOSED: the async handle is closed, or being closed. */
+typedef enum {
+  PQS__CANCEL_IDLE,
+  PQS__CANCEL_SENDING,
+  PQS__CANCEL_ENDING,
+  PQS__CANCEL_CLOSED
+} pqs__cancel_state_t;
 
 typedef struct pqs__cancel_job_s pqs__cancel_job_t;
 
 typedef struct pqs__cancel_s {
   pqs__cancel_state_t state;
-  pqs__cancel_job_t *job; /* while SENDING */
-  uv_async_t async;       /* the thread's wake-up; unreferenced */
+  pqs__cancel_job_t *job; /* while SENDING or ENDING */
+  uv_async_t async;       /* the thread's wake-up; referenced when ENDING */
 } pqs__cancel_t;
+
+/* What a cancel request needs: where the server is, and the backend's
+ * pid and secret key. */
+typedef struct pqs__cancel_key_s {
+  struct sockaddr_storage addr;
+  socklen_t salen;
+  uint32_t pid;
+  uint32_t secret;
+} pqs__cancel_key_t;
 
 struct pqs_ctx_s {
   void *data;
@@ -98,6 +122,9 @@ void pqs__ctx_defer(pqs_ctx_t *ctx);
 void pqs__ctx_defer_ms(pqs_ctx_t *ctx, unsigned ms);
 void pqs__ctx_connect_step(pqs_ctx_t *ctx);
 void pqs__ctx_maybe_free(pqs_ctx_t *ctx);
+void pqs__ctx_handle_closed(uv_handle_t *handle); /* one fewer to wait for */
+/* How long a stop may take once cancelled, and a cancel request with it. */
+unsigned pqs__ctx_grace_ms(const pqs_ctx_t *ctx);
 /* Any state -> CLOSING, or RELEASING if `keep` (the connection goes back
  * to its owner). */
 void pqs__ctx_close_now(pqs_ctx_t *ctx, int keep);
@@ -139,5 +166,15 @@ void pqs__ctx_resolve_failed(pqs_ctx_t *ctx, int status, const char *why);
 int pqs__cancel_init(pqs_ctx_t *ctx); /* the async handle; 0 or libuv's */
 void pqs__cancel_request(pqs_ctx_t *ctx);
 void pqs__cancel_let_go(pqs_ctx_t *ctx);
+/* The context closes: its handle closes once no bounded request is on its
+ * way, through pqs__ctx_handle_closed. */
+void pqs__cancel_close(pqs_ctx_t *ctx);
+
+/* cancel_send.c: the key from a PGcancel, checked against the connection
+ * (0, or -1 if this libpq's PGcancel cannot be read); the request sent
+ * within timeout_ms (0 delivered, -1 not). Thread-safe, no allocation. */
+int pqs__cancel_key_read(PGconn *conn, const PGcancel *handle,
+                         pqs__cancel_key_t *key);
+int pqs__cancel_send(const pqs__cancel_key_t *key, unsigned timeout_ms);
 
 #endif

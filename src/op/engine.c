@@ -16,7 +16,6 @@ static void op_drain(pqs_ctx_t *ctx);
 static void give_up(pqs_ctx_t *ctx);
 static void op_finish(pqs_ctx_t *ctx, int status);
 
-#define PQS__DEFAULT_GRACE_MS 5000
 /* How often a stopping op asks again (a cancel that reaches the backend
  * before it has begun the query is ignored) and looks at its deadline. */
 #define PQS__STOP_TICK_MS 200
@@ -118,9 +117,7 @@ static void on_stop_tick(uv_timer_t *timer) {
 
 static void stop_deadline(pqs__op_t *op) {
   pqs_ctx_t *ctx = op->ctx;
-  unsigned grace = ctx->opts.cancel_grace_ms ? ctx->opts.cancel_grace_ms
-                                             : PQS__DEFAULT_GRACE_MS;
-  op->deadline = uv_now(ctx->loop) + grace;
+  op->deadline = uv_now(ctx->loop) + pqs__ctx_grace_ms(ctx);
   /* The query's timeout is over: the timer now ticks the stop. */
   uv_timer_start(&ctx->timer, on_stop_tick, PQS__STOP_TICK_MS,
                  PQS__STOP_TICK_MS);
