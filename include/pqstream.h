@@ -489,6 +489,22 @@ PQS_EXTERN int pqs_ctx_open(pqs_ctx_t **out, uv_loop_t *loop,
                             const char *conninfo, const pqs_ctx_opts_t *opts,
                             pqs_open_cb cb, void *data);
 
+/* Joins connection settings as psql does: the `n` pairs `keys`/`vals`
+ * first (a NULL or empty value is left out), then `target`, a database
+ * name or a conninfo string or URI (it holds '=' or begins with
+ * postgresql:// or postgres://) whose keys win over the pairs. NULL or ""
+ * adds nothing. On success *out is a conninfo for pqs_ctx_open, values
+ * quoted as libpq reads them; the caller frees it with pqs_free().
+ * Errors: PQS_EINVAL (NULL out, a NULL key, n < 0, or a target libpq
+ * cannot parse), PQS_ENOMEM. *out is untouched on error. */
+PQS_EXTERN int pqs_conninfo_join(char **out, const char *const *keys,
+                                 const char *const *vals, int n,
+                                 const char *target);
+
+/* The version of the libpq pqstream runs with (PQlibVersion: 150018 for
+ * 15.18). */
+PQS_EXTERN int pqs_libpq_version(void);
+
 /* Closes the context: an operation under way ends first (its on_done comes
  * with PQS_ECANCELED), a connect under way ends with PQS_ECANCELED, the
  * connection is closed, and `cb` (may be NULL) runs once before the memory
@@ -1146,8 +1162,8 @@ typedef const char *(*pqs_sql_var_fn)(const char *name, void *data);
 PQS_EXTERN int pqs_sql_interpolate(const char *sql, pqs_sql_var_fn lookup,
                                    void *data, char **out);
 
-/* Frees memory pqstream handed the caller (pqs_sql_interpolate). NULL is
- * allowed. */
+/* Frees memory pqstream handed the caller (pqs_sql_interpolate,
+ * pqs_conninfo_join). NULL is allowed. */
 PQS_EXTERN void pqs_free(void *p);
 
 /* ------------------------------------------------------------------------ */

@@ -332,6 +332,64 @@ START_TEST(password_never_echoed) {
 }
 END_TEST
 
+/* psql's way of joining settings: the pairs, then a target whose keys
+ * win; quoted so that libpq reads back each value as it was. */
+static void assert_join(const char *target, const char *want) {
+  const char *keys[] = {"host", "port", "user", "password", "sslmode"};
+  const char *vals[] = {"h1", "5433", NULL, "it's a \\ pass", ""};
+  char *out = NULL;
+  ck_assert_int_eq(pqs_conninfo_join(&out, keys, vals, 5, target), 0);
+  ck_assert_str_eq(out, want);
+  pqs_free(out);
+}
+
+START_TEST(conninfo_join) {
+  assert_join(NULL, "host='h1' port='5433' password='it\\'s a \\\\ pass'");
+  assert_join("", "host='h1' port='5433' password='it\\'s a \\\\ pass'");
+  assert_join("my db", "host='h1' port='5433' password='it\\'s a \\\\ "
+                       "pass' dbname='my db'");
+  /* The target's keys come after (in libpq's order of keys), so libpq
+   * lets them win. */
+  assert_join("host=h2 dbname=d", "host='h1' port='5433' password='it\\'s a "
+                                  "\\\\ pass' dbname='d' host='h2'");
+  assert_join("postgresql://u@h3:6000/d2?application_name=x",
+              "host='h1' port='5433' password='it\\'s a \\\\ pass' "
+              "user='u' dbname='d2' host='h3' port='6000' "
+              "application_name='x'");
+  char *out = (char *)"untouched";
+  ck_assert_int_eq(pqs_conninfo_join(&out, NULL, NULL, 0, "host='unclosed"),
+                   PQS_EINVAL);
+  ck_assert_str_eq(out, "untouched");
+  ck_assert_int_eq(pqs_conninfo_join(NULL, NULL, NULL, 0, "d"), PQS_EINVAL);
+  ck_assert_int_eq(pqs_conninfo_join(&out, NULL, NULL, 1, "d"), PQS_EINVAL);
+  ck_assert_int_eq(pqs_conninfo_join(&out, NULL, NULL, -1, "d"), PQS_EINVAL);
+  ck_assert_int_eq(pqs_conninfo_join(&out, NULL, NULL, 0, NULL), 0);
+  ck_assert_str_eq(out, "");
+  pqs_free(out);
+  ck_assert_int_eq(pqs_libpq_version(), PQlibVersion());
+}
+END_TEST
+
+/* A joined conninfo connects, the target's keys over the pairs': a wrong
+ * port in the pairs is overridden by the right one in the target, and a
+ * password with quotes and backslashes reaches the server intact. */
+START_TEST(conninfo_join_connects) {
+  const char *keys[] = {"host", "port", "user", "password"};
+  const char *vals[] = {"127.0.0.1", "1", getenv("PQS_TEST_SCRAM_USER"),
+                        getenv("PQS_TEST_SCRAM_PASSWORD")};
+  char target[128], *conninfo = NULL;
+  snprintf(target, sizeof(target), "port=%s dbname=pqstest",
+           getenv("PQS_TEST_PORT"));
+  ck_assert_int_eq(pqs_conninfo_join(&conninfo, keys, vals, 4, target), 0);
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  pqs_ctx_t *ctx = open_wait(loop, conninfo, NULL, &o);
+  ck_assert_msg(o.status == 0, "%s: %s", conninfo, o.msg);
+  close_wait(loop, ctx, &o);
+  pqs_free(conninfo);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("ctx");
   TCase *tc = tcase_create("ctx");
@@ -350,6 +408,8 @@ int main(void) {
   tcase_add_test(tc, thread_rule);
   tcase_add_test(tc, error_table);
   tcase_add_test(tc, password_never_echoed);
+  tcase_add_test(tc, conninfo_join);
+  tcase_add_test(tc, conninfo_join_connects);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }

@@ -98,8 +98,6 @@ char *cli_conninfo(const cli_opts_t *o, const char *target);
 /* A password read from the terminal without echo; malloc'd, or NULL. */
 char *cli_prompt_password(const cli_opts_t *o);
 
-/* bench.c */
-int cli_bench(int argc, char **argv);
 
 /* Prints "pqstream: " and the message to stderr. */
 void cli_say(const char *fmt, ...);

@@ -8,86 +8,26 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "cli.h"
-
-typedef struct {
-  char *s;
-  size_t len, cap;
-  int failed;
-} str_t;
-
-static void put(str_t *b, const char *p, size_t n) {
-  if (b->failed)
-    return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *grown = realloc(b->s, cap);
-    if (grown == NULL) {
-      b->failed = 1;
-      return;
-    }
-    b->s = grown;
-    b->cap = cap;
-  }
-  memcpy(b->s + b->len, p, n);
-  b->len += n;
-  b->s[b->len] = '\0';
-}
-
-/* key='value', quoted as libpq reads it. */
-static void put_kv(str_t *b, const char *key, const char *value) {
-  if (value == NULL)
-    return;
-  if (b->len > 0)
-    put(b, " ", 1);
-  put(b, key, strlen(key));
-  put(b, "='", 2);
-  for (const char *p = value; *p; p++) {
-    if (*p == '\'' || *p == '\\')
-      put(b, "\\", 1);
-    put(b, p, 1);
-  }
-  put(b, "'", 1);
-}
-
-static int is_conninfo(const char *s) {
-  return strchr(s, '=') != NULL || strncmp(s, "postgresql://", 13) == 0 ||
-         strncmp(s, "postgres://", 11) == 0;
-}
 
 /* psql's order: -h, -p, -U and the password first, then what `target`
  * says (a database name, or a conninfo or URI whose keys win, as in
- * psql), then fallback_application_name. A target libpq cannot parse is
- * passed on untouched, so that the library reports it (without its
- * password). */
+ * psql); fallback_application_name unless the target names one. A target
+ * libpq cannot parse is passed on untouched, so that the library reports
+ * it (without its password). */
 char *cli_conninfo(const cli_opts_t *o, const char *target) {
-  PQconninfoOption *opts = NULL;
-  if (target && is_conninfo(target) &&
-      (opts = PQconninfoParse(target, NULL)) == NULL)
+  const char *keys[] = {"fallback_application_name", "host", "port", "user",
+                        "password"};
+  const char *vals[] = {"pqstream", o->host, o->port, o->user, o->password};
+  char *joined = NULL;
+  int rc = pqs_conninfo_join(&joined, keys, vals, 5, target);
+  if (rc == PQS_EINVAL)
     return strdup(target);
-  str_t b = {0};
-  put_kv(&b, "host", o->host);
-  put_kv(&b, "port", o->port);
-  put_kv(&b, "user", o->user);
-  put_kv(&b, "password", o->password);
-  if (opts != NULL) {
-    for (PQconninfoOption *opt = opts; opt->keyword; opt++)
-      if (opt->val != NULL && *opt->val)
-        put_kv(&b, opt->keyword, opt->val);
-    PQconninfoFree(opts);
-  } else if (target && *target) {
-    put_kv(&b, "dbname", target);
-  }
-  put_kv(&b, "fallback_application_name", "pqstream");
-  if (b.failed) {
-    free(b.s);
+  if (rc != 0)
     return NULL;
-  }
-  return b.s;
+  char *copy = strdup(joined); /* the tool's strings go to free() */
+  pqs_free(joined);
+  return copy;
 }
 
 /* ---- the password prompt ---- */

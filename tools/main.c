@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
 
+#include "bench.h"
 #include "cli.h"
 
 static const char usage[] =
@@ -286,7 +286,7 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
       exit(CLI_OK);
     case 'V':
       printf("pqstream %s (libpq %d, libuv %s)\n", PQS_VERSION_STRING,
-             PQlibVersion(), uv_version_string());
+             pqs_libpq_version(), uv_version_string());
       exit(CLI_OK);
     default: /* getopt said what was wrong */
       fputs("Try 'pqstream --help' for more information.\n", stderr);
@@ -327,7 +327,7 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "bench") == 0)
-    return cli_bench(argc - 1, argv + 1);
+    return bench_main(argc - 1, argv + 1);
   cli_opts_t o;
   int rc = parse(argc, argv, &o);
   if (rc == CLI_OK) {
