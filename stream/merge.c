@@ -102,7 +102,7 @@ static void stop_all(merge_t *m, int status) {
   m->state = M_STOPPING;
   for (int i = 0; i < m->n; i++)
     if (m->in[i].s != NULL)
-      pqs_stream_close(m->in[i].s);
+      pqs__stream_close(m->in[i].s);
   uv_timer_start(&m->kick, on_kick, 0, 0);
 }
 
@@ -119,14 +119,14 @@ static void pause_all(merge_t *m) {
   m->state = M_PAUSED;
   for (int i = 0; i < m->n; i++)
     if (m->in[i].s != NULL)
-      pqs_stream_pause(m->in[i].s);
+      pqs__stream_pause(m->in[i].s);
 }
 
 static void unfull(merge_t *m, input_t *in) {
   if (in->full && in->q.count <= m->bound / 2) {
     in->full = 0;
     if (m->state == M_RUNNING && in->s != NULL)
-      pqs_stream_resume(in->s);
+      pqs__stream_resume(in->s);
   }
 }
 
@@ -430,7 +430,7 @@ static void m_start(void *src) {
   merge_t *m = src;
   m->state = M_RUNNING;
   for (int i = 0; i < m->n; i++) {
-    int rc = pqs_stream_start(m->in[i].s, &input_cbs, &m->in[i]);
+    int rc = pqs__stream_start(m->in[i].s, &input_cbs, &m->in[i]);
     assert(rc == 0);
     (void)rc;
   }
@@ -445,7 +445,7 @@ static void m_resume(void *src) {
   m->state = M_RUNNING;
   for (int i = 0; i < m->n; i++)
     if (m->in[i].s != NULL && !m->in[i].full)
-      pqs_stream_resume(m->in[i].s);
+      pqs__stream_resume(m->in[i].s);
   uv_timer_start(&m->kick, on_kick, 0, 0);
 }
 
@@ -454,7 +454,7 @@ static void m_stop(void *src, int reason) { stop_all(src, reason); }
 static void m_discard(void *src) {
   merge_t *m = src;
   for (int i = 0; i < m->n; i++)
-    pqs_stream_close(m->in[i].s); /* unstarted: freed at once */
+    pqs__stream_close(m->in[i].s); /* unstarted: freed at once */
   uv_close((uv_handle_t *)&m->kick, merge_free_cb);
 }
 
@@ -472,7 +472,7 @@ static int check_inputs(pqs_stream_t *const *inputs, int n, uv_loop_t **loop) {
   if (inputs == NULL || n < 1)
     return PQS_EINVAL;
   for (int i = 0; i < n; i++) {
-    int rc = pqs__stream_check(inputs[i]);
+    int rc = pqs__stream_check_users(inputs[i]);
     if (rc != 0)
       return rc;
     if (inputs[i]->ctx == NULL)
@@ -504,6 +504,12 @@ static merge_t *merge_new(uv_loop_t *loop, pqs_stream_t *const *inputs, int n) {
   uv_timer_init(loop, &m->kick);
   m->kick.data = m;
   return m;
+}
+
+/* The inputs change hands, once nothing can fail any more. */
+static void hold_all(merge_t *m) {
+  for (int i = 0; i < m->n; i++)
+    pqs__stream_hold(m->in[i].s);
 }
 
 static int check_opts(const pqs_merge_opts_t *o) {
@@ -545,6 +551,7 @@ int pqs_merge(pqs_stream_t *const *inputs, int n, const pqs_merge_opts_t *opts,
   m->opts = o;
   m->bound = o.buffer_rows ? o.buffer_rows : DEFAULT_BUFFER_ROWS;
   m->out = s;
+  hold_all(m);
   *out = s;
   return 0;
 }
@@ -568,6 +575,7 @@ int pqs_gather(pqs_stream_t *const *inputs, int n,
   m->kind = M_GATHER;
   m->gather_cb = cb;
   m->gather_data = data;
+  hold_all(m);
   m_start(m);
   return 0;
 }

@@ -384,7 +384,7 @@ static int check_args(pqs_stream_t *s, pqs_sink_cb cb,
   if (s == NULL || cb == NULL ||
       (opts != NULL && (unsigned)opts->format > PQS_FORMAT_JSONL))
     return PQS_EINVAL;
-  int rc = pqs__stream_check(s);
+  int rc = pqs__stream_check_users(s);
   if (rc == 0 && s->state != PQS__STREAM_NEW)
     rc = PQS_ESTATE;
   return rc;

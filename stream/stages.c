@@ -8,7 +8,7 @@
  * too late (PQS_ESTATE, as for every call at the wrong moment); adding
  * one after the batch, which stays last, is a misuse (PQS_EINVAL). */
 static int check_unstarted(pqs_stream_t *s) {
-  int rc = pqs__stream_check(s);
+  int rc = pqs__stream_check_users(s);
   if (rc == 0 && s->state != PQS__STREAM_NEW)
     rc = PQS_ESTATE;
   else if (rc == 0 && s->batch != NULL)

@@ -1,6 +1,7 @@
 /* The stream: what a consumer holds. It receives rows from a source (a
  * query on a context, through src/source.h), runs them through its stages
  * and hands them to the consumer's callbacks. */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "../src/core.h"
@@ -40,6 +41,16 @@ int pqs__stream_check(const pqs_stream_t *s) {
   if (!uv_thread_equal(&self, &s->thread))
     return PQS_ETHREAD;
   return 0;
+}
+
+int pqs__stream_check_users(const pqs_stream_t *s) {
+  int rc = pqs__stream_check(s); /* the thread before any field */
+  return rc == 0 && s->held ? PQS_ESTATE : rc;
+}
+
+void pqs__stream_hold(pqs_stream_t *s) {
+  assert(s->state == PQS__STREAM_NEW && !s->held);
+  s->held = 1;
 }
 
 /* ---- the consumer side of the seam: what the source pushes ---- */
@@ -187,7 +198,8 @@ int pqs_query_typed(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
   return rc;
 }
 
-int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs, void *data) {
+int pqs__stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs,
+                      void *data) {
   if (s == NULL || cbs == NULL || cbs->on_done == NULL)
     return PQS_EINVAL;
   int rc = pqs__stream_check(s);
@@ -212,21 +224,22 @@ static int check_running(const pqs_stream_t *s) {
   return rc;
 }
 
-int pqs_stream_pause(pqs_stream_t *s) {
+int pqs__stream_pause(pqs_stream_t *s) {
   int rc = check_running(s);
   if (rc == 0)
     s->src_vt->pause(s->src);
   return rc;
 }
 
-int pqs_stream_resume(pqs_stream_t *s) {
+int pqs__stream_resume(pqs_stream_t *s) {
   int rc = check_running(s);
   if (rc == 0)
     s->src_vt->resume(s->src);
   return rc;
 }
 
-int pqs_stream_close(pqs_stream_t *s) {
+/* NEW -> freed, STARTED -> STOPPING; nothing in the other states. */
+int pqs__stream_close(pqs_stream_t *s) {
   if (s == NULL)
     return 0;
   int rc = pqs__stream_check(s);
@@ -240,6 +253,28 @@ int pqs_stream_close(pqs_stream_t *s) {
     s->src_vt->stop(s->src, PQS_ECANCELED);
   }
   return 0;
+}
+
+/* ---- the user's calls: the holder's, unless the stream is held ---- */
+
+int pqs_stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs, void *data) {
+  int rc = s == NULL ? 0 : pqs__stream_check_users(s);
+  return rc != 0 ? rc : pqs__stream_start(s, cbs, data);
+}
+
+int pqs_stream_pause(pqs_stream_t *s) {
+  int rc = s == NULL ? 0 : pqs__stream_check_users(s);
+  return rc != 0 ? rc : pqs__stream_pause(s);
+}
+
+int pqs_stream_resume(pqs_stream_t *s) {
+  int rc = s == NULL ? 0 : pqs__stream_check_users(s);
+  return rc != 0 ? rc : pqs__stream_resume(s);
+}
+
+int pqs_stream_close(pqs_stream_t *s) {
+  int rc = s == NULL ? 0 : pqs__stream_check_users(s);
+  return rc != 0 ? rc : pqs__stream_close(s);
 }
 
 pqs_ctx_t *pqs_stream_ctx(const pqs_stream_t *s) { return s->ctx; }

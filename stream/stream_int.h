@@ -26,7 +26,13 @@ typedef struct pqs__batch_s pqs__batch_t;
 
 /* NEW --pqs_stream_start()--> STARTED --pqs_stream_close()--> STOPPING
  * STARTED | STOPPING --the source's end()--> ENDED: on_done, then freed
- * NEW --pqs_stream_close()--> freed (the source discarded, no on_done) */
+ * NEW --pqs_stream_close()--> freed (the source discarded, no on_done)
+ *
+ * Who may make those calls is a second, orthogonal fact: the user's
+ * stream is theirs (`held` 0); a merge's or gather's input is held from
+ * pqs_merge/pqs_gather on (`held` 1), and then only its holder moves it,
+ * through the pqs__stream_* calls, while every public call on it is
+ * PQS_ESTATE. */
 typedef enum {
   PQS__STREAM_NEW,
   PQS__STREAM_STARTED,
@@ -48,6 +54,7 @@ struct pqs_stream_s {
   int nstages;
   pqs__batch_t *batch;
   int lines; /* 0, or 1 + the pqs_format_t its sink writes lines in */
+  int held;  /* a merge's or gather's input: see the states above */
   void (*on_free)(void *data); /* what its maker lets go of with it */
   void *on_free_data;
 };
@@ -63,7 +70,17 @@ void pqs__stream_take_lines(pqs_stream_t *s, pqs_format_t format);
 /* `fn(data)` runs once when the stream is freed (ended, or closed
  * unstarted): a partitioned read gives its contexts back then. */
 void pqs__stream_on_free(pqs_stream_t *s, void (*fn)(void *), void *data);
-int pqs__stream_check(const pqs_stream_t *s); /* thread, not ended */
+int pqs__stream_check(const pqs_stream_t *s); /* NULL, thread */
+/* The user's to call: pqs__stream_check, and not held (PQS_ESTATE). */
+int pqs__stream_check_users(const pqs_stream_t *s);
+/* A holder takes its input: from now on public calls on it are refused. */
+void pqs__stream_hold(pqs_stream_t *s);
+/* The holder's calls: as the public ones, held or not. */
+int pqs__stream_start(pqs_stream_t *s, const pqs_stream_cbs_t *cbs,
+                      void *data);
+int pqs__stream_pause(pqs_stream_t *s);
+int pqs__stream_resume(pqs_stream_t *s);
+int pqs__stream_close(pqs_stream_t *s);
 
 /* stages.c: runs the stages over *row (which a map replaces). Hot path;
  * the answers are explained where it is defined. */

@@ -12,8 +12,20 @@
  *
  * and the stream's own calls in each of its states, a transaction's end
  * twice, and the factory freed with a context out and a request cancelled
- * twice. */
+ * twice. Then the objects made of streams:
+ *
+ *   object, state                  call                          answer
+ *   sink, writing                  start, sink, merge, stages    PQS_ESTATE
+ *                                  pause, resume, close          0
+ *   merge or gather input, held    start, pause, resume, close,  PQS_ESTATE
+ *     (from pqs_merge/pqs_gather)  stages, sink, merge, gather
+ *   merged stream                  as any stream, state by state
+ *   a merge or gather refused      its inputs                    the caller's
+ *                                                                 as before
+ */
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include "pqs_test.h"
@@ -239,6 +251,189 @@ START_TEST(factory_states) {
 }
 END_TEST
 
+#define LONG "SELECT generate_series(1, 100000000)"
+
+static pqs_stream_t *long_query(pqs_ctx_t *ctx) {
+  pqs_stream_t *s = NULL;
+  ck_assert_int_eq(pqs_query(ctx, &s, LONG, 0, NULL, NULL), 0);
+  return s;
+}
+
+static int keep(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s, (void)row, (void)data;
+  return 1;
+}
+
+typedef struct {
+  int calls, status;
+} sunk_t;
+
+static void on_sunk(pqs_sink_t *k, const pqs_done_t *done, uint64_t bytes,
+                    void *data) {
+  (void)k, (void)bytes;
+  sunk_t *r = data;
+  r->calls++;
+  r->status = done->status;
+}
+
+static void on_gathered(pqs_gather_t *g, pqs_rowset_t **sets, int n,
+                        const pqs_done_t *done, void *data) {
+  (void)g, (void)done;
+  for (int i = 0; i < n; i++)
+    pqs_rowset_free(sets[i]);
+  ((count_t *)data)->calls++;
+}
+
+/* Every call a user could make on a stream someone else moves: all
+ * PQS_ESTATE, and none of them changes anything. */
+static void expect_held(uv_loop_t *loop, pqs_stream_t *in, pqs_stream_t *other) {
+  count_t c = {0};
+  pqs_stream_cbs_t cbs = {.on_done = on_stream_done};
+  ck_assert_int_eq(pqs_stream_start(in, &cbs, &c), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_pause(in), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_resume(in), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_close(in), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_take(in, 1), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_filter(in, keep, NULL, NULL), PQS_ESTATE);
+  int fd = open("/dev/null", O_WRONLY);
+  sunk_t k = {0};
+  ck_assert_int_eq(pqs_sink_fd(in, loop, fd, NULL, on_sunk, &k), PQS_ESTATE);
+  close(fd);
+  pqs_stream_t *pair[2] = {in, other}, *merged = NULL;
+  ck_assert_int_eq(pqs_merge(pair, 2, NULL, &merged), PQS_ESTATE);
+  ck_assert_int_eq(pqs_gather(pair, 2, NULL, on_gathered, &c), PQS_ESTATE);
+  ck_assert_int_eq(c.calls, 0);
+}
+
+/* A sink's stream: started by the sink, so what only an unstarted stream
+ * takes is refused; pausing, resuming and closing act as on any started
+ * stream (closing is how a program stops a sink). */
+START_TEST(sink_states) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo()),
+            *ctx2 = pt_open(loop, pt_conninfo());
+  pqs_stream_t *s = long_query(ctx), *other = long_query(ctx2);
+  int fd = open("/dev/null", O_WRONLY);
+  sunk_t k = {0}, k2 = {0};
+  /* Refused: nothing changes hands, the stream is still the caller's. */
+  ck_assert_int_eq(pqs_sink_fd(s, loop, fd, NULL, NULL, &k), PQS_EINVAL);
+  pqs_sink_opts_t bad = {.format = (pqs_format_t)7};
+  ck_assert_int_eq(pqs_sink_fd(s, loop, fd, &bad, on_sunk, &k), PQS_EINVAL);
+  ck_assert_int_eq(pqs_stream_take(s, 1000), 0);
+  /* Writing. */
+  ck_assert_int_eq(pqs_sink_fd(s, loop, fd, NULL, on_sunk, &k), 0);
+  count_t c = {0};
+  pqs_stream_cbs_t cbs = {.on_done = on_stream_done};
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &c), PQS_ESTATE);
+  ck_assert_int_eq(pqs_sink_fd(s, loop, fd, NULL, on_sunk, &k2), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_take(s, 1), PQS_ESTATE);
+  pqs_stream_t *pair[2] = {s, other}, *merged = NULL;
+  ck_assert_int_eq(pqs_merge(pair, 2, NULL, &merged), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_pause(s), 0);
+  ck_assert_int_eq(pqs_stream_resume(s), 0);
+  while (k.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(k.status, 0); /* take(1000) ended it */
+  ck_assert_int_eq(k2.calls + c.calls, 0);
+  /* A second sink, stopped by closing its stream, twice. */
+  ck_assert_int_eq(pqs_sink_fd(other, loop, fd, NULL, on_sunk, &k2), 0);
+  ck_assert_int_eq(pqs_stream_close(other), 0);
+  ck_assert_int_eq(pqs_stream_close(other), 0);
+  while (k2.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(k2.status, PQS_ECANCELED);
+  ck_assert_int_eq(k.calls, 1);
+  close(fd);
+  pt_close(loop, ctx);
+  pt_close(loop, ctx2);
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* A merge: refused, its inputs stay the caller's; made, they are held;
+ * its merged stream answers as any stream does in each state. */
+START_TEST(merge_states) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx[3];
+  for (int i = 0; i < 3; i++)
+    ctx[i] = pt_open(loop, pt_conninfo());
+  pqs_stream_t *a = long_query(ctx[0]), *b = long_query(ctx[1]),
+               *c = long_query(ctx[2]), *merged = NULL;
+  /* Refused. */
+  pqs_stream_t *same[2] = {a, a};
+  ck_assert_int_eq(pqs_merge(same, 2, NULL, &merged), PQS_ESAMECTX);
+  ck_assert_int_eq(pqs_merge(same, 0, NULL, &merged), PQS_EINVAL);
+  pqs_merge_opts_t ordered = {.mode = PQS_MERGE_ORDERED}; /* no keys */
+  pqs_stream_t *ab[2] = {a, b};
+  ck_assert_int_eq(pqs_merge(ab, 2, &ordered, &merged), PQS_EINVAL);
+  ck_assert_ptr_null(merged);
+  count_t cdone = {0};
+  pqs_stream_cbs_t cbs = {.on_done = on_stream_done};
+  ck_assert_int_eq(pqs_stream_start(c, &cbs, &cdone), 0);
+  pqs_stream_t *abc[3] = {a, b, c};
+  ck_assert_int_eq(pqs_merge(abc, 3, NULL, &merged), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_take(a, 10), 0); /* still the caller's */
+  ck_assert_int_eq(pqs_stream_close(c), 0);
+  /* Made: a and b are held; the merged stream is NEW. */
+  ck_assert_int_eq(pqs_merge(ab, 2, NULL, &merged), 0);
+  expect_held(loop, a, b);
+  expect_held(loop, b, a);
+  ck_assert_int_eq(pqs_stream_pause(merged), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_resume(merged), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_take(merged, 1000000), 0);
+  count_t done = {0};
+  ck_assert_int_eq(pqs_stream_start(merged, &cbs, &done), 0);
+  /* STARTED */
+  expect_held(loop, a, b);
+  ck_assert_int_eq(pqs_stream_start(merged, &cbs, &done), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_take(merged, 1), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_pause(merged), 0);
+  ck_assert_int_eq(pqs_stream_resume(merged), 0);
+  /* STOPPING */
+  ck_assert_int_eq(pqs_stream_close(merged), 0);
+  ck_assert_int_eq(pqs_stream_close(merged), 0);
+  ck_assert_int_eq(pqs_stream_resume(merged), PQS_ESTATE);
+  while (done.calls == 0 || cdone.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(done.calls, 1);
+  /* A merged stream closed unstarted frees its inputs with it. */
+  a = long_query(ctx[0]);
+  b = long_query(ctx[1]);
+  pqs_stream_t *again[2] = {a, b};
+  ck_assert_int_eq(pqs_merge(again, 2, NULL, &merged), 0);
+  ck_assert_int_eq(pqs_stream_close(merged), 0);
+  for (int i = 0; i < 3; i++) {
+    ck_assert(!pqs_ctx_is_busy(ctx[i]) || i == 2);
+    pt_close(loop, ctx[i]);
+  }
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* A gather: refused, nothing starts; started, its inputs are held. */
+START_TEST(gather_states) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo()),
+            *ctx2 = pt_open(loop, pt_conninfo());
+  pqs_stream_t *a = long_query(ctx), *b = long_query(ctx2);
+  pqs_stream_t *ab[2] = {a, b};
+  count_t got = {0};
+  ck_assert_int_eq(pqs_gather(ab, 2, NULL, NULL, &got), PQS_EINVAL);
+  ck_assert_int_eq(pqs_gather(ab, 0, NULL, on_gathered, &got), PQS_EINVAL);
+  ck_assert_int_eq(pqs_stream_take(a, 5), 0); /* still the caller's */
+  ck_assert_int_eq(pqs_stream_take(b, 5), 0);
+  ck_assert_int_eq(pqs_gather(ab, 2, NULL, on_gathered, &got), 0);
+  expect_held(loop, a, b);
+  expect_held(loop, b, a);
+  while (got.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(got.calls, 1);
+  pt_close(loop, ctx);
+  pt_close(loop, ctx2);
+  pt_loop_free(loop);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("misuse");
   TCase *tc = tcase_create("misuse");
@@ -246,6 +441,9 @@ int main(void) {
   tcase_add_test(tc, context_states);
   tcase_add_test(tc, stream_states);
   tcase_add_test(tc, factory_states);
+  tcase_add_test(tc, sink_states);
+  tcase_add_test(tc, merge_states);
+  tcase_add_test(tc, gather_states);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
