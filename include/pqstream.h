@@ -1227,7 +1227,9 @@ typedef struct pqs_merge_opts_s {
 } pqs_merge_opts_t;
 
 /* Makes one stream of the `n` unstarted streams `inputs` (the array is
- * copied; the streams now belong to the merge). Starting the merged stream
+ * copied; the streams now belong to the merge, and every call on them,
+ * start, pause, resume, close, stages, sinks, merge, gather, is
+ * PQS_ESTATE). Starting the merged stream
  * starts them all; pausing it pauses them all; closing it closes them all.
  * Every merged row tells its input through pqs_row_input(). The columns
  * of the first input to describe them are the merged stream's; an input
@@ -1273,7 +1275,8 @@ typedef void (*pqs_gather_cb)(pqs_gather_t *g, pqs_rowset_t **sets, int n,
                               const pqs_done_t *done, void *data);
 
 /* Starts the `n` unstarted `inputs` and collects each into its own row
- * set. `opts` may be NULL. Errors as pqs_merge; on error nothing starts. */
+ * set; the inputs belong to the gather, as a merge's to the merge. `opts`
+ * may be NULL. Errors as pqs_merge; on error nothing starts. */
 PQS_EXTERN int pqs_gather(pqs_stream_t *const *inputs, int n,
                           const pqs_gather_opts_t *opts, pqs_gather_cb cb,
                           void *data);
