@@ -4,8 +4,11 @@
  * is the merged stream's free hook, which gives the contexts back.
  *
  *   ACQUIRING --K + 1 contexts--> BOUNDING (the server computes the bounds)
- *   BOUNDING --bounds--> the streams, merged: the callback, then freed
- *   any --failure--> the contexts back, the callback with it, freed */
+ *   ACQUIRING (K = 1) | BOUNDING --bounds--> ENDED: the streams, merged,
+ *     the callback, then freed
+ *   ACQUIRING | BOUNDING --failure--> ENDED: the contexts back, the
+ *     callback with it, freed */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,8 @@
 #define MAX_PARTS 64
 
 typedef struct part_s part_t;
+
+typedef enum { P_ACQUIRING, P_BOUNDING, P_ENDED } part_state_t;
 
 typedef struct {
   part_t *p;
@@ -29,6 +34,7 @@ typedef struct {
 } held_t;
 
 struct part_s {
+  part_state_t state;
   pqs_factory_t *f;
   uv_loop_t *loop;
   char *sql, *key; /* the query without its final semicolon; "key" quoted */
@@ -71,6 +77,8 @@ static void part_free(part_t *p) {
 
 /* -> the end, failed: the contexts back, the callback, freed. */
 static void fail(part_t *p, int status, const pqs_error_t *err) {
+  assert(p->state == P_ACQUIRING || p->state == P_BOUNDING);
+  p->state = P_ENDED;
   pqs_error_t copy;
   char *store = NULL;
   const pqs_error_t *e = NULL;
@@ -123,8 +131,10 @@ static char *range_sql(const part_t *p, int j, int *nbound_params) {
   return b.data;
 }
 
-/* The K ranges and the NULL one, merged; the callback. */
+/* ACQUIRING (K = 1) | BOUNDING -> ENDED: the K ranges and the NULL one,
+ * merged; the callback. */
 static void start_streams(part_t *p) {
+  assert(p->state == P_ACQUIRING || p->state == P_BOUNDING);
   int nranges = p->nbounds + 1, nstreams = nranges + 1, rc = 0, made = 0;
   pqs_stream_t *in[MAX_PARTS + 1] = {NULL};
   while (made < nstreams && rc == 0) {
@@ -159,6 +169,7 @@ static void start_streams(part_t *p) {
     pqs_ctx_close(h->ctx[i], NULL);
   h->n = nstreams;
   pqs__stream_on_free(merged, give_back, h);
+  p->state = P_ENDED;
   p->cb(p->f, 0, NULL, merged, p->data);
   part_free(p);
 }
@@ -181,6 +192,7 @@ static int bound_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
 static void bounds_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   (void)s;
   part_t *p = data;
+  assert(p->state == P_BOUNDING);
   if (done->status != 0) {
     fail(p, done->status, done->error);
     return;
@@ -227,7 +239,9 @@ static char *bounds_sql(const part_t *p) {
   return b.data;
 }
 
+/* ACQUIRING -> BOUNDING, or straight to the streams for one range. */
 static void find_bounds(part_t *p) {
+  assert(p->state == P_ACQUIRING);
   if (p->k == 1) {
     start_streams(p);
     return;
@@ -235,6 +249,7 @@ static void find_bounds(part_t *p) {
   char *sql = bounds_sql(p);
   const char **params = (const char **)p->params;
   int n = p->opts.nparams;
+  p->state = P_BOUNDING;
   if (p->opts.lo != NULL) {
     params[n] = p->opts.lo;
     params[n + 1] = p->opts.hi;
@@ -259,6 +274,7 @@ static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
                    void *data) {
   slot_t *slot = data;
   part_t *p = slot->p;
+  assert(p->state == P_ACQUIRING);
   if (status == 0) {
     p->held->ctx[slot->i] = ctx;
   } else if (p->status == 0) {

@@ -1,6 +1,7 @@
 /* A request for a context, on the requester's loop: waiting (timer),
  * being woken by whichever thread gave a connection back (async), then
  * adopting that connection, or opening a new one, as a context there. */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "../src/core.h"
@@ -19,16 +20,22 @@ static void req_close(pqs_acquire_t *req) {
   uv_close((uv_handle_t *)&req->timer, req_closed);
 }
 
-/* The one callback of a request that ended without a context. */
+/* Any state but DONE -> DONE: the one callback of a request that ended
+ * without a context. */
 static void fail(pqs_acquire_t *req, int status, const pqs_error_t *err) {
+  assert(req->side != PQS__AREQ_DONE);
+  req->side = PQS__AREQ_DONE;
   req->cb(NULL, status, err, req->data);
   req_close(req);
 }
 
+/* OPENING | ABANDONED -> DONE. */
 static void on_ctx_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
                         void *data) {
   pqs_acquire_t *req = data;
-  if (status == 0 && !req->cancelled) {
+  assert(req->side == PQS__AREQ_OPENING || req->side == PQS__AREQ_ABANDONED);
+  if (status == 0 && req->side == PQS__AREQ_OPENING) {
+    req->side = PQS__AREQ_DONE;
     req->cb(ctx, 0, NULL, req->data);
     req_close(req);
     return;
@@ -36,7 +43,10 @@ static void on_ctx_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
   /* A failed connection is discarded; a good one a cancelled request no
    * longer wants goes back to the pool. */
   pqs_ctx_close(ctx, NULL);
-  fail(req, req->cancelled ? PQS_ECANCELED : status, err);
+  if (req->side == PQS__AREQ_ABANDONED)
+    fail(req, PQS_ECANCELED, NULL);
+  else
+    fail(req, status, err);
 }
 
 static void on_new_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
@@ -60,8 +70,11 @@ static void lease_release(void *owner, PGconn *conn) {
 const pqs__owner_vt_t pqs__lease_owner = {.reset_first = 1,
                                           .release = lease_release};
 
-/* Turns a grant into a context on this loop. */
+/* WAITING -> OPENING: turns a grant into a context on this loop (or DONE
+ * if it cannot start). */
 static void take_grant(pqs_acquire_t *req, PGconn *conn, pqs__lease_t *lease) {
+  assert(req->side == PQS__AREQ_WAITING);
+  req->side = PQS__AREQ_OPENING;
   pqs_ctx_opts_t opts = {0};
   pqs__factory_ctx_opts(req->f, &opts);
   pqs_ctx_t *ctx = NULL;
@@ -76,32 +89,33 @@ static void take_grant(pqs_acquire_t *req, PGconn *conn, pqs__lease_t *lease) {
   pqs__ctx_set_owner(ctx, &pqs__lease_owner, lease);
 }
 
+/* WAITING: a grant to claim. WITHDRAWN: the cancel's wake-up, or a grant
+ * that raced it, given back. Other states: nothing is owed. */
 static void on_granted(uv_async_t *async) {
   pqs_acquire_t *req = async->data;
+  if (req->side != PQS__AREQ_WAITING && req->side != PQS__AREQ_WITHDRAWN)
+    return;
   PGconn *conn;
   pqs__lease_t *lease;
-  if (!pqs__factory_claim(req->f, req, &conn, &lease)) {
-    /* No grant: a cancel out of the queue, delivered from the loop. */
-    if (req->cancelled && req->status == 0) {
-      req->status = PQS_ECANCELED;
-      uv_timer_stop(&req->timer);
-      fail(req, PQS_ECANCELED, NULL);
-    }
-    return;
-  }
-  uv_timer_stop(&req->timer);
-  if (req->cancelled) {
-    lease_release(lease, conn);
+  int claimed = pqs__factory_claim(req->f, req, &conn, &lease);
+  if (claimed)
+    uv_timer_stop(&req->timer);
+  if (req->side == PQS__AREQ_WITHDRAWN) {
+    if (claimed)
+      lease_release(lease, conn);
+    uv_timer_stop(&req->timer);
     fail(req, PQS_ECANCELED, NULL);
-    return;
+  } else if (claimed) {
+    take_grant(req, conn, lease);
   }
-  take_grant(req, conn, lease);
 }
 
+/* WAITING -> DONE, unless a grant is on its way. */
 static void on_timeout(uv_timer_t *timer) {
   pqs_acquire_t *req = timer->data;
-  if (pqs__factory_dequeue(req->f, req)) { /* else a grant is on its way */
-    req->status = PQS_ETIMEDOUT;
+  if (req->side != PQS__AREQ_WAITING)
+    return;
+  if (pqs__factory_dequeue(req->f, req)) {
     pqs_error_t err = {.message = "timed out waiting for a connection from "
                                   "the factory's pool"};
     fail(req, PQS_ETIMEDOUT, &err);
@@ -161,10 +175,17 @@ int pqs_acquire_cancel(pqs_acquire_t *req) {
   uv_thread_t self = uv_thread_self();
   if (!uv_thread_equal(&self, &req->thread))
     return PQS_ETHREAD;
-  if (req->cancelled || req->status != 0)
+  switch (req->side) {
+  case PQS__AREQ_WAITING: /* WAITING -> WITHDRAWN */
+    req->side = PQS__AREQ_WITHDRAWN;
+    if (pqs__factory_dequeue(req->f, req))
+      uv_async_send(&req->async); /* ECANCELED, from the loop */
+    /* else a grant's wake-up is on its way, and gives it back */
+    return 0;
+  case PQS__AREQ_OPENING: /* OPENING -> ABANDONED */
+    req->side = PQS__AREQ_ABANDONED;
+    return 0;
+  default:
     return PQS_ESTATE;
-  req->cancelled = 1;
-  if (pqs__factory_dequeue(req->f, req))
-    uv_async_send(&req->async); /* ECANCELED, from the loop */
-  return 0;
+  }
 }

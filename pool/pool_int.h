@@ -31,6 +31,23 @@ typedef enum {
   PQS__REQ_DONE
 } pqs__req_state_t;
 
+/* The loop side of a request, on its own loop's thread (acquire.c):
+ *   WAITING --grant claimed--> OPENING (a context adopted or opened here)
+ *   WAITING --timeout, or the grant could not be used--> DONE
+ *   WAITING --pqs_acquire_cancel()--> WITHDRAWN --async--> DONE
+ *   OPENING --the context opened or failed--> DONE
+ *   OPENING --pqs_acquire_cancel()--> ABANDONED --the context opened-->
+ *     DONE (the context closed, or given back)
+ * The callback runs once, on the way to DONE; WITHDRAWN and ABANDONED end
+ * with PQS_ECANCELED. */
+typedef enum {
+  PQS__AREQ_WAITING,
+  PQS__AREQ_WITHDRAWN,
+  PQS__AREQ_OPENING,
+  PQS__AREQ_ABANDONED,
+  PQS__AREQ_DONE
+} pqs__areq_state_t;
+
 struct pqs_acquire_s {
   pqs_factory_t *f;
   uv_loop_t *loop;
@@ -42,8 +59,7 @@ struct pqs_acquire_s {
   void *data;
   const char *file;
   int line;
-  int cancelled;
-  int status; /* how it ended, when it ended without a context */
+  pqs__areq_state_t side; /* the loop side's state */
   /* lock: */
   pqs__req_state_t state;
   PGconn *conn; /* granted connection, or NULL for a granted slot */

@@ -109,7 +109,7 @@ install_missing
 case "$mode" in
 demo)
   build build -DPQS_SANITIZE=OFF -DPQS_TSAN=OFF -DPQS_BUILD_TESTS=OFF \
-    -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON
+    -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON -DPQS_ASSERTS=OFF
   start_server
   psql -q -v ON_ERROR_STOP=1 "$PQS_TEST_CONNINFO" -f examples/sample.sql
   say "running examples/stream_demo"
@@ -122,7 +122,7 @@ test)
   --sanitize)
     dir=build-asan
     build $dir -DPQS_SANITIZE=ON -DPQS_TSAN=OFF -DPQS_BUILD_TESTS=ON \
-      -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON
+      -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON -DPQS_ASSERTS=ON
     # A small quarantine: the memory-bound tests measure RSS, and the
     # default 256 MB of freed blocks held back would be ASan's, not ours.
     export ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=16
@@ -134,7 +134,7 @@ test)
   --tsan)
     dir=build-tsan
     build $dir -DPQS_TSAN=ON -DPQS_SANITIZE=OFF -DPQS_BUILD_TESTS=ON \
-      -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON
+      -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON -DPQS_ASSERTS=ON
     # tests/tsan.supp: only the false reports of libuv's raw close(2)
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
     select=(-L threads)
@@ -142,7 +142,7 @@ test)
   *)
     dir=build
     build $dir -DPQS_SANITIZE=OFF -DPQS_TSAN=OFF -DPQS_BUILD_TESTS=ON \
-      -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON
+      -DPQS_BUILD_EXAMPLES=ON -DPQS_BUILD_TOOLS=ON -DPQS_ASSERTS=ON
     select=()
     ;;
   esac

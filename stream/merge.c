@@ -97,6 +97,8 @@ static void note_failure(merge_t *m, int input, int status,
  * Queued rows are dropped when the merge is freed, not here: this may run
  * from inside an emit loop that still holds a queue's head. */
 static void stop_all(merge_t *m, int status) {
+  assert(m->state == M_RUNNING || m->state == M_PAUSED ||
+         m->state == M_STOPPING);
   if (m->status == 0)
     m->status = status;
   m->state = M_STOPPING;
@@ -380,7 +382,9 @@ static void merge_free_cb(uv_handle_t *h) {
   pqs__free(m);
 }
 
+/* RUNNING | PAUSED | STOPPING -> FINISHED. */
 static void finish(merge_t *m) {
+  assert(m->state != M_NEW && m->state != M_FINISHED);
   m->state = M_FINISHED;
   int status = m->status == PQS__DONE ? 0 : m->status;
   snprintf(m->tag, sizeof(m->tag), "MERGE %llu",
@@ -428,6 +432,7 @@ static void on_kick(uv_timer_t *t) {
 /* NEW -> RUNNING. Every input was checked unstarted, on this thread. */
 static void m_start(void *src) {
   merge_t *m = src;
+  assert(m->state == M_NEW);
   m->state = M_RUNNING;
   for (int i = 0; i < m->n; i++) {
     int rc = pqs__stream_start(m->in[i].s, &input_cbs, &m->in[i]);

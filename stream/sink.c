@@ -1,4 +1,5 @@
 /* Sinks: a stream written, formatted, through libuv with backpressure. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -24,20 +25,26 @@ typedef struct chunk_s chunk_t;
  * A sink whose start failed goes to CLOSING quietly: no callback. */
 typedef enum { K_RUNNING, K_PAUSED, K_DRAINING, K_CLOSING } sink_state_t;
 
+/* Where the bytes go, fixed when the sink is made:
+ *   T_CALLERS a libuv stream the caller owns (pqs_sink_uv)
+ *   T_STREAM  a libuv stream of the sink's own over its dup of the fd
+ *             (pipe, TCP, TTY), closed with the sink
+ *   T_FILE    a regular file or a device, one uv_fs_write at a time
+ *   T_NULL    /dev/null, written at once on the loop (it never blocks) */
+typedef enum { T_CALLERS, T_STREAM, T_FILE, T_NULL } sink_target_t;
+
 struct pqs_sink_s {
   sink_state_t state;
+  sink_target_t target;
   pqs_stream_t *stream; /* while RUNNING or PAUSED */
   uv_loop_t *loop;
-  int to_file; /* regular files go through uv_fs_write, one at a time */
-  int to_null; /* /dev/null: written at once, on the loop (never blocks) */
-  int file_fd;
+  int file_fd; /* T_FILE, T_NULL: the sink's dup */
   union {
     uv_pipe_t pipe;
     uv_tty_t tty;
     uv_tcp_t tcp;
   } own;
-  uv_stream_t *out; /* the stream written to: `own` or the caller's */
-  int owns_out;
+  uv_stream_t *out; /* T_STREAM: `own`; T_CALLERS: the caller's */
   uv_prepare_t flush; /* sends what a loop turn wrote, before it blocks */
   int handles;
   pqs_format_t format;
@@ -172,7 +179,7 @@ static void send_current(pqs_sink_t *k) {
     k->cur.len = 0;
     return;
   }
-  if (k->to_null) {
+  if (k->target == T_NULL) {
     write_null(k);
     return;
   }
@@ -187,7 +194,7 @@ static void send_current(pqs_sink_t *k) {
   k->cur = k->spare;
   k->spare = (pqs__buf_t){0};
   k->queued += c->buf.len;
-  if (k->to_file) {
+  if (k->target == T_FILE) {
     if (k->fq_tail)
       k->fq_tail->next = c;
     else
@@ -281,6 +288,7 @@ static int copy_done(pqs_sink_t *k, const pqs_done_t *done) {
 static void sink_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   (void)s;
   pqs_sink_t *k = data;
+  assert(k->state == K_RUNNING || k->state == K_PAUSED);
   k->stream = NULL;
   k->state = K_DRAINING;
   if (copy_done(k, done) != 0 && k->done.status == 0)
@@ -296,7 +304,7 @@ static void sink_free(pqs_sink_t *k) {
   pqs__buf_free(&k->spare);
   pqs__free(k->err_strings);
   pqs__free(k->tag);
-  if (k->to_file)
+  if (k->target == T_FILE || k->target == T_NULL)
     close(k->file_fd);
   pqs__free(k);
 }
@@ -317,11 +325,12 @@ static void handle_closed(uv_handle_t *h) {
   sink_free(k);
 }
 
-/* -> CLOSING. */
+/* DRAINING -> CLOSING, or RUNNING -> CLOSING when the start failed. */
 static void close_handles(pqs_sink_t *k) {
+  assert(k->state == K_DRAINING || (k->state == K_RUNNING && k->cb == NULL));
   k->state = K_CLOSING;
   k->handles = 1;
-  if (k->owns_out) {
+  if (k->target == T_STREAM) {
     k->handles++;
     uv_close((uv_handle_t *)k->out, handle_closed);
   }
@@ -402,11 +411,12 @@ static int open_fd(pqs_sink_t *k, int fd) {
       (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
     type = UV_FILE; /* a device (/dev/null, /dev/full): written as a file */
   if (type == UV_FILE) {
-    k->to_file = 1;
     k->file_fd = fd;
     /* Linux's memory devices (null 1:3) never block, like a buffer. */
-    k->to_null = fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
-                 major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
+    k->target = fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+                        major(st.st_rdev) == 1 && minor(st.st_rdev) == 3
+                    ? T_NULL
+                    : T_FILE;
     return 0;
   }
   if (type == UV_NAMED_PIPE)
@@ -433,7 +443,7 @@ static int open_fd(pqs_sink_t *k, int fd) {
     uv_close((uv_handle_t *)k->out, failed_closed);
     return rc;
   }
-  k->owns_out = 1;
+  k->target = T_STREAM;
   return 0;
 }
 
@@ -462,6 +472,7 @@ int pqs_sink_uv(pqs_stream_t *s, uv_stream_t *out, const pqs_sink_opts_t *opts,
   pqs_sink_t *k = sink_new(out->loop, opts);
   if (k == NULL)
     return PQS_ENOMEM;
+  k->target = T_CALLERS;
   k->out = out;
   return sink_start(k, s, cb, data);
 }

@@ -3,6 +3,7 @@
  * the timing:
  *
  *   state                  query, exec, describe, listen, batch, tx   close
+ *   RESOLVING              PQS_EBUSY                                   0
  *   CONNECTING             PQS_EBUSY                                   0
  *   READY                  0 (the operation runs)                      0
  *   BUSY (stream not yet   PQS_EBUSY                                   0
@@ -134,9 +135,22 @@ START_TEST(context_states) {
   uv_loop_t *loop = pt_loop_new();
   pqs_batch_t *batch = one_statement();
 
+  /* RESOLVING: a host name being resolved off the loop, then closed */
+  char named[256];
+  snprintf(named, sizeof(named), "host=localhost port=%s dbname=pqstest user=postgres",
+           getenv("PQS_TEST_PORT"));
+  pt_opened_t r = {0};
+  pqs_ctx_t *ctx = NULL;
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, named, NULL, pt_on_open, &r), 0);
+  expect_all(loop, ctx, batch, PQS_EBUSY, "resolving");
+  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+  expect_all(loop, ctx, batch, PQS_ESTATE, "closing while resolving");
+  while (r.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_msg(r.status == PQS_ECANCELED, "%d: %s", r.status, r.msg);
+
   /* CONNECTING */
   pt_opened_t o = {0};
-  pqs_ctx_t *ctx = NULL;
   ck_assert_int_eq(
       pqs_ctx_open(&ctx, loop, pt_conninfo(), NULL, pt_on_open, &o), 0);
   expect_all(loop, ctx, batch, PQS_EBUSY, "connecting");

@@ -1,4 +1,5 @@
 /* The context: opening the connection on the loop, closing, thread rule. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,7 @@ int pqs__ctx_on_thread(const pqs_ctx_t *ctx) {
 
 static void on_defer(uv_timer_t *timer) {
   pqs_ctx_t *ctx = timer->data;
-  if (ctx->state == PQS__CTX_CONNECTING && ctx->dns != NULL)
+  if (ctx->state == PQS__CTX_RESOLVING)
     pqs__resolve_kick(ctx);
   else if (ctx->state == PQS__CTX_CONNECTING)
     pqs__ctx_connect_step(ctx);
@@ -89,8 +90,9 @@ static int open_failure(int rc) {
 static const char *open_reason(const pqs_ctx_t *ctx, int status) {
   switch (status) {
   case PQS_ETIMEDOUT:
-    return ctx->dns ? "timeout expired while resolving the host name"
-                    : "timeout expired while connecting";
+    return ctx->state == PQS__CTX_RESOLVING
+               ? "timeout expired while resolving the host name"
+               : "timeout expired while connecting";
   case PQS_ENOMEM:
     return "out of memory";
   default:
@@ -98,7 +100,9 @@ static const char *open_reason(const pqs_ctx_t *ctx, int status) {
   }
 }
 
+/* CONNECTING -> READY, or BROKEN if the socket cannot be watched. */
 static void connected(pqs_ctx_t *ctx) {
+  assert(ctx->state == PQS__CTX_CONNECTING);
   uv_timer_stop(&ctx->timer);
   /* An adopted connection has no poll handle on this loop yet. */
   int rc = pqs__io_attach(ctx);
@@ -115,7 +119,10 @@ static void connected(pqs_ctx_t *ctx) {
   report_open(ctx, 0, NULL);
 }
 
+/* RESOLVING | CONNECTING -> BROKEN. */
 static void connect_failed(pqs_ctx_t *ctx, int status) {
+  assert(ctx->state == PQS__CTX_RESOLVING ||
+         ctx->state == PQS__CTX_CONNECTING);
   const char *why = open_reason(ctx, status);
   uv_timer_stop(&ctx->timer);
   pqs__resolve_let_go(ctx); /* a timeout while resolving */
@@ -154,7 +161,7 @@ void pqs__ctx_connect_step(pqs_ctx_t *ctx) {
 
 static void on_connect_timeout(uv_timer_t *timer) {
   pqs_ctx_t *ctx = timer->data;
-  if (ctx->state == PQS__CTX_CONNECTING)
+  if (ctx->state == PQS__CTX_RESOLVING || ctx->state == PQS__CTX_CONNECTING)
     connect_failed(ctx, PQS_ETIMEDOUT);
 }
 
@@ -197,6 +204,7 @@ static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
       pqs__resolve_let_go(ctx);
       return PQS_ENOMEM;
     }
+    ctx->state = PQS__CTX_RESOLVING;
     start_timer(ctx); /* the wait for names counts */
     return 0;
   }
@@ -217,8 +225,11 @@ static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
   return rc;
 }
 
+/* RESOLVING -> CONNECTING, with the addresses. */
 void pqs__ctx_connect_resolved(pqs_ctx_t *ctx, const char *host,
                                const char *hostaddr, const char *port) {
+  assert(ctx->state == PQS__CTX_RESOLVING);
+  ctx->state = PQS__CTX_CONNECTING;
   ctx->conn = start_libpq(ctx->conninfo, host, hostaddr, port);
   pqs__free(ctx->conninfo);
   ctx->conninfo = NULL;
@@ -233,7 +244,9 @@ void pqs__ctx_connect_resolved(pqs_ctx_t *ctx, const char *host,
     watch_socket(ctx, UV_WRITABLE);
 }
 
+/* RESOLVING -> BROKEN. */
 void pqs__ctx_resolve_failed(pqs_ctx_t *ctx, int status, const char *why) {
+  assert(ctx->state == PQS__CTX_RESOLVING);
   uv_timer_stop(&ctx->timer);
   ctx->state = PQS__CTX_BROKEN;
   report_open(ctx, status == PQS_ENOMEM ? PQS_ENOMEM : PQS_ECONNECT, why);
@@ -320,6 +333,7 @@ int pqs__ctx_check_ready(const pqs_ctx_t *ctx) {
   switch (ctx->state) {
   case PQS__CTX_READY:
     return 0;
+  case PQS__CTX_RESOLVING:
   case PQS__CTX_CONNECTING:
   case PQS__CTX_BUSY:
     return PQS_EBUSY;
@@ -382,6 +396,7 @@ void pqs__ctx_close_now(pqs_ctx_t *ctx, int keep) {
    * socket and thread are gone before the close callback), let go of
    * otherwise: it can hit no later query once the connection closes. */
   pqs__cancel_close(ctx);
+  pqs__resolve_let_go(ctx); /* an answer still to come connects nothing */
   pqs__io_detach(ctx);
   uv_close((uv_handle_t *)&ctx->timer, pqs__ctx_handle_closed);
   uv_close((uv_handle_t *)&ctx->defer, pqs__ctx_handle_closed);

@@ -11,12 +11,16 @@
 
 /* Context states and the transitions between them (one function each):
  *
- *  CONNECTING --connected()--> READY --op_begin()--> BUSY
- *      |                       ^  |  <--op_finish()--  |
- *  connect_failed()            |  |                    | op_finish(): lost,
- *      |                       |  |                    | or given up
- *      v                       |  |                    v
- *    BROKEN <------------------+--+--------------------+
+ *  RESOLVING --connect_resolved()--> CONNECTING   (host names, off the loop;
+ *      |                                 |           pqs_ctx_open starts in
+ *  resolve_failed(), connect_failed()    |           RESOLVING when a host
+ *      |                                 |           needs resolving)
+ *      |   CONNECTING --connected()--> READY --op_begin()--> BUSY
+ *      |       |                       ^  |  <--op_finish()--  |
+ *      |   connect_failed()            |  |                    | op_finish():
+ *      |       |                       |  |                    | lost, or
+ *      v       v                       |  |                    v given up
+ *    BROKEN <------------------------+--+--------------------+
  *
  *  READY, owner wants a reset --pqs_ctx_close()--> pqs__ctx_reset():
  *    RESET_ROLLBACK (a transaction was open) --ok--> RESET_DISCARD
@@ -34,6 +38,7 @@
  * its RESET_* state (not BUSY), so the busy rule and the bounded-time rule
  * hold for it too: it has a timeout, and a stop's grace period. */
 typedef enum {
+  PQS__CTX_RESOLVING,
   PQS__CTX_CONNECTING,
   PQS__CTX_READY,
   PQS__CTX_BUSY,
