@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "bench.h"
+#include "ways.h"
 
 /* The ratios reported: way against baseline. */
 static const int pairs[][2] = {

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "ways.h"
 
 /* CPU seconds the server process `pid` has used, from /proc/PID/stat
  * (utime and stime): only when the server runs on this machine, and the

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "ways.h"
 
 static PGconn *raw_connect(const bench_t *b) {
   PGconn *c = PQconnectdb(b->conninfo);

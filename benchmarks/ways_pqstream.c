@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "ways.h"
 
 typedef struct {
   sample_t *s;

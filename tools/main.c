@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 
-#include "bench.h"
+#include "ways.h"
 #include "cli.h"
 
 static const char usage[] =

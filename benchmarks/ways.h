@@ -1,10 +1,11 @@
 /* pqstream bench: how fast a query streams through pqstream, side by
  * side with raw libpq on the same query and server. `pqstream bench` is
- * this directory's entry point (bench.c); each way is a file of its own
- * kind (ways_pqstream.c over the public API, ways_libpq.c over libpq
- * alone), and report.c turns samples into medians and ratios. */
-#ifndef PQS_BENCH_H
-#define PQS_BENCH_H
+ * this directory's entry point (bench.c); the ways are a table (ways.c)
+ * and a file of each kind (ways_pqstream.c over the public API,
+ * ways_libpq.c over libpq alone); report.c turns samples into medians
+ * and ratios. */
+#ifndef PQS_BENCH_WAYS_H
+#define PQS_BENCH_WAYS_H
 
 #include <pqstream.h>
 #include <stdint.h>
@@ -51,6 +52,8 @@ enum { BENCH_OK = 0, BENCH_USAGE = 3, BENCH_FAILED = 5 };
 
 /* bench.c: `pqstream bench ARGS...` (argv[0] is "bench"). */
 int bench_main(int argc, char **argv);
+
+/* ways.c: whether a run measures way `w`. */
 int bench_way_on(const bench_t *b, int w);
 
 /* server_cpu.c: a local backend's CPU seconds (-1: not known), and the
