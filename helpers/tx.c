@@ -225,7 +225,7 @@ int pqs_tx_run(pqs_ctx_t *ctx, const pqs_tx_opts_t *opts, pqs_tx_body_fn body,
   tx->data = data;
   tx->rng = pqs__jitter_seed(tx);
   pqs__begin_sql(tx->opts.isolation, tx->opts.read_only, tx->begin);
-  uv_timer_init(pqs_ctx_loop(ctx), &tx->timer);
+  (void)uv_timer_init(pqs_ctx_loop(ctx), &tx->timer); /* cannot fail */
   tx->timer.data = tx;
   tx->state = TX_BEGINNING;
   rc = pqs_exec(ctx, tx->begin[0] ? tx->begin : "BEGIN", 0, NULL, NULL,

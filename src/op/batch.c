@@ -206,8 +206,14 @@ static int batch_goes_on(pqs__op_t *op) {
  * (a sync leaves it open), then a conflict may run it again. */
 static pqs__next_t batch_next(pqs__op_t *op) {
   pqs_ctx_t *ctx = op->ctx;
-  if (op->step == PIPELINE)
-    PQexitPipelineMode(ctx->conn); /* idle now: the sync came */
+  /* Idle now: the sync came. Should libpq still refuse, the session's
+   * state is not known: the context is given up as broken. */
+  if (op->step == PIPELINE && PQexitPipelineMode(ctx->conn) == 0 &&
+      !op->lost) {
+    pqs__op_conn_error(op);
+    pqs__op_note(op, PQS_EBROKEN);
+    op->lost = 1;
+  }
   if (!pqs__op_step_ended(op))
     return PQS__NEXT_END;
   if (op->step == PIPELINE && PQtransactionStatus(ctx->conn) != PQTRANS_IDLE) {

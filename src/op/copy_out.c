@@ -67,8 +67,6 @@ static int described(pqs__op_t *op, const PGresult *res) {
 /* The rows kind from the next step on: the statement runs in single-row
  * mode after all. */
 static void fall_back(pqs__op_t *op) {
-  copy_free(op);
-  op->k.copy = (pqs__copy_t){0};
   pqs__free(op->schema); /* the columns come with the result */
   op->schema = NULL;
   pqs__op_become(op, &pqs__kind_rows, 0);

@@ -67,6 +67,9 @@ int pqs__op_begin(pqs_ctx_t *ctx, const pqs__kind_t *kind, const char *sql,
 }
 
 void pqs__op_become(pqs__op_t *op, const pqs__kind_t *kind, int step) {
+  if (op->kind != NULL && op->kind->free != NULL)
+    op->kind->free(op);
+  memset(&op->k, 0, sizeof(op->k));
   op->kind = kind;
   op->step = step;
 }

@@ -161,8 +161,9 @@ extern const pqs__source_vt_t pqs__op_source;
 void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer);
 /* Frees a finished or discarded op, and what its kind holds (op.c). */
 void pqs__op_free(pqs__op_t *op);
-/* The op runs as `kind` from its next step on (COPY falling back to
- * rows). */
+/* The op runs as `kind` from `step` on (COPY falling back to rows): the
+ * old kind lets go of what it holds, and the new one starts from a zeroed
+ * `k`. */
 void pqs__op_become(pqs__op_t *op, const pqs__kind_t *kind, int step);
 
 #endif

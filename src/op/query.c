@@ -16,9 +16,6 @@ int pqs__query_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
 void pqs__op_set_typed(pqs__op_t *op, pqs__params_t *typed) {
   op->typed = typed;
   /* The COPY source binds text: typed values go by single-row mode. */
-  if (op->kind != &pqs__kind_rows) {
-    op->kind->free(op);
-    op->k.copy = (pqs__copy_t){0};
+  if (op->kind != &pqs__kind_rows)
     pqs__op_become(op, &pqs__kind_rows, 0);
-  }
 }
