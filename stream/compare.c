@@ -7,12 +7,21 @@
 
 static int sign_of(long double d) { return d < 0 ? -1 : d > 0; }
 
-/* Decimal texts as the server writes numeric: [-]digits[.digits], or
- * NaN (which sorts after every number). */
+/* Where a numeric text stands among the server's special values:
+ * -Infinity, then every number, then Infinity, then NaN. */
+static int numeric_rank(const char *t) {
+  return strcmp(t, "-Infinity") == 0 ? 0
+         : strcmp(t, "Infinity") == 0 ? 2
+         : strcmp(t, "NaN") == 0      ? 3
+                                      : 1;
+}
+
+/* Decimal texts as the server writes numeric: [-]digits[.digits], or one
+ * of its special values, ordered as its ORDER BY orders them. */
 static int cmp_numeric(const char *a, const char *b) {
-  int nan_a = strcmp(a, "NaN") == 0, nan_b = strcmp(b, "NaN") == 0;
-  if (nan_a || nan_b)
-    return nan_a - nan_b;
+  int ra = numeric_rank(a), rb = numeric_rank(b);
+  if (ra != 1 || rb != 1)
+    return (ra > rb) - (ra < rb);
   int neg_a = *a == '-', neg_b = *b == '-';
   if (neg_a != neg_b)
     return neg_a ? -1 : 1;

@@ -358,6 +358,59 @@ START_TEST(ordered_stopped_by_consumer) {
 }
 END_TEST
 
+/* Numeric keys at their ends: -Infinity, every number, Infinity, NaN, as
+ * the server's ORDER BY puts them. An ordered merge of two sorted inputs
+ * is not out of order (once a false PQS_EORDER: 123456789012 >
+ * Infinity), and comes out in the server's order. */
+typedef struct {
+  char out[1024];
+  size_t len;
+  pt_done_t done;
+} texts_t;
+
+static int keep_text(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  texts_t *t = data;
+  const char *v = pqs_row_text(row, 0, NULL);
+  t->len += (size_t)snprintf(t->out + t->len, sizeof(t->out) - t->len, "%s ",
+                             v ? v : "NULL");
+  return PQS_CONTINUE;
+}
+
+static void on_texts_done(pqs_stream_t *s, const pqs_done_t *done,
+                          void *data) {
+  pt_on_done(s, done, &((texts_t *)data)->done);
+}
+
+#define NUMERIC_ENDS(k)                                                        \
+  "SELECT x FROM (VALUES ('-Infinity'::numeric), ('-123456789012.5'), "       \
+  "('0.000001'), ('123456789012'), ('Infinity'), ('NaN'), (NULL)) v(x) "       \
+  "WHERE " k " ORDER BY 1"
+
+START_TEST(ordered_numeric_at_the_ends) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx[2];
+  open_n(loop, ctx, 2);
+  pqs_stream_t *in[2] = {
+      q(ctx[0], NUMERIC_ENDS("x IS NULL OR x < 1 OR x = 'Infinity'")),
+      q(ctx[1], NUMERIC_ENDS("x >= 1 AND x <> 'Infinity' OR x = 'NaN'"))};
+  pqs_sort_key_t key[] = {{0, 0}};
+  pqs_merge_opts_t o = {.mode = PQS_MERGE_ORDERED, .keys = key, .nkeys = 1};
+  pqs_stream_t *m;
+  ck_assert_int_eq(pqs_merge(in, 2, &o, &m), 0);
+  texts_t t = {0};
+  pqs_stream_cbs_t cbs = {.on_row = keep_text, .on_done = on_texts_done};
+  ck_assert_int_eq(pqs_stream_start(m, &cbs, &t), 0);
+  while (t.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_msg(t.done.status == 0, "%s", t.done.message);
+  ck_assert_str_eq(t.out, "-Infinity -123456789012.5 0.000001 123456789012 "
+                          "Infinity NaN NULL ");
+  close_n(loop, ctx, 2);
+  pt_loop_free(loop);
+}
+END_TEST
+
 START_TEST(ordered_detects_disorder) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx[2];
@@ -659,6 +712,7 @@ int main(void) {
   tcase_add_test(tc, ordered_like_order_by);
   tcase_add_test(tc, ordered_stopped_by_consumer);
   tcase_add_test(tc, ordered_detects_disorder);
+  tcase_add_test(tc, ordered_numeric_at_the_ends);
   tcase_add_test(tc, gather_and_its_cap);
   tcase_add_test(tc, first_failure_cancels_the_others);
   tcase_add_test(tc, merged_stream_controls);
