@@ -3,11 +3,18 @@
  * Built on the public factory, query and merge calls; its one tie inside
  * is the merged stream's free hook, which gives the contexts back.
  *
- *   ACQUIRING --K + 1 contexts--> BOUNDING (the server computes the bounds)
+ *   ACQUIRING --K + 1 contexts--> DESCRIBING (the key's type)
+ *   DESCRIBING --the type--> BOUNDING (the server computes the bounds)
  *   ACQUIRING (K = 1) | BOUNDING --bounds--> ENDED: the streams, merged,
  *     the callback, then freed
- *   ACQUIRING | BOUNDING --failure--> ENDED: the contexts back, the
- *     callback with it, freed */
+ *   ACQUIRING | DESCRIBING | BOUNDING --failure--> ENDED: the contexts
+ *     back, the callback with it, freed
+ *
+ * The bounds are the server's arithmetic in the key's own type, chosen so
+ * that nothing overflows at a type's ends: integers in numeric, floats
+ * as a weighted mean, dates as day offsets in bigint, timestamps through
+ * their epoch. The lowest and highest keys are the finite ones: an
+ * infinity (or NaN) falls in the first or last range, which are open. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +27,18 @@
 
 typedef struct part_s part_t;
 
-typedef enum { P_ACQUIRING, P_BOUNDING, P_ENDED } part_state_t;
+typedef enum { P_ACQUIRING, P_DESCRIBING, P_BOUNDING, P_ENDED } part_state_t;
+
+/* How the bounds are computed for the key's type. */
+typedef enum {
+  KEY_OTHER, /* lo + (hi - lo) / K * i, in the type's own arithmetic */
+  KEY_INT,
+  KEY_NUMERIC,
+  KEY_FLOAT,
+  KEY_DATE,
+  KEY_TIMESTAMP,
+  KEY_TIMESTAMPTZ
+} key_kind_t;
 
 typedef struct {
   part_t *p;
@@ -35,6 +53,7 @@ typedef struct {
 
 struct part_s {
   part_state_t state;
+  key_kind_t kind;
   pqs_factory_t *f;
   uv_loop_t *loop;
   char *sql, *key; /* the query without its final semicolon; "key" quoted */
@@ -77,7 +96,8 @@ static void part_free(part_t *p) {
 
 /* -> the end, failed: the contexts back, the callback, freed. */
 static void fail(part_t *p, int status, const pqs_error_t *err) {
-  assert(p->state == P_ACQUIRING || p->state == P_BOUNDING);
+  assert(p->state == P_ACQUIRING || p->state == P_DESCRIBING ||
+         p->state == P_BOUNDING);
   p->state = P_ENDED;
   pqs_error_t copy;
   char *store = NULL;
@@ -205,21 +225,73 @@ static void bounds_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   start_streams(p);
 }
 
-/* lo + (hi - lo) / K * i for i in 1 .. K - 1, by the server in the key's
- * own type (so for numbers, dates and times alike); a given range is
- * typed as the key by COALESCE with a typed NULL of it. */
+static key_kind_t kind_of(uint32_t type) {
+  switch (type) {
+  case PQS_OID_INT2:
+  case PQS_OID_INT4:
+  case PQS_OID_INT8:
+  case PQS_OID_OID:
+    return KEY_INT;
+  case PQS_OID_NUMERIC:
+    return KEY_NUMERIC;
+  case PQS_OID_FLOAT4:
+  case PQS_OID_FLOAT8:
+    return KEY_FLOAT;
+  case PQS_OID_DATE:
+    return KEY_DATE;
+  case PQS_OID_TIMESTAMP:
+    return KEY_TIMESTAMP;
+  case PQS_OID_TIMESTAMPTZ:
+    return KEY_TIMESTAMPTZ;
+  default:
+    return KEY_OTHER;
+  }
+}
+
+/* Bound i of K, from lo and hi, without overflow in the key's type. */
+static const char *const bound_expr[] = {
+    [KEY_OTHER] = "lo + (hi - lo) / %d * i",
+    [KEY_INT] = "floor(lo::numeric + (hi::numeric - lo::numeric) * i / %d)",
+    [KEY_NUMERIC] = "lo + (hi - lo) * i / %d",
+    [KEY_FLOAT] = "lo / %1$d * (%1$d - i) + hi / %1$d * i",
+    [KEY_DATE] = "lo + (((hi - date '2000-01-01')::bigint - "
+                 "(lo - date '2000-01-01')::bigint) * i / %d)::int",
+    [KEY_TIMESTAMP] = "to_timestamp(extract(epoch FROM lo) + "
+                      "(extract(epoch FROM hi) - extract(epoch FROM lo)) * i "
+                      "/ %d) AT TIME ZONE 'UTC'",
+    [KEY_TIMESTAMPTZ] = "to_timestamp(extract(epoch FROM lo) + "
+                        "(extract(epoch FROM hi) - extract(epoch FROM lo)) * "
+                        "i / %d)",
+};
+
+/* The keys that bound the ranges: the finite ones. */
+static const char *const finite_only[] = {
+    [KEY_OTHER] = "",
+    [KEY_INT] = "",
+    [KEY_NUMERIC] = " WHERE %1$s > '-Infinity' AND %1$s < 'Infinity'",
+    [KEY_FLOAT] = " WHERE %1$s > '-Infinity' AND %1$s < 'Infinity'",
+    [KEY_DATE] = " WHERE isfinite(%1$s)",
+    [KEY_TIMESTAMP] = " WHERE isfinite(%1$s)",
+    [KEY_TIMESTAMPTZ] = " WHERE isfinite(%1$s)",
+};
+
+/* SELECT bound_i::text ... for i in 1 .. K - 1, lo and hi the lowest and
+ * highest finite keys, or the given range typed as the key by COALESCE
+ * with a typed NULL of it. */
 static char *bounds_sql(const part_t *p) {
   pqs__buf_t b = {0};
-  char num[96];
+  char num[512];
   int n = p->opts.nparams;
-  int rc = append(&b, "SELECT (lo + (hi - lo) / ");
-  snprintf(num, sizeof(num), "%d * i)::text FROM (SELECT ", p->k);
-  rc = rc || append(&b, num);
+  int rc = append(&b, "SELECT (");
+  snprintf(num, sizeof(num), bound_expr[p->kind], p->k);
+  rc = rc || append(&b, num) || append(&b, ")::text FROM (SELECT ");
   if (p->opts.lo == NULL) {
     rc = rc || append(&b, "min(") || append(&b, p->key) ||
          append(&b, ") AS lo, max(") || append(&b, p->key) ||
          append(&b, ") AS hi FROM (\n") || append(&b, p->sql) ||
          append(&b, "\n) AS pqs_q");
+    snprintf(num, sizeof(num), finite_only[p->kind], p->key);
+    rc = rc || append(&b, num);
   } else {
     for (int end = 0; end < 2 && rc == 0; end++) {
       snprintf(num, sizeof(num), "%sCOALESCE((SELECT ", end ? ", " : "");
@@ -239,17 +311,13 @@ static char *bounds_sql(const part_t *p) {
   return b.data;
 }
 
-/* ACQUIRING -> BOUNDING, or straight to the streams for one range. */
+/* DESCRIBING -> BOUNDING. */
 static void find_bounds(part_t *p) {
-  assert(p->state == P_ACQUIRING);
-  if (p->k == 1) {
-    start_streams(p);
-    return;
-  }
+  assert(p->state == P_DESCRIBING);
+  p->state = P_BOUNDING;
   char *sql = bounds_sql(p);
   const char **params = (const char **)p->params;
   int n = p->opts.nparams;
-  p->state = P_BOUNDING;
   if (p->opts.lo != NULL) {
     params[n] = p->opts.lo;
     params[n + 1] = p->opts.hi;
@@ -264,6 +332,40 @@ static void find_bounds(part_t *p) {
   pqs_stream_cbs_t cbs = {.on_row = bound_row, .on_done = bounds_done};
   if (rc == 0)
     rc = pqs_stream_start(s, &cbs, p);
+  if (rc != 0)
+    fail(p, rc, NULL);
+}
+
+static void on_described(pqs_ctx_t *ctx, int status, const pqs_row_t *columns,
+                         const pqs_error_t *error, void *data) {
+  (void)ctx;
+  part_t *p = data;
+  assert(p->state == P_DESCRIBING);
+  if (status != 0) {
+    fail(p, status, error);
+    return;
+  }
+  p->kind = kind_of(pqs_row_type(columns, 0));
+  find_bounds(p);
+}
+
+/* ACQUIRING -> DESCRIBING (the key's type), or straight to the streams
+ * for one range. */
+static void describe_key(part_t *p) {
+  assert(p->state == P_ACQUIRING);
+  if (p->k == 1) {
+    start_streams(p);
+    return;
+  }
+  p->state = P_DESCRIBING;
+  pqs__buf_t b = {0};
+  int rc = append(&b, "SELECT ") || append(&b, p->key) ||
+           append(&b, " FROM (\n") || append(&b, p->sql) ||
+           append(&b, "\n) AS pqs_q") || pqs__buf_append(&b, "", 1);
+  rc = rc ? PQS_ENOMEM
+          : pqs_describe(p->held->ctx[0], b.data, p->opts.nparams,
+                         on_described, p);
+  pqs__buf_free(&b);
   if (rc != 0)
     fail(p, rc, NULL);
 }
@@ -293,7 +395,7 @@ static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
   if (p->status != 0)
     fail(p, p->status, p->err_strings ? &p->err : NULL);
   else
-    find_bounds(p);
+    describe_key(p);
 }
 
 /* "name" as an identifier, its quotes doubled. */

@@ -1376,8 +1376,13 @@ PQS_EXTERN void pqs_factory_set_data(pqs_factory_t *f, void *data);
  * for K half-open ranges whose bounds the server computes from the key's
  * range, so every row with a key comes exactly once whatever the bounds'
  * precision, and once more as WHERE "key" IS NULL: the NULL keys are a
- * partition of their own. The query must not LIMIT or OFFSET (each range
- * would). */
+ * partition of their own. The first and last ranges are open, and the
+ * bounds are computed from the lowest and highest finite keys without
+ * overflow at any type's ends (integers in numeric, dates and timestamps
+ * by offsets), so infinities and NaN, keys spanning a whole type, a
+ * single key, only NULL keys and no rows at all are read as any other.
+ * A describe of the key comes first (one round trip). The query must not
+ * LIMIT or OFFSET (each range would). */
 typedef struct pqs_partition_opts_s {
   /* The key: a column of the query's result (its exact name, quoted by
    * pqstream), of a type with + - * / and order: an integer, numeric,
@@ -1385,8 +1390,8 @@ typedef struct pqs_partition_opts_s {
   const char *column;
   int partitions; /* K, 1 to 64 */
   /* The key's range as text; both NULL: found first, with min() and max()
-   * in one query. Rows outside a given range still come, in the first and
-   * last ranges. */
+   * of its finite values in one query. Rows outside a given range still
+   * come, in the first and last ranges. */
   const char *lo, *hi;
   /* 1: the rows in key order, NULL keys last (each range sorted by the key
    * on its server, the ranges one after the other); 0: as they come. */

@@ -77,7 +77,7 @@ static void read_plain(uv_loop_t *loop, pqs_factory_t *f, const char *sql,
   ck_assert_int_eq(pqs_query(o.ctx, &s, sql, nparams, params, NULL), 0);
   pqs_stream_cbs_t cbs = {.on_row = keep_line, .on_done = on_done};
   pt_stream_wait(loop, s, &cbs, g, &g->done);
-  ck_assert_int_eq(g->done.status, 0);
+  ck_assert_msg(g->done.status == 0, "%s: %s", sql, g->done.message);
   pt_close(loop, o.ctx);
 }
 
@@ -227,12 +227,78 @@ START_TEST(ordered_like_order_by) {
 }
 END_TEST
 
+/* Keys at their types' ends (issue 30): the bounds never overflow, an
+ * infinity or NaN falls in an open end range, and a table with no rows,
+ * one distinct key or only NULL keys still reads every row once; under
+ * the default DateStyle and under SQL, DMY (the bounds go back to the
+ * server as text in the session's own style). */
+static const char *const edge_keys[] = {
+    "(-2147483648), (-1), (0), (2147483647), (NULL)) v(k)",
+    "('-9223372036854775808'::int8), (0), (9223372036854775807), (NULL)) v(k)",
+    "('-32768'::int2), (0::int2), (32767::int2)) v(k)",
+    "('-1e300'::numeric), ('1e300'), ('1e-300'), ('NaN'), ('Infinity'), "
+    "('-Infinity'), (NULL)) v(k)",
+    "('-Infinity'::float8), ('-1.7976931348623157e308'), ('0'), ('5e-324'), "
+    "('1.7976931348623157e308'), ('Infinity'), ('NaN')) v(k)",
+    "('-Infinity'::float4), ('-3.4028235e38'), ('1e-45'), ('3.4028235e38'), "
+    "('Infinity'), ('NaN')) v(k)",
+    "('-infinity'::date), ('4713-01-01 BC'), ('2000-01-01'), "
+    "('5874897-12-31'), ('infinity'), (NULL)) v(k)",
+    "('-infinity'::timestamp), ('4713-01-01 00:00 BC'), ('2000-01-01'), "
+    "('294276-12-31 23:59:59.999999'), ('infinity')) v(k)",
+    "('-infinity'::timestamptz), ('4713-01-01 00:00+00 BC'), "
+    "('2000-01-01 12:00+05:30'), ('294276-12-31 23:59:59+00'), "
+    "('infinity')) v(k)",
+    "(1::int4)) v(k) WHERE false",
+    "(5::int8), (5), (5), (NULL)) v(k)",
+    "(NULL::int4), (NULL)) v(k)",
+    "('infinity'::date), ('-infinity'), ('infinity')) v(k)",
+    "('NaN'::float8), ('NaN')) v(k)",
+};
+
+static void edges_under(const char *settings) {
+  uv_loop_t *loop = pt_loop_new();
+  char conninfo[512];
+  snprintf(conninfo, sizeof(conninfo), "%s options='%s'", pt_conninfo(),
+           settings);
+  pqs_factory_opts_t fo = {.conninfo = conninfo, .max_size = 8, PT_SUITE_OPTS};
+  pqs_factory_t *f;
+  ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
+  for (size_t c = 0; c < sizeof(edge_keys) / sizeof(*edge_keys); c++) {
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT k, 'x' AS v FROM (VALUES %s",
+             edge_keys[c]);
+    got_t plain, parts;
+    read_plain(loop, f, sql, 0, NULL, &plain);
+    for (int k = 2; k <= 5; k += 3) {
+      pqs_partition_opts_t o = {.column = "k", .partitions = k};
+      read_parts(loop, f, sql, &o, &parts);
+      ck_assert_msg(parts.status == 0 && parts.done.status == 0,
+                    "%s, %d parts (%s): %s %s", sql, k, settings,
+                    parts.message, parts.done.message);
+      same_multiset(&parts, &plain);
+      got_free(&parts);
+    }
+    got_free(&plain);
+  }
+  ck_assert_uint_eq(all_back(loop, f), 0);
+  ck_assert_int_eq(pqs_factory_free(f), 0);
+  pt_loop_free(loop);
+}
+
+START_TEST(keys_at_their_ends) {
+  edges_under("-c DateStyle=ISO,MDY");
+  edges_under("-c DateStyle=SQL,DMY -c TimeZone=America/New_York");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("partition");
   TCase *tc = tcase_create("partition");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, every_row_once);
   tcase_add_test(tc, ordered_like_order_by);
+  tcase_add_test(tc, keys_at_their_ends);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
