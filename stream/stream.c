@@ -160,19 +160,15 @@ void pqs__stream_take_lines(pqs_stream_t *s, pqs_format_t format) {
 }
 
 /* Lines reach the consumer as they came unless a stage changes rows (a
- * map) or stands between (a batch); filter and tap read values, take and
- * skip only count. */
+ * map) or stands between (a batch); filter and tap read values from the
+ * same rows. */
 static void offer_lines(pqs_stream_t *s) {
   if (s->lines == 0 || s->src_vt->lines == NULL || s->batch != NULL)
     return;
-  int parse = 0;
-  for (int i = 0; i < s->nstages; i++) {
-    pqs__stage_kind_t k = s->stages[i].kind;
-    if (k == PQS__STAGE_MAP)
+  for (int i = 0; i < s->nstages; i++)
+    if (s->stages[i].kind == PQS__STAGE_MAP)
       return;
-    parse |= k == PQS__STAGE_FILTER || k == PQS__STAGE_TAP;
-  }
-  s->src_vt->lines(s->src, s->lines - 1, parse);
+  s->src_vt->lines(s->src, s->lines - 1);
 }
 
 int pqs_listen(pqs_ctx_t *ctx, const char *const *channels, int n,

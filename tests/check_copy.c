@@ -8,6 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include "copy_text.h"
 #include "pqs_test.h"
 
 /* ---- every row of a query, as text, by either source ---- */
@@ -370,8 +373,9 @@ START_TEST(sinks_pass_copy_bytes) {
       {PQS_FORMAT_TSV, 1, 0, 1, all, "(HEADER)"},
       {PQS_FORMAT_TSV, 0, 1, 1, odd, ""},
       {PQS_FORMAT_CSV, 1, 0, 0, all, "(FORMAT csv, HEADER)"},
-      {PQS_FORMAT_CSV, 0, 1, 0, odd, "(FORMAT csv)"}, /* formatted here */
-      {PQS_FORMAT_CSV, 0, 0, 1, all, "(FORMAT csv)"}, /* formatted here */
+      {PQS_FORMAT_CSV, 0, 1, 0, odd, "(FORMAT csv)"},
+      {PQS_FORMAT_CSV, 0, 0, 1, all, "(FORMAT csv)"},
+      {PQS_FORMAT_CSV, 1, 1, 1, odd, "(FORMAT csv, HEADER)"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     size_t want_len, got_len;
@@ -388,6 +392,118 @@ START_TEST(sinks_pass_copy_bytes) {
   PQfinish(admin);
   pt_close(loop, ctx);
   pt_loop_free(loop);
+}
+END_TEST
+
+/* A csv sink with stages that read values: the server is asked for csv
+ * (its bytes pass through), and every value the stages read from those
+ * lines is the value single-row mode gives. */
+static int record_values(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  return on_row(s, row, data);
+}
+
+static void on_csv_sunk(pqs_sink_t *k, const pqs_done_t *done,
+                        uint64_t bytes, void *data) {
+  (void)k, (void)bytes;
+  pt_record(&((got_t *)data)->done, done);
+  ((got_t *)data)->done.calls = 1;
+}
+
+static got_t through_csv_sink(uv_loop_t *loop, pqs_ctx_t *ctx,
+                              const char *sql, int fd) {
+  got_t g;
+  memset(&g, 0, sizeof(g));
+  put(&g, "", 0);
+  pqs_query_opts_t o = {.source = PQS_SOURCE_COPY};
+  pqs_stream_t *s;
+  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, &o), 0);
+  ck_assert_int_eq(pqs_stream_tap(s, record_values, &g, NULL), 0);
+  pqs_sink_opts_t so = {.format = PQS_FORMAT_CSV};
+  ck_assert_int_eq(pqs_sink_fd(s, loop, fd, &so, on_csv_sunk, &g), 0);
+  while (g.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_msg(g.done.status == 0, "%s", g.done.message);
+  return g;
+}
+
+START_TEST(csv_lines_read_as_values) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = setup(loop);
+  int null = open("/dev/null", O_WRONLY);
+  const char *all = "SELECT * FROM awkward ORDER BY id";
+  got_t rows, csv = through_csv_sink(loop, ctx, all, null);
+  fetch(loop, ctx, PQS_SOURCE_SINGLE_ROW, all, 0, NULL, &rows);
+  pt_assert_same_bytes("values from csv lines", rows.text, rows.len,
+                       csv.text, csv.len);
+  free(rows.text);
+  free(csv.text);
+  /* The statement the server ran asked for csv: its bytes pass through. */
+  csv = through_csv_sink(loop, ctx, "SELECT current_query()", null);
+  ck_assert_msg(strstr(csv.text, "TO STDOUT (FORMAT csv)") != NULL, "%s",
+                csv.text);
+  free(csv.text);
+  close(null);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* The csv splitter on lines the server would send and lines it never
+ * would: fields and NULLs where they are, malformed lines refused, and
+ * no byte read outside the line whatever it holds (ASan). */
+START_TEST(csv_split_edges) {
+  struct {
+    const char *line;
+    int ncols;
+    int rc;
+    const char *want; /* fields joined by '|', NULL as \N */
+  } cases[] = {
+      {"a,b,c\n", 3, 0, "a|b|c"},
+      {",,\n", 3, 0, "\\N|\\N|\\N"},
+      {"\"\",\"\"\"\",\"a,b\"\n", 3, 0, "|\"|a,b"},
+      {"\"line1\nline2\",x\n", 2, 0, "line1\nline2|x"},
+      {"\"say \"\"hi\"\"\"\n", 1, 0, "say \"hi\""},
+      {"\n", 1, 0, "\\N"},
+      {"a,b\n", 3, PQS_EINVAL, NULL},
+      {"a,b,c\n", 2, PQS_EINVAL, NULL},
+      {"\"open,b\n", 2, PQS_EINVAL, NULL},
+      {"\"a\"b,c\n", 2, PQS_EINVAL, NULL},
+      {"a,b", 2, PQS_EINVAL, NULL},
+  };
+  for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
+    size_t n = strlen(cases[c].line);
+    char *line = malloc(n); /* exactly the line: ASan sees any overread */
+    memcpy(line, cases[c].line, n);
+    pqs__cell_t cells[4];
+    int rc = pqs__copy_split_csv(line, n, cells, cases[c].ncols);
+    ck_assert_msg(rc == cases[c].rc, "case %zu: %d", c, rc);
+    if (rc == 0) {
+      char got[256] = "";
+      size_t len = 0;
+      for (int i = 0; i < cases[c].ncols; i++)
+        len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%.*s",
+                                i ? "|" : "", cells[i].ptr ? cells[i].len : 2,
+                                cells[i].ptr ? cells[i].ptr : "\\N");
+      ck_assert_str_eq(got, cases[c].want);
+    }
+    free(line);
+  }
+  /* Mutations of a real line: any result, never a fault. */
+  const char *base = "\"a,\"\"b\",,c\"\"\n";
+  uint32_t seed = 12345;
+  for (int k = 0; k < 20000; k++) {
+    size_t n = strlen(base);
+    char *line = malloc(n);
+    memcpy(line, base, n);
+    for (int m = 0; m < 3; m++) {
+      seed = seed * 1103515245u + 12345u;
+      line[(seed >> 8) % n] = "\",\nx"[(seed >> 4) % 4];
+    }
+    pqs__cell_t cells[8];
+    int rc = pqs__copy_split_csv(line, n, cells, 1 + (int)(seed % 5));
+    ck_assert(rc == 0 || rc == PQS_EINVAL);
+    free(line);
+  }
 }
 END_TEST
 
@@ -440,6 +556,8 @@ int main(void) {
   tcase_add_test(tc, fallback_to_single_row);
   tcase_add_test(tc, errors_as_single_row);
   tcase_add_test(tc, sinks_pass_copy_bytes);
+  tcase_add_test(tc, csv_lines_read_as_values);
+  tcase_add_test(tc, csv_split_edges);
   tcase_add_test(tc, context_default_and_busy);
   suite_add_tcase(s, tc);
   return pt_run(s);

@@ -40,10 +40,11 @@ static void copy_free(pqs__op_t *op) {
   pqs__buf_free(&op->k.copy.scratch);
 }
 
-static void copy_lines(pqs__op_t *op, int format, int parse) {
-  /* COPY's csv lines are not split here: csv only when nobody reads. */
-  if (op->binary || (format == PQS_FORMAT_CSV && parse) ||
-      (format != PQS_FORMAT_CSV && format != PQS_FORMAT_TSV))
+/* A consumer that writes lines in `format` takes COPY's own, in that
+ * format; values read from them (a filter or tap) are split late, from
+ * either format. */
+static void copy_lines(pqs__op_t *op, int format) {
+  if (op->binary || (format != PQS_FORMAT_CSV && format != PQS_FORMAT_TSV))
     return;
   op->k.copy.lines = format + 1;
 }
@@ -180,8 +181,11 @@ static const pqs__cell_t *split_late(const pqs_row_t *row) {
   if (!cp->split_done) {
     cp->split_done = 1;
     memcpy(cp->scratch.data, row->line, row->line_len);
-    if (pqs__copy_split(cp->scratch.data, row->line_len, cp->cells,
-                        op->schema->ncols) != 0)
+    int (*split)(char *, size_t, pqs__cell_t *, int) =
+        cp->lines == PQS_FORMAT_CSV + 1 ? pqs__copy_split_csv
+                                        : pqs__copy_split;
+    if (split(cp->scratch.data, row->line_len, cp->cells, op->schema->ncols) !=
+        0)
       cp->bad_line = 1; /* its values read as NULL; the op ends after it */
   }
   return cp->cells;
@@ -217,8 +221,6 @@ static int copy_row(pqs__op_t *op, char *line, size_t n, pqs_row_t *row) {
     row->line_len = n;
     row->line_format = cp->lines;
     row->cells = NULL;
-    if (cp->lines == PQS_FORMAT_CSV + 1)
-      return 0; /* csv lines are offered only when nobody reads values */
     cp->scratch.len = 0;
     if ((rc = pqs__buf_reserve(&cp->scratch, n)) != 0)
       return rc;

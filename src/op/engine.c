@@ -217,10 +217,10 @@ static void op_start(void *src) {
   send_now(op);
 }
 
-static void op_lines(void *src, int format, int parse) {
+static void op_lines(void *src, int format) {
   pqs__op_t *op = src;
   if (op->state == PQS__OP_NEW && op->kind->lines != NULL)
-    op->kind->lines(op, format, parse);
+    op->kind->lines(op, format);
 }
 
 /* ---- discard: NEW -> (context READY), no completion ---- */

@@ -63,7 +63,7 @@ typedef struct pqs__kind_s {
    * engine has forgotten the last attempt's error and result). */
   void (*again)(pqs__op_t *op);
   /* May be NULL. NEW: the consumer takes lines (source.h, lines). */
-  void (*lines)(pqs__op_t *op, int format, int parse);
+  void (*lines)(pqs__op_t *op, int format);
   /* May be NULL. The op is freed: what the kind holds goes too. */
   void (*free)(pqs__op_t *op);
 } pqs__kind_t;

@@ -25,10 +25,10 @@ typedef struct pqs__source_vt_s {
   void (*stop)(void *src, int reason); /* end early; end() reports reason */
   void (*discard)(void *src);          /* never started: release, no end() */
   /* May be NULL. Before start: the consumer can write rows in `format`
-   * (pqs_format_t) from their line, as the server sent it; `parse` says
-   * whether values are read as well (a stage looks at them). The source
-   * sets row->line where it can. */
-  void (*lines)(void *src, int format, int parse);
+   * (pqs_format_t) from their line, as the server sent it. The source
+   * sets row->line where it can, and values read from such a row (by a
+   * stage) still come. */
+  void (*lines)(void *src, int format);
 } pqs__source_vt_t;
 
 #endif

@@ -1,5 +1,5 @@
-/* COPY's text lines as cells (copy_text.c), apart from the op so that
- * tests can feed it any bytes. */
+/* COPY's text and csv lines as cells (copy_text.c, copy_csv.c), apart
+ * from the op so that tests can feed them any bytes. */
 #ifndef PQS_COPY_TEXT_H
 #define PQS_COPY_TEXT_H
 
@@ -12,5 +12,9 @@
  * undone, \N as NULL): 0, or PQS_EINVAL if it does not hold exactly
  * ncols fields. Hot path. */
 int pqs__copy_split(char *text, size_t n, pqs__cell_t *cells, int ncols);
+
+/* The same for a csv-format line (quotes undone, an unquoted empty field
+ * as NULL). Hot path. */
+int pqs__copy_split_csv(char *text, size_t n, pqs__cell_t *cells, int ncols);
 
 #endif
