@@ -261,7 +261,8 @@ PQS_EXTERN int pqs_row_int64(const pqs_row_t *row, int col, int64_t *out);
 PQS_EXTERN int pqs_row_double(const pqs_row_t *row, int col, double *out);
 PQS_EXTERN int pqs_row_bool(const pqs_row_t *row, int col, int *out);
 
-/* Bytes of a bytea column (decoded from the server's hex format) into `buf`
+/* Bytes of a bytea column (decoded from the server's hex or escape format,
+ * whatever bytea_output says; binary rows carry the bytes) into `buf`
  * of `cap` bytes; *len receives the decoded length. Pass buf NULL (or a cap
  * too small) to learn the length: the call then returns PQS_ERANGE with
  * *len set. Errors as for the typed getters; PQS_ETYPE unless bytea. */

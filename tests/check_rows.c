@@ -559,6 +559,64 @@ START_TEST(uuids_and_numerics) {
 }
 END_TEST
 
+/* Column 0 an int4 array; 1 and 2 the server's lower bound and length
+ * of it. Any bound the server allows, INT_MIN included, in text and
+ * binary rows. */
+static void check_bounds(const pqs_row_t *row, void *arg) {
+  (void)arg;
+  pqs_array_t a;
+  int32_t lower, len;
+  ck_assert_int_eq(pqs_row_int32(row, 1, &lower), 0);
+  ck_assert_int_eq(pqs_row_int32(row, 2, &len), 0);
+  ck_assert_msg(pqs_row_array(row, 0, &a) == 0, "%s",
+                pqs_row_text(row, 0, NULL) ? pqs_row_text(row, 0, NULL)
+                                           : "(binary)");
+  ck_assert_int_eq(a.lower, lower);
+  ck_assert_int_eq(a.len, len);
+  const pqs_row_t *e;
+  int n = 0, rc;
+  while ((rc = pqs_array_next(&a, &e)) == 1)
+    n++;
+  ck_assert_int_eq(rc, 0);
+  ck_assert_int_eq(n, len);
+}
+
+/* Column 0 a bytea; 1 its bytes in hex, as the server encodes them: the
+ * getter reads hex and escape output alike. */
+static void check_bytes(const pqs_row_t *row, void *arg) {
+  (void)arg;
+  unsigned char buf[64];
+  size_t len;
+  ck_assert_int_eq(pqs_row_bytea(row, 0, NULL, 0, &len), PQS_ERANGE);
+  ck_assert_int_eq(pqs_row_bytea(row, 0, buf, sizeof(buf), &len), 0);
+  char hex[129] = "";
+  for (size_t i = 0; i < len; i++)
+    snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+  ck_assert_str_eq(hex, pqs_row_text(row, 1, NULL));
+}
+
+START_TEST(arrays_and_bytes_at_their_ends) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  ck_assert_int_eq(
+      each_row(loop, ctx,
+               "SELECT v, array_lower(v, 1), array_length(v, 1) FROM (VALUES "
+               "('[-2147483648:-2147483647]={1,2}'::int4[]), "
+               "('[2147483640:2147483642]={1,NULL,3}'), ('[-5:-5]={7}'), "
+               "('{4,5}')) t(v)",
+               check_bounds, NULL),
+      4);
+  const char *bytes = "SELECT v, encode(v, 'hex') FROM (VALUES "
+                      "('\\x00ff415c27'::bytea), (''), ('\\x5c5c'), "
+                      "('\\x0a0d0920227e7f80')) t(v)";
+  ck_assert_int_eq(each_row(loop, ctx, bytes, check_bytes, NULL), 4);
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SET bytea_output = escape"), 0);
+  ck_assert_int_eq(each_row(loop, ctx, bytes, check_bytes, NULL), 4);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("rows");
   TCase *tc = tcase_create("rows");
@@ -570,6 +628,7 @@ int main(void) {
   tcase_add_test(tc, other_styles_refused);
   tcase_add_test(tc, intervals_as_the_server_keeps_them);
   tcase_add_test(tc, uuids_and_numerics);
+  tcase_add_test(tc, arrays_and_bytes_at_their_ends);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }

@@ -412,6 +412,39 @@ static int hexval(char c) {
   return -1;
 }
 
+/* bytea_output = escape: bytes as they are, but a backslash doubled and
+ * other bytes as \ooo. Counted first, then written if `cap` allows. */
+static int bytea_unescape(const char *t, size_t n, void *buf, size_t cap,
+                          size_t *len) {
+  unsigned char *dst = buf;
+  size_t bytes = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    bytes = 0;
+    for (size_t i = 0; i < n; bytes++) {
+      unsigned char b = (unsigned char)t[i];
+      if (b != '\\') {
+        i++;
+      } else if (i + 1 < n && t[i + 1] == '\\') {
+        i += 2;
+      } else if (i + 3 < n && t[i + 1] >= '0' && t[i + 1] <= '3' &&
+                 t[i + 2] >= '0' && t[i + 2] <= '7' && t[i + 3] >= '0' &&
+                 t[i + 3] <= '7') {
+        b = (unsigned char)((t[i + 1] - '0') << 6 | (t[i + 2] - '0') << 3 |
+                            (t[i + 3] - '0'));
+        i += 4;
+      } else {
+        return PQS_ETYPE; /* neither format */
+      }
+      if (pass == 1)
+        dst[bytes] = b;
+    }
+    *len = bytes;
+    if (pass == 0 && (buf == NULL || cap < bytes))
+      return PQS_ERANGE;
+  }
+  return 0;
+}
+
 int pqs_row_bytea(const pqs_row_t *row, int col, void *buf, size_t cap,
                   size_t *len) {
   static const uint32_t ok[] = {PQS_OID_BYTEA};
@@ -428,8 +461,10 @@ int pqs_row_bytea(const pqs_row_t *row, int col, void *buf, size_t cap,
       memcpy(buf, t, n);
     return 0;
   }
-  if (n < 2 || t[0] != '\\' || t[1] != 'x' || n % 2 != 0)
-    return PQS_ETYPE; /* bytea_output = escape is not supported */
+  if (n < 2 || t[0] != '\\' || t[1] != 'x')
+    return bytea_unescape(t, n, buf, cap, len); /* bytea_output = escape */
+  if (n % 2 != 0)
+    return PQS_ETYPE;
   size_t bytes = (n - 2) / 2;
   *len = bytes;
   if (buf == NULL || cap < bytes)

@@ -4,6 +4,7 @@
  * its bytes). Each element is handed out as a row of one column, so that
  * every getter reads elements as it reads columns. */
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -86,18 +87,19 @@ static int text_open(array_t *a, pqs_array_t *out) {
   const char *p = a->p, *end = a->end;
   out->lower = 1;
   if (p < end && *p == '[') {
-    int lo = 0, sign = 1;
+    int64_t lo = 0, sign = 1;
     p++;
     if (p < end && *p == '-')
       sign = -1, p++;
     if (p >= end || !isdigit((unsigned char)*p))
       return PQS_EFORMAT;
+    /* Any int32 the server allows, INT_MIN included. */
     while (p < end && isdigit((unsigned char)*p)) {
-      if (lo > 214748363)
-        return PQS_EFORMAT;
       lo = lo * 10 + (*p++ - '0');
+      if (lo > (int64_t)INT32_MAX + (sign < 0))
+        return PQS_EFORMAT;
     }
-    out->lower = sign * lo;
+    out->lower = (int)(sign * lo);
     while (p < end && *p != '=')
       p++;
     if (p >= end || memchr(a->p, ']', (size_t)(p - a->p)) == NULL)
