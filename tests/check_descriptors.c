@@ -155,7 +155,8 @@ static void on_stopped(pqs_stream_t *s, const pqs_done_t *done, void *data) {
 }
 
 /* Threads of this process, once those that said they were done have
- * exited (within seconds: they only return). */
+ * exited (within seconds: they only return). On failure their names say
+ * what is left. */
 static int threads_settled_to(int base) {
   double until = pt_now() + 10;
   int n = thread_count();
@@ -163,7 +164,24 @@ static int threads_settled_to(int base) {
     nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
     n = thread_count();
   }
+  if (n != base) {
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "grep . /proc/%d/task/*/wchan /proc/%d/task/*/syscall >&2", (int)getpid(), (int)getpid());
+    (void)!system(cmd);
+  }
   return n;
+}
+
+static void nothing(void *arg) { (void)arg; }
+
+/* Threads of this process before a test: what starts once per process
+ * with the first thread (a sanitizer's own) is there before counting. */
+static int thread_base(void) {
+  uv_thread_t t;
+  ck_assert_int_eq(uv_thread_create(&t, nothing, NULL), 0);
+  ck_assert_int_eq(uv_thread_join(&t), 0);
+  pt_loop_free(pt_loop_new());
+  return thread_count();
 }
 
 /* Opens a context through the proxy and starts a query that sleeps. */
@@ -195,8 +213,7 @@ static pqs_stream_t *sleep_through(uv_loop_t *loop, pt_proxy_t *p,
  * connections (the sleep is not interrupted by the client leaving) never
  * crowd the server's other clients out. */
 START_TEST(a_hundred_stops_against_a_silent_peer) {
-  pt_loop_free(pt_loop_new());
-  int base = thread_count(), most = 0, fds = fd_count();
+  int base = thread_base(), most = 0, fds = fd_count();
   pt_proxy_t *p = pt_proxy_start(atoi(getenv("PQS_TEST_PORT")));
   ck_assert_ptr_nonnull(p);
   uv_loop_t *loop = pt_loop_new();
@@ -231,8 +248,7 @@ END_TEST
  * network went silent): the close waits for the cancel no longer than the
  * grace period, and leaves nothing behind. */
 START_TEST(closed_during_a_partition) {
-  pt_loop_free(pt_loop_new());
-  int base = thread_count(), fds = fd_count();
+  int base = thread_base(), fds = fd_count();
   pt_proxy_t *p = pt_proxy_start(atoi(getenv("PQS_TEST_PORT")));
   ck_assert_ptr_nonnull(p);
   uv_loop_t *loop = pt_loop_new();
