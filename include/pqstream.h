@@ -1185,8 +1185,9 @@ typedef enum {
 
 /* A sort key: column and direction, as ORDER BY col [DESC] with
  * PostgreSQL's default NULL placement (last ascending, first descending).
- * Integers and floats compare as numbers, numeric as decimals (NaN last),
- * everything else byte by byte (as COLLATE "C"). */
+ * Integers and floats compare as numbers, numeric as decimals (-Infinity,
+ * the numbers, Infinity, then NaN, as the server orders them), everything
+ * else byte by byte (as COLLATE "C"). */
 typedef struct pqs_sort_key_s {
   int col;
   int desc;
