@@ -4,8 +4,8 @@
  * from -4 to below 15 (float4: 6), else d.ddde+XX.
  *
  * The digits are found with printf and strtod, both exact in glibc: the
- * correctly rounded p-digit decimal, for p = 1, 2, ... until one reads
- * back. Where a value's rounding interval is lopsided (a power of two:
+ * correctly rounded p-digit decimal, for p = DIG, DIG + 1, ... until one
+ * reads back (see shortest() for why DIG). Where a value's rounding interval is lopsided (a power of two:
  * the gap below is half the gap above) a p-digit neighbour may read back
  * when the nearest does not; those are tried too, as the shortest-digit
  * algorithms the server uses would find them. */
@@ -78,10 +78,18 @@ static int step_digits(char *d, int p, int step) {
 
 /* The shortest digits of finite, positive v: into d (no point, no
  * trailing zeros beyond the first), their count, and *exp, the decimal
- * exponent of the first digit. */
+ * exponent of the first digit.
+ *
+ * For a normal value the search starts at the type's DIG (15, float4 6):
+ * the DIG-digit grid is more than four times coarser than the value's ulp,
+ * so a shorter decimal that reads back, being within half an ulp, is the
+ * nearest DIG-digit decimal padded with zeros, and is found there (the
+ * zeros are dropped by the caller). Subnormals have fewer bits and start
+ * at one digit. */
 static int shortest(double v, int is_float, char *d, int *exp) {
   int max = is_float ? 9 : 17;
-  for (int p = 1; p <= max; p++) {
+  int normal = is_float ? v >= 0x1p-126 : v >= 0x1p-1022;
+  for (int p = normal ? (is_float ? 6 : 15) : 1; p <= max; p++) {
     char buf[48];
     snprintf(buf, sizeof(buf), "%.*e", p - 1, v);
     /* buf: "d[.ddd]e[+-]XX" */
