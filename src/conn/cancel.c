@@ -34,14 +34,13 @@
 /* A request shared by its thread and its context, each holding a
  * reference; the last to let go frees it. `notify` is the context's async
  * handle, NULL once the context has let go (the thread then tells no
- * one). With `keyed`, the thread sends `key` within `timeout_ms`;
- * without, PQcancel sends through `handle`. */
+ * one). With no `handle` (the key was read) the thread sends `key`
+ * within `timeout_ms`; with one, PQcancel sends through it. */
 struct pqs__cancel_job_s {
   uv_mutex_t lock;
   int refs;
   uv_async_t *notify;
   PGcancel *handle;
-  int keyed;
   pqs__cancel_key_t key;
   unsigned timeout_ms;
   char errbuf[256];
@@ -74,9 +73,14 @@ static void job_unref(pqs__cancel_job_t *job) {
   }
 }
 
+/* Sent with a deadline: the key was read, libpq's handle let go. */
+static int bounded(const pqs__cancel_job_t *job) {
+  return job->handle == NULL;
+}
+
 static void *cancel_main(void *arg) {
   pqs__cancel_job_t *job = arg;
-  if (job->keyed)
+  if (bounded(job))
     (void)pqs__cancel_send(&job->key, job->timeout_ms);
   else
     PQcancel(job->handle, job->errbuf, sizeof(job->errbuf));
@@ -109,7 +113,6 @@ static int prepare(pqs_ctx_t *ctx, pqs__cancel_job_t *job) {
   if (job->handle == NULL)
     return -1;
   if (pqs__cancel_key_read(ctx->conn, job->handle, &job->key) == 0) {
-    job->keyed = 1;
     job->timeout_ms = pqs__ctx_grace_ms(ctx);
     PQfreeCancel(job->handle);
     job->handle = NULL;
@@ -146,7 +149,7 @@ void pqs__cancel_request(pqs_ctx_t *ctx) {
  * with a deadline is kept: it ends soon, and is waited for at close. */
 void pqs__cancel_let_go(pqs_ctx_t *ctx) {
   pqs__cancel_job_t *job = ctx->cancel.job;
-  if (ctx->cancel.state != PQS__CANCEL_SENDING || job->keyed)
+  if (ctx->cancel.state != PQS__CANCEL_SENDING || bounded(job))
     return;
   uv_mutex_lock(&job->lock);
   job->notify = NULL;
