@@ -1,89 +1,18 @@
-/* JSON Lines: one object per row, keys in column order, each value as the
- * server's row_to_json() renders it, so that parsing a line gives the same
- * value: numbers as numbers (NaN and infinities as strings), booleans, NULL
- * as null, json and jsonb embedded, dates and timestamps in the ISO 8601
- * form json uses, arrays of known types as JSON arrays, everything else as
- * a string. Assumes the server's DateStyle is ISO (the default). Composite
- * and domain types come out as strings (their text gives no types). */
+/* JSON Lines: one object per row, keys in column order, each value byte
+ * for byte as the server's row_to_json() writes it: numbers bare (NaN
+ * and infinities as strings), booleans, NULL as null, json and jsonb as
+ * they are, dates and timestamps in the ISO 8601 form json uses, arrays
+ * as JSON arrays, everything else as the string of its text. What the
+ * client cannot render (json_types.c) the source had the server render
+ * into a field of its own (schema->json_at, json_plan.c), written as it
+ * came. Rows without those fields (made by a map, copied, merged) are
+ * rendered here as far as their types are known, as strings beyond, and
+ * their dates as if the DateStyle were ISO. */
 #include <string.h>
 
 #include "../src/core.h"
 #include "format.h"
-
-/* How json renders a type. */
-typedef enum { K_STRING, K_NUMBER, K_BOOL, K_JSON, K_TIMESTAMP } kind_t;
-
-static kind_t kind_of(uint32_t type) {
-  switch (type) {
-  case PQS_OID_INT2:
-  case PQS_OID_INT4:
-  case PQS_OID_INT8:
-  case PQS_OID_FLOAT4:
-  case PQS_OID_FLOAT8:
-  case PQS_OID_NUMERIC:
-    return K_NUMBER;
-  case PQS_OID_BOOL:
-    return K_BOOL;
-  case PQS_OID_JSON:
-  case PQS_OID_JSONB:
-    return K_JSON;
-  case PQS_OID_TIMESTAMP:
-  case PQS_OID_TIMESTAMPTZ:
-    return K_TIMESTAMP;
-  default:
-    return K_STRING; /* dates already print as json prints them */
-  }
-}
-
-/* The element type of the array types whose elements json renders other
- * than as strings, or text for the common arrays of strings; 0 if `type`
- * is no array this file knows. */
-static uint32_t element_of(uint32_t type) {
-  switch (type) {
-  case 1000:
-    return PQS_OID_BOOL;
-  case 1005:
-    return PQS_OID_INT2;
-  case 1007:
-    return PQS_OID_INT4;
-  case 1016:
-    return PQS_OID_INT8;
-  case 1021:
-    return PQS_OID_FLOAT4;
-  case 1022:
-    return PQS_OID_FLOAT8;
-  case 1231:
-    return PQS_OID_NUMERIC;
-  case 199:
-    return PQS_OID_JSON;
-  case 3807:
-    return PQS_OID_JSONB;
-  case 1115:
-    return PQS_OID_TIMESTAMP;
-  case 1185:
-    return PQS_OID_TIMESTAMPTZ;
-  case 1182:
-    return PQS_OID_DATE;
-  case 1009:
-  case 1015:
-  case 1014:
-  case 1003:
-  case 1001:
-  case 1002:
-  case 1028:
-  case 1183:
-  case 1187:
-  case 1270:
-  case 2951:
-  case 1041:
-  case 651:
-  case 1040:
-    return PQS_OID_TEXT; /* text varchar bpchar name bytea char oid time interval
-                      timetz uuid inet cidr macaddr */
-  default:
-    return 0;
-  }
-}
+#include "json_types.h"
 
 static int string(pqs__buf_t *out, const char *v, size_t len) {
   if (pqs__buf_reserve(out, 6 * len + 2) != 0)
@@ -163,23 +92,28 @@ static int is_json_number(const char *v, size_t len) {
   return i == len;
 }
 
-/* ISO text "2026-01-01 10:00:00+02" becomes json's
- * "2026-01-01T10:00:00+02:00": a T between date and time, and a zone of
- * hours only gets its minutes. Infinities (and years past 9999 or BC,
- * which this does not convert) keep their text. */
+/* ISO text "2026-01-01 10:00:00+02 BC" becomes json's
+ * "2026-01-01T10:00:00+02:00 BC": a T between date and time (the year
+ * may have more than four digits), and a zone of hours only gets its
+ * minutes (one with seconds keeps them). Infinities keep their text. */
 static int timestamp(pqs__buf_t *out, const char *v, size_t len) {
   char tmp[64];
-  if (len < 19 || len + 3 > sizeof(tmp) || v[10] != ' ')
-    return string(out, v, len);
+  const char *space = memchr(v, ' ', len);
+  if (space == NULL || len + 3 > sizeof(tmp))
+    return string(out, v, len); /* infinity, or not ISO */
   memcpy(tmp, v, len);
-  tmp[10] = 'T';
-  for (size_t i = 19; i < len; i++) {
-    if (tmp[i] == '+' || tmp[i] == '-') {
-      if (memchr(tmp + i, ':', len - i) == NULL) {
-        memcpy(tmp + len, ":00", 3);
-        len += 3;
-      }
-      break;
+  size_t i = (size_t)(space - v);
+  tmp[i] = 'T';
+  for (i += 9; i < len && tmp[i] != '+' && tmp[i] != '-' && tmp[i] != ' ';)
+    i++; /* past hh:mm:ss and any fraction */
+  if (i < len && tmp[i] != ' ') {
+    size_t end = i;
+    while (end < len && tmp[end] != ' ')
+      end++;
+    if (memchr(tmp + i, ':', end - i) == NULL) { /* +hh: add :00 */
+      memmove(tmp + end + 3, tmp + end, len - end);
+      memcpy(tmp + end, ":00", 3);
+      len += 3;
     }
   }
   return string(out, tmp, len);
@@ -258,24 +192,25 @@ static int array(pqs__buf_t *out, uint32_t elem, const char *v, size_t len) {
 }
 
 static int value(pqs__buf_t *out, uint32_t type, const char *v, size_t len) {
-  uint32_t elem = element_of(type);
+  uint32_t elem;
+  pqs__json_how_t how = pqs__json_how(type, PQS__JSON_ISO_DATES, &elem);
   if (elem != 0)
     return array(out, elem, v, len);
-  switch (kind_of(type)) {
-  case K_NUMBER:
+  switch (how) {
+  case PQS__JSON_NUMBER:
     return is_json_number(v, len) ? pqs__buf_append(out, v, len)
                                   : string(out, v, len);
-  case K_BOOL: /* anything but the server's t and f (a map's "yes") stays
+  case PQS__JSON_BOOL: /* anything but the server's t and f (a map's "yes") stays
                  a string: never silently turned into false */
     if (len == 1 && (v[0] == 't' || v[0] == 'f'))
       return v[0] == 't' ? pqs__buf_append(out, "true", 4)
                          : pqs__buf_append(out, "false", 5);
     return string(out, v, len);
-  case K_JSON:
+  case PQS__JSON_JSON:
     return pqs__buf_append(out, v, len);
-  case K_TIMESTAMP:
+  case PQS__JSON_TIMESTAMP:
     return timestamp(out, v, len);
-  default:
+  default: /* a date's ISO text is json's; the server's types: a string */
     return string(out, v, len);
   }
 }
@@ -292,11 +227,18 @@ int pqs__jsonl_row(pqs__buf_t *out, const pqs_row_t *row) {
       return PQS_ENOMEM;
     size_t len;
     const char *v;
-    int rc = pqs__row_text_or_null(row, i, &v, &len);
+    const int *json_at = row->schema->json_at;
+    int rc = json_at != NULL && json_at[i] >= 0
+                 ? pqs__row_field(row, json_at[i], &v, &len)
+                 : pqs__row_text_or_null(row, i, &v, &len);
     if (rc != 0)
       return rc;
-    rc = v == NULL ? pqs__buf_append(out, "null", 4)
-                   : value(out, pqs_row_type(row, i), v, len);
+    if (v == NULL)
+      rc = pqs__buf_append(out, "null", 4);
+    else if (json_at != NULL && json_at[i] >= 0)
+      rc = pqs__buf_append(out, v, len); /* the server's to_json() */
+    else
+      rc = value(out, pqs_row_type(row, i), v, len);
     if (rc != 0)
       return rc;
   }

@@ -52,6 +52,8 @@ pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
   schema->names = names;
   schema->types = types;
   schema->binary = 0; /* a map writes text */
+  schema->json_at = NULL;
+  schema->nfields = ncols;
   out->schema = schema;
   out->row = (pqs_row_t){.schema = schema, .cells = out->cells,
                          .arena = &out->arena};

@@ -214,13 +214,16 @@ static void on_flush(uv_prepare_t *p) { send_current(p->data); }
 /* ---- the stream's consumer ---- */
 
 /* A binary stream's columns must all have exact text, or not one row is
- * written: refused here, before the first, naming the column. */
+ * written: refused here, before the first, naming the column. (JSON the
+ * server writes for a column needs none.) */
 static int check_text(pqs_sink_t *k, const pqs_row_t *cols) {
   if (!cols->schema->binary)
     return 0;
+  const int *json_at = cols->schema->json_at;
   for (int i = 0; i < cols->schema->ncols; i++) {
     uint32_t type = cols->schema->types[i];
-    if (pqs__binary_has_text(type))
+    if (pqs__binary_has_text(type) ||
+        (k->format == PQS_FORMAT_JSONL && json_at != NULL && json_at[i] >= 0))
       continue;
     snprintf(k->why, sizeof(k->why),
              "column \"%s\" (type oid %u) has no exact text in a binary "
@@ -374,8 +377,7 @@ static int sink_start(pqs_sink_t *k, pqs_stream_t *s, pqs_sink_cb cb,
   k->state = K_RUNNING;
   pqs_stream_cbs_t cbs = {
       .on_columns = sink_columns, .on_row = sink_row, .on_done = sink_done};
-  if (k->format != PQS_FORMAT_JSONL)
-    pqs__stream_take_lines(s, k->format);
+  pqs__stream_take_lines(s, k->format); /* JSON Lines: see json_plan.c */
   int rc = pqs_stream_start(s, &cbs, k);
   if (rc != 0) {
     k->stream = NULL;

@@ -44,6 +44,8 @@ static void copy_free(pqs__op_t *op) {
  * format; values read from them (a filter or tap) are split late, from
  * either format. */
 static void copy_lines(pqs__op_t *op, int format) {
+  if (format == PQS_FORMAT_JSONL)
+    op->json = 1;
   if (op->binary || (format != PQS_FORMAT_CSV && format != PQS_FORMAT_TSV))
     return;
   op->k.copy.lines = format + 1;
@@ -53,13 +55,18 @@ static void copy_lines(pqs__op_t *op, int format) {
 
 static int described(pqs__op_t *op, const PGresult *res) {
   pqs__copy_t *cp = &op->k.copy;
-  int ncols = PQnfields(res), nparams = PQnparams(res);
+  int nparams = PQnparams(res);
   op->schema = pqs__schema_from_result(res);
-  cp->cells = pqs__calloc(ncols > 0 ? ncols : 1, sizeof(*cp->cells));
-  cp->param_types = pqs__calloc(nparams > 0 ? nparams : 1, sizeof(uint32_t));
-  if (op->schema == NULL || cp->cells == NULL || cp->param_types == NULL)
+  if (op->schema == NULL)
     return PQS_ENOMEM;
   op->schema->binary = op->binary; /* described in text; sent as asked */
+  if (pqs__json_plan(op) != 0)
+    return PQS_ENOMEM;
+  int nfields = op->schema->nfields; /* the columns, and JSON after them */
+  cp->cells = pqs__calloc(nfields > 0 ? nfields : 1, sizeof(*cp->cells));
+  cp->param_types = pqs__calloc(nparams > 0 ? nparams : 1, sizeof(uint32_t));
+  if (cp->cells == NULL || cp->param_types == NULL)
+    return PQS_ENOMEM;
   for (int i = 0; i < nparams; i++)
     cp->param_types[i] = PQparamtype(res, i);
   return PQS__CONTINUE;
@@ -160,7 +167,9 @@ static int copy_command(pqs__op_t *op, pqs__buf_t *out) {
   size_t len = pqs__sql_trim_end(op->sql, strlen(op->sql));
   /* The newlines keep a final -- comment from swallowing the ')'. */
   int rc = append(out, "COPY (\n");
+  rc = rc ? rc : pqs__json_head(op, out);
   rc = rc ? rc : pqs__sql_bind(op->sql, len, put_param, op, out);
+  rc = rc ? rc : pqs__json_tail(op, out);
   rc = rc ? rc : append(out, "\n) TO STDOUT");
   if (rc == 0 && op->k.copy.lines == PQS_FORMAT_CSV + 1)
     rc = append(out, " (FORMAT csv)");
@@ -184,8 +193,8 @@ static const pqs__cell_t *split_late(const pqs_row_t *row) {
     int (*split)(char *, size_t, pqs__cell_t *, int) =
         cp->lines == PQS_FORMAT_CSV + 1 ? pqs__copy_split_csv
                                         : pqs__copy_split;
-    if (split(cp->scratch.data, row->line_len, cp->cells, op->schema->ncols) !=
-        0)
+    if (split(cp->scratch.data, row->line_len, cp->cells,
+              op->schema->nfields) != 0)
       cp->bad_line = 1; /* its values read as NULL; the op ends after it */
   }
   return cp->cells;
@@ -195,7 +204,7 @@ static const pqs__cell_t *split_late(const pqs_row_t *row) {
 static int binary_row(pqs__op_t *op, char *msg, size_t n) {
   const char *why = "a malformed binary COPY message";
   int rc = pqs__copy_binary_row(&op->k.copy.bin, msg, n, op->k.copy.cells,
-                                op->schema->ncols, &why);
+                                op->schema->nfields, &why);
   if (rc == 1)
     return 0;
   if (rc == 0)
@@ -229,7 +238,7 @@ static int copy_row(pqs__op_t *op, char *line, size_t n, pqs_row_t *row) {
     cp->split_done = 0;
     return 0;
   }
-  rc = pqs__copy_split(line, n, cp->cells, op->schema->ncols);
+  rc = pqs__copy_split(line, n, cp->cells, op->schema->nfields);
   if (rc != 0 && op->err.message == NULL)
     op->err.message = "a COPY line does not match the query's columns";
   return rc;
@@ -243,26 +252,6 @@ static int row_done(pqs__op_t *op) {
   if (op->err.message == NULL)
     op->err.message = "a COPY line does not match the query's columns";
   return PQS_EINVAL;
-}
-
-/* ---- errors ---- */
-
-/* An error raised while the COPY ran: its position is in the COPY's
- * text, not the user's, so it is dropped. */
-static void fix_error(pqs__op_t *op) {
-  if (op->err.position == 0 || op->err.text == NULL)
-    return;
-  /* libpq's "LINE n: COPY (..." and its caret show the COPY's text, not
-   * the user's: both go, with the position. */
-  op->err.position = 0;
-  char *text = (char *)op->err.text; /* ours: in op->err_strings */
-  char *at = strstr(text, "\nLINE ");
-  if (at == NULL)
-    return;
-  char *caret = strchr(at + 1, '\n');
-  char *next = caret ? strchr(caret + 1, '\n') : NULL;
-  if (next != NULL)
-    memmove(at, next, strlen(next) + 1);
 }
 
 /* ---- the kind ---- */
@@ -339,7 +328,7 @@ static int copy_pump(pqs__op_t *op) {
 /* PGRES_COPY_OUT of the op's own COPY: COMMAND -> DATA. */
 static int copy_started(pqs__op_t *op, const PGresult *res) {
   op->step = DATA;
-  if (PQnfields(res) != op->schema->ncols) { /* changed since described */
+  if (PQnfields(res) != op->schema->nfields) { /* changed since described */
     op->err.message = "the COPY's columns differ from the described ones";
     return PQS_EINVAL;
   }
@@ -358,7 +347,7 @@ static int copy_take(pqs__op_t *op, PGresult *res) {
   if (st == PGRES_COPY_OUT)
     return copy_started(op, res);
   int rc = pqs__op_take_common(op, res, 1);
-  fix_error(op);
+  pqs__op_forget_position(op);
   return rc;
 }
 

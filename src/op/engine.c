@@ -400,6 +400,7 @@ void pqs__op_end_abandoned(pqs_ctx_t *ctx) { op_finish(ctx, PQS_ECANCELED); }
 int pqs__op_deliver_columns(pqs__op_t *op, const PGresult *res) {
   if (op->schema == NULL && (op->schema = pqs__schema_from_result(res)) == NULL)
     return PQS_ENOMEM;
+  op->columns_sent = 1;
   if (op->consumer_vt->columns == NULL)
     return PQS__CONTINUE;
   pqs_row_t columns = {.schema = op->schema};
@@ -433,7 +434,7 @@ int pqs__op_take_common(pqs__op_t *op, PGresult *res, int record) {
     pqs__op_record_command(op, res);
     if (!op->single_row)
       op->rows += PQntuples(res);
-    else if (op->schema == NULL && op->state != PQS__OP_STOPPING)
+    else if (!op->columns_sent && op->state != PQS__OP_STOPPING)
       return pqs__op_deliver_columns(op, res); /* a result of no rows */
     return PQS__CONTINUE;
   case PGRES_COMMAND_OK:

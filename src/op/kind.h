@@ -84,4 +84,26 @@ pqs__next_t pqs__describe_next(pqs__op_t *op);
  * accepts. */
 int pqs__copy_qualifies(const char *sql);
 
+/* json_plan.c, for an op whose consumer writes JSON Lines (op->json):
+ * once op->schema holds the described columns, gives the schema fields
+ * of the server's JSON for the columns the client cannot render
+ * (json_at): 0 or PQS_ENOMEM. Then head and tail are what goes around
+ * the statement's text to have the server write them (nothing when no
+ * column needs it): 0 or PQS_ENOMEM. */
+int pqs__json_plan(pqs__op_t *op);
+int pqs__json_head(const pqs__op_t *op, pqs__buf_t *out);
+int pqs__json_tail(const pqs__op_t *op, pqs__buf_t *out);
+
+/* An error of a statement pqstream wrote around the user's loses its
+ * position (and libpq's LINE and caret), which are in pqstream's text. */
+void pqs__op_forget_position(pqs__op_t *op);
+
+/* The rows kind for a consumer that writes JSON Lines (rows_json.c). */
+extern const pqs__kind_t pqs__kind_rows_json;
+
+/* rows.c, shared with rows_json.c: sends `sql` as the rows kind sends
+ * op->sql, and reads a result as the rows kind does. */
+int pqs__rows_send(pqs__op_t *op, const char *sql);
+int pqs__rows_take(pqs__op_t *op, PGresult *res);
+
 #endif

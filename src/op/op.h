@@ -80,9 +80,12 @@ struct pqs__op_s {
     pqs__copy_t copy;
     pqs__listen_t listen;
     pqs__pipeline_t *batch;
+    pqs__buf_t json_sql; /* rows_json.c: the statement as sent, or empty */
   } k;
   int single_row;       /* rows come one result each (single-row mode) */
   int binary;           /* results in binary (PQS_RESULT_BINARY) */
+  int json;             /* the consumer writes JSON Lines (json_plan.c) */
+  int columns_sent;     /* fact: the consumer has had the columns */
   pqs__arena_t arena;   /* texts of the current binary row (pqs_row_text) */
   pqs__params_t *typed; /* typed parameters instead of `params`; owned */
   uint64_t wake_at;     /* WAITING: loop time to send again at */

@@ -9,17 +9,17 @@
  * by the extended one (one statement). */
 #include "kind.h"
 
-static int rows_send(pqs__op_t *op) {
+int pqs__rows_send(pqs__op_t *op, const char *sql) {
   PGconn *conn = op->ctx->conn;
   int sent;
   if (op->typed != NULL)
-    sent = PQsendQueryParams(conn, op->sql, op->typed->n, op->typed->types,
+    sent = PQsendQueryParams(conn, sql, op->typed->n, op->typed->types,
                              op->typed->values, op->typed->lengths,
                              op->typed->formats, op->binary);
   else if (!op->single_row && op->nparams == 0)
-    sent = PQsendQuery(conn, op->sql);
+    sent = PQsendQuery(conn, sql);
   else
-    sent = PQsendQueryParams(conn, op->sql, op->nparams, NULL, op->params, NULL,
+    sent = PQsendQueryParams(conn, sql, op->nparams, NULL, op->params, NULL,
                              NULL, op->binary);
   if (sent && op->single_row && !PQsetSingleRowMode(conn)) {
     /* libpq refused; the query is sent and must still be read to its
@@ -33,7 +33,7 @@ static int rows_send(pqs__op_t *op) {
 /* Hot path: one call per row. */
 static int deliver_row(pqs__op_t *op, const PGresult *res) {
   int first = PQS__CONTINUE;
-  if (op->schema == NULL) {
+  if (!op->columns_sent) {
     first = pqs__op_deliver_columns(op, res);
     if (first < 0 || first == PQS__STOP || first == PQS__DONE)
       return first;
@@ -48,14 +48,26 @@ static int deliver_row(pqs__op_t *op, const PGresult *res) {
   return rc == PQS__CONTINUE ? first : rc;
 }
 
-static int rows_take(pqs__op_t *op, PGresult *res) {
+static int rows_send(pqs__op_t *op) { return pqs__rows_send(op, op->sql); }
+
+int pqs__rows_take(pqs__op_t *op, PGresult *res) {
   if (PQresultStatus(res) == PGRES_SINGLE_TUPLE)
     return op->state == PQS__OP_STOPPING ? PQS__CONTINUE : deliver_row(op, res);
   return pqs__op_take_common(op, res, 1);
 }
 
+/* A stream's rows for a consumer that writes JSON Lines are read by the
+ * kind that has the server render what the client cannot. */
+static void rows_lines(pqs__op_t *op, int format) {
+  if (format == PQS_FORMAT_JSONL && op->single_row) {
+    pqs__op_become(op, &pqs__kind_rows_json, 0);
+    op->json = 1;
+  }
+}
+
 const pqs__kind_t pqs__kind_rows = {
     .name = "rows",
     .send = rows_send,
-    .take = rows_take,
+    .take = pqs__rows_take,
+    .lines = rows_lines,
 };

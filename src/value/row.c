@@ -10,12 +10,14 @@
 #include "binary.h"
 #include "row_int.h"
 
-/* One allocation: the schema, its name pointers, types, then the names. */
+/* One allocation: the schema, its name pointers, types, json_at if
+ * `json`, then the names. */
 static pqs__schema_t *schema_build(int n,
                                    const char *(*name)(const void *, int),
                                    uint32_t (*type)(const void *, int),
-                                   const void *from) {
-  size_t size = sizeof(pqs__schema_t) + n * (sizeof(char *) + sizeof(uint32_t));
+                                   const void *from, int json) {
+  size_t size = sizeof(pqs__schema_t) +
+                n * (sizeof(char *) + sizeof(uint32_t) + (json ? sizeof(int) : 0));
   for (int i = 0; i < n; i++)
     size += strlen(name(from, i)) + 1;
   pqs__schema_t *schema = pqs__malloc(size);
@@ -23,7 +25,8 @@ static pqs__schema_t *schema_build(int n,
     return NULL;
   const char **names = (const char **)(schema + 1);
   uint32_t *types = (uint32_t *)(names + n);
-  char *p = (char *)(types + n);
+  int *json_at = (int *)(types + n);
+  char *p = (char *)(json_at + (json ? n : 0));
   for (int i = 0; i < n; i++) {
     size_t len = strlen(name(from, i)) + 1;
     names[i] = memcpy(p, name(from, i), len);
@@ -34,6 +37,8 @@ static pqs__schema_t *schema_build(int n,
   schema->names = names;
   schema->types = types;
   schema->binary = 0;
+  schema->json_at = json ? json_at : NULL;
+  schema->nfields = n;
   return schema;
 }
 
@@ -47,7 +52,7 @@ static uint32_t schema_type(const void *s, int i) {
 }
 
 pqs__schema_t *pqs__schema_from_result(const PGresult *res) {
-  pqs__schema_t *s = schema_build(PQnfields(res), res_name, res_type, res);
+  pqs__schema_t *s = schema_build(PQnfields(res), res_name, res_type, res, 0);
   if (s != NULL) /* one format for all columns: pqstream asks for that */
     s->binary = s->ncols > 0 && PQfformat(res, 0) == 1;
   return s;
@@ -55,9 +60,22 @@ pqs__schema_t *pqs__schema_from_result(const PGresult *res) {
 
 pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema) {
   pqs__schema_t *s =
-      schema_build(schema->ncols, schema_name, schema_type, schema);
+      schema_build(schema->ncols, schema_name, schema_type, schema, 0);
   if (s != NULL)
     s->binary = schema->binary;
+  return s;
+}
+
+pqs__schema_t *pqs__schema_with_json(const pqs__schema_t *schema,
+                                     const unsigned char *server) {
+  pqs__schema_t *s =
+      schema_build(schema->ncols, schema_name, schema_type, schema, 1);
+  if (s == NULL)
+    return NULL;
+  s->binary = schema->binary;
+  int *json_at = (int *)s->json_at;
+  for (int i = 0; i < s->ncols; i++)
+    json_at[i] = server[i] ? s->nfields++ : -1;
   return s;
 }
 
@@ -65,13 +83,8 @@ pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema) {
  * Returns 0 with *ptr NULL for SQL NULL, PQS_EINVAL if col is out of
  * range. Hot path: a SQL NULL always has length 0, so PQgetisnull is asked
  * only about empty values. */
-static inline int cell(const pqs_row_t *row, int col, const char **ptr,
-                       size_t *len) {
-  if (row == NULL || (unsigned)col >= (unsigned)row->schema->ncols) {
-    *ptr = NULL;
-    *len = 0;
-    return PQS_EINVAL;
-  }
+static inline int field_at(const pqs_row_t *row, int col, const char **ptr,
+                           size_t *len) {
   if (row->res != NULL) {
     int n = PQgetlength(row->res, 0, col);
     *len = (size_t)n;
@@ -91,6 +104,24 @@ static inline int cell(const pqs_row_t *row, int col, const char **ptr,
     *len = 0;
   }
   return 0;
+}
+
+static inline int cell(const pqs_row_t *row, int col, const char **ptr,
+                       size_t *len) {
+  if (row == NULL || (unsigned)col >= (unsigned)row->schema->ncols) {
+    *ptr = NULL;
+    *len = 0;
+    return PQS_EINVAL;
+  }
+  return field_at(row, col, ptr, len);
+}
+
+int pqs__row_field(const pqs_row_t *row, int field, const char **ptr,
+                   size_t *len) {
+  if (row == NULL || row->schema->json_at == NULL ||
+      (unsigned)field >= (unsigned)row->schema->nfields)
+    return cell(row, field, ptr, len);
+  return field_at(row, field, ptr, len);
 }
 
 /* Hot path of a program reading numbers from binary COPY: the cell of a
@@ -522,6 +553,8 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   schema->names = names;
   schema->types = types;
   schema->binary = row->schema->binary;
+  schema->json_at = NULL; /* only the columns are copied */
+  schema->nfields = n;
   copy->schema = schema;
   copy->arena = arena;
   copy->res = NULL;

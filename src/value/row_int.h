@@ -14,6 +14,12 @@ typedef struct pqs__schema_s {
   const char *const *names;
   const uint32_t *types;
   int binary; /* the values are in binary (PQS_RESULT_BINARY) */
+  /* For a JSON Lines consumer (json_plan.c): NULL, or for each column
+   * the field of the row that holds the server's to_json() of it, or -1.
+   * Those fields come after the columns: a row has nfields values, of
+   * which the first ncols are the columns. Copies of a schema drop them. */
+  const int *json_at;
+  int nfields;
 } pqs__schema_t;
 
 /* A value held in memory: len < 0 is SQL NULL. */
@@ -80,5 +86,16 @@ pqs__schema_t *pqs__schema_from_result(const PGresult *res);
 
 /* A copy of `schema` in one allocation, freed with free(). */
 pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema);
+
+/* A copy of `schema` whose column i's JSON is the server's when
+ * server[i] is nonzero (json_at, fields after the columns in column
+ * order). NULL if out of memory. */
+pqs__schema_t *pqs__schema_with_json(const pqs__schema_t *schema,
+                                     const unsigned char *server);
+
+/* The value of field `field` (a column or a JSON field after them), as
+ * pqs__row_raw. */
+int pqs__row_field(const pqs_row_t *row, int field, const char **ptr,
+                   size_t *len);
 
 #endif
