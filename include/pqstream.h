@@ -726,8 +726,23 @@ PQS_EXTERN int pqs_stream_batch(pqs_stream_t *s, size_t n);
 typedef enum {
   PQS_FORMAT_TSV = 0,  /* COPY's text format, as COPY ... TO STDOUT writes */
   PQS_FORMAT_CSV = 1,  /* as COPY ... TO STDOUT (FORMAT csv) writes */
-  PQS_FORMAT_JSONL = 2 /* one object per row, as row_to_json() renders it */
+  PQS_FORMAT_JSONL = 2 /* one object per row, as row_to_json() writes it */
 } pqs_format_t;
+/* JSON Lines from a sink are byte for byte what
+ * SELECT row_to_json(q) FROM (statement) q writes, for every type and
+ * under any session settings, when the stream is a query on a context
+ * (either source, text or binary) with no map or batch stage: the
+ * statement is described first (one more round trip on the single-row
+ * source), and the columns only the server can render exactly
+ * (composites, domains over them, enums and other types a user made,
+ * dates and timestamps under a DateStyle other than ISO, arrays of
+ * those; in binary, every type whose text follows a setting) are sent
+ * as to_json() of them beside their values, which stay what a stage
+ * reads. A statement with a data-modifying WITH inside a SELECT cannot
+ * be wrapped so, and fails; run it without JSON Lines. Rows from a map,
+ * a merge or pqs_format_row of copied rows are rendered by the client:
+ * the built-in types exactly, dates as if DateStyle were ISO, other
+ * types as strings of their text. */
 
 typedef struct pqs_sink_opts_s {
   pqs_format_t format;
