@@ -329,6 +329,55 @@ static void batch_pipeline(uv_loop_t *loop, pqs_ctx_t *ctx) {
   }
 }
 
+/* JSON Lines of a column only the server renders (a record): the
+ * statement described, wrapped in to_json, its extra field written. */
+static void json_pipeline(uv_loop_t *loop, pqs_ctx_t *ctx) {
+  pqs_stream_t *s;
+  int rc = pqs_query(ctx, &s,
+                     "SELECT g::int8 AS n, ROW(g, 'v' || g) AS r "
+                     "FROM generate_series(1,300) g",
+                     0, NULL, NULL);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    return;
+  }
+  if ((rc = pqs_stream_filter(s, keep_even, NULL, NULL)) != 0) {
+    ASSERT_NOMEM(rc);
+    ck_assert_int_eq(pqs_stream_close(s), 0);
+    return;
+  }
+  char path[] = "/tmp/pqs-oom-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  unlink(path);
+  sunk_t k = {0};
+  pqs_sink_opts_t so = {.format = PQS_FORMAT_JSONL};
+  rc = pqs_sink_fd(s, loop, fd, &so, on_sunk, &k);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    ck_assert_int_eq(pqs_stream_close(s), 0);
+    close(fd);
+    return;
+  }
+  while (k.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(k.calls, 1);
+  ck_assert_msg(k.status == 0 || k.status == PQS_ENOMEM, "sink ended with %s",
+                pqs_err_name(k.status));
+  if (k.status == 0) {
+    char want[32768], got[32768];
+    size_t n = 0;
+    for (int g = 2; g <= 300; g += 2)
+      n += (size_t)snprintf(want + n, sizeof(want) - n,
+                            "{\"n\":%d,\"r\":{\"f1\":%d,\"f2\":\"v%d\"}}\n", g,
+                            g, g);
+    ssize_t m = pread(fd, got, sizeof(got), 0);
+    ck_assert_int_ge(m, 0);
+    pt_assert_same_bytes("jsonl", want, n, got, (size_t)m);
+  }
+  close(fd);
+}
+
 static void scenario_stages_and_sink(void) {
   uv_loop_t *loop = pt_loop_new();
   opened_t o = {0};
@@ -337,6 +386,8 @@ static void scenario_stages_and_sink(void) {
     sink_pipeline(loop, ctx);
     if (!pqs_ctx_is_busy(ctx) && !pqs_ctx_is_broken(ctx))
       batch_pipeline(loop, ctx);
+    if (!pqs_ctx_is_busy(ctx) && !pqs_ctx_is_broken(ctx))
+      json_pipeline(loop, ctx);
   }
   close_ctx(loop, ctx);
 }
