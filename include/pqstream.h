@@ -738,9 +738,11 @@ typedef enum {
  * dates and timestamps under a DateStyle other than ISO, arrays of
  * those; in binary, every type whose text follows a setting) are sent
  * as to_json() of them beside their values, which stay what a stage
- * reads. A statement with a data-modifying WITH inside a SELECT cannot
- * be wrapped so, and fails; run it without JSON Lines. Rows from a map,
- * a merge or pqs_format_row of copied rows are rendered by the client:
+ * reads. A merge (and a partitioned read) asks each input so, and keeps
+ * the server's JSON with the rows it queues. A statement with a
+ * data-modifying WITH inside a SELECT cannot be wrapped so, and fails;
+ * run it without JSON Lines. Rows from a map, a batch or pqs_format_row
+ * of copied rows are rendered by the client:
  * the built-in types exactly, dates as if DateStyle were ISO, other
  * types as strings of their text. */
 

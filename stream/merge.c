@@ -463,12 +463,25 @@ static void m_discard(void *src) {
   uv_close((uv_handle_t *)&m->kick, merge_free_cb);
 }
 
+/* A JSON Lines consumer: each input asks its source for the server's
+ * JSON of the columns the client cannot render (json_plan.c), and the
+ * queues keep those fields with the rows. TSV and CSV lines are not
+ * kept through the queues: rows are formatted from their values. */
+static void m_lines(void *src, int format) {
+  merge_t *m = src;
+  if (format != PQS_FORMAT_JSONL)
+    return;
+  for (int i = 0; i < m->n; i++)
+    pqs__stream_take_lines(m->in[i].s, PQS_FORMAT_JSONL);
+}
+
 static const pqs__source_vt_t merge_source = {
     .start = m_start,
     .pause = m_pause,
     .resume = m_resume,
     .stop = m_stop,
     .discard = m_discard,
+    .lines = m_lines,
 };
 
 /* ---- making one ---- */

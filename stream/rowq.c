@@ -4,20 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A row in the buffer: its size, its merge input, ncols lengths (-1: NULL),
- * then the values, each with a NUL. Read with memcpy: no alignment. */
+/* A row in the buffer: its size, its merge input, a length per field
+ * (-1: NULL), then the values, each with a NUL. Read with memcpy: no
+ * alignment. The fields are the columns, and the server's JSON after
+ * them where the schema has some (json_at). */
 typedef struct {
   uint32_t size;
   int32_t input;
 } rec_t;
 
+static int nfields(const pqs__schema_t *schema) {
+  return schema->json_at != NULL ? schema->nfields : schema->ncols;
+}
+
 int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
-  int n = row->schema->ncols;
+  int n = nfields(row->schema);
   size_t size = sizeof(rec_t) + n * sizeof(int32_t), data = 0;
   for (int i = 0; i < n; i++) {
     size_t len;
     const char *v;
-    pqs__row_raw(row, i, &v, &len); /* binary stays binary */
+    pqs__row_field(row, i, &v, &len); /* binary stays binary */
     if (v != NULL)
       data += len + 1;
   }
@@ -43,7 +49,7 @@ int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
   for (int i = 0; i < n; i++) {
     size_t len;
     const char *v;
-    pqs__row_raw(row, i, &v, &len);
+    pqs__row_field(row, i, &v, &len);
     int32_t l = v ? (int32_t)len : -1;
     memcpy(q->buf.data + lens_at + i * sizeof(int32_t), &l, sizeof(l));
     if (v != NULL) {
@@ -58,7 +64,7 @@ int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
 
 void pqs__rowq_peek(pqs__rowq_t *q, const pqs__schema_t *schema,
                     pqs_row_t *view) {
-  int n = schema->ncols;
+  int n = nfields(schema);
   const char *p = q->buf.data + q->head;
   rec_t rec;
   memcpy(&rec, p, sizeof(rec));

@@ -185,6 +185,64 @@ static void sinks_exact(int setting) {
   PQfinish(admin);
 }
 
+/* Through a merge (what the tool's -j, --shard and --partition-on
+ * read): each input asks its own server for the JSON only it can write,
+ * and the merge's queues keep it with the rows. */
+static void merged_json_exact(int setting) {
+  PGconn *admin = admin_with(setting);
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx[2] = {pt_open(loop, conninfo_with(setting)),
+                       pt_open(loop, conninfo_with(setting))};
+  for (int t = 0; t < NTABLES; t++) {
+    char sql[256], half[2][256];
+    select_sql(t, sql, sizeof(sql));
+    size_t jlen;
+    char *json = server_json(admin, sql, &jlen);
+    pqs_stream_t *in[2], *merged;
+    for (int i = 0; i < 2; i++) {
+      snprintf(half[i], sizeof(half[i]),
+               "SELECT * FROM corpus.%s WHERE id %% 2 = %d ORDER BY id",
+               tables[t], i);
+      pqs_query_opts_t qo = {.source = i ? PQS_SOURCE_COPY
+                                         : PQS_SOURCE_SINGLE_ROW};
+      in[i] = pt_query(ctx[i], half[i], &qo);
+    }
+    static const pqs_sort_key_t by_id = {0, 0};
+    pqs_merge_opts_t mo = {.mode = PQS_MERGE_ORDERED, .keys = &by_id,
+                           .nkeys = 1};
+    ck_assert_int_eq(pqs_merge(in, 2, &mo, &merged), 0);
+    char path[] = "/tmp/pqs-exact-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    pqs_sink_opts_t so = {.format = PQS_FORMAT_JSONL};
+    sunk_t k = {0};
+    ck_assert_int_eq(pqs_sink_fd(merged, loop, fd, &so, on_sunk, &k), 0);
+    while (k.calls == 0)
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_msg(k.done.status == 0, "merge of %s: %s", tables[t],
+                  k.done.message);
+    off_t size = lseek(fd, 0, SEEK_END);
+    char *got = malloc((size_t)size + 1);
+    ck_assert_int_eq(pread(fd, got, (size_t)size, 0), size);
+    close(fd);
+    check_same("JSON Lines", setting, t, "merged, both sources", json, jlen,
+               got, (size_t)size);
+    free(got);
+    free(json);
+  }
+  pt_close(loop, ctx[0]);
+  pt_close(loop, ctx[1]);
+  pt_loop_free(loop);
+  PQfinish(admin);
+}
+
+START_TEST(merged_json_exact_under_every_setting) {
+  load_corpus();
+  merged_json_exact(_i);
+}
+END_TEST
+
 START_TEST(sinks_exact_under_every_setting) {
   load_corpus();
   sinks_exact(_i);
@@ -389,6 +447,8 @@ int main(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_loop_test(tc, sinks_exact_under_every_setting, 0, NSETTINGS);
   tcase_add_loop_test(tc, binary_getters_as_text, 0, NSETTINGS);
+  tcase_add_loop_test(tc, merged_json_exact_under_every_setting, 0,
+                      NSETTINGS);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }

@@ -59,10 +59,16 @@ pqs__schema_t *pqs__schema_from_result(const PGresult *res) {
 }
 
 pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema) {
+  int json = schema->json_at != NULL;
   pqs__schema_t *s =
-      schema_build(schema->ncols, schema_name, schema_type, schema, 0);
-  if (s != NULL)
-    s->binary = schema->binary;
+      schema_build(schema->ncols, schema_name, schema_type, schema, json);
+  if (s == NULL)
+    return NULL;
+  s->binary = schema->binary;
+  if (json) {
+    memcpy((int *)s->json_at, schema->json_at, (size_t)s->ncols * sizeof(int));
+    s->nfields = schema->nfields;
+  }
   return s;
 }
 

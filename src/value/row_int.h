@@ -17,7 +17,8 @@ typedef struct pqs__schema_s {
   /* For a JSON Lines consumer (json_plan.c): NULL, or for each column
    * the field of the row that holds the server's to_json() of it, or -1.
    * Those fields come after the columns: a row has nfields values, of
-   * which the first ncols are the columns. Copies of a schema drop them. */
+   * which the first ncols are the columns. pqs__schema_copy keeps them (a
+   * merge's queues copy every field); pqs_row_dup drops them. */
   const int *json_at;
   int nfields;
 } pqs__schema_t;
@@ -84,7 +85,8 @@ static inline int pqs__row_binary(const pqs_row_t *row) {
  * freed with free()). NULL if out of memory. */
 pqs__schema_t *pqs__schema_from_result(const PGresult *res);
 
-/* A copy of `schema` in one allocation, freed with free(). */
+/* A copy of `schema` (json_at included) in one allocation, freed with
+ * free(). */
 pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema);
 
 /* A copy of `schema` whose column i's JSON is the server's when
