@@ -23,17 +23,6 @@
 /* PREPARE and DESCRIBE first, as describe.c numbers them. */
 enum { PREPARE, DESCRIBE, COMMAND, DATA };
 
-int pqs__copy_qualifies(const char *sql) {
-  static const char *const words[] = {"select", "values", "table", "with",
-                                      "insert", "update", "delete"};
-  char word[8];
-  pqs__sql_first_word(sql, word, sizeof(word));
-  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-    if (strcmp(word, words[i]) == 0)
-      return 1;
-  return 0;
-}
-
 static void copy_free(pqs__op_t *op) {
   pqs__free(op->k.copy.cells);
   pqs__free(op->k.copy.param_types);

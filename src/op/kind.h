@@ -80,9 +80,6 @@ extern const pqs__kind_t pqs__kind_listen;   /* listen.c */
 int pqs__describe_send(pqs__op_t *op);
 pqs__next_t pqs__describe_next(pqs__op_t *op);
 
-/* copy_out.c: 1 if `sql` begins with a word COPY (statement) TO
- * accepts. */
-int pqs__copy_qualifies(const char *sql);
 
 /* json_plan.c, for an op whose consumer writes JSON Lines (op->json):
  * once op->schema holds the described columns, gives the schema fields

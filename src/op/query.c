@@ -2,6 +2,7 @@
  * asked for and the statement can be a COPY's; single-row mode
  * otherwise, and for commands. */
 #include "kind.h"
+#include "sqltext.h"
 
 int pqs__query_begin(pqs_ctx_t *ctx, const char *sql, int nparams,
                      const char *const *params, const pqs_query_opts_t *opts,

@@ -250,6 +250,17 @@ void pqs__sql_first_word(const char *sql, char *out, size_t cap) {
   out[i < len && isalpha((unsigned char)sql[i]) ? 0 : n] = '\0';
 }
 
+int pqs__copy_qualifies(const char *sql) {
+  static const char *const words[] = {"select", "values", "table", "with",
+                                      "insert", "update", "delete"};
+  char word[8];
+  pqs__sql_first_word(sql, word, sizeof(word));
+  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+    if (strcmp(word, words[i]) == 0)
+      return 1;
+  return 0;
+}
+
 size_t pqs__sql_trim_end(const char *sql, size_t len) {
   size_t end = pqs_sql_statement(sql, len);
   if (end > 0 && sql[end - 1] == ';' && pqs_sql_is_blank(sql + end, len - end))

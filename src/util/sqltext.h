@@ -28,4 +28,9 @@ void pqs__sql_first_word(const char *sql, char *out, size_t cap);
  * space and comments only; a second statement is not looked for). */
 size_t pqs__sql_trim_end(const char *sql, size_t len);
 
+/* 1 if `sql` begins with a word COPY (statement) TO accepts (and a
+ * subquery or WITH can wrap): SELECT, VALUES, TABLE, WITH, INSERT,
+ * UPDATE, DELETE. */
+int pqs__copy_qualifies(const char *sql);
+
 #endif
