@@ -119,10 +119,11 @@ static int timestamp(pqs__buf_t *out, const char *v, size_t len) {
   return string(out, tmp, len);
 }
 
-static int value(pqs__buf_t *out, uint32_t type, const char *v, size_t len);
+static int scalar(pqs__buf_t *out, pqs__json_how_t how, const char *v,
+                  size_t len);
 
 /* One element of an array's text, unquoted and unescaped into `el`. */
-static int array_element(pqs__buf_t *out, uint32_t elem, const char **p,
+static int array_element(pqs__buf_t *out, pqs__json_how_t how, const char **p,
                          const char *end, pqs__buf_t *el) {
   const char *s = *p;
   el->len = 0;
@@ -134,7 +135,7 @@ static int array_element(pqs__buf_t *out, uint32_t elem, const char **p,
         return PQS_ENOMEM;
     }
     *p = s + 1;
-    return value(out, elem, el->data ? el->data : "", el->len);
+    return scalar(out, how, el->data ? el->data : "", el->len);
   }
   const char *start = s;
   while (s < end && *s != ',' && *s != '}')
@@ -143,11 +144,11 @@ static int array_element(pqs__buf_t *out, uint32_t elem, const char **p,
   size_t n = (size_t)(s - start);
   if (n == 4 && strncmp(start, "NULL", 4) == 0)
     return pqs__buf_append(out, "null", 4);
-  return value(out, elem, start, n);
+  return scalar(out, how, start, n);
 }
 
 /* "{...}" at *p, nested for more dimensions, as a JSON array. */
-static int array_level(pqs__buf_t *out, uint32_t elem, const char **p,
+static int array_level(pqs__buf_t *out, pqs__json_how_t how, const char **p,
                        const char *end, pqs__buf_t *el) {
   if (*p >= end || **p != '{')
     return -1;
@@ -161,8 +162,8 @@ static int array_level(pqs__buf_t *out, uint32_t elem, const char **p,
     if (!first && pqs__buf_append(out, ",", 1) != 0)
       return PQS_ENOMEM;
     first = 0;
-    int rc = **p == '{' ? array_level(out, elem, p, end, el)
-                        : array_element(out, elem, p, end, el);
+    int rc = **p == '{' ? array_level(out, how, p, end, el)
+                        : array_element(out, how, p, end, el);
     if (rc != 0)
       return rc;
   }
@@ -172,7 +173,9 @@ static int array_level(pqs__buf_t *out, uint32_t elem, const char **p,
   return pqs__buf_append(out, "]", 1);
 }
 
-static int array(pqs__buf_t *out, uint32_t elem, const char *v, size_t len) {
+/* An array whose elements render `how`. */
+static int array(pqs__buf_t *out, pqs__json_how_t how, const char *v,
+                 size_t len) {
   const char *p = v, *end = v + len;
   if (p < end && *p == '[') { /* bounds other than 1: "[0:1]={...}" */
     const char *eq = memchr(p, '=', len);
@@ -182,7 +185,7 @@ static int array(pqs__buf_t *out, uint32_t elem, const char *v, size_t len) {
   }
   pqs__buf_t el = {0};
   size_t mark = out->len;
-  int rc = array_level(out, elem, &p, end, &el);
+  int rc = array_level(out, how, &p, end, &el);
   pqs__buf_free(&el);
   if (rc < 0 && rc != PQS_ENOMEM) { /* not what was expected: a string */
     out->len = mark;
@@ -191,11 +194,8 @@ static int array(pqs__buf_t *out, uint32_t elem, const char *v, size_t len) {
   return rc;
 }
 
-static int value(pqs__buf_t *out, uint32_t type, const char *v, size_t len) {
-  uint32_t elem;
-  pqs__json_how_t how = pqs__json_how(type, PQS__JSON_ISO_DATES, &elem);
-  if (elem != 0)
-    return array(out, elem, v, len);
+static int scalar(pqs__buf_t *out, pqs__json_how_t how, const char *v,
+                  size_t len) {
   switch (how) {
   case PQS__JSON_NUMBER:
     return is_json_number(v, len) ? pqs__buf_append(out, v, len)
@@ -213,6 +213,21 @@ static int value(pqs__buf_t *out, uint32_t type, const char *v, size_t len) {
   default: /* a date's ISO text is json's; the server's types: a string */
     return string(out, v, len);
   }
+}
+
+/* Column `col`'s value, rendered as its type says: from the schema's
+ * plan, or looked up for a schema without one. */
+static int value(pqs__buf_t *out, const pqs__schema_t *s, int col,
+                 const char *v, size_t len) {
+  uint32_t elem;
+  pqs__json_how_t how;
+  if (s->json_how != NULL) {
+    how = (pqs__json_how_t)s->json_how[col];
+    elem = s->json_elem[col];
+  } else {
+    how = pqs__json_how(s->types[col], PQS__JSON_ISO_DATES, &elem);
+  }
+  return elem != 0 ? array(out, how, v, len) : scalar(out, how, v, len);
 }
 
 int pqs__jsonl_row(pqs__buf_t *out, const pqs_row_t *row) {
@@ -238,7 +253,7 @@ int pqs__jsonl_row(pqs__buf_t *out, const pqs_row_t *row) {
     else if (json_at != NULL && json_at[i] >= 0)
       rc = pqs__buf_append(out, v, len); /* the server's to_json() */
     else
-      rc = value(out, pqs_row_type(row, i), v, len);
+      rc = value(out, row->schema, i, v, len);
     if (rc != 0)
       return rc;
   }

@@ -54,6 +54,8 @@ pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
   schema->binary = 0; /* a map writes text */
   schema->json_at = NULL;
   schema->nfields = ncols;
+  schema->json_how = NULL; /* the writer looks types up per value */
+  schema->json_elem = NULL;
   out->schema = schema;
   out->row = (pqs_row_t){.schema = schema, .cells = out->cells,
                          .arena = &out->arena};

@@ -13,12 +13,8 @@ typedef struct {
   int32_t input;
 } rec_t;
 
-static int nfields(const pqs__schema_t *schema) {
-  return schema->json_at != NULL ? schema->nfields : schema->ncols;
-}
-
 int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
-  int n = nfields(row->schema);
+  int n = row->schema->nfields;
   size_t size = sizeof(rec_t) + n * sizeof(int32_t), data = 0;
   for (int i = 0; i < n; i++) {
     size_t len;
@@ -64,7 +60,7 @@ int pqs__rowq_push(pqs__rowq_t *q, const pqs_row_t *row) {
 
 void pqs__rowq_peek(pqs__rowq_t *q, const pqs__schema_t *schema,
                     pqs_row_t *view) {
-  int n = nfields(schema);
+  int n = schema->nfields;
   const char *p = q->buf.data + q->head;
   rec_t rec;
   memcpy(&rec, p, sizeof(rec));

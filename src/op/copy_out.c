@@ -34,7 +34,7 @@ static void copy_free(pqs__op_t *op) {
  * either format. */
 static void copy_lines(pqs__op_t *op, int format) {
   if (format == PQS_FORMAT_JSONL)
-    op->json = 1;
+    op->k.copy.json = 1;
   if (op->binary || (format != PQS_FORMAT_CSV && format != PQS_FORMAT_TSV))
     return;
   op->k.copy.lines = format + 1;
@@ -49,7 +49,7 @@ static int described(pqs__op_t *op, const PGresult *res) {
   if (op->schema == NULL)
     return PQS_ENOMEM;
   op->schema->binary = op->binary; /* described in text; sent as asked */
-  if (pqs__json_plan(op) != 0)
+  if (cp->json && pqs__json_plan(op) != 0)
     return PQS_ENOMEM;
   int nfields = op->schema->nfields; /* the columns, and JSON after them */
   cp->cells = pqs__calloc(nfields > 0 ? nfields : 1, sizeof(*cp->cells));

@@ -33,7 +33,7 @@ static int session_flags(const pqs__op_t *op) {
 
 int pqs__json_plan(pqs__op_t *op) {
   pqs__schema_t *schema = op->schema;
-  if (!op->json || schema == NULL || schema->ncols == 0 ||
+  if (schema == NULL || schema->ncols == 0 ||
       !pqs__copy_qualifies(op->sql))
     return 0; /* EXPLAIN, SHOW and the like cannot be wrapped */
   int flags = session_flags(op), n = 0;

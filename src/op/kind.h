@@ -81,8 +81,8 @@ int pqs__describe_send(pqs__op_t *op);
 pqs__next_t pqs__describe_next(pqs__op_t *op);
 
 
-/* json_plan.c, for an op whose consumer writes JSON Lines (op->json):
- * once op->schema holds the described columns, gives the schema fields
+/* json_plan.c, for an op whose consumer writes JSON Lines (the COPY
+ * kind told so, the rows kind for JSON): once op->schema holds the described columns, gives the schema fields
  * of the server's JSON for the columns the client cannot render
  * (json_at): 0 or PQS_ENOMEM. Then head and tail are what goes around
  * the statement's text to have the server write them (nothing when no

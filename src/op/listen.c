@@ -47,7 +47,7 @@ static int listen_sql(PGconn *conn, const char *const *channels, int n,
 }
 
 static int listen_schema(pqs__op_t *op) {
-  pqs__schema_t s = {3, names, types, 0, NULL, 3};
+  pqs__schema_t s = {3, names, types, 0, NULL, 3, NULL, NULL};
   op->schema = pqs__schema_copy(&s);
   return op->schema ? 0 : PQS_ENOMEM;
 }

@@ -59,6 +59,7 @@ typedef struct pqs__copy_s {
   int lines;             /* 0, or 1 + the pqs_format_t of lines passed on */
   int split_done;        /* fact: the current line's copy is split */
   int bad_line;          /* fact: a line did not split into the columns */
+  int json;              /* the consumer writes JSON Lines (json_plan.c) */
   pqs__bin_state_t bin;  /* binary COPY: how far its stream is read */
 } pqs__copy_t;
 
@@ -84,7 +85,6 @@ struct pqs__op_s {
   } k;
   int single_row;       /* rows come one result each (single-row mode) */
   int binary;           /* results in binary (PQS_RESULT_BINARY) */
-  int json;             /* the consumer writes JSON Lines (json_plan.c) */
   int columns_sent;     /* fact: the consumer has had the columns */
   pqs__arena_t arena;   /* texts of the current binary row (pqs_row_text) */
   pqs__params_t *typed; /* typed parameters instead of `params`; owned */

@@ -59,10 +59,8 @@ int pqs__rows_take(pqs__op_t *op, PGresult *res) {
 /* A stream's rows for a consumer that writes JSON Lines are read by the
  * kind that has the server render what the client cannot. */
 static void rows_lines(pqs__op_t *op, int format) {
-  if (format == PQS_FORMAT_JSONL && op->single_row) {
+  if (format == PQS_FORMAT_JSONL && op->single_row)
     pqs__op_become(op, &pqs__kind_rows_json, 0);
-    op->json = 1;
-  }
 }
 
 const pqs__kind_t pqs__kind_rows = {

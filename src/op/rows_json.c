@@ -52,17 +52,19 @@ static int json_take(pqs__op_t *op, PGresult *res) {
   }
   if (op->step != COMMAND)
     return pqs__op_take_common(op, res, 0);
-  int rc = pqs__rows_take(op, res);
-  if (op->k.json_sql.len)
-    pqs__op_forget_position(op);
-  return rc;
+  return pqs__rows_take(op, res);
 }
 
 /* DESCRIBE -> COMMAND; without columns (an UPDATE without RETURNING),
  * the rows kind runs the statement as it is. */
 static pqs__next_t json_next(pqs__op_t *op) {
-  if (op->step != DESCRIBE)
-    return op->step == PREPARE ? pqs__describe_next(op) : PQS__NEXT_END;
+  if (op->step == PREPARE)
+    return pqs__describe_next(op);
+  if (op->step == COMMAND) { /* its error's position is in our text */
+    if (op->k.json_sql.len)
+      pqs__op_forget_position(op);
+    return PQS__NEXT_END;
+  }
   if (!pqs__op_step_ok(op))
     return PQS__NEXT_END;
   if (op->schema != NULL && op->schema->ncols > 0) {

@@ -94,10 +94,8 @@ static const type_t types[] = {
 
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 
-/* The array types above, by oid: index into types. Built from types by
- * hand would drift; sorted once at first use would be global state. A
- * linear scan over ~70 entries per column is what a plan per stream
- * costs, and per value the scalar lookup is a binary search. */
+/* Looked up once per schema (row.c keeps the answer), so a binary
+ * search for a type and a scan for an array type cost nothing per row. */
 static int by_oid(const void *key, const void *entry) {
   uint32_t k = *(const uint32_t *)key, o = ((const type_t *)entry)->oid;
   return k < o ? -1 : k > o;

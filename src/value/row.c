@@ -8,16 +8,18 @@
 
 #include "alloc.h"
 #include "binary.h"
+#include "json_types.h"
 #include "row_int.h"
 
-/* One allocation: the schema, its name pointers, types, json_at if
- * `json`, then the names. */
+/* One allocation: the schema, its name pointers, types, json_elem,
+ * json_at if `json`, json_how, then the names. */
 static pqs__schema_t *schema_build(int n,
                                    const char *(*name)(const void *, int),
                                    uint32_t (*type)(const void *, int),
                                    const void *from, int json) {
   size_t size = sizeof(pqs__schema_t) +
-                n * (sizeof(char *) + sizeof(uint32_t) + (json ? sizeof(int) : 0));
+                n * (sizeof(char *) + 2 * sizeof(uint32_t) + 1 +
+                     (json ? sizeof(int) : 0));
   for (int i = 0; i < n; i++)
     size += strlen(name(from, i)) + 1;
   pqs__schema_t *schema = pqs__malloc(size);
@@ -25,13 +27,17 @@ static pqs__schema_t *schema_build(int n,
     return NULL;
   const char **names = (const char **)(schema + 1);
   uint32_t *types = (uint32_t *)(names + n);
-  int *json_at = (int *)(types + n);
-  char *p = (char *)(json_at + (json ? n : 0));
+  uint32_t *json_elem = types + n;
+  int *json_at = (int *)(json_elem + n);
+  unsigned char *json_how = (unsigned char *)(json_at + (json ? n : 0));
+  char *p = (char *)(json_how + n);
   for (int i = 0; i < n; i++) {
     size_t len = strlen(name(from, i)) + 1;
     names[i] = memcpy(p, name(from, i), len);
     p += len;
     types[i] = type(from, i);
+    json_how[i] = (unsigned char)pqs__json_how(
+        types[i], PQS__JSON_ISO_DATES, &json_elem[i]);
   }
   schema->ncols = n;
   schema->names = names;
@@ -39,6 +45,8 @@ static pqs__schema_t *schema_build(int n,
   schema->binary = 0;
   schema->json_at = json ? json_at : NULL;
   schema->nfields = n;
+  schema->json_how = json_how;
+  schema->json_elem = json_elem;
   return schema;
 }
 
@@ -124,9 +132,11 @@ static inline int cell(const pqs_row_t *row, int col, const char **ptr,
 
 int pqs__row_field(const pqs_row_t *row, int field, const char **ptr,
                    size_t *len) {
-  if (row == NULL || row->schema->json_at == NULL ||
-      (unsigned)field >= (unsigned)row->schema->nfields)
-    return cell(row, field, ptr, len);
+  if (row == NULL || (unsigned)field >= (unsigned)row->schema->nfields) {
+    *ptr = NULL;
+    *len = 0;
+    return PQS_EINVAL;
+  }
   return field_at(row, field, ptr, len);
 }
 
@@ -561,6 +571,8 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   schema->binary = row->schema->binary;
   schema->json_at = NULL; /* only the columns are copied */
   schema->nfields = n;
+  schema->json_how = NULL;
+  schema->json_elem = NULL;
   copy->schema = schema;
   copy->arena = arena;
   copy->res = NULL;

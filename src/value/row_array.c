@@ -144,7 +144,7 @@ int pqs_row_array(const pqs_row_t *row, int col, pqs_array_t *out) {
   rc = a->binary ? binary_open(a, out) : text_open(a, out);
   if (rc != 0)
     return rc;
-  a->schema = (pqs__schema_t){1, &a->name, &a->type, a->binary, NULL, 1};
+  a->schema = (pqs__schema_t){1, &a->name, &a->type, a->binary, NULL, 1, NULL, NULL};
   return 0;
 }
 

@@ -16,11 +16,19 @@ typedef struct pqs__schema_s {
   int binary; /* the values are in binary (PQS_RESULT_BINARY) */
   /* For a JSON Lines consumer (json_plan.c): NULL, or for each column
    * the field of the row that holds the server's to_json() of it, or -1.
-   * Those fields come after the columns: a row has nfields values, of
-   * which the first ncols are the columns. pqs__schema_copy keeps them (a
+   * Those fields come after the columns: a row has nfields values (every
+   * schema sets it; ncols without JSON), of which the first ncols are the
+   * columns. pqs__schema_copy keeps them (a
    * merge's queues copy every field); pqs_row_dup drops them. */
   const int *json_at;
   int nfields;
+  /* How the JSON writer renders each column (json_types.c): the value's
+   * way, or its elements' for an array, whose element type json_elem
+   * then holds (else 0). Looked up once per schema, not once per value;
+   * NULL in schemas made elsewhere (a map's, a copied row's), for which
+   * the writer looks it up per value. */
+  const unsigned char *json_how;
+  const uint32_t *json_elem;
 } pqs__schema_t;
 
 /* A value held in memory: len < 0 is SQL NULL. */
