@@ -237,6 +237,31 @@ static void check_file(int fd, sunk_t *k) {
   free(got);
 }
 
+/* Sinks `s` into a temporary file and runs the loop until the sink's
+ * end, which must be a success or PQS_ENOMEM: the file's descriptor, to
+ * read and close; or -1 if the sink could not start (for want of memory),
+ * the stream closed. */
+static int sink_to_temp(uv_loop_t *loop, pqs_stream_t *s,
+                        const pqs_sink_opts_t *so, sunk_t *k) {
+  char path[] = "/tmp/pqs-oom-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  unlink(path);
+  int rc = pqs_sink_fd(s, loop, fd, so, on_sunk, k);
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    ck_assert_int_eq(pqs_stream_close(s), 0); /* still the caller's */
+    close(fd);
+    return -1;
+  }
+  while (k->calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(k->calls, 1);
+  ck_assert_msg(k->status == 0 || k->status == PQS_ENOMEM, "sink ended with %s",
+                pqs_err_name(k->status));
+  return fd;
+}
+
 static void sink_pipeline(uv_loop_t *loop, pqs_ctx_t *ctx) {
   pqs_stream_t *s;
   int rc = pqs_query(ctx, &s,
@@ -253,26 +278,13 @@ static void sink_pipeline(uv_loop_t *loop, pqs_ctx_t *ctx) {
     ck_assert_int_eq(pqs_stream_close(s), 0);
     return;
   }
-  char path[] = "/tmp/pqs-oom-XXXXXX";
-  int fd = mkstemp(path);
-  ck_assert_int_ge(fd, 0);
-  unlink(path);
   sunk_t k = {0};
   pqs_sink_opts_t so = {.format = PQS_FORMAT_CSV, .header = 1};
-  rc = pqs_sink_fd(s, loop, fd, &so, on_sunk, &k);
-  if (rc != 0) {
-    ASSERT_NOMEM(rc);
-    ck_assert_int_eq(pqs_stream_close(s), 0); /* still the caller's */
-  } else {
-    while (k.calls == 0)
-      uv_run(loop, UV_RUN_ONCE);
-    ck_assert_int_eq(k.calls, 1);
-    ck_assert_msg(k.status == 0 || k.status == PQS_ENOMEM, "sink ended with %s",
-                  pqs_err_name(k.status));
-    if (k.status == 0)
-      check_file(fd, &k);
-  }
-  close(fd);
+  int fd = sink_to_temp(loop, s, &so, &k);
+  if (fd >= 0 && k.status == 0)
+    check_file(fd, &k);
+  if (fd >= 0)
+    close(fd);
 }
 
 typedef struct {
@@ -346,24 +358,11 @@ static void json_pipeline(uv_loop_t *loop, pqs_ctx_t *ctx) {
     ck_assert_int_eq(pqs_stream_close(s), 0);
     return;
   }
-  char path[] = "/tmp/pqs-oom-XXXXXX";
-  int fd = mkstemp(path);
-  ck_assert_int_ge(fd, 0);
-  unlink(path);
   sunk_t k = {0};
   pqs_sink_opts_t so = {.format = PQS_FORMAT_JSONL};
-  rc = pqs_sink_fd(s, loop, fd, &so, on_sunk, &k);
-  if (rc != 0) {
-    ASSERT_NOMEM(rc);
-    ck_assert_int_eq(pqs_stream_close(s), 0);
-    close(fd);
+  int fd = sink_to_temp(loop, s, &so, &k);
+  if (fd < 0)
     return;
-  }
-  while (k.calls == 0)
-    uv_run(loop, UV_RUN_ONCE);
-  ck_assert_int_eq(k.calls, 1);
-  ck_assert_msg(k.status == 0 || k.status == PQS_ENOMEM, "sink ended with %s",
-                pqs_err_name(k.status));
   if (k.status == 0) {
     char want[32768], got[32768];
     size_t n = 0;
