@@ -52,6 +52,7 @@ pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
   schema->names = names;
   schema->types = types;
   schema->binary = 0; /* a map writes text */
+  schema->text = PQS__TEXT_SETTINGS_DEFAULT;
   schema->json_at = NULL;
   schema->nfields = ncols;
   schema->json_how = NULL; /* the writer looks types up per value */

@@ -109,6 +109,10 @@ struct pqs_ctx_s {
   pqs_close_cb close_cb;
   int handles; /* handles not yet through their close callback */
   pqs__op_t *op;
+  /* The session's settings a binary value's text follows, and what is
+   * known of them (op/settings.c: PQS__TEXT_*; 0 is unknown). */
+  pqs__text_settings_t text;
+  int text_known;
   const pqs__owner_vt_t *owner_vt; /* NULL: the context owns conn */
   void *owner;
   PQnoticeReceiver prev_notice; /* restored when the connection leaves */

@@ -45,7 +45,7 @@ static void copy_lines(pqs__op_t *op, int format) {
 static int described(pqs__op_t *op, const PGresult *res) {
   pqs__copy_t *cp = &op->k.copy;
   int nparams = PQnparams(res);
-  op->schema = pqs__schema_from_result(res);
+  op->schema = pqs__op_schema_of(op, res);
   if (op->schema == NULL)
     return PQS_ENOMEM;
   op->schema->binary = op->binary; /* described in text; sent as asked */

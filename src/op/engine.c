@@ -214,6 +214,7 @@ static void op_start(void *src) {
   op->state = PQS__OP_RUNNING;
   if (op->timeout_ms)
     uv_timer_start(&ctx->timer, on_query_timeout, op->timeout_ms, 0);
+  pqs__settings_first(op);
   send_now(op);
 }
 
@@ -398,7 +399,7 @@ void pqs__op_end_abandoned(pqs_ctx_t *ctx) { op_finish(ctx, PQS_ECANCELED); }
 /* ---- the pump ---- */
 
 int pqs__op_deliver_columns(pqs__op_t *op, const PGresult *res) {
-  if (op->schema == NULL && (op->schema = pqs__schema_from_result(res)) == NULL)
+  if (op->schema == NULL && (op->schema = pqs__op_schema_of(op, res)) == NULL)
     return PQS_ENOMEM;
   op->columns_sent = 1;
   if (op->consumer_vt->columns == NULL)
@@ -438,6 +439,7 @@ int pqs__op_take_common(pqs__op_t *op, PGresult *res, int record) {
       return pqs__op_deliver_columns(op, res); /* a result of no rows */
     return PQS__CONTINUE;
   case PGRES_COMMAND_OK:
+    pqs__settings_seen(op->ctx, PQcmdStatus(res));
     if (record)
       pqs__op_record_command(op, res);
     return PQS__CONTINUE;

@@ -47,7 +47,8 @@ static int listen_sql(PGconn *conn, const char *const *channels, int n,
 }
 
 static int listen_schema(pqs__op_t *op) {
-  pqs__schema_t s = {3, names, types, 0, NULL, 3, NULL, NULL};
+  pqs__schema_t s = {.ncols = 3, .names = names, .types = types,
+                     .text = PQS__TEXT_SETTINGS_DEFAULT, .nfields = 3};
   op->schema = pqs__schema_copy(&s);
   return op->schema ? 0 : PQS_ENOMEM;
 }

@@ -77,6 +77,10 @@ struct pqs__op_s {
   pqs__op_state_t state;
   const pqs__kind_t *kind;
   int step; /* the kind's own step enum */
+  /* While the settings kind runs first (settings.c): the kind and step
+   * it hands the op back to. */
+  const pqs__kind_t *after;
+  int after_step;
   union {   /* what the kind keeps between steps */
     pqs__copy_t copy;
     pqs__listen_t listen;

@@ -32,7 +32,7 @@ static int json_send(pqs__op_t *op) {
  * the JSON the client cannot. */
 static int described(pqs__op_t *op, const PGresult *res) {
   pqs__buf_t *sql = &op->k.json_sql;
-  if ((op->schema = pqs__schema_from_result(res)) == NULL ||
+  if ((op->schema = pqs__op_schema_of(op, res)) == NULL ||
       pqs__json_plan(op) != 0)
     return PQS_ENOMEM;
   op->schema->binary = op->binary; /* described in text; sent as asked */

@@ -1,6 +1,6 @@
 /* Binary values: the integers and floats the getters read, and the
- * server's text for the types where it is exact and the same in every
- * session (pqs_row_text on a binary row). */
+ * server's text for the types where it is exact and follows no setting
+ * but those the context knows (pqs_row_text on a binary row). */
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +32,36 @@ int pqs__binary_has_text(uint32_t type) {
 }
 
 static const char hexdigits[] = "0123456789abcdef";
+
+/* bytea_output escape: printable bytes as they are, a backslash doubled,
+ * the others as \ and three octal digits. */
+static char *bytea_escaped(pqs__arena_t *a, const char *p, size_t *n) {
+  size_t len = 0;
+  for (size_t i = 0; i < *n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    len += c == '\\' ? 2 : c < 0x20 || c > 0x7e ? 4 : 1;
+  }
+  char *out = pqs__arena_alloc(a, len + 1), *w = out;
+  if (out == NULL)
+    return NULL;
+  for (size_t i = 0; i < *n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c == '\\') {
+      *w++ = '\\';
+      *w++ = '\\';
+    } else if (c < 0x20 || c > 0x7e) {
+      *w++ = '\\';
+      *w++ = (char)('0' + (c >> 6));
+      *w++ = (char)('0' + ((c >> 3) & 7));
+      *w++ = (char)('0' + (c & 7));
+    } else {
+      *w++ = (char)c;
+    }
+  }
+  *w = '\0';
+  *n = len;
+  return out;
+}
 
 /* bytea_output hex: "\x" and two digits a byte. */
 static char *bytea_text(pqs__arena_t *a, const char *p, size_t n) {
@@ -65,8 +95,9 @@ static char *uuid_text(pqs__arena_t *a, const char *p) {
 }
 
 /* A number's text: an integer or a float, at most 32 bytes. */
-static int number_text(pqs__arena_t *a, uint32_t type, const char *p,
-                       size_t n, const char **text, size_t *len) {
+static int number_text(pqs__arena_t *a, int efd, uint32_t type,
+                       const char *p, size_t n, const char **text,
+                       size_t *len) {
   double d;
   int64_t v;
   int rc = type == PQS_OID_FLOAT4 || type == PQS_OID_FLOAT8
@@ -78,17 +109,17 @@ static int number_text(pqs__arena_t *a, uint32_t type, const char *p,
   if (out == NULL)
     return PQS_ENOMEM;
   if (type == PQS_OID_FLOAT8)
-    *len = pqs__float8_text(d, out);
+    *len = pqs__float8_text(d, efd, out);
   else if (type == PQS_OID_FLOAT4)
-    *len = pqs__float4_text((float)d, out);
+    *len = pqs__float4_text((float)d, efd, out);
   else
     *len = (size_t)snprintf(out, 32, "%lld", (long long)v);
   *text = out;
   return 0;
 }
 
-int pqs__binary_text(pqs__arena_t *a, uint32_t type, const char **p,
-                     size_t *n) {
+int pqs__binary_text(pqs__arena_t *a, const pqs__text_settings_t *ts,
+                     uint32_t type, const char **p, size_t *n) {
   const char *in = *p;
   char *out;
   if (pqs__binary_is_text(type))
@@ -116,6 +147,12 @@ int pqs__binary_text(pqs__arena_t *a, uint32_t type, const char **p,
     *n = 36;
     return 0;
   case PQS_OID_BYTEA:
+    if (a != NULL && ts->bytea_escape) {
+      if ((out = bytea_escaped(a, in, n)) == NULL)
+        return PQS_ENOMEM;
+      *p = out;
+      return 0;
+    }
     if (a == NULL || (out = bytea_text(a, in, *n)) == NULL)
       return PQS_ENOMEM;
     *p = out;
@@ -129,7 +166,7 @@ int pqs__binary_text(pqs__arena_t *a, uint32_t type, const char **p,
   case PQS_OID_FLOAT8:
     if (a == NULL)
       return PQS_ENOMEM;
-    return number_text(a, type, in, *n, p, n);
+    return number_text(a, ts->efd, type, in, *n, p, n);
   default:
     return PQS_ETYPE;
   }

@@ -82,11 +82,23 @@ static inline int pqs__binary_double(uint32_t type, const char *p, size_t n,
 }
 
 
+/* The session's settings a value's text follows (float8out and float4out
+ * follow extra_float_digits, byteaout bytea_output), as the context knew
+ * them when the result began (op/settings.c). */
+typedef struct {
+  int efd;          /* extra_float_digits, -15 to 3 */
+  int bytea_escape; /* bytea_output is escape, not hex */
+} pqs__text_settings_t;
+
+/* The server's defaults. */
+#define PQS__TEXT_SETTINGS_DEFAULT ((pqs__text_settings_t){1, 0})
+
 /* The server's text for a binary value of `type`, made in `a`: *p and *n
  * are the binary value in, the text out (NUL-terminated). 0, PQS_ETYPE (a
- * type whose text depends on session settings, or unknown), PQS_EFORMAT
+ * type whose text depends on settings other than `ts`'s, or unknown), PQS_EFORMAT
  * (malformed bytes), PQS_ENOMEM (also when `a` is NULL). */
-int pqs__binary_text(pqs__arena_t *a, uint32_t type, const char **p,
+int pqs__binary_text(pqs__arena_t *a, const pqs__text_settings_t *ts,
+                     uint32_t type, const char **p,
                      size_t *n);
 
 /* 1 for the text-like types, whose binary bytes are their text. */
@@ -99,11 +111,11 @@ static inline int pqs__binary_is_text(uint32_t type) {
 /* 1 if pqs__binary_text makes text for `type`. */
 int pqs__binary_has_text(uint32_t type);
 
-/* Shortest round-trip text of a double or a float, as the server's
- * float8out and float4out print it (extra_float_digits 1): into `out` (at
- * least 32 bytes), NUL-terminated; its length. */
-size_t pqs__float8_text(double v, char *out);
-size_t pqs__float4_text(float v, char *out);
+/* The text of a double or a float as the server's float8out and
+ * float4out print it at extra_float_digits `efd`: into `out` (at least 32
+ * bytes), NUL-terminated; its length. */
+size_t pqs__float8_text(double v, int efd, char *out);
+size_t pqs__float4_text(float v, int efd, char *out);
 
 
 #endif

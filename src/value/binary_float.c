@@ -1,127 +1,124 @@
-/* float4 and float8 as the server prints them (PostgreSQL 12+, with
- * extra_float_digits >= 1, the default): the fewest significant digits
- * that read back to the same value, fixed notation for decimal exponents
- * from -4 to below 15 (float4: 6), else d.ddde+XX.
+/* float4 and float8 as the server's float4out and float8out print them
+ * (PostgreSQL 12+), at any extra_float_digits:
  *
- * The digits are found with printf and strtod, both exact in glibc: the
- * correctly rounded p-digit decimal, for p = DIG, DIG + 1, ... until one
- * reads back (see shortest() for why DIG). Where a value's rounding interval is lopsided (a power of two:
- * the gap below is half the gap above) a p-digit neighbour may read back
- * when the nearest does not; those are tried too, as the shortest-digit
- * algorithms the server uses would find them. */
-#include <fenv.h>
+ *   above 0: the shortest decimal that reads back (float_shortest.c),
+ *            fixed notation for decimal exponents from -4 to below 15
+ *            (float4: 6), else d.ddde+XX;
+ *   0 and below: printf's %.Pg, P = 15 (float4: 6) + extra_float_digits,
+ *            at least 1.
+ *
+ * %.Pg is the value rounded to P digits. For a normal value that is the
+ * shortest decimal rounded to P digits: the shortest is within half a
+ * unit of the last place, which is several times finer than a P-digit
+ * step, so a P-digit rounding boundary between the two would be a
+ * shorter or nearer decimal in the interval than the shortest, unless
+ * the shortest is that boundary itself (P + 1 digits ending in 5): then
+ * the side of it the value lies on decides. Subnormals, coarser than
+ * their digits, ask printf. */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "binary.h"
+#include "float_shortest.h"
 
-/* 1 if the decimal `buf` is exactly `mid`. Reading it rounded down and
- * rounded up gives the same number only when it is exact. */
-static int exactly(const char *buf, long double mid, int is_float) {
-  int mode = fegetround();
-  fesetround(FE_UPWARD);
-  long double up = is_float ? strtod(buf, NULL) : strtold(buf, NULL);
-  fesetround(FE_DOWNWARD);
-  long double down = is_float ? strtod(buf, NULL) : strtold(buf, NULL);
-  fesetround(mode);
-  return up == mid && down == mid;
-}
+static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                            "25262728293031323334353637383940414243444546474849"
+                            "50515253545556575859606162636465666768697071727374"
+                            "75767778798081828384858687888990919293949596979899";
 
-/* Reads back `digits` (p of them, no point) times 10^exp, from strictly
- * inside want's rounding interval: the server's shortest-digit search
- * does not take a decimal that lies exactly halfway to a neighbour (1e23
- * prints as 9.999999999999999e+22), even where strtod would round it to
- * want. A halfway point needs one bit more than the type: it is exact in
- * a long double (for float8) or a double (for float4). */
-static int reads_back(const char *digits, int p, int exp, int is_float,
-                      double want) {
-  char buf[48];
-  snprintf(buf, sizeof(buf), "%.*se%d", p, digits, exp - (p - 1));
-  long double x, lo, hi;
-  if (is_float) {
-    float f = (float)want;
-    if (strtof(buf, NULL) != f)
-      return 0;
-    x = strtod(buf, NULL);
-    lo = ((double)f + nextafterf(f, 0.0f)) / 2;
-    hi = ((double)f + nextafterf(f, INFINITY)) / 2;
+/* The digits of d, most significant first; their count. */
+static int digits_of(uint64_t d, char *out) {
+  int n = 1;
+  for (uint64_t p = 10; n < 20 && d >= p; p *= 10)
+    n++;
+  char *w = out + n;
+  while (d >= 100) {
+    w -= 2;
+    memcpy(w, pairs + 2 * (d % 100), 2);
+    d /= 100;
+  }
+  if (d >= 10) {
+    w -= 2;
+    memcpy(w, pairs + 2 * d, 2);
   } else {
-    if (strtod(buf, NULL) != want)
-      return 0;
-    x = strtold(buf, NULL);
-    lo = ((long double)want + nextafter(want, 0.0)) / 2;
-    hi = ((long double)want + nextafter(want, INFINITY)) / 2;
+    *--w = (char)('0' + d);
   }
-  if (x != lo && x != hi) /* the usual case: clearly inside */
-    return 1;
-  return !exactly(buf, x, is_float);
+  return n;
 }
 
-/* Adds `step` (+1 or -1) to the p-digit integer `d`: 0, or -1 if the
- * number of digits would change (which a shorter p already covered). */
-static int step_digits(char *d, int p, int step) {
-  for (int i = p - 1; i >= 0; i--) {
-    if (step > 0 && d[i] < '9') {
+/* Digits d[0..n) (no trailing zeros) with the decimal exponent x of the
+ * first, as %g lays them out: fixed for -4 <= x < limit, else
+ * d.ddde[+-]XX. */
+static char *lay_out(char *w, const char *d, int n, int x, int limit) {
+  if (x < -4 || x >= limit) {
+    *w++ = d[0];
+    if (n > 1) {
+      *w++ = '.';
+      memcpy(w, d + 1, (size_t)n - 1);
+      w += n - 1;
+    }
+    *w++ = 'e';
+    *w++ = x < 0 ? '-' : '+';
+    int a = x < 0 ? -x : x;
+    if (a >= 100)
+      *w++ = (char)('0' + a / 100);
+    *w++ = (char)('0' + a / 10 % 10);
+    *w++ = (char)('0' + a % 10);
+  } else if (x < 0) {
+    *w++ = '0';
+    *w++ = '.';
+    for (int i = 0; i < -x - 1; i++)
+      *w++ = '0';
+    memcpy(w, d, (size_t)n);
+    w += n;
+  } else {
+    for (int i = 0; i <= x; i++)
+      *w++ = i < n ? d[i] : '0';
+    if (n > x + 1) {
+      *w++ = '.';
+      memcpy(w, d + x + 1, (size_t)(n - x - 1));
+      w += n - x - 1;
+    }
+  }
+  return w;
+}
+
+/* Rounds d[0..*n) to p digits as printf rounds the value, which lies on
+ * `side` of them: a digit cut off that is exactly 5 is the value's half
+ * only where it lies on the decimal; there ties go to even. Drops the
+ * trailing zeros. */
+static void round_to(char *d, int *n, int p, int *x, int side) {
+  if (*n <= p)
+    return;
+  int up = d[p] > '5' || (d[p] == '5' && *n > p + 1);
+  if (d[p] == '5' && *n == p + 1)
+    up = side > 0 || (side == 0 && (d[p - 1] - '0') % 2 == 1);
+  *n = p;
+  for (int i = p - 1; up && i >= 0; i--) {
+    if (d[i] < '9') {
       d[i]++;
-      return 0;
-    }
-    if (step < 0 && d[i] > '0') {
-      d[i]--;
-      return i == 0 && d[0] == '0' && p > 1 ? -1 : 0;
-    }
-    d[i] = step > 0 ? '0' : '9';
-  }
-  return -1;
-}
-
-/* The shortest digits of finite, positive v: into d (no point, no
- * trailing zeros beyond the first), their count, and *exp, the decimal
- * exponent of the first digit.
- *
- * For a normal value the search starts at the type's DIG (15, float4 6):
- * the DIG-digit grid is more than four times coarser than the value's ulp,
- * so a shorter decimal that reads back, being within half an ulp, is the
- * nearest DIG-digit decimal padded with zeros, and is found there (the
- * zeros are dropped by the caller). Subnormals have fewer bits and start
- * at one digit. */
-static int shortest(double v, int is_float, char *d, int *exp) {
-  int max = is_float ? 9 : 17;
-  int normal = is_float ? v >= 0x1p-126 : v >= 0x1p-1022;
-  for (int p = normal ? (is_float ? 6 : 15) : 1; p <= max; p++) {
-    char buf[48];
-    snprintf(buf, sizeof(buf), "%.*e", p - 1, v);
-    /* buf: "d[.ddd]e[+-]XX" */
-    int n = 0;
-    for (const char *s = buf; *s != 'e'; s++)
-      if (*s != '.')
-        d[n++] = *s;
-    d[n] = '\0';
-    int e = atoi(strchr(buf, 'e') + 1);
-    if (reads_back(d, p, e, is_float, v)) {
-      *exp = e;
-      return p;
-    }
-    for (int step = -1; step <= 1; step += 2) {
-      char alt[24];
-      memcpy(alt, d, (size_t)p + 1);
-      if (step_digits(alt, p, step) == 0 && reads_back(alt, p, e, is_float, v)) {
-        memcpy(d, alt, (size_t)p + 1);
-        *exp = e;
-        return p;
-      }
+      up = 0;
+    } else {
+      d[i] = '0';
     }
   }
-  *exp = 0;
-  return 0; /* not reached: 17 digits always read back */
+  if (up) { /* 9.99 became 10.0 */
+    d[0] = '1';
+    *n = 1;
+    (*x)++;
+  }
+  while (*n > 1 && d[*n - 1] == '0')
+    (*n)--;
 }
 
-static size_t format(double v, int is_float, char *out) {
+static size_t format(double v, int is_float, int efd, char *out) {
   if (isnan(v))
     return (size_t)sprintf(out, "NaN");
   if (isinf(v))
     return (size_t)sprintf(out, v < 0 ? "-Infinity" : "Infinity");
+  int dig = is_float ? 6 : 15;
+  int p = efd > 0 ? 0 : dig + efd < 1 ? 1 : dig + efd;
   char *w = out;
   if (signbit(v))
     *w++ = '-';
@@ -130,37 +127,24 @@ static size_t format(double v, int is_float, char *out) {
     *w = '\0';
     return (size_t)(w - out);
   }
+  double a = fabs(v);
+  if (p != 0 && a < (is_float ? 0x1p-126 : 0x1p-1022))
+    return (size_t)sprintf(out, "%.*g", p, v); /* subnormal */
+  pqs__decimal_t s = is_float ? pqs__shortest_float((float)a)
+                              : pqs__shortest_double(a);
   char d[24];
-  int exp, p = shortest(fabs(v), is_float, d, &exp);
-  while (p > 1 && d[p - 1] == '0') /* 100 comes back as "1" with exp 2 */
-    p--;
-  if (exp < -4 || exp >= (is_float ? 6 : 15)) {
-    *w++ = d[0];
-    if (p > 1) {
-      *w++ = '.';
-      memcpy(w, d + 1, (size_t)p - 1);
-      w += p - 1;
-    }
-    w += sprintf(w, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
-  } else if (exp < 0) {
-    *w++ = '0';
-    *w++ = '.';
-    for (int i = 0; i < -exp - 1; i++)
-      *w++ = '0';
-    memcpy(w, d, (size_t)p);
-    w += p;
-  } else {
-    for (int i = 0; i <= exp; i++)
-      *w++ = i < p ? d[i] : '0';
-    if (p > exp + 1) {
-      *w++ = '.';
-      memcpy(w, d + exp + 1, (size_t)(p - exp - 1));
-      w += p - exp - 1;
-    }
-  }
+  int n = digits_of(s.digits, d);
+  int x = s.exp + n - 1;
+  if (p != 0)
+    round_to(d, &n, p, &x, s.side);
+  w = lay_out(w, d, n, x, p != 0 ? p : dig);
   *w = '\0';
   return (size_t)(w - out);
 }
 
-size_t pqs__float8_text(double v, char *out) { return format(v, 0, out); }
-size_t pqs__float4_text(float v, char *out) { return format(v, 1, out); }
+size_t pqs__float8_text(double v, int efd, char *out) {
+  return format(v, 0, efd, out);
+}
+size_t pqs__float4_text(float v, int efd, char *out) {
+  return format(v, 1, efd, out);
+}

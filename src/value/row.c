@@ -43,6 +43,7 @@ static pqs__schema_t *schema_build(int n,
   schema->names = names;
   schema->types = types;
   schema->binary = 0;
+  schema->text = PQS__TEXT_SETTINGS_DEFAULT;
   schema->json_at = json ? json_at : NULL;
   schema->nfields = n;
   schema->json_how = json_how;
@@ -73,6 +74,7 @@ pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema) {
   if (s == NULL)
     return NULL;
   s->binary = schema->binary;
+  s->text = schema->text;
   if (json) {
     memcpy((int *)s->json_at, schema->json_at, (size_t)s->ncols * sizeof(int));
     s->nfields = schema->nfields;
@@ -87,6 +89,7 @@ pqs__schema_t *pqs__schema_with_json(const pqs__schema_t *schema,
   if (s == NULL)
     return NULL;
   s->binary = schema->binary;
+  s->text = schema->text;
   int *json_at = (int *)s->json_at;
   for (int i = 0; i < s->ncols; i++)
     json_at[i] = server[i] ? s->nfields++ : -1;
@@ -258,7 +261,8 @@ int pqs_row_get_text(const pqs_row_t *row, int col, const char **text,
   if (p == NULL)
     return PQS_ENULL;
   if (row->schema->binary &&
-      (rc = pqs__binary_text(row->arena, row->schema->types[col], &p, &n)) != 0)
+      (rc = pqs__binary_text(row->arena, &row->schema->text,
+                                   row->schema->types[col], &p, &n)) != 0)
     return rc;
   *text = p;
   if (len != NULL)
@@ -569,6 +573,7 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   schema->names = names;
   schema->types = types;
   schema->binary = row->schema->binary;
+  schema->text = row->schema->text;
   schema->json_at = NULL; /* only the columns are copied */
   schema->nfields = n;
   schema->json_how = NULL;

@@ -144,7 +144,10 @@ int pqs_row_array(const pqs_row_t *row, int col, pqs_array_t *out) {
   rc = a->binary ? binary_open(a, out) : text_open(a, out);
   if (rc != 0)
     return rc;
-  a->schema = (pqs__schema_t){1, &a->name, &a->type, a->binary, NULL, 1, NULL, NULL};
+  /* An element's text follows the settings its array's did. */
+  a->schema = (pqs__schema_t){.ncols = 1, .names = &a->name,
+                              .types = &a->type, .binary = a->binary,
+                              .text = row->schema->text, .nfields = 1};
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 
 #include "arena.h"
+#include "binary.h"
 #include "pqstream.h"
 
 /* Column names and types of a result. Built once per query, in one
@@ -14,6 +15,9 @@ typedef struct pqs__schema_s {
   const char *const *names;
   const uint32_t *types;
   int binary; /* the values are in binary (PQS_RESULT_BINARY) */
+  /* The settings the text of a binary value follows; the server's
+   * defaults unless the op that made the schema knew the session's. */
+  pqs__text_settings_t text;
   /* For a JSON Lines consumer (json_plan.c): NULL, or for each column
    * the field of the row that holds the server's to_json() of it, or -1.
    * Those fields come after the columns: a row has nfields values (every

@@ -116,7 +116,10 @@ pqs_stream_t *pt_mem_stream(uv_loop_t *loop, const pt_table_t *t) {
   memsrc_t *m = calloc(1, sizeof(*m));
   ck_assert_ptr_nonnull(m);
   m->t = t;
-  m->schema = (pqs__schema_t){t->ncols, t->names, t->types, 0, NULL, t->ncols, NULL, NULL};
+  m->schema = (pqs__schema_t){.ncols = t->ncols, .names = t->names,
+                              .types = t->types,
+                              .text = PQS__TEXT_SETTINGS_DEFAULT,
+                              .nfields = t->ncols};
   m->cells = calloc(t->ncols ? t->ncols : 1, sizeof(*m->cells));
   uv_timer_init(loop, &m->timer);
   m->timer.data = m;
