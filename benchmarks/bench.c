@@ -104,6 +104,9 @@ static const char bench_usage[] =
     "                         then reads each field through the getter of its\n"
     "                         type; the generated query gets int4 and float8\n"
     "                         columns\n"
+    "      --sink             pqstream's ways write TSV into /dev/null through\n"
+    "                         a sink instead of reading fields (with --binary:\n"
+    "                         each binary value's text made on the client)\n"
     "      --json             machine-readable output\n"
     "The server's CPU per way is read from the backend's /proc/PID/stat when\n"
     "the server runs on this machine, and shown as n/a otherwise.\n";
@@ -126,6 +129,7 @@ int bench_main(int argc, char **argv) {
       {"stages", no_argument, NULL, 's'},
       {"json", no_argument, NULL, 'J'},
       {"binary", no_argument, NULL, 'B'},
+      {"sink", no_argument, NULL, 'S'},
       {"partitions", required_argument, NULL, 'P'},
       {"partition-on", required_argument, NULL, 'O'},
       {"help", no_argument, NULL, 'h'},
@@ -163,6 +167,9 @@ int bench_main(int argc, char **argv) {
       break;
     case 'B':
       b.binary = 1;
+      break;
+    case 'S':
+      b.sink = 1;
       break;
     case 'P':
       b.partitions = atoi(optarg);

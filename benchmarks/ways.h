@@ -43,6 +43,7 @@ typedef struct {
   const char *partition_on; /* its key; "id" */
   int server_cpus;          /* -1: unknown */
   int binary; /* --binary: the binary ways, and typed getters throughout */
+  int sink;   /* --sink: pqstream's ways write TSV to /dev/null instead */
   char *generated;
 } bench_t;
 

@@ -1,8 +1,10 @@
 /* The ways through pqstream: one stream (single-row or COPY source, text
  * or binary), K streams merged, or a partitioned read from a factory. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ways.h"
 
@@ -10,6 +12,7 @@ typedef struct {
   sample_t *s;
   double t0;
   int pending, failed;
+  int fd; /* --sink: /dev/null, closed after the run */
   int ncols;           /* --binary: the columns' types, from on_columns, */
   uint32_t types[128]; /* as a program reading typed values keeps them */
 } live_t;
@@ -87,6 +90,25 @@ static int keep_all(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   return pqs_row_ncols(row) > 0;
 }
 
+/* --sink: the stream written as TSV into /dev/null. */
+static void on_sunk(pqs_sink_t *sink, const pqs_done_t *done, uint64_t bytes,
+                    void *data) {
+  (void)sink;
+  live_t *l = data;
+  l->s->bytes = (double)bytes;
+  l->s->rows = (double)done->rows;
+  st_done(NULL, done, data);
+}
+
+static int sink_start(pqs_stream_t *st, uv_loop_t *loop, live_t *l) {
+  int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  pqs_sink_opts_t so = {.format = PQS_FORMAT_TSV};
+  if (fd < 0 || pqs_sink_fd(st, loop, fd, &so, on_sunk, l) != 0)
+    return -1;
+  l->fd = fd;
+  return 0;
+}
+
 typedef struct {
   pqs_ctx_t *ctx[16];
   int opened, want, failed;
@@ -150,10 +172,17 @@ int bench_run_pqstream(const bench_t *b, int way, sample_t *s) {
                           .on_row = b->binary ? st_typed_row : st_row,
                           .on_done = st_done};
   l.t0 = bench_now();
-  pqs_stream_start(st, &cbs, &l);
+  if (b->sink) {
+    if (sink_start(st, loop, &l) != 0)
+      return -1;
+  } else {
+    pqs_stream_start(st, &cbs, &l);
+  }
   while (l.pending)
     uv_run(loop, UV_RUN_ONCE);
   s->secs = bench_now() - l.t0;
+  if (b->sink)
+    close(l.fd);
   bench_server_cpu_since(s, pids, at, b->jobs);
   for (int i = 0; i < b->jobs; i++)
     pqs_ctx_close(op.ctx[i], NULL);

@@ -227,11 +227,15 @@ PQS_EXTERN int pqs_row_is_null(const pqs_row_t *row, int col);
  * a column out of range, and for a binary value that has no exact text
  * (pqs_row_get_text tells these apart).
  * A binary row gives the very bytes the server's text output would, for
- * the types whose text is exact and independent of session settings:
- * int2, int4, int8, oid, bool, uuid, bytea (hex), numeric, float4 and
- * float8 (shortest round-trip digits, as the server prints them with its
- * default extra_float_digits), text, varchar, bpchar, name, json and
- * jsonb. The others (dates and times follow DateStyle and TimeZone,
+ * the types whose text is exact and follows no setting but those the
+ * context learns: int2, int4, int8, oid, bool, uuid, bytea (hex or
+ * escape, as the session's bytea_output), numeric, float4 and float8 (as
+ * float4out and float8out print them at the session's
+ * extra_float_digits), text, varchar, bpchar, name, json and jsonb. The
+ * context learns those two settings with one query before its first
+ * binary result, and again after a SET, RESET or DISCARD, or the end of
+ * a transaction block they were learned in (a set_config() call in a
+ * query is not seen). The others (dates and times follow DateStyle and TimeZone,
  * intervals IntervalStyle; arrays) have none: NULL, never wrong bytes.
  * The text is made on first use and kept with the row. */
 PQS_EXTERN const char *pqs_row_text(const pqs_row_t *row, int col, size_t *len);

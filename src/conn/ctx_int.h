@@ -79,6 +79,16 @@ typedef enum {
 
 typedef struct pqs__cancel_job_s pqs__cancel_job_t;
 
+/* What a context knows of its session's text settings: UNKNOWN until a
+ * binary result asks (op/settings.c), KNOWN, or KNOWN_IN_TX when learned
+ * inside a transaction block, whose end may undo a SET LOCAL; a tag that
+ * may change them makes them UNKNOWN (op/results.c, pqs__ctx_tag_seen). */
+typedef enum {
+  PQS__TEXT_UNKNOWN,
+  PQS__TEXT_KNOWN,
+  PQS__TEXT_KNOWN_IN_TX
+} pqs__text_known_t;
+
 typedef struct pqs__cancel_s {
   pqs__cancel_state_t state;
   pqs__cancel_job_t *job; /* while SENDING or ENDING */
@@ -109,10 +119,10 @@ struct pqs_ctx_s {
   pqs_close_cb close_cb;
   int handles; /* handles not yet through their close callback */
   pqs__op_t *op;
-  /* The session's settings a binary value's text follows, and what is
-   * known of them (op/settings.c: PQS__TEXT_*; 0 is unknown). */
+  /* The session's settings a binary value's text follows (learned by
+   * op/settings.c), and what is known of them. */
   pqs__text_settings_t text;
-  int text_known;
+  pqs__text_known_t text_known;
   const pqs__owner_vt_t *owner_vt; /* NULL: the context owns conn */
   void *owner;
   PQnoticeReceiver prev_notice; /* restored when the connection leaves */

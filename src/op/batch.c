@@ -129,7 +129,7 @@ static int done_one(pqs__op_t *op, const PGresult *res) {
   if (i < 0 || (size_t)i >= pl->b->n)
     return 0; /* BEGIN or COMMIT */
   const char *tag = PQcmdStatus((PGresult *)res);
-  pqs__settings_seen(op->ctx, tag);
+  pqs__ctx_tag_seen(op->ctx, tag);
   pl->tag_at[i] = pl->tags.len;
   pl->affected[i] = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
   return pqs__buf_append(&pl->tags, tag ? tag : "", strlen(tag ? tag : "") + 1);

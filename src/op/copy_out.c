@@ -249,6 +249,8 @@ static int row_done(pqs__op_t *op) {
  * the connection's encoding is the server's to judge, as in single-row
  * mode: the statement runs so instead. */
 static int copy_send(pqs__op_t *op) {
+  if (op->step == PREPARE && pqs__settings_first(op))
+    return op->kind->send(op);
   if (op->step != COMMAND)
     return pqs__describe_send(op);
   pqs__buf_t text = {0};

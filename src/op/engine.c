@@ -214,7 +214,6 @@ static void op_start(void *src) {
   op->state = PQS__OP_RUNNING;
   if (op->timeout_ms)
     uv_timer_start(&ctx->timer, on_query_timeout, op->timeout_ms, 0);
-  pqs__settings_first(op);
   send_now(op);
 }
 
@@ -439,7 +438,7 @@ int pqs__op_take_common(pqs__op_t *op, PGresult *res, int record) {
       return pqs__op_deliver_columns(op, res); /* a result of no rows */
     return PQS__CONTINUE;
   case PGRES_COMMAND_OK:
-    pqs__settings_seen(op->ctx, PQcmdStatus(res));
+    pqs__ctx_tag_seen(op->ctx, PQcmdStatus(res));
     if (record)
       pqs__op_record_command(op, res);
     return PQS__CONTINUE;

@@ -95,15 +95,22 @@ int pqs__json_tail(const pqs__op_t *op, pqs__buf_t *out);
  * position (and libpq's LINE and caret), which are in pqstream's text. */
 void pqs__op_forget_position(pqs__op_t *op);
 
-/* settings.c. Before an op with binary results first sends: if the
- * session's text settings are not known, a step that asks for them runs
- * first, then the op's kind from its step. */
-void pqs__settings_first(pqs__op_t *op);
-/* A command's tag: forgets the settings if it may have changed them. */
-void pqs__settings_seen(pqs_ctx_t *ctx, const char *tag);
+/* settings.c. A kind whose results may be binary calls it as it sends
+ * its first step: 1 if the session's text settings are not known and the
+ * op has become the settings kind, which asks for them and then hands
+ * the op back to its kind at that step (the caller sends the op's new
+ * step: `return op->kind->send(op)`); else 0. */
+int pqs__settings_first(pqs__op_t *op);
+
 /* A result's columns as a schema, with the settings its binary values'
  * text follows: NULL if out of memory. */
-pqs__schema_t *pqs__op_schema_of(pqs__op_t *op, const PGresult *res);
+static inline pqs__schema_t *pqs__op_schema_of(pqs__op_t *op,
+                                               const PGresult *res) {
+  pqs__schema_t *s = pqs__schema_from_result(res);
+  if (s != NULL)
+    s->text = op->ctx->text;
+  return s;
+}
 
 /* The rows kind for a consumer that writes JSON Lines (rows_json.c). */
 extern const pqs__kind_t pqs__kind_rows_json;

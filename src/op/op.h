@@ -134,6 +134,10 @@ void pqs__op_stop(pqs__op_t *op, int reason);
 int pqs__op_deliver_columns(pqs__op_t *op, const PGresult *res);
 /* A statement's tag and count (and the user's on_statement). */
 void pqs__op_record_command(pqs__op_t *op, PGresult *res);
+/* A command's tag: the session's text settings forgotten if it may have
+ * changed them (SET, RESET, DISCARD; COMMIT or ROLLBACK of the block
+ * they were learned in). */
+void pqs__ctx_tag_seen(pqs_ctx_t *ctx, const char *tag);
 /* The result every kind reads alike: a command's, an empty query's, a
  * COPY nobody asked for (refused), an error. `record`: a command's tag
  * is the op's. Sets op->final. */

@@ -1,6 +1,7 @@
 /* How an op went, as it learns it: the first reason to end early, the
- * server's error or libpq's, a statement's tag. Nothing here acts on the
- * op; the engine and the kinds decide. */
+ * server's error or libpq's, a statement's tag (and what the tag says of
+ * the session's settings). Nothing here acts on the op; the engine and
+ * the kinds decide. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,17 @@ static void record_result_error(pqs__op_t *op, const PGresult *res) {
   if (op->err.message == NULL)
     pqs__op_keep(op, pqs__error_from_result(res, op->ctx->conn, &op->err,
                                             &op->err_strings));
+}
+
+void pqs__ctx_tag_seen(pqs_ctx_t *ctx, const char *tag) {
+  if (tag == NULL)
+    return;
+  if (strcmp(tag, "SET") == 0 || strcmp(tag, "RESET") == 0 ||
+      strncmp(tag, "DISCARD", 7) == 0)
+    ctx->text_known = PQS__TEXT_UNKNOWN;
+  else if (ctx->text_known == PQS__TEXT_KNOWN_IN_TX &&
+           (strcmp(tag, "COMMIT") == 0 || strcmp(tag, "ROLLBACK") == 0))
+    ctx->text_known = PQS__TEXT_UNKNOWN;
 }
 
 void pqs__op_record_command(pqs__op_t *op, PGresult *res) {

@@ -48,7 +48,11 @@ static int deliver_row(pqs__op_t *op, const PGresult *res) {
   return rc == PQS__CONTINUE ? first : rc;
 }
 
-static int rows_send(pqs__op_t *op) { return pqs__rows_send(op, op->sql); }
+static int rows_send(pqs__op_t *op) {
+  if (pqs__settings_first(op))
+    return op->kind->send(op);
+  return pqs__rows_send(op, op->sql);
+}
 
 int pqs__rows_take(pqs__op_t *op, PGresult *res) {
   if (PQresultStatus(res) == PGRES_SINGLE_TUPLE)

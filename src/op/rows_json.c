@@ -19,6 +19,8 @@
 enum { PREPARE, DESCRIBE, COMMAND };
 
 static int json_send(pqs__op_t *op) {
+  if (op->step == PREPARE && pqs__settings_first(op))
+    return op->kind->send(op);
   if (op->step == PREPARE && op->typed != NULL) /* their types, as sent */
     return PQsendPrepare(op->ctx->conn, "", op->sql, op->typed->n,
                          op->typed->types);

@@ -3,20 +3,20 @@
  * extra_float_digits or bytea_output, which float8out, float4out and
  * byteaout follow. A binary result is the only one whose text pqstream
  * writes itself, so the first op with binary results asks for them, as a
- * step of its own before the op's kind begins:
+ * step of its own before the op's kind begins (each kind whose results
+ * may be binary asks, when it sends its first step):
  *
  *   SETTINGS --one row--> the op's own kind and first step
  *
- * They are known until the session may have changed them: a SET, RESET
- * or DISCARD, or the end of a transaction block they were learned in (a
- * SET LOCAL's value ends with it). set_config() in a query is not seen;
- * a SET is, however it came (exec, a batch, a script). */
+ * They are known until the session may have changed them (results.c,
+ * pqs__ctx_tag_seen): a SET, RESET or DISCARD, or the end of a
+ * transaction block they were learned in (a SET LOCAL's value ends with
+ * it). set_config() in a query is not seen; a SET is, however it came
+ * (exec, a batch, a script). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kind.h"
-
-enum { PQS__TEXT_UNKNOWN, PQS__TEXT_KNOWN, PQS__TEXT_KNOWN_IN_TX };
 
 static int settings_send(pqs__op_t *op) {
   return PQsendQueryParams(
@@ -75,30 +75,13 @@ static const pqs__kind_t settings_kind = {
     .free = settings_free,
 };
 
-void pqs__settings_first(pqs__op_t *op) {
+int pqs__settings_first(pqs__op_t *op) {
   if (!op->binary || op->ctx->text_known != PQS__TEXT_UNKNOWN)
-    return;
+    return 0;
   /* The kind's own state (op->k) stays as it is: this kind has none. */
   op->after = op->kind;
   op->after_step = op->step;
   op->kind = &settings_kind;
   op->step = 0;
-}
-
-void pqs__settings_seen(pqs_ctx_t *ctx, const char *tag) {
-  if (tag == NULL)
-    return;
-  if (strcmp(tag, "SET") == 0 || strcmp(tag, "RESET") == 0 ||
-      strncmp(tag, "DISCARD", 7) == 0)
-    ctx->text_known = PQS__TEXT_UNKNOWN;
-  else if (ctx->text_known == PQS__TEXT_KNOWN_IN_TX &&
-           (strcmp(tag, "COMMIT") == 0 || strcmp(tag, "ROLLBACK") == 0))
-    ctx->text_known = PQS__TEXT_UNKNOWN;
-}
-
-pqs__schema_t *pqs__op_schema_of(pqs__op_t *op, const PGresult *res) {
-  pqs__schema_t *s = pqs__schema_from_result(res);
-  if (s != NULL)
-    s->text = op->ctx->text;
-  return s;
+  return 1;
 }
