@@ -875,6 +875,79 @@ PQS_EXTERN int pqs_describe(pqs_ctx_t *ctx, const char *sql, int nparams,
                             pqs_describe_cb cb, void *data);
 
 /* ------------------------------------------------------------------------ */
+/* COPY FROM: rows into a table                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A load: lines written into a table with COPY ... FROM STDIN, all of them
+ * or none. It runs in a transaction of its own (or in the caller's, if
+ * the session is in one: then COMMIT and ROLLBACK are the caller's), and
+ * ends with exactly one on_done. Memory is bounded: what is put and not
+ * yet sent is at most max_pending (and one put) in pqstream and 256 KB in
+ * libpq. */
+typedef struct pqs_copy_in_s pqs_copy_in_t;
+
+typedef struct pqs_copy_in_opts_s {
+  /* PQS_FORMAT_TSV (0: COPY's text format) or PQS_FORMAT_CSV. */
+  pqs_format_t format;
+  /* CSV: the first line is a header, which the server skips. */
+  int header;
+  /* Milliseconds the whole load may take before it is rolled back and
+   * ends with PQS_ETIMEDOUT; 0: the context's query_timeout_ms. */
+  unsigned timeout_ms;
+  /* Bytes put and not yet sent past which pqs_copy_in_put says 1; 0:
+   * 1 MiB. */
+  size_t max_pending;
+} pqs_copy_in_opts_t;
+
+typedef struct pqs_copy_in_cbs_s {
+  /* May be NULL. After pqs_copy_in_put said 1: half of what waited is
+   * sent, and put may go on. From the loop; it may put, end or abort. */
+  void (*on_ready)(pqs_copy_in_t *ci, void *data);
+  /* Once, when the load is over: committed (status 0; done->rows and
+   * done->affected count the rows written, command_tag "COPY n"), or
+   * rolled back, with the server's error (PQS_ESQL; its context names the
+   * line, counted from where the last COPY of the load began: see
+   * pqs_copy_in), PQS_ECANCELED (pqs_copy_in_abort), PQS_ETIMEDOUT,
+   * PQS_ECONNLOST, PQS_ENOMEM. The context is free again (or broken)
+   * before the call, and `ci` is freed when it returns. */
+  void (*on_done)(pqs_copy_in_t *ci, const pqs_done_t *done, void *data);
+} pqs_copy_in_cbs_t;
+
+/* Starts a load into `target`: a table, with its columns if not all of
+ * them ("sales", "public.sales (id, amount)"), as written in SQL after
+ * COPY. The caller then puts lines, ends, and hears on_done. While the
+ * server is silent the load is one COPY; if it speaks mid-COPY (an error,
+ * or only a notice: libpq 15 reads neither until the COPY ends), the COPY
+ * is ended where the lines put so far end and its result read: an error
+ * ends the load at once, without the rest; otherwise the next lines go in
+ * a COPY of their own, in the same transaction (at most one such cut per
+ * 100 ms).
+ * Errors: PQS_EINVAL (NULL arguments, a format other than TSV or CSV),
+ * PQS_ETHREAD, PQS_EBUSY, PQS_EBROKEN, PQS_ESTATE, PQS_ENOMEM; then
+ * nothing started and *out is untouched. From this call on the context is
+ * busy. `target` and `opts` are copied. */
+PQS_EXTERN int pqs_copy_in(pqs_ctx_t *ctx, pqs_copy_in_t **out,
+                           const char *target, const pqs_copy_in_opts_t *opts,
+                           const pqs_copy_in_cbs_t *cbs, void *data);
+
+/* Puts `len` bytes of whole lines (in CSV whole records; the last byte a
+ * newline), copied. Returns 0; 1 when they were taken but more than
+ * max_pending now wait: put no more until on_ready; or PQS_EINVAL (not
+ * ending in a newline), PQS_ESTATE (after pqs_copy_in_end or
+ * pqs_copy_in_abort), PQS_ETHREAD, PQS_ENOMEM (nothing taken). */
+PQS_EXTERN int pqs_copy_in_put(pqs_copy_in_t *ci, const char *data,
+                               size_t len);
+
+/* Everything is put: once it is sent the load commits, and on_done
+ * follows. 0, PQS_ESTATE (already ended or aborted), PQS_ETHREAD. */
+PQS_EXTERN int pqs_copy_in_end(pqs_copy_in_t *ci);
+
+/* Gives the load up, even after pqs_copy_in_end if it is not over yet:
+ * the COPY is failed (the server rolls it back), and on_done follows with
+ * PQS_ECANCELED. 0, PQS_ESTATE (already over or aborted), PQS_ETHREAD. */
+PQS_EXTERN int pqs_copy_in_abort(pqs_copy_in_t *ci);
+
+/* ------------------------------------------------------------------------ */
 /* Typed parameters                                                         */
 /* ------------------------------------------------------------------------ */
 

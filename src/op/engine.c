@@ -537,6 +537,8 @@ void pqs__op_io(pqs_ctx_t *ctx, int status, int events) {
   if (status < 0) {
     mark_lost_by_poll(op, status);
   } else {
+    if (events & UV_READABLE)
+      op->heard = 1;
     if ((events & UV_READABLE) && !PQconsumeInput(ctx->conn))
       mark_lost(op);
     if (op->flushing && !op->lost) {

@@ -69,6 +69,7 @@ typedef struct pqs__kind_s {
 } pqs__kind_t;
 
 /* The kinds, each in its file. */
+extern const pqs__kind_t pqs__kind_copy_in;  /* copy_in.c */
 extern const pqs__kind_t pqs__kind_rows;     /* rows.c */
 extern const pqs__kind_t pqs__kind_copy_out; /* copy_out.c */
 extern const pqs__kind_t pqs__kind_describe; /* describe.c */
@@ -111,6 +112,20 @@ static inline pqs__schema_t *pqs__op_schema_of(pqs__op_t *op,
     s->text = op->ctx->text;
   return s;
 }
+
+/* copy_in.c: a COPY FROM op into `target` ("table" or "table (cols)",
+ * SQL as written), in COPY's text format or CSV (with a header line the
+ * server skips): NEW and unbound, the context busy. 0, PQS_ENOMEM, or
+ * what pqs__op_begin says. */
+int pqs__copy_in_begin(pqs_ctx_t *ctx, const char *target, int csv,
+                       int header, unsigned timeout_ms, size_t max_pending,
+                       pqs__op_t **out);
+/* Whole lines (CSV: whole records) for the op, copied: 0, 1 (taken, but
+ * more than max_pending wait: put no more until k.copy_in.ready), or
+ * PQS_ENOMEM (not taken), PQS_ESTATE (after end). */
+int pqs__copy_in_put(pqs__op_t *op, const char *data, size_t len);
+/* Everything is put: the load commits once it is sent. */
+void pqs__copy_in_end(pqs__op_t *op);
 
 /* The rows kind for a consumer that writes JSON Lines (rows_json.c). */
 extern const pqs__kind_t pqs__kind_rows_json;

@@ -72,6 +72,27 @@ typedef struct pqs__listen_s {
 
 typedef struct pqs__pipeline_s pqs__pipeline_t;
 
+/* The COPY FROM kind's state (copy_in.c). What the producer puts waits in
+ * `pending` until libpq takes it; `inflight` counts what libpq took since
+ * it last had everything out, so that neither grows past its bound. */
+typedef struct pqs__copy_in_s {
+  char *command;        /* COPY ... FROM STDIN, for the first segment */
+  char *again;          /* the same without HEADER, for the next ones */
+  pqs__buf_t pending;   /* put; [0, sent) is already libpq's */
+  size_t sent;
+  size_t cut;           /* a segment ends at this offset, or NO_CUT */
+  size_t inflight;
+  size_t max_pending;
+  uint64_t rows;        /* rows of the segments ended */
+  uint64_t segment_at;  /* loop time the current segment began */
+  int suspect;          /* fact: the server spoke during this segment */
+  int full;             /* fact: a put was told to wait: ready is owed */
+  int ended;            /* fact: the producer has put everything */
+  int began;            /* fact: the BEGIN is ours, so COMMIT or ROLLBACK */
+  int last;             /* fact: the segment being ended is the last */
+  void (*ready)(void *consumer); /* may be NULL */
+} pqs__copy_in_t;
+
 struct pqs__op_s {
   pqs_ctx_t *ctx;
   pqs__op_state_t state;
@@ -86,6 +107,7 @@ struct pqs__op_s {
     pqs__listen_t listen;
     pqs__pipeline_t *batch;
     pqs__buf_t json_sql; /* rows_json.c: the statement as sent, or empty */
+    pqs__copy_in_t copy_in;
   } k;
   int single_row;       /* rows come one result each (single-row mode) */
   int binary;           /* results in binary (PQS_RESULT_BINARY) */
@@ -111,6 +133,8 @@ struct pqs__op_s {
   int lost;     /* fact: the connection died */
   int flushing; /* fact: the step is not all sent yet */
   int final;    /* fact: libpq gave the result that ends the step */
+  int heard;    /* fact: the socket was readable since the kind last
+                   looked (copy_in.c: the server spoke mid-COPY) */
   char *tag;
   uint64_t affected;
   pqs_error_t err; /* err.message is NULL until something explains it */

@@ -1,0 +1,364 @@
+/* The COPY FROM kind: what a producer puts goes into a table with COPY
+ * ... FROM STDIN, all of it or none.
+ *
+ *   START --COPY_IN--> DATA --all sent, PQputCopyEnd--> SEGMENT
+ *   SEGMENT --ok, more to come--> AGAIN --COPY_IN--> DATA
+ *   SEGMENT --ok, the last--> COMMIT --ok--> (done)
+ *   DATA --stop, timeout, the producer gave up: PQputCopyEnd(why)--> FAIL
+ *   START | AGAIN | SEGMENT | FAIL | COMMIT --failed--> ROLLBACK --> (done)
+ *
+ * The load runs in a transaction (BEGIN sent with the first COPY, unless
+ * the session is in one of the caller's: then that one holds it, and
+ * COMMIT and ROLLBACK are the caller's), so it can be cut into segments,
+ * each a COPY of its own: libpq 15 reads nothing the server says during
+ * COPY IN (an error waits unread behind its COPY_IN state until
+ * PQputCopyEnd), so when the socket speaks mid-COPY (an error, or only a
+ * notice) the segment is ended where the data put so far ends, and its
+ * result says which. An error then ends the load without the rest of the
+ * source; a notice costs one more COPY. At most one segment ends per
+ * PQS__SEGMENT_MS, so a trigger's notices cannot turn every row into a
+ * round trip.
+ *
+ * Bounded memory: `pending` holds what was put and not yet given to libpq
+ * (a put past max_pending is told to wait, and `ready` comes when half is
+ * gone), and libpq is given at most PQS__INFLIGHT bytes it has not yet
+ * sent: non-blocking PQputCopyData would grow its buffer without end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "kind.h"
+
+enum { START, DATA, SEGMENT, AGAIN, FAIL, COMMIT, ROLLBACK };
+
+#define NO_CUT ((size_t)-1)
+#define PQS__INFLIGHT (256 * 1024)
+#define PQS__PIECE (64 * 1024)
+#define PQS__SEGMENT_MS 100
+
+static const char *why_stopped(const pqs__op_t *op) {
+  switch (op->status) {
+  case PQS_ETIMEDOUT:
+    return "pqstream: the load timed out";
+  case PQS_ECANCELED:
+  case 0:
+    return "pqstream: the load was stopped";
+  default:
+    return "pqstream: the load's producer failed";
+  }
+}
+
+/* ---- sending ---- */
+
+static int send_sql(pqs__op_t *op, const char *sql) {
+  return PQsendQuery(op->ctx->conn, sql);
+}
+
+static int copy_in_send(pqs__op_t *op) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  switch (op->step) {
+  case START:
+    k->segment_at = uv_now(op->ctx->loop);
+    return send_sql(op, k->command);
+  case AGAIN:
+    k->segment_at = uv_now(op->ctx->loop);
+    k->suspect = 0;
+    return send_sql(op, k->again);
+  case COMMIT:
+    return send_sql(op, "COMMIT");
+  default: /* ROLLBACK */
+    return send_sql(op, "ROLLBACK");
+  }
+}
+
+/* What libpq holds goes out; 0, or PQS__WAIT with the op watching the
+ * socket for writing, or PQS__RESULTS if the connection failed. */
+static int flush(pqs__op_t *op) {
+  int rc = PQflush(op->ctx->conn);
+  if (rc < 0)
+    return PQS__RESULTS; /* PQgetResult says what went */
+  op->flushing = rc == 1;
+  pqs__op_watch(op);
+  if (rc == 0)
+    op->k.copy_in.inflight = 0;
+  return rc == 1 ? PQS__WAIT : 0;
+}
+
+/* DATA -> SEGMENT (why NULL: all of it is sent) or FAIL (why: the server
+ * rolls the COPY back). Its results are read next; a PQputCopyEnd that
+ * found no memory leaves libpq in COPY_IN, whose result is then refused
+ * as any unasked COPY is (engine.c), which fails it too. */
+static int end_copy(pqs__op_t *op, const char *why) {
+  op->step = why ? FAIL : SEGMENT;
+  op->final = 0;
+  if (PQputCopyEnd(op->ctx->conn, why) == 0)
+    pqs__op_note(op, PQS_ENOMEM);
+  flush(op);
+  return PQS__RESULTS;
+}
+
+/* Drops what libpq has taken, once it is most of the buffer. */
+static void compact(pqs__copy_in_t *k) {
+  if (k->sent < k->pending.len / 2 && k->sent < PQS__PIECE)
+    return;
+  memmove(k->pending.data, k->pending.data + k->sent, k->pending.len - k->sent);
+  k->pending.len -= k->sent;
+  if (k->cut != NO_CUT)
+    k->cut -= k->sent;
+  k->sent = 0;
+}
+
+/* The producer may put again once half of what it may hold is gone. */
+static void maybe_ready(pqs__op_t *op) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  if (!k->full || k->pending.len - k->sent > k->max_pending / 2)
+    return;
+  k->full = 0;
+  if (k->ready != NULL)
+    k->ready(op->consumer);
+}
+
+/* The server spoke: this segment ends where the data put so far ends, as
+ * soon as the last one is PQS__SEGMENT_MS old. */
+static void heard(pqs__op_t *op) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  op->heard = 0;
+  PQisBusy(op->ctx->conn); /* notices are parsed (and handed on) */
+  k->suspect = 1;
+}
+
+static int cut_now(pqs__op_t *op) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  if (!k->suspect || k->cut != NO_CUT)
+    return 0;
+  uint64_t now = uv_now(op->ctx->loop);
+  if (now < k->segment_at + PQS__SEGMENT_MS) {
+    pqs__ctx_defer_ms(op->ctx,
+                      (unsigned)(k->segment_at + PQS__SEGMENT_MS - now));
+    return 0;
+  }
+  k->cut = k->pending.len;
+  return 1;
+}
+
+/* DATA: what was put goes to libpq, a piece at a time. */
+static int write_data(pqs__op_t *op) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  PGconn *conn = op->ctx->conn;
+  if (op->lost)
+    return PQS__RESULTS;
+  if (op->heard)
+    heard(op);
+  cut_now(op);
+  for (;;) {
+    size_t end = k->cut != NO_CUT ? k->cut : k->pending.len;
+    while (k->sent < end) {
+      size_t n = end - k->sent < PQS__PIECE ? end - k->sent : PQS__PIECE;
+      int rc = PQputCopyData(conn, k->pending.data + k->sent, (int)n);
+      if (rc < 0)
+        return PQS__RESULTS;
+      if (rc == 0) /* libpq could not grow its buffer: let it drain */
+        return flush(op) == 0 ? PQS__CONTINUE : PQS__WAIT;
+      k->sent += n;
+      k->inflight += n;
+      if (k->inflight >= PQS__INFLIGHT && (rc = flush(op)) != 0)
+        return rc;
+    }
+    compact(k);
+    int at_cut = k->cut != NO_CUT && k->sent == k->cut;
+    if (at_cut || (k->ended && k->sent == k->pending.len)) {
+      int rc = flush(op); /* the segment's data out before its end */
+      if (rc != 0)
+        return rc;
+      k->last = k->ended && k->sent == k->pending.len;
+      return end_copy(op, NULL);
+    }
+    size_t before = k->pending.len;
+    maybe_ready(op); /* the producer may put more, end or stop right here */
+    if (op->state != PQS__OP_RUNNING || op->step != DATA)
+      return PQS__CONTINUE;
+    if (k->pending.len == before && !k->ended)
+      break;
+  }
+  int rc = flush(op);
+  return rc == 0 ? PQS__WAIT : rc;
+}
+
+static int copy_in_pump(pqs__op_t *op) {
+  if (op->step != DATA)
+    return PQS__RESULTS;
+  return write_data(op);
+}
+
+/* ---- results ---- */
+
+/* COPY_IN: DATA begins, unless the op is being stopped. */
+static int copy_started(pqs__op_t *op) {
+  op->final = 1;
+  if (op->state == PQS__OP_STOPPING) {
+    end_copy(op, why_stopped(op));
+    return PQS__CONTINUE;
+  }
+  op->step = DATA;
+  op->heard = 0; /* what brought the COPY_IN was not said during it */
+  return PQS__CONTINUE;
+}
+
+static int copy_in_take(pqs__op_t *op, PGresult *res) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  ExecStatusType st = PQresultStatus(res);
+  if (st == PGRES_COPY_IN && (op->step == START || op->step == AGAIN))
+    return copy_started(op);
+  if (st == PGRES_COMMAND_OK && op->step == START)
+    return PQS__CONTINUE; /* the BEGIN; the COPY's result follows */
+  if (st == PGRES_COMMAND_OK && op->step == SEGMENT) {
+    k->rows += strtoull(PQcmdTuples(res), NULL, 10);
+    op->final = 1;
+    return PQS__CONTINUE;
+  }
+  return pqs__op_take_common(op, res, 0);
+}
+
+/* The load's own tag and count, once it is committed. */
+static void done_ok(pqs__op_t *op) {
+  char tag[40];
+  snprintf(tag, sizeof(tag), "COPY %llu",
+           (unsigned long long)op->k.copy_in.rows);
+  pqs__free(op->tag);
+  if ((op->tag = pqs__strdup(tag)) == NULL)
+    pqs__op_note(op, PQS_ENOMEM);
+  op->rows = op->affected = op->k.copy_in.rows;
+}
+
+static pqs__next_t copy_in_next(pqs__op_t *op) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  int ok = pqs__op_step_ok(op) && op->state == PQS__OP_RUNNING;
+  int alive = !pqs__op_broken(op);
+  if (op->step == COMMIT || op->step == ROLLBACK) {
+    if (op->step == COMMIT && ok)
+      done_ok(op);
+    return PQS__NEXT_END;
+  }
+  if (ok && op->step == SEGMENT) {
+    k->cut = NO_CUT;
+    if (!k->last) {
+      op->step = AGAIN;
+      return PQS__NEXT_SEND;
+    }
+    if (!k->began) {
+      done_ok(op);
+      return PQS__NEXT_END;
+    }
+    op->step = COMMIT;
+    return PQS__NEXT_SEND;
+  }
+  /* Failed, or stopped: nothing of it stays. */
+  if (k->began && alive) {
+    op->step = ROLLBACK;
+    return PQS__NEXT_SEND;
+  }
+  return PQS__NEXT_END;
+}
+
+/* ---- stopping ---- */
+
+/* DATA ends its own way: the COPY fails with why, and is rolled back. */
+static int copy_in_stop(pqs__op_t *op) {
+  if (op->step != DATA || op->lost)
+    return 0;
+  end_copy(op, why_stopped(op));
+  pqs__ctx_defer(op->ctx);
+  return 1;
+}
+
+/* A cancel helps while the server runs a statement of ours; a COPY that
+ * failed, or a ROLLBACK, ends by itself. */
+static int copy_in_cancellable(const pqs__op_t *op) {
+  return op->step != FAIL && op->step != ROLLBACK;
+}
+
+/* libpq 15, out of memory for the CopyInResponse, says it is busy. */
+static pqs__busy_t copy_in_busy(pqs__op_t *op) {
+  return op->step == START || op->step == AGAIN ? PQS__BUSY_PROBE
+                                                : PQS__BUSY_WAIT;
+}
+
+static void copy_in_free(pqs__op_t *op) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  pqs__free(k->command);
+  pqs__free(k->again);
+  pqs__buf_free(&k->pending);
+}
+
+const pqs__kind_t pqs__kind_copy_in = {
+    .name = "copy_in",
+    .send = copy_in_send,
+    .pump = copy_in_pump,
+    .take = copy_in_take,
+    .next = copy_in_next,
+    .busy = copy_in_busy,
+    .stop = copy_in_stop,
+    .cancellable = copy_in_cancellable,
+    .free = copy_in_free,
+};
+
+/* ---- the producer's side ---- */
+
+/* "COPY target FROM STDIN" and its options; the first with HEADER. */
+static int commands(pqs__copy_in_t *k, const char *target, int csv,
+                    int header, int begin) {
+  const char *opts = !csv ? "" : header ? " (FORMAT csv, HEADER true)"
+                                        : " (FORMAT csv)";
+  const char *again = csv ? " (FORMAT csv)" : "";
+  size_t n = strlen(target) + 64;
+  k->command = pqs__malloc(n);
+  k->again = pqs__malloc(n);
+  if (k->command == NULL || k->again == NULL)
+    return PQS_ENOMEM;
+  snprintf(k->command, n, "%sCOPY %s FROM STDIN%s", begin ? "BEGIN;" : "",
+           target, opts);
+  snprintf(k->again, n, "COPY %s FROM STDIN%s", target, again);
+  return 0;
+}
+
+int pqs__copy_in_begin(pqs_ctx_t *ctx, const char *target, int csv,
+                       int header, unsigned timeout_ms, size_t max_pending,
+                       pqs__op_t **out) {
+  pqs_query_opts_t qo = {.timeout_ms = timeout_ms};
+  pqs__op_t *op;
+  int rc = pqs__op_begin(ctx, &pqs__kind_copy_in, "", 0, NULL, &qo, 0, &op);
+  if (rc != 0)
+    return rc;
+  pqs__copy_in_t *k = &op->k.copy_in;
+  k->cut = NO_CUT;
+  k->max_pending = max_pending;
+  k->began = PQtransactionStatus(ctx->conn) == PQTRANS_IDLE;
+  if ((rc = commands(k, target, csv, header, k->began)) != 0) {
+    pqs__op_source.discard(op);
+    return rc;
+  }
+  *out = op;
+  return 0;
+}
+
+int pqs__copy_in_put(pqs__op_t *op, const char *data, size_t len) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  if (k->ended)
+    return PQS_ESTATE;
+  int rc = pqs__buf_append(&k->pending, data, len);
+  if (rc != 0)
+    return rc;
+  if (op->step == DATA)
+    pqs__ctx_defer(op->ctx);
+  if (k->pending.len - k->sent <= k->max_pending)
+    return 0;
+  k->full = 1;
+  return 1;
+}
+
+void pqs__copy_in_end(pqs__op_t *op) {
+  op->k.copy_in.ended = 1;
+  if (op->step == DATA)
+    pqs__ctx_defer(op->ctx);
+}
