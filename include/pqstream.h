@@ -947,6 +947,47 @@ PQS_EXTERN int pqs_copy_in_end(pqs_copy_in_t *ci);
  * PQS_ECANCELED. 0, PQS_ESTATE (already over or aborted), PQS_ETHREAD. */
 PQS_EXTERN int pqs_copy_in_abort(pqs_copy_in_t *ci);
 
+/* A stream written into a table on another context: the stream's rows go
+ * into a load (pqs_copy_in) as COPY's text lines. */
+typedef struct pqs_into_s pqs_into_t;
+
+/* Which side ended a pipe early. */
+typedef enum {
+  PQS_SIDE_NONE = 0,   /* neither: it committed, or pqs_into_stop */
+  PQS_SIDE_SOURCE = 1, /* the stream failed: the load was rolled back */
+  PQS_SIDE_TARGET = 2  /* the load failed: the stream's query cancelled */
+} pqs_side_t;
+
+/* Called once, when both sides are over: `done` is the load's on
+ * success (rows written, command_tag "COPY n"), else the first failure,
+ * from `side` (the other side's ending because of it is not reported).
+ * `in` is freed when it returns. */
+typedef void (*pqs_into_cb)(pqs_into_t *in, const pqs_done_t *done,
+                            pqs_side_t side, void *data);
+
+/* Starts unstarted stream `s` (a query, after any stages, a merge, a
+ * partitioned read) and writes its rows into `table` on `target` ("t"
+ * or "t (a, b)", as for pqs_copy_in), at the slower side's pace: the
+ * stream pauses while the load holds max_pending bytes it could not
+ * send. The lines are the server's own where a COPY source sends them
+ * and no stage changes rows, else formatted as COPY's text format
+ * writes them; a binary stream needs exact text for every column (see
+ * pqs_row_text), or it ends before the first row with PQS_ETYPE. `opts`
+ * as for pqs_copy_in (format must be TSV; header is not read); may be
+ * NULL. `*out`, if `out` is not NULL, may be passed to pqs_into_stop
+ * until the callback. Errors: PQS_EINVAL, PQS_ESTATE (the stream
+ * started or held), PQS_ESAMECTX (the stream's own context), the errors
+ * of pqs_copy_in on `target`; then nothing started. */
+PQS_EXTERN int pqs_stream_into(pqs_stream_t *s, pqs_ctx_t *target,
+                               const char *table,
+                               const pqs_copy_in_opts_t *opts,
+                               pqs_into_cb cb, void *data, pqs_into_t **out);
+
+/* Ends a pipe early: the stream's query is cancelled, the load rolled
+ * back, and the callback says PQS_ECANCELED (side PQS_SIDE_NONE). 0, or
+ * PQS_ESTATE if its end is already decided. */
+PQS_EXTERN int pqs_into_stop(pqs_into_t *in);
+
 /* ------------------------------------------------------------------------ */
 /* Typed parameters                                                         */
 /* ------------------------------------------------------------------------ */

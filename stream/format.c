@@ -1,5 +1,7 @@
 /* Rows as bytes, one home for the sinks and for programs that frame rows
  * themselves (pqs_formatter_t): the same function writes both. */
+#include <stdio.h>
+
 #include "format.h"
 #include "../src/core.h"
 #include "stream_int.h"
@@ -16,6 +18,25 @@ int pqs__format_row(pqs__buf_t *out, pqs_format_t format,
   default:
     return pqs__text_row(out, row);
   }
+}
+
+int pqs__format_check_text(pqs_format_t format, const pqs_row_t *cols,
+                           char *why, size_t size) {
+  if (!cols->schema->binary)
+    return 0;
+  const int *json_at = cols->schema->json_at;
+  for (int i = 0; i < cols->schema->ncols; i++) {
+    uint32_t type = cols->schema->types[i];
+    if (pqs__binary_has_text(type) ||
+        (format == PQS_FORMAT_JSONL && json_at != NULL && json_at[i] >= 0))
+      continue;
+    snprintf(why, size,
+             "column \"%s\" (type oid %u) has no exact text in a binary "
+             "result: ask for text results to write it",
+             cols->schema->names[i], (unsigned)type);
+    return PQS_ETYPE;
+  }
+  return 0;
 }
 
 int pqs__format_header(pqs__buf_t *out, pqs_format_t format,

@@ -21,6 +21,11 @@ int pqs__jsonl_row(pqs__buf_t *out, const pqs_row_t *row);
 /* One row in `format`, as a sink writes it (format.c): a COPY row's own
  * line when it came in that format, else formatted. Hot path. */
 int pqs__format_row(pqs__buf_t *out, pqs_format_t format, const pqs_row_t *row);
+/* A binary stream's columns must all have exact text in `format`, or
+ * not one row is written: 0, or PQS_ETYPE with `why` naming the column.
+ * (JSON the server writes for a column needs none.) */
+int pqs__format_check_text(pqs_format_t format, const pqs_row_t *cols,
+                           char *why, size_t size);
 /* The header line of csv and tsv; nothing for jsonl. */
 int pqs__format_header(pqs__buf_t *out, pqs_format_t format,
                        const pqs_row_t *cols);

@@ -213,27 +213,14 @@ static void on_flush(uv_prepare_t *p) { send_current(p->data); }
 
 /* ---- the stream's consumer ---- */
 
-/* A binary stream's columns must all have exact text, or not one row is
- * written: refused here, before the first, naming the column. (JSON the
- * server writes for a column needs none.) */
+/* Not one row is written unless every column has exact text. */
 static int check_text(pqs_sink_t *k, const pqs_row_t *cols) {
-  if (!cols->schema->binary)
-    return 0;
-  const int *json_at = cols->schema->json_at;
-  for (int i = 0; i < cols->schema->ncols; i++) {
-    uint32_t type = cols->schema->types[i];
-    if (pqs__binary_has_text(type) ||
-        (k->format == PQS_FORMAT_JSONL && json_at != NULL && json_at[i] >= 0))
-      continue;
-    snprintf(k->why, sizeof(k->why),
-             "column \"%s\" (type oid %u) has no exact text in a binary "
-             "result: ask for text results to write it",
-             cols->schema->names[i], (unsigned)type);
+  int rc = pqs__format_check_text(k->format, cols, k->why, sizeof(k->why));
+  if (rc != 0) {
     k->why_err = (pqs_error_t){.message = k->why};
-    k->write_err = PQS_ETYPE;
-    return PQS_ETYPE;
+    k->write_err = rc;
   }
-  return 0;
+  return rc;
 }
 
 static int sink_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {

@@ -151,19 +151,24 @@ static int write_data(pqs__op_t *op) {
   if (op->heard)
     heard(op);
   cut_now(op);
+  compact(k);
   for (;;) {
     size_t end = k->cut != NO_CUT ? k->cut : k->pending.len;
     while (k->sent < end) {
+      /* libpq gets more only once what it has is out. */
+      int rc = op->flushing ? PQS__WAIT
+               : k->inflight >= PQS__INFLIGHT ? flush(op)
+                                               : 0;
+      if (rc != 0)
+        return rc;
       size_t n = end - k->sent < PQS__PIECE ? end - k->sent : PQS__PIECE;
-      int rc = PQputCopyData(conn, k->pending.data + k->sent, (int)n);
+      rc = PQputCopyData(conn, k->pending.data + k->sent, (int)n);
       if (rc < 0)
         return PQS__RESULTS;
       if (rc == 0) /* libpq could not grow its buffer: let it drain */
         return flush(op) == 0 ? PQS__CONTINUE : PQS__WAIT;
       k->sent += n;
       k->inflight += n;
-      if (k->inflight >= PQS__INFLIGHT && (rc = flush(op)) != 0)
-        return rc;
     }
     compact(k);
     int at_cut = k->cut != NO_CUT && k->sent == k->cut;
@@ -346,6 +351,7 @@ int pqs__copy_in_put(pqs__op_t *op, const char *data, size_t len) {
   pqs__copy_in_t *k = &op->k.copy_in;
   if (k->ended)
     return PQS_ESTATE;
+  compact(k); /* what libpq took makes room */
   int rc = pqs__buf_append(&k->pending, data, len);
   if (rc != 0)
     return rc;

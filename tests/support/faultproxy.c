@@ -94,7 +94,7 @@ static int may_read(pair_t *c, uv_stream_t *from) {
     return 0;
   if (downstream)
     return f != PT_STALL_DOWN && f != PT_TRICKLE;
-  return f != PT_STALL_UP;
+  return f != PT_STALL_UP && f != PT_SLOW_UP;
 }
 
 static void apply(pair_t *c) {
@@ -148,22 +148,27 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   apply(c);
 }
 
-/* TRICKLE: one byte from the server every tick, read without libuv. */
+/* TRICKLE: one byte from the server every tick; SLOW_UP: 4 KB from the
+ * client every tick; read without libuv. */
 static void on_trickle(uv_timer_t *t) {
   pt_proxy_t *p = t->data;
-  if (p->fault != PT_TRICKLE)
+  if (p->fault != PT_TRICKLE && p->fault != PT_SLOW_UP)
     return;
+  int up = p->fault == PT_SLOW_UP;
+  size_t size = up ? 4096 : 1;
   for (pair_t *c = p->pairs; c; c = c->next) {
+    uv_stream_t *from = up ? (uv_stream_t *)&c->down : (uv_stream_t *)&c->up;
+    uv_stream_t *to = up ? (uv_stream_t *)&c->up : (uv_stream_t *)&c->down;
     if (c->closing || !c->up_connected ||
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->down) > 0)
+        uv_stream_get_write_queue_size(to) > 0)
       continue;
     uv_os_fd_t fd;
-    uv_fileno((uv_handle_t *)&c->up, &fd);
-    char *b = malloc(1);
+    uv_fileno((uv_handle_t *)from, &fd);
+    char *b = malloc(size);
     ck_assert_ptr_nonnull(b);
-    ssize_t n = recv(fd, b, 1, MSG_DONTWAIT);
-    if (n == 1)
-      forward(c, (uv_stream_t *)&c->down, b, 1);
+    ssize_t n = recv(fd, b, size, MSG_DONTWAIT);
+    if (n > 0)
+      forward(c, to, b, (size_t)n);
     else
       free(b);
   }

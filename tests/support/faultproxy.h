@@ -15,6 +15,8 @@ typedef enum {
   PT_STALL_BOTH,  /* nothing moves, on open connections and new ones: a
                      new connection is accepted and never answered */
   PT_TRICKLE,     /* server -> client one byte every millisecond */
+  PT_SLOW_UP,     /* client -> server 4 KB every millisecond (a slow
+                     target: the client's writes back up) */
   PT_SILENT       /* new connections are accepted and never answered;
                      open ones forward */
 } pt_fault_t;
