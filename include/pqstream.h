@@ -908,8 +908,12 @@ typedef struct pqs_copy_in_cbs_s {
    * rolled back, with the server's error (PQS_ESQL; its context names the
    * line, counted from where the last COPY of the load began: see
    * pqs_copy_in), PQS_ECANCELED (pqs_copy_in_abort), PQS_ETIMEDOUT,
-   * PQS_ECONNLOST, PQS_ENOMEM. The context is free again (or broken)
-   * before the call, and `ci` is freed when it returns. */
+   * PQS_ECONNLOST, PQS_ENOMEM. One case is neither: a COMMIT the server
+   * got whose answer was lost (the connection, or libpq out of memory
+   * for the result) ends with that error and the message "... whether it
+   * committed is unknown", as for any transaction. The context is free
+   * again (or broken) before the call, and `ci` is freed when it
+   * returns. */
   void (*on_done)(pqs_copy_in_t *ci, const pqs_done_t *done, void *data);
 } pqs_copy_in_cbs_t;
 

@@ -28,7 +28,8 @@ struct pqs_into_s {
   pqs_done_t done;
   pqs_error_t err;
   char *err_strings;
-  char *tag;
+  char tag[32]; /* "COPY n": kept without allocating, for a pipe that
+                   committed must not end in a failure to allocate */
   char why[256];
 };
 
@@ -42,10 +43,10 @@ static void decide(pqs_into_t *in, const pqs_done_t *done, pqs_side_t side) {
   in->done = *done;
   in->done.error = NULL;
   in->done.command_tag = NULL;
-  if (done->command_tag != NULL &&
-      (in->tag = pqs__strdup(done->command_tag)) == NULL)
-    in->done.status = PQS_ENOMEM;
-  in->done.command_tag = in->tag;
+  if (done->command_tag != NULL) {
+    snprintf(in->tag, sizeof(in->tag), "%s", done->command_tag);
+    in->done.command_tag = in->tag;
+  }
   if (done->error != NULL &&
       pqs__error_copy(&in->err, &in->err_strings, done->error, NULL) == 0)
     in->done.error = &in->err;
@@ -64,7 +65,6 @@ static void finish(pqs_into_t *in) {
     in->cb(in, &in->done, in->side, in->data);
   pqs__buf_free(&in->buf);
   pqs__free(in->err_strings);
-  pqs__free(in->tag);
   pqs__free(in);
 }
 

@@ -42,6 +42,7 @@ s_lib() { "$@" "$scen" lib "$conn" >"$work/out"; }
 s_lib_copy() { "$@" "$scen" lib-copy "$conn" >"$work/out"; }
 s_lib_binary() { "$@" "$scen" lib-binary "$conn" >"$work/out"; }
 s_batch() { "$@" "$scen" batch "$conn" >"$work/out"; }
+s_copy_in() { "$@" "$scen" copy-in "$conn" >"$work/out"; }
 s_factory() { "$@" "$scen" factory "$conn" >"$work/out"; }
 s_merge() { "$@" "$scen" merge "$conn" >"$work/out"; }
 s_tool_tsv() {
@@ -64,7 +65,7 @@ s_tool_merge() {
     -c "$(q 3)" >"$work/out"
 }
 # The tool reads through the COPY source, so its scenarios cover COPY too.
-scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch factory merge tool_tsv tool_csv_pipe tool_error tool_merge"}
+scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge"}
 
 # The library a frame of a report belongs to ("libpq", "libuv", ...).
 lib_of() { sed -n 's|.*/\(lib[a-z0-9_]*\)[.-].*|\1|p' | head -1; }

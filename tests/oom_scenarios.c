@@ -1,7 +1,8 @@
 /* Scenarios for the whole-process allocation-failure harness
  * (tests/oom_harness.sh runs them under tests/support/oomshim.c).
  *
- *   oom_scenario lib|lib-copy|lib-binary|factory|merge|batch CONNINFO
+ *   oom_scenario lib|lib-copy|lib-binary|factory|merge|batch|copy-in
+ *     CONNINFO
  *     (lib-copy: lib over the COPY source; lib-binary: over binary COPY,
  *     each row's text made too)
  *   oom_scenario abandon CONNINFO  (needs the shim: fails everything from
@@ -346,10 +347,102 @@ static void abandon(void) {
   end_loop(loop);
 }
 
+/* ---- COPY FROM: a load the scenario puts, then a stream piped in ---- */
+
+typedef struct {
+  int calls, status;
+  uint64_t rows;
+  pqs_side_t side;
+  char message[256];
+} loaded_t;
+
+static void on_loaded(pqs_copy_in_t *ci, const pqs_done_t *done, void *data) {
+  (void)ci;
+  loaded_t *l = data;
+  l->calls++;
+  l->status = done->status;
+  l->rows = done->rows;
+  if (done->error)
+    snprintf(l->message, sizeof(l->message), "%s", done->error->message);
+}
+
+static void on_piped(pqs_into_t *in, const pqs_done_t *done, pqs_side_t side,
+                     void *data) {
+  loaded_t *l = data;
+  l->side = side;
+  on_loaded(NULL, done, data);
+  (void)in;
+}
+
+/* What the table holds must be all of a load that succeeded, and none of
+ * one that failed. */
+static void check_table(uv_loop_t *loop, pqs_ctx_t *ctx, const loaded_t *l,
+                        int64_t want_sum, const char *what) {
+  run_t c = {0};
+  run(loop, query(ctx, "SELECT coalesce(sum(x), 0)::int8 FROM oom_c"), &c);
+  if (c.status != 0)
+    failed("sum", c.status, NULL);
+  if (l->status == 0 && c.sum != want_sum)
+    broken("a load reported as done that is not all there", 0);
+  if (l->status != 0 && c.sum != 0 &&
+      strstr(l->message, "whether it committed is unknown") == NULL)
+    broken("a load that failed left rows behind", l->status);
+  if (l->status != 0)
+    failed(what, l->status, NULL);
+}
+
+static void copy_in(void) {
+  uv_loop_t *loop = new_loop();
+  pqs_ctx_t *ctx = open_ctx(loop), *src = open_ctx(loop);
+  run_t t = {0};
+  run(loop, query(ctx, "CREATE TEMP TABLE oom_c (x int8)"), &t);
+  if (t.status != 0)
+    failed("create", t.status, NULL);
+  loaded_t l = {0};
+  pqs_copy_in_t *ci;
+  pqs_copy_in_cbs_t cbs = {.on_done = on_loaded};
+  int rc = pqs_copy_in(ctx, &ci, "oom_c", NULL, &cbs, &l);
+  if (rc != 0)
+    failed("copy in", rc, NULL);
+  char line[32];
+  for (int i = 1; i <= 300 && rc >= 0; i++) {
+    snprintf(line, sizeof(line), "%d\n", i);
+    rc = pqs_copy_in_put(ci, line, strlen(line));
+  }
+  if (rc >= 0)
+    pqs_copy_in_end(ci);
+  else if (pqs_copy_in_abort(ci) != 0)
+    broken("a load that could not take a line could not be aborted", rc);
+  while (l.calls == 0 && uv_run(loop, UV_RUN_ONCE))
+    ;
+  if (l.calls != 1)
+    broken("a load did not call back exactly once", l.calls);
+  check_table(loop, ctx, &l, 300 * 301 / 2, "copy in");
+  run_t u = {0};
+  run(loop, query(ctx, "TRUNCATE oom_c"), &u);
+  if (u.status != 0)
+    failed("truncate", u.status, NULL);
+  loaded_t p = {0};
+  pqs_stream_t *s = query(src, "SELECT g::int8 FROM generate_series(1, 300) g");
+  rc = pqs_stream_into(s, ctx, "oom_c", NULL, on_piped, &p, NULL);
+  if (rc != 0)
+    failed("into", rc, NULL);
+  while (p.calls == 0 && uv_run(loop, UV_RUN_ONCE))
+    ;
+  if (p.calls != 1)
+    broken("a pipe did not call back exactly once", p.calls);
+  check_table(loop, ctx, &p, 300 * 301 / 2, "into");
+  printf("loaded 300 rows, then piped %llu\n", (unsigned long long)p.rows);
+  pqs_ctx_close(ctx, NULL);
+  pqs_ctx_close(src, NULL);
+  end_loop(loop);
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr,
-            "usage: %s lib|lib-copy|lib-binary|batch|factory|merge|abandon "
+            "usage: %s lib|lib-copy|lib-binary|batch|copy-in|factory|merge|"
+            "abandon "
             "CONNINFO\n",
             argv[0]);
     return 2;
@@ -367,6 +460,8 @@ int main(int argc, char **argv) {
     merge();
   else if (strcmp(argv[1], "batch") == 0)
     batch();
+  else if (strcmp(argv[1], "copy-in") == 0)
+    copy_in();
   else if (strcmp(argv[1], "abandon") == 0)
     abandon();
   else

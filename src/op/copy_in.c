@@ -36,6 +36,7 @@ enum { START, DATA, SEGMENT, AGAIN, FAIL, COMMIT, ROLLBACK };
 #define PQS__INFLIGHT (256 * 1024)
 #define PQS__PIECE (64 * 1024)
 #define PQS__SEGMENT_MS 100
+#define PQS__TAG_ROOM 32 /* "COPY " and a 64-bit count */
 
 static const char *why_stopped(const pqs__op_t *op) {
   switch (op->status) {
@@ -225,15 +226,25 @@ static int copy_in_take(pqs__op_t *op, PGresult *res) {
   return pqs__op_take_common(op, res, 0);
 }
 
-/* The load's own tag and count, once it is committed. */
+/* The load's own tag and count, once it is committed: into the tag's
+ * room, taken when it began, for a committed load must not end in a
+ * failure to allocate. */
 static void done_ok(pqs__op_t *op) {
-  char tag[40];
-  snprintf(tag, sizeof(tag), "COPY %llu",
-           (unsigned long long)op->k.copy_in.rows);
+  pqs__copy_in_t *k = &op->k.copy_in;
+  snprintf(k->tag, PQS__TAG_ROOM, "COPY %llu", (unsigned long long)k->rows);
   pqs__free(op->tag);
-  if ((op->tag = pqs__strdup(tag)) == NULL)
-    pqs__op_note(op, PQS_ENOMEM);
-  op->rows = op->affected = op->k.copy_in.rows;
+  op->tag = k->tag;
+  k->tag = NULL;
+  op->rows = op->affected = k->rows;
+}
+
+/* A COMMIT the server got whose answer did not come (the connection
+ * lost, or libpq out of memory for the result): the load may be in. */
+static void commit_unknown(pqs__op_t *op) {
+  if (op->err.sqlstate != NULL && op->err.sqlstate[0] != '\0')
+    return; /* the server's own error: it did not commit */
+  op->err.message = "the load's COMMIT was sent but its answer was lost: "
+                    "whether it committed is unknown";
 }
 
 static pqs__next_t copy_in_next(pqs__op_t *op) {
@@ -243,6 +254,8 @@ static pqs__next_t copy_in_next(pqs__op_t *op) {
   if (op->step == COMMIT || op->step == ROLLBACK) {
     if (op->step == COMMIT && ok)
       done_ok(op);
+    else if (op->step == COMMIT && op->state == PQS__OP_RUNNING)
+      commit_unknown(op);
     return PQS__NEXT_END;
   }
   if (ok && op->step == SEGMENT) {
@@ -293,6 +306,7 @@ static void copy_in_free(pqs__op_t *op) {
   pqs__copy_in_t *k = &op->k.copy_in;
   pqs__free(k->command);
   pqs__free(k->again);
+  pqs__free(k->tag);
   pqs__buf_free(&k->pending);
 }
 
@@ -319,7 +333,8 @@ static int commands(pqs__copy_in_t *k, const char *target, int csv,
   size_t n = strlen(target) + 64;
   k->command = pqs__malloc(n);
   k->again = pqs__malloc(n);
-  if (k->command == NULL || k->again == NULL)
+  k->tag = pqs__malloc(PQS__TAG_ROOM);
+  if (k->command == NULL || k->again == NULL || k->tag == NULL)
     return PQS_ENOMEM;
   snprintf(k->command, n, "%sCOPY %s FROM STDIN%s", begin ? "BEGIN;" : "",
            target, opts);

@@ -78,6 +78,7 @@ typedef struct pqs__pipeline_s pqs__pipeline_t;
 typedef struct pqs__copy_in_s {
   char *command;        /* COPY ... FROM STDIN, for the first segment */
   char *again;          /* the same without HEADER, for the next ones */
+  char *tag;            /* room for "COPY n", to become op->tag */
   pqs__buf_t pending;   /* put; [0, sent) is already libpq's */
   size_t sent;
   size_t cut;           /* a segment ends at this offset, or NO_CUT */
