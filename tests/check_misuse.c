@@ -70,10 +70,16 @@ static void on_stream_done(pqs_stream_t *s, const pqs_done_t *done,
   ((count_t *)data)->calls++;
 }
 
-enum { Q, EXEC, DESCRIBE, LISTEN, BATCH, TX, NCALLS };
-static const char *const names[NCALLS] = {"pqs_query",     "pqs_exec",
-                                          "pqs_describe",  "pqs_listen",
-                                          "pqs_batch_run", "pqs_tx_run"};
+static void on_loaded(pqs_copy_in_t *ci, const pqs_done_t *done,
+                      void *data) {
+  (void)ci, (void)done;
+  ((count_t *)data)->calls++;
+}
+
+enum { Q, EXEC, DESCRIBE, LISTEN, BATCH, TX, COPY_IN, NCALLS };
+static const char *const names[NCALLS] = {
+    "pqs_query",     "pqs_exec",   "pqs_describe", "pqs_listen",
+    "pqs_batch_run", "pqs_tx_run", "pqs_copy_in"};
 
 /* Calls `which` on ctx. A started operation is run to its end (or, for a
  * stream, closed unstarted) on `loop` before returning. */
@@ -99,6 +105,14 @@ static int call(uv_loop_t *loop, pqs_ctx_t *ctx, int which,
   case BATCH:
     rc = pqs_batch_run(ctx, batch, NULL, on_batch, &c);
     break;
+  case COPY_IN: { /* into no table: the load ends with the server's error */
+    pqs_copy_in_t *ci;
+    pqs_copy_in_cbs_t cbs = {.on_done = on_loaded};
+    rc = pqs_copy_in(ctx, &ci, "misuse_nowhere", NULL, &cbs, &c);
+    if (rc == 0)
+      ck_assert_int_eq(pqs_copy_in_end(ci), 0);
+    break;
+  }
   default:
     rc = pqs_tx_run(ctx, NULL, tx_body, on_tx, &c);
     break;
@@ -170,6 +184,34 @@ START_TEST(context_states) {
   ck_assert_int_eq(pqs_stream_start(s, &cbs, &done), 0);
   uv_run(loop, UV_RUN_NOWAIT);
   expect_all(loop, ctx, batch, PQS_EBUSY, "streaming");
+  pqs_stream_close(s);
+  while (done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+
+  /* BUSY with a load: every call refused, and the load's own calls as
+   * its states allow */
+  count_t loaded = {0};
+  pqs_copy_in_t *ci;
+  pqs_copy_in_cbs_t lcbs = {.on_done = on_loaded};
+  ck_assert_int_eq(pqs_copy_in(ctx, &ci, "misuse_nowhere", NULL, &lcbs,
+                               &loaded), 0);
+  expect_all(loop, ctx, batch, PQS_EBUSY, "loading");
+  ck_assert_int_eq(pqs_copy_in_put(ci, "no newline", 10), PQS_EINVAL);
+  ck_assert_int_eq(pqs_copy_in_put(NULL, "1\n", 2), PQS_EINVAL);
+  ck_assert_int_eq(pqs_copy_in_end(ci), 0);
+  ck_assert_int_eq(pqs_copy_in_end(ci), PQS_ESTATE);
+  ck_assert_int_eq(pqs_copy_in_put(ci, "1\n", 2), PQS_ESTATE);
+  ck_assert_int_eq(pqs_copy_in_abort(ci), 0); /* not over yet */
+  ck_assert_int_eq(pqs_copy_in_abort(ci), PQS_ESTATE);
+  while (loaded.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(loaded.calls, 1);
+
+  /* streaming again, for the kill below */
+  done.calls = 0;
+  ck_assert_int_eq(pqs_query(ctx, &s, "SELECT pg_sleep(30)", 0, NULL, NULL), 0);
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &done), 0);
+  uv_run(loop, UV_RUN_NOWAIT);
 
   /* BROKEN: its backend killed under the running stream */
   PGconn *admin = pt_admin();
