@@ -941,6 +941,162 @@ END_TEST
 
 /* ---- bench ---- */
 
+/* ---- into a table ---- */
+
+static void fresh_into(PGconn *c) {
+  pt_sql(c, "DROP TABLE IF EXISTS cli_into; CREATE TABLE cli_into (id int "
+            "PRIMARY KEY, s text)");
+}
+
+/* A query's rows into a table here and on another server, a file and
+ * standard input (CSV with a header, quoted newlines) into a table, and
+ * the failures: exit codes and messages as for queries, nothing loaded. */
+START_TEST(into_table_and_from_file) {
+  PGconn *a = pt_admin(), *b = PQconnectdb(getenv("PQS_TEST_CONNINFO2")
+                                               ? getenv("PQS_TEST_CONNINFO2")
+                                               : "");
+  ck_assert_msg(PQstatus(b) == CONNECTION_OK,
+                "PQS_TEST_CONNINFO2 (a second server) is needed: %s",
+                PQerrorMessage(b));
+  fresh_into(a);
+  fresh_into(b);
+  const char *q = "SELECT g, 'row ' || g FROM generate_series(1, 50000) g";
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c", q, "--into-table",
+                                 "cli_into (id, s)", NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "");
+  ck_assert_ptr_nonnull(strstr(r.err, "COPY 50000\n"));
+  ran_free(&r);
+  ck_assert_int_eq(pt_scalar_ll(a, "SELECT count(*) FROM cli_into"), 50000);
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", q, "--into-table",
+                           "cli_into", "--into-db",
+                           getenv("PQS_TEST_CONNINFO2"), "-q", NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ran_free(&r);
+  ck_assert_int_eq(pt_scalar_ll(b, "SELECT sum(id) FROM cli_into WHERE s = "
+                                   "'row ' || id"),
+                   50000LL * 50001 / 2);
+  /* the same rows again: the key is taken, nothing more goes in */
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", q, "--into-table",
+                           "cli_into", NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_ptr_nonnull(strstr(r.err, "duplicate key"));
+  ck_assert_ptr_nonnull(strstr(r.err, "CONTEXT:  COPY cli_into, line"));
+  ran_free(&r);
+  ck_assert_int_eq(pt_scalar_ll(a, "SELECT count(*) FROM cli_into"), 50000);
+
+  /* a file, then standard input as CSV with a header */
+  fresh_into(a);
+  char path[] = "/tmp/pqs-cli-into-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  for (int i = 1; i <= 1000; i++)
+    dprintf(fd, "%d\tline\\n%d\n", i, i);
+  close(fd);
+  r = run((const char *[]){"CLI", "-d", CONN, "--into-table", "cli_into",
+                           "--from-file", path, NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ran_free(&r);
+  ck_assert_int_eq(pt_scalar_ll(a, "SELECT count(*) FROM cli_into WHERE s = "
+                                   "E'line\\n' || id"),
+                   1000);
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd),
+           "printf 'id,s\\n7,\"two\\nlines, \"\"q\"\"\"\\n8,x' | %s -d '%s' "
+           "--into-table cli_into --from-file - --csv --header",
+           cli(), CONN);
+  pt_sql(a, "TRUNCATE cli_into");
+  r = run((const char *[]){"/bin/sh", "-c", cmd, NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_ptr_nonnull(strstr(r.err, "COPY 2"));
+  ran_free(&r);
+  char *s = pt_scalar(a, "SELECT string_agg(s, '|' ORDER BY id) FROM cli_into");
+  ck_assert_str_eq(s, "two\nlines, \"q\"|x");
+  free(s);
+  /* a bad line: the server's error names it; nothing loaded */
+  snprintf(cmd, sizeof(cmd),
+           "printf '1\\tok\\n2\\ttoo\\tmany\\n' | %s -d '%s' "
+           "--into-table cli_into --from-file -",
+           cli(), CONN);
+  pt_sql(a, "TRUNCATE cli_into");
+  r = run((const char *[]){"/bin/sh", "-c", cmd, NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_ptr_nonnull(strstr(r.err, "extra data after last expected"));
+  ck_assert_ptr_nonnull(strstr(r.err, "line 2"));
+  ran_free(&r);
+  ck_assert_int_eq(pt_scalar_ll(a, "SELECT count(*) FROM cli_into"), 0);
+  /* options that do not go together */
+  r = run((const char *[]){"CLI", "-d", CONN, "--into-table", "cli_into",
+                           "--from-file", path, "-c", "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 3);
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", CONN, "--from-file", path, NULL});
+  ck_assert_int_eq(r.status, 3);
+  ran_free(&r);
+  unlink(path);
+  PQfinish(a);
+  PQfinish(b);
+}
+END_TEST
+
+/* SIGINT in the middle of a load from a pipe that has not ended: rolled
+ * back, exit 130; SIGTERM in the middle of a query into a table: its
+ * query cancelled too, exit 143. */
+START_TEST(into_table_interrupted) {
+  PGconn *a = pt_admin();
+  fresh_into(a);
+  for (int i = 0; i < 2; i++) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(fds[0], 0);
+      close(fds[1]);
+      if (i == 0)
+        execl(cli(), "pqstream", "-q", "-d", CONN, "--into-table",
+              "cli_into", "--from-file", "-", NULL);
+      else
+        execl(cli(), "pqstream", "-q", "-d", CONN, "--into-table", "cli_into",
+              "-c",
+              "SELECT g, 'y' FROM generate_series(1, 100000000) g "
+              "/* cli-into */",
+              NULL);
+      _exit(127);
+    }
+    close(fds[0]);
+    if (i == 1) {
+      wait_active("cli-into");
+    } else { /* lines for a second, the pipe left open */
+      fcntl(fds[1], F_SETFL, O_NONBLOCK);
+      char line[32];
+      double t0 = pt_now();
+      for (int n = 1; pt_now() - t0 < 1;) {
+        int len = snprintf(line, sizeof(line), "%d\tx\n", n);
+        if (write(fds[1], line, (size_t)len) == len)
+          n++;
+        else
+          uv_sleep(1);
+      }
+    }
+    kill(pid, i == 0 ? SIGINT : SIGTERM);
+    double t0 = pt_now();
+    int st = 0;
+    pid_t done;
+    while ((done = waitpid(pid, &st, WNOHANG)) == 0 && pt_now() - t0 < 15)
+      uv_sleep(20);
+    if (done == 0)
+      kill(pid, SIGKILL);
+    close(fds[1]);
+    ck_assert_msg(done == pid, "still running 15 s after the signal");
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), i == 0 ? 130 : 143);
+    ck_assert_int_eq(pt_scalar_ll(a, "SELECT count(*) FROM cli_into"), 0);
+  }
+  assert_no_active("cli-into");
+  PQfinish(a);
+}
+END_TEST
+
 START_TEST(bench_json) {
   ran_t r = run((const char *[]){"CLI", "bench", "-d", CONN, "--rows", "100000",
                                  "--runs", "2", "--json", NULL});
@@ -1027,6 +1183,8 @@ int main(void) {
   tcase_add_test(tc, bench_json);
   tcase_add_test(tc, bench_binary_json);
   tcase_add_test(tc, listen_prints_json_lines);
+  tcase_add_test(tc, into_table_and_from_file);
+  tcase_add_test(tc, into_table_interrupted);
   tcase_add_test(tc, partition_on_a_key);
   suite_add_tcase(s, tc);
   return pt_run(s);

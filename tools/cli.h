@@ -61,12 +61,20 @@ typedef struct {
   double timeout;  /* seconds; 0: none */
   int progress;    /* -1: when stderr is a terminal and the output not */
   int quiet;
+  const char *into_table; /* --into-table: "T" or "T (cols)" */
+  const char *into_db;    /* --into-db: its server; NULL: -d's */
+  const char *from_file;  /* --from-file: loaded into --into-table */
 } cli_opts_t;
 
 /* run.c: 0 or an exit code; o->wants_password is set when the server
  * asked for a password that was not given (and may_prompt held back the
  * message: main prompts and runs again). */
 int cli_run(cli_opts_t *o);
+
+/* load.c: --from-file FILE --into-table T: the file (or standard
+ * input) loaded with COPY FROM, as psql's \copy T FROM FILE. An exit
+ * code, as cli_run's. */
+int cli_load_file(cli_opts_t *o);
 
 /* script.c */
 /* Turns the -c and -f texts into the statements to run, in order:
@@ -99,6 +107,8 @@ char *cli_conninfo(const cli_opts_t *o, const char *target);
 char *cli_prompt_password(const cli_opts_t *o);
 
 
+/* Server notices on stderr as psql prints them; none with -q. */
+pqs_notice_cb cli_notice_fn(const cli_opts_t *o);
 /* Prints "pqstream: " and the message to stderr. */
 void cli_say(const char *fmt, ...);
 /* Prints a server error as psql does: ERROR: message (SQLSTATE x) ... */

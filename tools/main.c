@@ -66,6 +66,19 @@ static const char usage[] =
     "                          when stderr is a terminal and the output not)\n"
     "      --no-progress       never\n"
     "  -q, --quiet             no progress, no server notices\n"
+    "\n"
+    "Into a table (COPY FROM, all rows or none):\n"
+    "      --into-table=T      write the queries' rows into table T, or\n"
+    "                          'T (col, ...)', instead of the output; each\n"
+    "                          query's rows are one load, on the --into-db\n"
+    "                          server (default: the -d server)\n"
+    "      --into-db=DBNAME    the target's database name, connection string\n"
+    "                          or URI, with -h -p -U as for -d\n"
+    "      --from-file=FILE    load FILE ('-': standard input) into\n"
+    "                          --into-table instead of running a query, in\n"
+    "                          --format tsv (default) or csv; --header: its\n"
+    "                          first line is a header (as psql's \\copy ...\n"
+    "                          FROM FILE)\n"
     "  -X, --no-psqlrc         accepted, as psql's; pqstream reads no rc file\n"
     "  -?, --help              this help, then exit\n"
     "  -V, --version           the version, then exit\n"
@@ -107,6 +120,9 @@ enum {
   OPT_PARAM_NULL,
   OPT_PARAM,
   OPT_CSV,
+  OPT_INTO_TABLE,
+  OPT_INTO_DB,
+  OPT_FROM_FILE,
   OPT_HELP
 };
 
@@ -141,6 +157,9 @@ static const struct option longopts[] = {
     {"progress", no_argument, NULL, OPT_PROGRESS},
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"quiet", no_argument, NULL, 'q'},
+    {"into-table", required_argument, NULL, OPT_INTO_TABLE},
+    {"into-db", required_argument, NULL, OPT_INTO_DB},
+    {"from-file", required_argument, NULL, OPT_FROM_FILE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -281,6 +300,15 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     case 'q':
       o->quiet = 1;
       break;
+    case OPT_INTO_TABLE:
+      o->into_table = optarg;
+      break;
+    case OPT_INTO_DB:
+      o->into_db = optarg;
+      break;
+    case OPT_FROM_FILE:
+      o->from_file = optarg;
+      break;
     case OPT_HELP:
       fputs(usage, stdout);
       exit(CLI_OK);
@@ -302,6 +330,19 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     return bad_usage("unexpected argument '%s'", argv[optind]);
   if (o->dbname == NULL)
     o->dbname = "";
+  if ((o->into_db || o->from_file) && !o->into_table)
+    return bad_usage("%s", "--into-db and --from-file need --into-table");
+  if (o->into_table && (o->nlisten > 0 || o->output != NULL))
+    return bad_usage("%s", "--into-table writes into a table: it takes "
+                           "neither --listen nor -o");
+  if (o->into_table && o->format == PQS_FORMAT_JSONL)
+    return bad_usage("%s", "--into-table reads and writes tsv or csv");
+  if (o->from_file) {
+    if (o->ntexts > 0 || o->nshards > 0 || o->partition_on || o->jobs > 1)
+      return bad_usage("%s", "--from-file loads a file: it takes no query, "
+                             "--shard, --partition-on or -j");
+    return CLI_OK;
+  }
   if (o->nlisten > 0) {
     if (o->ntexts > 0 || o->nshards > 0 || o->jobs > 1 || o->single_transaction)
       return bad_usage("%s", "--listen takes no query, -j, --shard or -1");
@@ -339,7 +380,7 @@ int main(int argc, char **argv) {
     }
   }
   if (rc == CLI_OK)
-    rc = cli_run(&o);
+    rc = o.from_file ? cli_load_file(&o) : cli_run(&o);
   /* As psql: the server wanted a password; ask once, and try again. */
   if (rc == CLI_CONNECT && o.wants_password &&
       (o.password = cli_prompt_password(&o)) != NULL) {

@@ -71,3 +71,20 @@ char *cli_read_file(const char *path) {
   text[len] = '\0';
   return text;
 }
+
+static void print_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
+  (void)ctx;
+  (void)data;
+  fprintf(stderr, "%s:  %s\n", n->severity ? n->severity : "NOTICE",
+          n->message);
+}
+
+static void drop_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
+  (void)ctx;
+  (void)n;
+  (void)data;
+}
+
+pqs_notice_cb cli_notice_fn(const cli_opts_t *o) {
+  return o->quiet ? drop_notice : print_notice;
+}

@@ -30,6 +30,10 @@ struct app_s {
   job_t *jobs;
   int njobs, batch_size, next, batch_len, acquired;
   pqs_stream_t *current; /* the running batch's stream; NULL once freed */
+  pqs_factory_t *into_f; /* --into-table: the target's pool */
+  pqs_into_t *into;      /* the running batch's load, while it runs */
+  pqs_ctx_t *into_ctx;   /* its target context, until it ends */
+  pqs_stream_t *into_s;  /* its stream, while a target context comes */
   pqs_ctx_t *held;       /* one at a time: the context kept for the next one */
   int header_written;    /* one --header line for every statement's sink */
   uint64_t rows, written, written_before;
@@ -50,6 +54,7 @@ struct app_s {
 };
 
 static void start_batch(app_t *app);
+static void connect_failed(app_t *app, int status, const pqs_error_t *err);
 
 /* One statement at a time on one server: a script, run on one context. */
 static int one_at_a_time(const app_t *app) {
@@ -281,6 +286,65 @@ static int build_stream(app_t *app, pqs_stream_t **out) {
   return rc;
 }
 
+/* ---- --into-table: each batch's stream is one load ---- */
+
+static void on_loaded(pqs_into_t *in, const pqs_done_t *done, pqs_side_t side,
+                      void *data) {
+  (void)in;
+  app_t *app = data;
+  app->into = NULL;
+  pqs_ctx_close(app->into_ctx, NULL); /* back to its pool */
+  app->into_ctx = NULL;
+  if (done->status != 0 && done->status != PQS_ECANCELED && !app->o->quiet)
+    cli_say("%s", side == PQS_SIDE_TARGET ? "the load into the table failed"
+                  : side == PQS_SIDE_SOURCE ? "the query failed: nothing was "
+                                              "loaded"
+                                            : "nothing was loaded");
+  int code = exit_code_of(app, done);
+  if (code != CLI_OK)
+    stop(app, code);
+  else if (!app->o->quiet && done->command_tag != NULL)
+    fprintf(stderr, "%s\n", done->command_tag);
+  release_batch(app);
+  start_batch(app);
+}
+
+static void on_target(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
+                      void *data) {
+  app_t *app = data;
+  pqs_stream_t *s = app->into_s;
+  app->into_s = NULL;
+  int rc = status;
+  if (rc == 0 && app->phase == APP_RUNNING) {
+    pqs_copy_in_opts_t co = {.timeout_ms = (unsigned)(app->o->timeout * 1000)};
+    rc = pqs_stream_into(s, ctx, app->o->into_table, &co, on_loaded, app,
+                         &app->into);
+    if (rc == 0) {
+      app->current = s;
+      app->into_ctx = ctx;
+      return;
+    }
+  }
+  pqs_stream_close(s);
+  if (ctx != NULL)
+    pqs_ctx_close(ctx, NULL);
+  if (status != 0)
+    connect_failed(app, status, err);
+  else if (rc != 0)
+    cli_say("%s", pqs_strerror(rc));
+  stop(app, status != 0 ? CLI_CONNECT : CLI_FAILED);
+  release_batch(app);
+  start_batch(app);
+}
+
+static int into_table(app_t *app, pqs_stream_t *s) {
+  app->into_s = s;
+  int rc = pqs_factory_open_ctx(app->into_f, app->loop, NULL, on_target, app);
+  if (rc != 0)
+    app->into_s = NULL;
+  return rc;
+}
+
 /* The batch's stream, counted and limited, into the sink. */
 static void sink_stream(app_t *app, pqs_stream_t *s, int rc) {
   if (rc == 0 && app->o->limit >= 0)
@@ -291,7 +355,9 @@ static void sink_stream(app_t *app, pqs_stream_t *s, int rc) {
                         .header = app->o->header,
                         .header_written = &app->header_written,
                         .written = &app->written};
-  if (rc == 0 &&
+  if (rc == 0 && app->into_f != NULL && (rc = into_table(app, s)) == 0)
+    return;
+  if (rc == 0 && app->into_f == NULL &&
       (rc = pqs_sink_fd(s, app->loop, app->outfd, &so, on_written, app)) == 0) {
     app->current = s;
     return;
@@ -463,7 +529,9 @@ static void on_signal(uv_signal_t *h, int signum) {
     _exit(signum == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
   app->signal = signum;
   stop(app, signum == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
-  if (app->current != NULL)
+  if (app->into != NULL)
+    pqs_into_stop(app->into); /* the load rolled back, the query cancelled */
+  else if (app->current != NULL)
     pqs_stream_close(app->current); /* cancels every query of it */
   /* Never what keeps the loop: a clean end comes first when it can. */
   uv_timer_start(&app->deadline, on_deadline, CLI_SIGNAL_DEADLINE_MS, 0);
@@ -481,17 +549,22 @@ static int open_output(const cli_opts_t *o) {
   return fd;
 }
 
-static void print_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
-  (void)ctx;
-  (void)data;
-  fprintf(stderr, "%s:  %s\n", n->severity ? n->severity : "NOTICE",
-          n->message);
-}
 
-static void drop_notice(pqs_ctx_t *ctx, const pqs_error_t *n, void *data) {
-  (void)ctx;
-  (void)n;
-  (void)data;
+/* --into-table: the target's pool, a context per batch's load. */
+static int make_into_factory(app_t *app) {
+  const cli_opts_t *o = app->o;
+  char *conninfo = cli_conninfo(o, o->into_db ? o->into_db : o->dbname);
+  if (conninfo == NULL)
+    return PQS_ENOMEM;
+  unsigned ms = (unsigned)(o->timeout * 1000);
+  pqs_factory_opts_t fo = {.conninfo = conninfo,
+                           .max_size = 1,
+                           .connect_timeout_ms = ms,
+                           .acquire_timeout_ms = 3600 * 1000,
+                           .on_notice = cli_notice_fn(o)};
+  int rc = pqs_factory_new(&app->into_f, &fo);
+  free(conninfo);
+  return rc;
 }
 
 static int make_factories(app_t *app) {
@@ -509,14 +582,14 @@ static int make_factories(app_t *app) {
         .query_timeout_ms = ms,
         .acquire_timeout_ms = 3600 * 1000,
         .source = o->single_row ? PQS_SOURCE_SINGLE_ROW : PQS_SOURCE_COPY,
-        .on_notice = o->quiet ? drop_notice : print_notice};
+        .on_notice = cli_notice_fn(o)};
     int rc = pqs_factory_new(&app->f[t], &fo); /* it keeps a copy */
     free(conninfo);
     if (rc != 0)
       return rc;
     app->ntargets = t + 1; /* the ones made, for app_free */
   }
-  return 0;
+  return o->into_table ? make_into_factory(app) : 0;
 }
 
 static int plan(app_t *app) {
@@ -566,6 +639,8 @@ static int plan(app_t *app) {
 static void app_free(app_t *app) {
   for (int t = 0; t < app->ntargets; t++)
     pqs_factory_free(app->f[t]);
+  if (app->into_f != NULL)
+    pqs_factory_free(app->into_f);
   if (app->outfd > STDOUT_FILENO)
     close(app->outfd);
   free(app->jobs);
