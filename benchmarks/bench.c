@@ -107,6 +107,11 @@ static const char bench_usage[] =
     "      --sink             pqstream's ways write TSV into /dev/null through\n"
     "                         a sink instead of reading fields (with --binary:\n"
     "                         each binary value's text made on the client)\n"
+    "      --into             instead: the generated rows written into a\n"
+    "                         table (bench_into) by pqs_copy_in, raw libpq's\n"
+    "                         PQputCopyData loop, batches of INSERTs, a query\n"
+    "                         piped by pqs_stream_into, and psql | psql\n"
+    "      --into-db=CONNINFO where that table is (default: -d)\n"
     "      --json             machine-readable output\n"
     "The server's CPU per way is read from the backend's /proc/PID/stat when\n"
     "the server runs on this machine, and shown as n/a otherwise.\n";
@@ -130,6 +135,8 @@ int bench_main(int argc, char **argv) {
       {"json", no_argument, NULL, 'J'},
       {"binary", no_argument, NULL, 'B'},
       {"sink", no_argument, NULL, 'S'},
+      {"into", no_argument, NULL, 'I'},
+      {"into-db", required_argument, NULL, 'D'},
       {"partitions", required_argument, NULL, 'P'},
       {"partition-on", required_argument, NULL, 'O'},
       {"help", no_argument, NULL, 'h'},
@@ -171,6 +178,12 @@ int bench_main(int argc, char **argv) {
     case 'S':
       b.sink = 1;
       break;
+    case 'I':
+      b.into = 1;
+      break;
+    case 'D':
+      b.into_db = optarg;
+      break;
     case 'P':
       b.partitions = atoi(optarg);
       break;
@@ -206,6 +219,17 @@ int bench_main(int argc, char **argv) {
     sprintf(q, gen, 1LL, b.rows);
     b.query = q;
     b.generated = gen;
+  }
+  if (b.into) { /* its lines are the generated query's: no -c */
+    if (b.generated == NULL) {
+      fputs("pqstream: bench: --into writes the generated rows: no -c\n",
+            stderr);
+      return BENCH_USAGE;
+    }
+    int rc = bench_into(&b);
+    free((char *)b.query);
+    free(b.generated);
+    return rc;
   }
   if (b.partition_on == NULL)
     b.partition_on = "id";

@@ -44,6 +44,8 @@ typedef struct {
   int server_cpus;          /* -1: unknown */
   int binary; /* --binary: the binary ways, and typed getters throughout */
   int sink;   /* --sink: pqstream's ways write TSV to /dev/null instead */
+  int into;            /* --into: the ways that write into a table */
+  const char *into_db; /* --into-db: their target; NULL: the -d server */
   char *generated;
 } bench_t;
 
@@ -53,6 +55,9 @@ enum { BENCH_OK = 0, BENCH_USAGE = 3, BENCH_FAILED = 5 };
 
 /* bench.c: `pqstream bench ARGS...` (argv[0] is "bench"). */
 int bench_main(int argc, char **argv);
+
+/* bench_into.c: --into, every way of writing rows into a table. */
+int bench_into(const bench_t *b);
 
 /* ways.c: whether a run measures way `w`. */
 int bench_way_on(const bench_t *b, int w);
