@@ -118,12 +118,6 @@ static void corpus_into(const char *to_conninfo) {
   PQfinish(b);
 }
 
-START_TEST(corpus_into_the_same_server) { corpus_into(pt_conninfo()); }
-END_TEST
-
-START_TEST(corpus_into_another_server) { corpus_into(second_server()); }
-END_TEST
-
 static void fresh_target(PGconn *admin, const char *check) {
   char sql[256];
   snprintf(sql, sizeof(sql),
@@ -132,6 +126,128 @@ static void fresh_target(PGconn *admin, const char *check) {
            check);
   pt_sql(admin, sql);
 }
+
+START_TEST(corpus_into_the_same_server) { corpus_into(pt_conninfo()); }
+END_TEST
+
+/* What the load took, given whole: one put, then end. */
+typedef struct {
+  int calls;
+  pt_done_t done;
+} loaded_t;
+
+static void on_loaded(pqs_copy_in_t *ci, const pqs_done_t *done, void *data) {
+  (void)ci;
+  loaded_t *l = data;
+  l->calls++;
+  pt_record(&l->done, done);
+}
+
+/* Every corpus table as COPY writes it (text, and CSV with a header), as
+ * a file would hold it, loaded into a copy of the table: COPY writes the
+ * copy back byte for byte. */
+START_TEST(corpus_from_file_bytes) {
+  PGconn *a = pt_admin();
+  load_corpus(a);
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  for (int t = 0; t < NTABLES; t++) {
+    for (int csv = 0; csv < 2; csv++) {
+      char sql[256], table[64], make[256];
+      snprintf(sql, sizeof(sql), "SELECT * FROM corpus.%s ORDER BY id",
+               tables[t]);
+      snprintf(table, sizeof(table), "corpus_in.%s", tables[t]);
+      snprintf(make, sizeof(make),
+               "DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE corpus.%s)",
+               table, table, tables[t]);
+      pt_sql(a, make);
+      const char *opts = csv ? "(FORMAT csv, HEADER true)" : "";
+      size_t len, got_len;
+      char *file = pt_server_copy(a, sql, opts, &len);
+      pqs_copy_in_opts_t o = {.format = csv ? PQS_FORMAT_CSV : PQS_FORMAT_TSV,
+                              .header = csv};
+      pqs_copy_in_cbs_t cbs = {.on_done = on_loaded};
+      loaded_t l = {0};
+      pqs_copy_in_t *ci;
+      ck_assert_int_eq(pqs_copy_in(ctx, &ci, table, &o, &cbs, &l), 0);
+      ck_assert_int_ge(pqs_copy_in_put(ci, file, len), 0);
+      ck_assert_int_eq(pqs_copy_in_end(ci), 0);
+      while (l.calls == 0)
+        uv_run(loop, UV_RUN_ONCE);
+      ck_assert_msg(l.done.status == 0, "corpus.%s: %s", tables[t],
+                    l.done.message);
+      char back[256], what[128];
+      snprintf(back, sizeof(back), "SELECT * FROM %s ORDER BY id", table);
+      char *got = pt_server_copy(a, back, opts, &got_len);
+      snprintf(what, sizeof(what), "corpus.%s loaded from %s", tables[t],
+               csv ? "CSV" : "text");
+      pt_assert_same_bytes(what, file, len, got, got_len);
+      free(got);
+      free(file);
+    }
+  }
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  PQfinish(a);
+}
+END_TEST
+
+/* A target that stops taking bytes (its network stalled) past the
+ * load's timeout: the load ends within the grace period, the context is
+ * reported broken (the COPY could not be failed over a dead link),
+ * nothing is committed, and the source's query is cancelled. */
+START_TEST(stalled_target_times_out) {
+  PGconn *admin = pt_admin();
+  uv_loop_t *loop = pt_loop_new();
+  pt_proxy_t *proxy = pt_proxy_start(atoi(PQport(admin)));
+  pqs_ctx_t *from = pt_open(loop, pt_conninfo());
+  /* a grace period of a second after the stop, not the default */
+  pqs_ctx_opts_t opts = {.cancel_grace_ms = 1000};
+  pt_opened_t opened = {0};
+  pqs_ctx_t *to = NULL;
+  ck_assert_int_eq(pqs_ctx_open(&to, loop, pt_proxy_conninfo(proxy), &opts,
+                                pt_on_open, &opened), 0);
+  while (opened.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(opened.status, 0);
+  int to_pid = pqs_ctx_backend_pid(to);
+  fresh_target(admin, "");
+  pt_proxy_set(proxy, PT_STALL_BOTH);
+  pqs_stream_t *s = pt_query(
+      from, "SELECT g, repeat('x', 100) FROM generate_series(1, 1000000) g",
+      NULL);
+  pqs_copy_in_opts_t o = {.timeout_ms = 500};
+  piped_t p = {0};
+  ck_assert_int_eq(pqs_stream_into(s, to, "piped", &o, on_piped, &p, NULL), 0);
+  double t0 = pt_now();
+  while (p.calls == 0 && pt_now() - t0 < 30)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(p.calls, 1);
+  ck_assert_msg(pt_now() - t0 < 10, "it took %.1f s to end", pt_now() - t0);
+  ck_assert_int_eq(p.done.status, PQS_ETIMEDOUT);
+  ck_assert_int_eq(p.side, PQS_SIDE_TARGET);
+  pt_assert_idle(pqs_ctx_backend_pid(from));
+  assert_usable(loop, from);
+  pt_proxy_stop(proxy); /* the link goes: the target's backend ends */
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT count(*) FROM piped"), 0);
+  char sql[128];
+  snprintf(sql, sizeof(sql),
+           "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", to_pid);
+  double t1 = pt_now();
+  while (pt_scalar_ll(admin, sql) != 0 && pt_now() - t1 < 10)
+    uv_sleep(50);
+  ck_assert_msg(pt_scalar_ll(admin, sql) == 0,
+                "the target's backend is still there 10 s after its link went");
+  pt_close(loop, from);
+  pt_close(loop, to);
+  pt_loop_free(loop);
+  PQfinish(admin);
+}
+END_TEST
+
+START_TEST(corpus_into_another_server) { corpus_into(second_server()); }
+END_TEST
+
 
 /* The source fails after some rows: the load is rolled back. The target
  * fails midway: the source's query is cancelled. One completion each,
@@ -301,6 +417,8 @@ static Suite *into_suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, corpus_into_the_same_server);
   tcase_add_test(tc, corpus_into_another_server);
+  tcase_add_test(tc, corpus_from_file_bytes);
+  tcase_add_test(tc, stalled_target_times_out);
   tcase_add_test(tc, either_side_failing_ends_both);
   tcase_add_test(tc, stopped_or_killed_midway);
   tcase_add_test(tc, slow_target_bounded_memory);
