@@ -882,7 +882,7 @@ PQS_EXTERN int pqs_describe(pqs_ctx_t *ctx, const char *sql, int nparams,
  * or none. It runs in a transaction of its own (or in the caller's, if
  * the session is in one: then COMMIT and ROLLBACK are the caller's), and
  * ends with exactly one on_done. Memory is bounded: what is put and not
- * yet sent is at most max_pending (and one put) in pqstream and 256 KB in
+ * yet sent is at most max_pending (and one put) in pqstream and 1 MB in
  * libpq. */
 typedef struct pqs_copy_in_s pqs_copy_in_t;
 

@@ -33,7 +33,7 @@
 enum { START, DATA, SEGMENT, AGAIN, FAIL, COMMIT, ROLLBACK };
 
 #define NO_CUT ((size_t)-1)
-#define PQS__INFLIGHT (256 * 1024)
+#define PQS__INFLIGHT (1024 * 1024)
 #define PQS__PIECE (64 * 1024)
 #define PQS__SEGMENT_MS 100
 #define PQS__TAG_ROOM 32 /* "COPY " and a 64-bit count */
