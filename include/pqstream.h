@@ -891,6 +891,11 @@ typedef struct pqs_copy_in_opts_s {
   pqs_format_t format;
   /* CSV: the first line is a header, which the server skips. */
   int header;
+  /* COPY's binary format instead (format is not read): what is put is
+   * tuples, each a 16-bit field count, then every field's 32-bit length
+   * (-1 for NULL) and bytes, all big-endian; pqstream writes the header
+   * and the trailer. Not for pqs_stream_into. */
+  int binary;
   /* Milliseconds the whole load may take before it is rolled back and
    * ends with PQS_ETIMEDOUT; 0: the context's query_timeout_ms. */
   unsigned timeout_ms;
@@ -935,9 +940,10 @@ PQS_EXTERN int pqs_copy_in(pqs_ctx_t *ctx, pqs_copy_in_t **out,
                            const pqs_copy_in_cbs_t *cbs, void *data);
 
 /* Puts `len` bytes of whole lines (in CSV whole records; the last byte a
- * newline), copied. Returns 0; 1 when they were taken but more than
- * max_pending now wait: put no more until on_ready; or PQS_EINVAL (not
- * ending in a newline), PQS_ESTATE (after pqs_copy_in_end or
+ * newline; in binary whole tuples), copied. Returns 0; 1 when they were
+ * taken but more than max_pending now wait: put no more until on_ready;
+ * or PQS_EINVAL (not ending in a newline, or not whole tuples),
+ * PQS_ESTATE (after pqs_copy_in_end or
  * pqs_copy_in_abort), PQS_ETHREAD, PQS_ENOMEM (nothing taken). */
 PQS_EXTERN int pqs_copy_in_put(pqs_copy_in_t *ci, const char *data,
                                size_t len);

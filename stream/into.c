@@ -161,7 +161,7 @@ int pqs_stream_into(pqs_stream_t *s, pqs_ctx_t *target, const char *table,
                     const pqs_copy_in_opts_t *opts, pqs_into_cb cb,
                     void *data, pqs_into_t **out) {
   if (s == NULL || target == NULL || table == NULL || cb == NULL ||
-      (opts != NULL && opts->format != PQS_FORMAT_TSV))
+      (opts != NULL && (opts->format != PQS_FORMAT_TSV || opts->binary)))
     return PQS_EINVAL;
   int rc = pqs__stream_check_users(s);
   if (rc == 0 && s->state != PQS__STREAM_NEW)

@@ -65,6 +65,7 @@ static int copy_in_send(pqs__op_t *op) {
   case AGAIN:
     k->segment_at = uv_now(op->ctx->loop);
     k->suspect = 0;
+    k->header_sent = 0;
     return send_sql(op, k->again);
   case COMMIT:
     return send_sql(op, "COMMIT");
@@ -86,6 +87,23 @@ static int flush(pqs__op_t *op) {
   return rc == 1 ? PQS__WAIT : 0;
 }
 
+/* Binary COPY: each segment is a file of its own, between a header
+ * (signature, no flags, no extension) and a trailer (a field count of
+ * -1) that pqstream writes around the tuples put. */
+static const char binary_header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+static const char binary_trailer[2] = "\377\377";
+
+/* A binary segment's trailer, after its header (not yet sent by a
+ * segment of no tuples). */
+static int binary_end(pqs__op_t *op) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  PGconn *conn = op->ctx->conn;
+  if (!k->header_sent && PQputCopyData(conn, binary_header, 19) != 1)
+    return -1;
+  k->header_sent = 1;
+  return PQputCopyData(conn, binary_trailer, 2) == 1 ? 0 : -1;
+}
+
 /* DATA -> SEGMENT (why NULL: all of it is sent) or FAIL (why: the server
  * rolls the COPY back). Its results are read next; a PQputCopyEnd that
  * found no memory leaves libpq in COPY_IN, whose result is then refused
@@ -93,6 +111,9 @@ static int flush(pqs__op_t *op) {
 static int end_copy(pqs__op_t *op, const char *why) {
   op->step = why ? FAIL : SEGMENT;
   op->final = 0;
+  /* A failed trailer leaves the server a COPY it refuses: rolled back. */
+  if (why == NULL && op->k.copy_in.binary && binary_end(op) != 0)
+    pqs__op_note(op, PQS_ENOMEM);
   if (PQputCopyEnd(op->ctx->conn, why) == 0)
     pqs__op_note(op, PQS_ENOMEM);
   flush(op);
@@ -162,6 +183,12 @@ static int write_data(pqs__op_t *op) {
                                                : 0;
       if (rc != 0)
         return rc;
+      if (k->binary && !k->header_sent) {
+        if ((rc = PQputCopyData(conn, binary_header, 19)) != 1)
+          return rc < 0 ? PQS__RESULTS
+                        : (flush(op) == 0 ? PQS__CONTINUE : PQS__WAIT);
+        k->header_sent = 1;
+      }
       size_t n = end - k->sent < PQS__PIECE ? end - k->sent : PQS__PIECE;
       rc = PQputCopyData(conn, k->pending.data + k->sent, (int)n);
       if (rc < 0)
@@ -325,11 +352,13 @@ const pqs__kind_t pqs__kind_copy_in = {
 /* ---- the producer's side ---- */
 
 /* "COPY target FROM STDIN" and its options; the first with HEADER. */
-static int commands(pqs__copy_in_t *k, const char *target, int csv,
+static int commands(pqs__copy_in_t *k, const char *target, int format,
                     int header, int begin) {
-  const char *opts = !csv ? "" : header ? " (FORMAT csv, HEADER true)"
-                                        : " (FORMAT csv)";
-  const char *again = csv ? " (FORMAT csv)" : "";
+  const char *opts = format == PQS__COPY_IN_BINARY ? " (FORMAT binary)"
+                     : format != PQS__COPY_IN_CSV  ? ""
+                     : header ? " (FORMAT csv, HEADER true)"
+                              : " (FORMAT csv)";
+  const char *again = format == PQS__COPY_IN_CSV ? " (FORMAT csv)" : opts;
   size_t n = strlen(target) + 64;
   k->command = pqs__malloc(n);
   k->again = pqs__malloc(n);
@@ -342,7 +371,7 @@ static int commands(pqs__copy_in_t *k, const char *target, int csv,
   return 0;
 }
 
-int pqs__copy_in_begin(pqs_ctx_t *ctx, const char *target, int csv,
+int pqs__copy_in_begin(pqs_ctx_t *ctx, const char *target, int format,
                        int header, unsigned timeout_ms, size_t max_pending,
                        pqs__op_t **out) {
   pqs_query_opts_t qo = {.timeout_ms = timeout_ms};
@@ -354,7 +383,8 @@ int pqs__copy_in_begin(pqs_ctx_t *ctx, const char *target, int csv,
   k->cut = NO_CUT;
   k->max_pending = max_pending;
   k->began = PQtransactionStatus(ctx->conn) == PQTRANS_IDLE;
-  if ((rc = commands(k, target, csv, header, k->began)) != 0) {
+  k->binary = format == PQS__COPY_IN_BINARY;
+  if ((rc = commands(k, target, format, header, k->began)) != 0) {
     pqs__op_source.discard(op);
     return rc;
   }

@@ -114,10 +114,12 @@ static inline pqs__schema_t *pqs__op_schema_of(pqs__op_t *op,
 }
 
 /* copy_in.c: a COPY FROM op into `target` ("table" or "table (cols)",
- * SQL as written), in COPY's text format or CSV (with a header line the
- * server skips): NEW and unbound, the context busy. 0, PQS_ENOMEM, or
- * what pqs__op_begin says. */
-int pqs__copy_in_begin(pqs_ctx_t *ctx, const char *target, int csv,
+ * SQL as written), in COPY's text format, CSV (with a header line the
+ * server skips) or binary (tuples, between the header and trailer the
+ * op writes): NEW and unbound, the context busy. 0, PQS_ENOMEM, or what
+ * pqs__op_begin says. */
+enum { PQS__COPY_IN_TEXT, PQS__COPY_IN_CSV, PQS__COPY_IN_BINARY };
+int pqs__copy_in_begin(pqs_ctx_t *ctx, const char *target, int format,
                        int header, unsigned timeout_ms, size_t max_pending,
                        pqs__op_t **out);
 /* Whole lines (CSV: whole records) for the op, copied: 0, 1 (taken, but

@@ -18,6 +18,7 @@ struct pqs_copy_in_s {
   pqs__op_t *op;
   pqs_copy_in_cbs_t cbs;
   void *data;
+  int binary; /* tuples are put, not lines */
 };
 
 static int load_row(void *self, const pqs_row_t *row) {
@@ -59,7 +60,10 @@ int pqs_copy_in(pqs_ctx_t *ctx, pqs_copy_in_t **out, const char *target,
   if (ci == NULL)
     return PQS_ENOMEM;
   pqs__op_t *op;
-  rc = pqs__copy_in_begin(ctx, target, o.format == PQS_FORMAT_CSV, o.header,
+  int format = o.binary                     ? PQS__COPY_IN_BINARY
+               : o.format == PQS_FORMAT_CSV ? PQS__COPY_IN_CSV
+                                            : PQS__COPY_IN_TEXT;
+  rc = pqs__copy_in_begin(ctx, target, format, o.header,
                           o.timeout_ms,
                           o.max_pending ? o.max_pending
                                         : PQS__DEFAULT_MAX_PENDING,
@@ -68,7 +72,7 @@ int pqs_copy_in(pqs_ctx_t *ctx, pqs_copy_in_t **out, const char *target,
     pqs__free(ci);
     return rc;
   }
-  *ci = (pqs_copy_in_t){L_OPEN, ctx, op, *cbs, data};
+  *ci = (pqs_copy_in_t){L_OPEN, ctx, op, *cbs, data, o.binary};
   op->k.copy_in.ready = load_ready;
   pqs__op_bind(op, &load_consumer, ci);
   pqs__op_source.start(op);
@@ -85,11 +89,39 @@ static int check(const pqs_copy_in_t *ci) {
   return ci->state == L_OPEN && ci->op != NULL ? 0 : PQS_ESTATE;
 }
 
+/* 1 if [p, p + len) is whole binary COPY tuples: a 16-bit field count,
+ * then each field's 32-bit length (-1: NULL) and bytes. */
+static int whole_tuples(const unsigned char *p, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    if (len - i < 2)
+      return 0;
+    int n = (int16_t)(p[i] << 8 | p[i + 1]);
+    i += 2;
+    if (n < 0)
+      return 0; /* the trailer is pqstream's to write */
+    for (int f = 0; f < n; f++) {
+      if (len - i < 4)
+        return 0;
+      int32_t flen = (int32_t)((uint32_t)p[i] << 24 | (uint32_t)p[i + 1] << 16 |
+                               (uint32_t)p[i + 2] << 8 | p[i + 3]);
+      i += 4;
+      if (flen < -1 || (flen > 0 && (size_t)flen > len - i))
+        return 0;
+      i += flen > 0 ? (size_t)flen : 0;
+    }
+  }
+  return 1;
+}
+
 int pqs_copy_in_put(pqs_copy_in_t *ci, const char *data, size_t len) {
   int rc = check(ci);
   if (rc != 0)
     return rc;
-  if (data == NULL || len == 0 || data[len - 1] != '\n')
+  if (data == NULL || len == 0)
+    return PQS_EINVAL;
+  if (ci->binary ? !whole_tuples((const unsigned char *)data, len)
+                 : data[len - 1] != '\n')
     return PQS_EINVAL;
   return pqs__copy_in_put(ci->op, data, len);
 }

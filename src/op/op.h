@@ -91,6 +91,8 @@ typedef struct pqs__copy_in_s {
   int ended;            /* fact: the producer has put everything */
   int began;            /* fact: the BEGIN is ours, so COMMIT or ROLLBACK */
   int last;             /* fact: the segment being ended is the last */
+  int binary;           /* COPY's binary format: tuples are put */
+  int header_sent;      /* fact: this segment's binary header is libpq's */
   void (*ready)(void *consumer); /* may be NULL */
 } pqs__copy_in_t;
 
