@@ -976,6 +976,31 @@ START_TEST(into_table_and_from_file) {
   ck_assert_int_eq(pt_scalar_ll(b, "SELECT sum(id) FROM cli_into WHERE s = "
                                    "'row ' || id"),
                    50000LL * 50001 / 2);
+  /* two queries merged (-j 2), and one read as key ranges, into tables */
+  fresh_into(b);
+  r = run((const char *[]){"CLI", "-d", CONN, "-q", "-j", "2", "-c",
+                           "SELECT g, 'a' FROM generate_series(1, 20000) g",
+                           "-c",
+                           "SELECT g, 'b' FROM generate_series(20001, 30000) g",
+                           "--into-table", "cli_into", "--into-db",
+                           getenv("PQS_TEST_CONNINFO2"), NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ran_free(&r);
+  ck_assert_int_eq(pt_scalar_ll(b, "SELECT count(DISTINCT id) FROM cli_into"),
+                   30000);
+  pt_sql(a, "DROP TABLE IF EXISTS cli_keys; CREATE TABLE cli_keys AS "
+            "SELECT g AS id, 'k' || g AS s FROM generate_series(1, 40000) g");
+  fresh_into(b);
+  r = run((const char *[]){"CLI", "-d", CONN, "-q", "-c",
+                           "SELECT id, s FROM cli_keys", "--partition-on",
+                           "id", "--partitions", "3", "--into-table",
+                           "cli_into", "--into-db",
+                           getenv("PQS_TEST_CONNINFO2"), NULL});
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ran_free(&r);
+  ck_assert_int_eq(pt_scalar_ll(b, "SELECT sum(id) FROM cli_into WHERE "
+                                   "s = 'k' || id"),
+                   40000LL * 40001 / 2);
   /* the same rows again: the key is taken, nothing more goes in */
   r = run((const char *[]){"CLI", "-d", CONN, "-c", q, "--into-table",
                            "cli_into", NULL});
