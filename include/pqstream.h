@@ -438,7 +438,10 @@ typedef enum {
 
 typedef struct pqs_ctx_opts_s {
   /* Milliseconds allowed for the whole connection, timed by the loop (libpq
-   * ignores connect_timeout when driven asynchronously). 0: 10000. */
+   * ignores connect_timeout when driven asynchronously). 0: the
+   * conninfo's connect_timeout, else PGCONNECT_TIMEOUT's, by libpq's
+   * rules (seconds, under 2 is 2); 10000 when neither sets a positive
+   * number (libpq would wait forever). */
   unsigned connect_timeout_ms;
   /* Default timeout of each query and command in milliseconds; 0: none. */
   unsigned query_timeout_ms;

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "faultproxy.h"
 #include "pqs_test.h"
 
 static const char *cli(void) {
@@ -417,6 +418,20 @@ START_TEST(exit_codes_and_messages) {
   ck_assert_int_eq(r.status, 4);
   ck_assert_ptr_nonnull(strstr(r.err, "--timeout"));
   ran_free(&r);
+
+  /* a server that never answers: connect_timeout ends it, exit 2 */
+  pt_proxy_t *silent = pt_proxy_start(atoi(getenv("PQS_TEST_PORT")));
+  pt_proxy_set(silent, PT_SILENT);
+  char never[512];
+  snprintf(never, sizeof(never), "%s connect_timeout=2",
+           pt_proxy_conninfo(silent));
+  r = run((const char *[]){"CLI", "-d", never, "-c", "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_msg(r.secs >= 1.9 && r.secs < 9, "took %.1f s", r.secs);
+  ck_assert_ptr_nonnull(strstr(r.err, "could not connect"));
+  ran_free(&r);
+  pt_proxy_set(silent, PT_FORWARD);
+  pt_proxy_stop(silent);
 
   r = run((const char *[]){"CLI", "--help", NULL});
   ck_assert_int_eq(r.status, 0);

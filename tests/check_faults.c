@@ -306,6 +306,49 @@ START_TEST(silent_during_connect) {
 }
 END_TEST
 
+/* 5b: with no connect_timeout_ms the conninfo's connect_timeout (or
+ * PGCONNECT_TIMEOUT) is the deadline, by libpq's rules (under 2 s is 2
+ * s); the caller's option wins over both. Lower bounds: a deadline met
+ * early would be the bug; the upper ones only prove no hang. */
+static double silent_open(pt_proxy_t *p, const char *extra, unsigned ms) {
+  uv_loop_t *loop = pt_loop_new();
+  char conninfo[512];
+  snprintf(conninfo, sizeof(conninfo), "%s %s", pt_proxy_conninfo(p), extra);
+  pqs_ctx_opts_t opts = {.connect_timeout_ms = ms};
+  pt_opened_t o = {0};
+  pqs_ctx_t *ctx = NULL;
+  double t0 = pt_now();
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, &opts, pt_on_open, &o),
+                   0);
+  while (o.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  double took = pt_now() - t0;
+  ck_assert_int_eq(o.status, PQS_ETIMEDOUT);
+  ck_assert_int_eq(pqs_ctx_close(ctx, NULL), 0);
+  pt_loop_free(loop);
+  return took;
+}
+
+START_TEST(connect_timeout_from_conninfo) {
+  pt_proxy_t *p = proxy();
+  pt_proxy_set(p, PT_SILENT);
+  double t = silent_open(p, "connect_timeout=3", 0);
+  ck_assert_msg(t >= 2.9 && t < 9, "connect_timeout=3 took %.1f s", t);
+  t = silent_open(p, "connect_timeout=1", 0);
+  ck_assert_msg(t >= 1.9 && t < 8, "connect_timeout=1 took %.1f s", t);
+  setenv("PGCONNECT_TIMEOUT", "2", 1);
+  t = silent_open(p, "", 0);
+  ck_assert_msg(t >= 1.9 && t < 8, "PGCONNECT_TIMEOUT=2 took %.1f s", t);
+  t = silent_open(p, "connect_timeout=3", 0); /* the conninfo wins */
+  ck_assert_msg(t >= 2.9 && t < 9, "connect_timeout=3 took %.1f s", t);
+  unsetenv("PGCONNECT_TIMEOUT");
+  t = silent_open(p, "connect_timeout=2", 3000); /* the caller's wins */
+  ck_assert_msg(t >= 2.9 && t < 9, "connect_timeout_ms=3000 took %.1f s", t);
+  pt_proxy_set(p, PT_FORWARD);
+  pt_proxy_stop(p);
+}
+END_TEST
+
 /* 6: keepalives are on by default, and the conninfo can change them. */
 static int sockopt(pqs_ctx_t *ctx, int level, int name) {
   int v = -1;
@@ -438,6 +481,7 @@ int main(void) {
   tcase_add_test(tc, forwarding);
   tcase_add_test(tc, stall_with_timeout);
   tcase_add_test(tc, stall_then_stop);
+  tcase_add_test(tc, connect_timeout_from_conninfo);
   tcase_add_test(tc, partition_then_close);
   tcase_add_test(tc, reset_mid_stream);
   tcase_add_test(tc, trickle);

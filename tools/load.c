@@ -264,7 +264,7 @@ static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
       l->o->wants_password = 1;
     else
       cli_say("could not connect: %s", why);
-    l->exit_code = status == PQS_ETIMEDOUT ? CLI_TIMEOUT : CLI_CONNECT;
+    l->exit_code = CLI_CONNECT; /* a timeout too, as psql */
     close_all(l);
     return;
   }

@@ -425,7 +425,7 @@ static void connect_failed(app_t *app, int status, const pqs_error_t *err) {
     app->o->wants_password = 1;
   else
     cli_say("could not connect: %s", why);
-  stop(app, status == PQS_ETIMEDOUT ? CLI_TIMEOUT : CLI_CONNECT);
+  stop(app, CLI_CONNECT); /* a timeout too, as psql */
 }
 
 static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,

@@ -2,8 +2,10 @@
  * conninfo strings joined the way psql joins its options. */
 #include "conninfo.h"
 
+#include <ctype.h>
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -88,3 +90,31 @@ int pqs_conninfo_join(char **out, const char *const *keys,
 }
 
 int pqs_libpq_version(void) { return PQlibVersion(); }
+
+/* Seconds as libpq reads them: an integer, blanks after it allowed. */
+static unsigned seconds_ms(const char *text) {
+  if (text == NULL)
+    return 0;
+  char *end;
+  long s = strtol(text, &end, 10);
+  while (isspace((unsigned char)*end))
+    end++;
+  if (end == text || *end != '\0' || s <= 0)
+    return 0;
+  if (s > 4000000) /* past what a timer's milliseconds hold: a day is plenty */
+    s = 4000000;
+  return (unsigned)(s < 2 ? 2 : s) * 1000u;
+}
+
+unsigned pqs__conninfo_connect_timeout_ms(const char *conninfo) {
+  unsigned ms = 0;
+  int named = 0;
+  PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+  for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+    if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL) {
+      ms = seconds_ms(o->val);
+      named = 1;
+    }
+  PQconninfoFree(opts);
+  return named ? ms : seconds_ms(getenv("PGCONNECT_TIMEOUT"));
+}

@@ -10,4 +10,10 @@
 void pqs__conninfo_params(const char *conninfo, const char *const **keys,
                           const char **vals);
 
+/* The connect deadline the conninfo asks for: its connect_timeout, else
+ * PGCONNECT_TIMEOUT's, by libpq's rules (seconds; under 2 is 2), in
+ * milliseconds; 0 when neither sets a positive number (libpq would then
+ * wait forever: the caller uses its own default). */
+unsigned pqs__conninfo_connect_timeout_ms(const char *conninfo);
+
 #endif

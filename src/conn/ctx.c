@@ -186,8 +186,13 @@ static PGconn *start_libpq(const char *conninfo, const char *host,
   return PQconnectStartParams(keys, vals, 1);
 }
 
-static void start_timer(pqs_ctx_t *ctx) {
+/* The caller's deadline, else the conninfo's connect_timeout (or
+ * PGCONNECT_TIMEOUT), else ours: libpq does not time a connection it
+ * does not drive itself, and would wait forever without one. */
+static void start_timer(pqs_ctx_t *ctx, const char *conninfo) {
   unsigned ms = ctx->opts.connect_timeout_ms;
+  if (ms == 0)
+    ms = pqs__conninfo_connect_timeout_ms(conninfo);
   uv_timer_start(&ctx->timer, on_connect_timeout,
                  ms ? ms : PQS__DEFAULT_CONNECT_TIMEOUT_MS, 0);
 }
@@ -205,14 +210,14 @@ static int connect_start(pqs_ctx_t *ctx, const char *conninfo) {
       return PQS_ENOMEM;
     }
     ctx->state = PQS__CTX_RESOLVING;
-    start_timer(ctx); /* the wait for names counts */
+    start_timer(ctx, conninfo); /* the wait for names counts */
     return 0;
   }
   ctx->conn = start_libpq(conninfo, NULL, NULL, NULL);
   if (ctx->conn == NULL)
     return PQS_ENOMEM;
   take_notices(ctx);
-  start_timer(ctx);
+  start_timer(ctx, conninfo);
   if (PQstatus(ctx->conn) == CONNECTION_BAD || PQsocket(ctx->conn) < 0) {
     pqs__ctx_defer(ctx); /* PQconnectPoll will say why, from the loop */
     return 0;
