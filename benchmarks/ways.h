@@ -51,7 +51,7 @@ typedef struct {
 
 
 /* Exit codes of bench_main, as the tool's (tools/cli.h). */
-enum { BENCH_OK = 0, BENCH_USAGE = 3, BENCH_FAILED = 5 };
+enum { BENCH_OK = 0, BENCH_USAGE = 1, BENCH_FAILED = 1 };
 
 /* bench.c: `pqstream bench ARGS...` (argv[0] is "bench"). */
 int bench_main(int argc, char **argv);

@@ -355,7 +355,7 @@ START_TEST(shards_in_order) {
   r = run((const char *[]){"CLI", "--shard", CONN, "--shard", second, "-c",
                            "SELECT k FROM cli_shard ORDER BY k", "--order-by",
                            "nope", NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ck_assert_ptr_nonnull(strstr(r.err, "nope"));
   ran_free(&r);
   PQfinish(one);
@@ -403,14 +403,14 @@ START_TEST(exit_codes_and_messages) {
   ran_free(&r);
 
   r = run((const char *[]){"CLI", "--bogus", NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ck_assert_ptr_nonnull(strstr(r.err, "Try 'pqstream --help'"));
   ran_free(&r);
   r = run((const char *[]){"CLI", "-d", CONN, NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ran_free(&r);
   r = run((const char *[]){"CLI", "-c", "SELECT 1", "--format", "xml", NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ran_free(&r);
 
   r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT pg_sleep(30)",
@@ -429,6 +429,13 @@ START_TEST(exit_codes_and_messages) {
   ck_assert_int_eq(r.status, 2);
   ck_assert_msg(r.secs >= 1.9 && r.secs < 9, "took %.1f s", r.secs);
   ck_assert_ptr_nonnull(strstr(r.err, "could not connect"));
+  ran_free(&r);
+  setenv("PGCONNECT_TIMEOUT", "2", 1); /* the same from the environment */
+  r = run((const char *[]){"CLI", "-d", pt_proxy_conninfo(silent), "-c",
+                           "SELECT 1", NULL});
+  unsetenv("PGCONNECT_TIMEOUT");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_msg(r.secs >= 1.9 && r.secs < 9, "took %.1f s", r.secs);
   ran_free(&r);
   pt_proxy_set(silent, PT_FORWARD);
   pt_proxy_stop(silent);
@@ -450,7 +457,7 @@ END_TEST
 START_TEST(output_errors_and_secrets) {
   ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1", "-o",
                                  "/nonexistent/dir/out.tsv", NULL});
-  ck_assert_int_eq(r.status, 5); /* and no leak to turn it into 1 */
+  ck_assert_int_eq(r.status, 1);
   ck_assert_ptr_nonnull(strstr(r.err, "/nonexistent/dir/out.tsv"));
   ck_assert_ptr_nonnull(strstr(r.err, "No such file"));
   ran_free(&r);
@@ -459,7 +466,7 @@ START_TEST(output_errors_and_secrets) {
                            "SELECT repeat('x', 100) FROM "
                            "generate_series(1, 100000)",
                            "-o", "/dev/full", NULL});
-  ck_assert_int_eq(r.status, 5);
+  ck_assert_int_eq(r.status, 1);
   ck_assert_msg(strstr(r.err, "/dev/full") != NULL &&
                     strstr(r.err, "no space left") != NULL,
                 "stderr: %s", r.err);
@@ -503,7 +510,7 @@ START_TEST(error_caret_as_psql) {
   ran_t psql = run((const char *[]){"/usr/bin/psql", "-X", "-q", "-d", CONN,
                                     "-f", path, NULL});
   unlink(path);
-  ck_assert_int_eq(ours.status, 1);
+  ck_assert_int_eq(ours.status, 3); /* a -f script, as psql -v ON_ERROR_STOP=1 */
   char a[512], b[512];
   ck_assert_str_eq(line_from(ours.err, "LINE 3:", a, sizeof(a)),
                    line_from(psql.err, "LINE 3:", b, sizeof(b)));
@@ -535,16 +542,51 @@ START_TEST(scripts_and_variables) {
                "INSERT INTO cli_script VALUES (2);\n",
                p1);
   ran_t r = run((const char *[]){"CLI", "-d", CONN, "-1", "-f", p1, NULL});
-  ck_assert_int_eq(r.status, 1);
+  ck_assert_int_eq(r.status, 3); /* as psql -v ON_ERROR_STOP=1 -f */
   ck_assert_ptr_nonnull(strstr(r.err, "division by zero"));
   ck_assert_int_eq(pt_scalar_ll(admin, "SELECT count(*) FROM cli_script"), 0);
   ran_free(&r);
-  /* without -1: the first is committed, the third never runs */
+  /* without -1: the first is committed, the third never runs; the error
+   * names the file and the line its statement starts on, as psql's */
   r = run((const char *[]){"CLI", "-d", CONN, "-f", p1, NULL});
-  ck_assert_int_eq(r.status, 1);
-  ck_assert_str_eq(r.err, "INSERT 0 1\nERROR:  division by zero (SQLSTATE "
-                          "22012)\n");
+  ck_assert_int_eq(r.status, 3);
+  char want[512];
+  snprintf(want, sizeof(want),
+           "INSERT 0 1\npqstream:%s:2: ERROR:  division by zero (SQLSTATE "
+           "22012)\n",
+           p1);
+  ck_assert_str_eq(r.err, want);
   ck_assert_int_eq(pt_scalar_ll(admin, "SELECT sum(x) FROM cli_script"), 1);
+  ran_t theirs = run((const char *[]){"/usr/bin/psql", "-X", "-q", "-v",
+                                      "ON_ERROR_STOP=1", "-d", CONN, "-f", p1,
+                                      NULL});
+  ck_assert_int_eq(theirs.status, r.status);
+  snprintf(want, sizeof(want), "psql:%s:2: ERROR:  division by zero", p1);
+  ck_assert_msg(strstr(theirs.err, want) != NULL, "psql said: %s",
+                theirs.err);
+  ran_free(&theirs);
+  /* a statement over several lines: the line it ends on, as psql's */
+  char p3[] = "/tmp/pqs-lines-XXXXXX";
+  write_script("SELECT 1;\n\nSELECT 1,\n  2 / 0\nFROM cli_script;\n", p3);
+  ran_t ours3 = run((const char *[]){"CLI", "-q", "-d", CONN, "-f", p3, NULL});
+  ran_t psql3 = run((const char *[]){"/usr/bin/psql", "-X", "-q", "-v",
+                                     "ON_ERROR_STOP=1", "-d", CONN, "-f", p3,
+                                     NULL});
+  ck_assert_int_eq(ours3.status, 3);
+  ck_assert_int_eq(psql3.status, 3);
+  snprintf(want, sizeof(want), "pqstream:%s:5: ERROR:", p3);
+  ck_assert_msg(strstr(ours3.err, want) != NULL, "we said: %s", ours3.err);
+  snprintf(want, sizeof(want), "psql:%s:5: ERROR:", p3);
+  ck_assert_msg(strstr(psql3.err, want) != NULL, "psql said: %s", psql3.err);
+  ran_free(&ours3);
+  ran_free(&psql3);
+  unlink(p3);
+  pt_sql(admin, "TRUNCATE cli_script");
+  /* an error in -c is 1, as psql's */
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1 / 0", NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_ptr_null(strstr(r.err, "pqstream:"));
   ran_free(&r);
   unlink(p1);
   /* one connection: a temp table lives from one statement to the next */
@@ -604,7 +646,7 @@ START_TEST(several_queries_one_output) {
   ran_free(&r);
   r = run((const char *[]){"CLI", "-d", CONN, "--csv", "--header", "-c",
                            "SELECT 1 AS a, 'x' AS b; SELECT 2 AS a", NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ck_assert_uint_eq(r.out_len, 0); /* found before the first byte */
   ck_assert_msg(strstr(r.err,
                        "query 2: its columns (a (type 23)) differ "
@@ -879,11 +921,11 @@ START_TEST(partition_on_a_key) {
   ran_free(&r);
   r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1", "-c",
                            "SELECT 2", "--partition-on", "k", NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ran_free(&r);
   r = run((const char *[]){"CLI", "-d", CONN, "-c", "SELECT 1 AS k",
                            "--partitions", "3", NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ran_free(&r);
   free(want);
   free(got);
@@ -949,7 +991,7 @@ START_TEST(listen_prints_json_lines) {
   /* no query with it */
   r = run((const char *[]){"CLI", "-d", CONN, "--listen", "x", "-c", "SELECT 1",
                            NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ran_free(&r);
 }
 END_TEST
@@ -1068,10 +1110,10 @@ START_TEST(into_table_and_from_file) {
   /* options that do not go together */
   r = run((const char *[]){"CLI", "-d", CONN, "--into-table", "cli_into",
                            "--from-file", path, "-c", "SELECT 1", NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ran_free(&r);
   r = run((const char *[]){"CLI", "-d", CONN, "--from-file", path, NULL});
-  ck_assert_int_eq(r.status, 3);
+  ck_assert_int_eq(r.status, 1);
   ran_free(&r);
   unlink(path);
   PQfinish(a);

@@ -4,14 +4,15 @@
 
 #include <pqstream.h>
 
-/* Exit codes, as the man page lists them. */
+/* Exit codes, psql's, then the tool's own; the man page lists them. */
 enum {
   CLI_OK = 0,
-  CLI_SQL = 1,     /* the server reported an error */
+  CLI_SQL = 1,     /* the server reported an error (-c) */
+  CLI_USAGE = 1,   /* bad options or arguments */
+  CLI_FAILED = 1,  /* anything else: output not writable, out of memory */
   CLI_CONNECT = 2, /* could not connect, or the connection was lost */
-  CLI_USAGE = 3,   /* bad options or arguments */
+  CLI_SCRIPT = 3,  /* the server reported an error in a -f script */
   CLI_TIMEOUT = 4, /* --timeout passed */
-  CLI_FAILED = 5,  /* anything else: output not writable, out of memory */
   CLI_SIGINT = 130,
   CLI_SIGTERM = 143
 };
@@ -34,6 +35,7 @@ typedef struct {
   /* -c and -f as given, in order (file texts owned) */
   const char *texts[CLI_MAX];
   char *owned[CLI_MAX];
+  const char *text_file[CLI_MAX]; /* -f's path, "<stdin>"; NULL for -c */
   int ntexts;
   const char *var_names[CLI_MAX], *var_values[CLI_MAX]; /* -v NAME=VALUE */
   int nvars;
@@ -42,6 +44,10 @@ typedef struct {
   const char *const *commands;
   int ncommands;
   char **statements; /* cli_prepare's, owned */
+  /* Where each statement is: -f's file (NULL: -c, or -1's own
+   * BEGIN/COMMIT) and the line it ends on, for psql's "FILE:LINE:". */
+  const char **stmt_file;
+  int *stmt_line;
   const char *params[CLI_MAX]; /* NULL: SQL NULL */
   int nparams;
   pqs_format_t format;

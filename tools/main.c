@@ -83,9 +83,11 @@ static const char usage[] =
     "  -?, --help              this help, then exit\n"
     "  -V, --version           the version, then exit\n"
     "\n"
-    "Exit status: 0 success, 1 SQL error, 2 connection failure, 3 usage\n"
-    "error, 4 timeout, 5 other failure, 130 interrupted (SIGINT), 143\n"
-    "terminated (SIGTERM). A reader that stops early (| head) is success.\n";
+    "Exit status, as psql's: 0 success, 1 an error of the tool's own (a bad\n"
+    "option, a file it cannot read or write) or an SQL error in -c, 2 a\n"
+    "connection that failed or was lost, 3 an SQL error in a -f script; and\n"
+    "the tool's own: 4 --timeout, 130 interrupted (SIGINT), 143 terminated\n"
+    "(SIGTERM). A reader that stops early (| head) is success.\n";
 
 static int bad_usage(const char *fmt, const char *arg) {
   fputs("pqstream: ", stderr);
@@ -205,8 +207,11 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     case 'f':
       if (o->ntexts == CLI_MAX)
         return bad_usage("too many -c and -f (at most %s)", "64");
-      if (c == 'f')
+      if (c == 'f') {
         o->owned[o->ntexts] = cli_read_file(optarg);
+        o->text_file[o->ntexts] =
+            strcmp(optarg, "-") == 0 ? "<stdin>" : optarg;
+      }
       o->texts[o->ntexts] = c == 'c' ? optarg : o->owned[o->ntexts];
       if (o->texts[o->ntexts++] == NULL)
         return CLI_USAGE;

@@ -182,6 +182,23 @@ static void print_error(app_t *app, const pqs_error_t *err, int status) {
   cli_print_error(err, status);
 }
 
+/* The server's error: from a -f script, prefixed with the file and the
+ * line its statement ends on and exit 3, as psql with ON_ERROR_STOP;
+ * else exit 1. A merged batch names its queries instead. */
+static int sql_error(app_t *app, const pqs_done_t *done) {
+  const cli_opts_t *o = app->o;
+  int ntargets = o->nshards ? o->nshards : 1, from_file = 0;
+  int first = (app->next - app->batch_len) / ntargets;
+  int last = (app->next - 1) / ntargets;
+  for (int c = first; c <= last && c < o->ncommands && o->stmt_file; c++)
+    from_file |= o->stmt_file[c] != NULL;
+  if (from_file && first == last)
+    fprintf(stderr, "pqstream:%s:%d: ", o->stmt_file[first],
+            o->stmt_line[first]);
+  print_error(app, done->error, done->status);
+  return from_file ? CLI_SCRIPT : CLI_SQL;
+}
+
 /* How a batch ended, as an exit status. */
 static int exit_code_of(app_t *app, const pqs_done_t *done) {
   switch (done->status) {
@@ -193,8 +210,7 @@ static int exit_code_of(app_t *app, const pqs_done_t *done) {
       return app->signal == SIGINT ? CLI_SIGINT : CLI_SIGTERM;
     break;
   case PQS_ESQL:
-    print_error(app, done->error, done->status);
-    return CLI_SQL;
+    return sql_error(app, done);
   case PQS_ECONNLOST:
     print_error(app, done->error, done->status);
     return CLI_CONNECT;
