@@ -12,9 +12,13 @@
  * COMMIT and ROLLBACK are the caller's), so it can be cut into segments,
  * each a COPY of its own: libpq 15 reads nothing the server says during
  * COPY IN (an error waits unread behind its COPY_IN state until
- * PQputCopyEnd), so when the socket speaks mid-COPY (an error, or only a
+ * PQputCopyEnd), so when the server speaks mid-COPY (an error, or only a
  * notice) the segment is ended where the data put so far ends, and its
- * result says which. An error then ends the load without the rest of the
+ * result says which. The socket turning readable is not enough to know:
+ * libpq reads what arrived itself while a send would block. So on TCP the
+ * kernel's count of bytes received is watched (the server sends nothing
+ * during COPY IN unless it speaks); elsewhere (a Unix socket) a segment
+ * whose sending blocked is ended once it is PQS__PROBE_MS old. An error then ends the load without the rest of the
  * source; a notice costs one more COPY. At most one segment ends per
  * PQS__SEGMENT_MS, so a trigger's notices cannot turn every row into a
  * round trip.
@@ -23,9 +27,13 @@
  * (a put past max_pending is told to wait, and `ready` comes when half is
  * gone), and libpq is given at most PQS__INFLIGHT bytes it has not yet
  * sent: non-blocking PQputCopyData would grow its buffer without end. */
+#include <linux/tcp.h> /* tcp_info with tcpi_bytes_received */
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "alloc.h"
 #include "kind.h"
@@ -36,6 +44,7 @@ enum { START, DATA, SEGMENT, AGAIN, FAIL, COMMIT, ROLLBACK };
 #define PQS__INFLIGHT (1024 * 1024)
 #define PQS__PIECE (64 * 1024)
 #define PQS__SEGMENT_MS 100
+#define PQS__PROBE_MS 1000
 #define PQS__TAG_ROOM 32 /* "COPY " and a 64-bit count */
 
 static const char *why_stopped(const pqs__op_t *op) {
@@ -74,6 +83,18 @@ static int copy_in_send(pqs__op_t *op) {
   }
 }
 
+/* The bytes the server has sent on the connection (TCP), or -1. */
+static int64_t bytes_received(PGconn *conn) {
+  struct tcp_info info;
+  socklen_t len = sizeof(info);
+  memset(&info, 0, sizeof(info));
+  if (getsockopt(PQsocket(conn), IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+      len < offsetof(struct tcp_info, tcpi_bytes_received) +
+                sizeof(info.tcpi_bytes_received))
+    return -1;
+  return (int64_t)info.tcpi_bytes_received;
+}
+
 /* What libpq holds goes out; 0, or PQS__WAIT with the op watching the
  * socket for writing, or PQS__RESULTS if the connection failed. */
 static int flush(pqs__op_t *op) {
@@ -81,6 +102,8 @@ static int flush(pqs__op_t *op) {
   if (rc < 0)
     return PQS__RESULTS; /* PQgetResult says what went */
   op->flushing = rc == 1;
+  if (rc == 1)
+    op->k.copy_in.blocked = 1;
   pqs__op_watch(op);
   if (rc == 0)
     op->k.copy_in.inflight = 0;
@@ -150,6 +173,20 @@ static void heard(pqs__op_t *op) {
   k->suspect = 1;
 }
 
+/* Whether the server may have spoken though the socket did not say so
+ * (libpq read it while sending). */
+static void listen_harder(pqs__op_t *op) {
+  pqs__copy_in_t *k = &op->k.copy_in;
+  if (k->suspect)
+    return;
+  if (k->rx >= 0) {
+    k->suspect = bytes_received(op->ctx->conn) != k->rx;
+    return;
+  }
+  k->suspect = k->blocked &&
+               uv_now(op->ctx->loop) >= k->segment_at + PQS__PROBE_MS;
+}
+
 static int cut_now(pqs__op_t *op) {
   pqs__copy_in_t *k = &op->k.copy_in;
   if (!k->suspect || k->cut != NO_CUT)
@@ -172,6 +209,7 @@ static int write_data(pqs__op_t *op) {
     return PQS__RESULTS;
   if (op->heard)
     heard(op);
+  listen_harder(op);
   cut_now(op);
   compact(k);
   for (;;) {
@@ -235,6 +273,8 @@ static int copy_started(pqs__op_t *op) {
   }
   op->step = DATA;
   op->heard = 0; /* what brought the COPY_IN was not said during it */
+  op->k.copy_in.rx = bytes_received(op->ctx->conn);
+  op->k.copy_in.blocked = 0;
   return PQS__CONTINUE;
 }
 

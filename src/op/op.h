@@ -91,6 +91,9 @@ typedef struct pqs__copy_in_s {
   int ended;            /* fact: the producer has put everything */
   int began;            /* fact: the BEGIN is ours, so COMMIT or ROLLBACK */
   int last;             /* fact: the segment being ended is the last */
+  int64_t rx;           /* the server's bytes on the socket at the
+                           segment's start (TCP), -1 if unknown */
+  int blocked;          /* fact: the socket refused bytes this segment */
   int binary;           /* COPY's binary format: tuples are put */
   int header_sent;      /* fact: this segment's binary header is libpq's */
   void (*ready)(void *consumer); /* may be NULL */
