@@ -327,7 +327,7 @@ START_TEST(backend_killed_midway) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   int pid = pqs_ctx_backend_pid(ctx);
-  producer_t p = {.n = 10, .no_end = 1};
+  producer_t p = {.n = 10, .next = 1, .no_end = 1};
   ck_assert_int_eq(pqs_copy_in(ctx, &p.ci, "loaded", NULL, &cbs, &p), 0);
   produce(&p);
   for (int i = 0; i < 20; i++)

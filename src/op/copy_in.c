@@ -215,6 +215,14 @@ static int write_data(pqs__op_t *op) {
   for (;;) {
     size_t end = k->cut != NO_CUT ? k->cut : k->pending.len;
     while (k->sent < end) {
+      /* A server that failed the COPY drops what follows as fast as it
+       * comes: without looking again between pieces, one wake-up could
+       * send the rest of the source. */
+      if (k->cut == NO_CUT) {
+        listen_harder(op);
+        if (cut_now(op))
+          end = k->cut;
+      }
       /* libpq gets more only once what it has is out. */
       int rc = op->flushing ? PQS__WAIT
                : k->inflight >= PQS__INFLIGHT ? flush(op)
