@@ -145,7 +145,7 @@ static int end_copy(pqs__op_t *op, const char *why) {
 
 /* Drops what libpq has taken, once it is most of the buffer. */
 static void compact(pqs__copy_in_t *k) {
-  if (k->sent < k->pending.len / 2 && k->sent < PQS__PIECE)
+  if (k->sent == 0 || (k->sent < k->pending.len / 2 && k->sent < PQS__PIECE))
     return;
   memmove(k->pending.data, k->pending.data + k->sent, k->pending.len - k->sent);
   k->pending.len -= k->sent;
