@@ -258,6 +258,55 @@ START_TEST(constraint_midway_ends_it_early) {
 }
 END_TEST
 
+/* Over a Unix socket there is no TCP_INFO to tell that the server spoke
+ * while libpq was sending: a COPY whose sending blocked is cut once a
+ * second to look. An error midway still ends the load early, and notices
+ * (which make the socket readable) lose nothing. */
+static const char *socket_conninfo(void) {
+  const char *sock = getenv("PQS_TEST_SOCKET_CONNINFO");
+  ck_assert_msg(sock != NULL, "PQS_TEST_SOCKET_CONNINFO is not set "
+                              "(tests/pg.sh writes it)");
+  return sock;
+}
+
+START_TEST(unix_socket_error_midway_ends_it_early) {
+  PGconn *admin = pt_admin();
+  fresh_table(admin);
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, socket_conninfo());
+  producer_t p = {.n = 2000000, .bad_at = 1000001};
+  load(loop, ctx, "loaded", NULL, &p);
+  ck_assert_int_eq(p.done.status, PQS_ESQL);
+  ck_assert_str_eq(p.done.sqlstate, "23514");
+  ck_assert_msg(p.next <= 1500000,
+                "%ld of 2,000,000 rows were put before the load ended",
+                p.next - 1);
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT count(*) FROM loaded"), 0);
+  assert_usable(loop, ctx);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  PQfinish(admin);
+}
+END_TEST
+
+START_TEST(unix_socket_all_rows_arrive) {
+  PGconn *admin = pt_admin();
+  fresh_table(admin);
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, socket_conninfo());
+  producer_t p = {.n = 1000000};
+  load(loop, ctx, "loaded", NULL, &p);
+  ck_assert_msg(p.done.status == 0, "%s", p.done.message);
+  ck_assert_int_eq(p.done.rows, 1000000);
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT count(DISTINCT id) FROM loaded"),
+                   1000000);
+  assert_usable(loop, ctx);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  PQfinish(admin);
+}
+END_TEST
+
 /* Notices mid-COPY (a trigger's) cut the load into several COPYs of one
  * transaction: every row still arrives once. */
 START_TEST(notices_midway_lose_nothing) {
@@ -359,6 +408,8 @@ static Suite *copy_in_suite(void) {
   tcase_add_test(tc, binary_tuples);
   tcase_add_test(tc, constraint_midway_ends_it_early);
   tcase_add_test(tc, notices_midway_lose_nothing);
+  tcase_add_test(tc, unix_socket_error_midway_ends_it_early);
+  tcase_add_test(tc, unix_socket_all_rows_arrive);
   tcase_add_test(tc, aborts_and_timeouts_roll_back);
   tcase_add_test(tc, backend_killed_midway);
   suite_add_tcase(s, tc);

@@ -18,10 +18,13 @@
  * libpq reads what arrived itself while a send would block. So on TCP the
  * kernel's count of bytes received is watched (the server sends nothing
  * during COPY IN unless it speaks); elsewhere (a Unix socket) a segment
- * whose sending blocked is ended once it is PQS__PROBE_MS old. An error then ends the load without the rest of the
- * source; a notice costs one more COPY. At most one segment ends per
- * PQS__SEGMENT_MS, so a trigger's notices cannot turn every row into a
- * round trip.
+ * is ended once PQS__PROBE_BYTES went in it (a server that failed the
+ * COPY drops what follows as fast as it comes, so this is soon), or once
+ * it is PQS__PROBE_MS old if its sending blocked (a slow producer). An
+ * error then ends the load without the rest of the source; a notice
+ * costs one more COPY. At most one segment ends per PQS__SEGMENT_MS,
+ * unless PQS__PROBE_BYTES went in it, so a trigger's notices cannot turn
+ * every row into a round trip, nor keep the rest flowing for long.
  *
  * Bounded memory: `pending` holds what was put and not yet given to libpq
  * (a put past max_pending is told to wait, and `ready` comes when half is
@@ -45,6 +48,7 @@ enum { START, DATA, SEGMENT, AGAIN, FAIL, COMMIT, ROLLBACK };
 #define PQS__PIECE (64 * 1024)
 #define PQS__SEGMENT_MS 100
 #define PQS__PROBE_MS 1000
+#define PQS__PROBE_BYTES (4 * 1024 * 1024)
 #define PQS__TAG_ROOM 32 /* "COPY " and a 64-bit count */
 
 static const char *why_stopped(const pqs__op_t *op) {
@@ -70,9 +74,11 @@ static int copy_in_send(pqs__op_t *op) {
   switch (op->step) {
   case START:
     k->segment_at = uv_now(op->ctx->loop);
+    k->segment_bytes = 0;
     return send_sql(op, k->command);
   case AGAIN:
     k->segment_at = uv_now(op->ctx->loop);
+    k->segment_bytes = 0;
     k->suspect = 0;
     k->header_sent = 0;
     return send_sql(op, k->again);
@@ -183,8 +189,9 @@ static void listen_harder(pqs__op_t *op) {
     k->suspect = bytes_received(op->ctx->conn) != k->rx;
     return;
   }
-  k->suspect = k->blocked &&
-               uv_now(op->ctx->loop) >= k->segment_at + PQS__PROBE_MS;
+  k->suspect = k->segment_bytes >= PQS__PROBE_BYTES ||
+               (k->blocked &&
+                uv_now(op->ctx->loop) >= k->segment_at + PQS__PROBE_MS);
 }
 
 static int cut_now(pqs__op_t *op) {
@@ -192,7 +199,8 @@ static int cut_now(pqs__op_t *op) {
   if (!k->suspect || k->cut != NO_CUT)
     return 0;
   uint64_t now = uv_now(op->ctx->loop);
-  if (now < k->segment_at + PQS__SEGMENT_MS) {
+  if (now < k->segment_at + PQS__SEGMENT_MS &&
+      k->segment_bytes < PQS__PROBE_BYTES) {
     pqs__ctx_defer_ms(op->ctx,
                       (unsigned)(k->segment_at + PQS__SEGMENT_MS - now));
     return 0;
@@ -243,6 +251,7 @@ static int write_data(pqs__op_t *op) {
         return flush(op) == 0 ? PQS__CONTINUE : PQS__WAIT;
       k->sent += n;
       k->inflight += n;
+      k->segment_bytes += n;
     }
     compact(k);
     int at_cut = k->cut != NO_CUT && k->sent == k->cut;

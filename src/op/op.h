@@ -86,6 +86,7 @@ typedef struct pqs__copy_in_s {
   size_t max_pending;
   uint64_t rows;        /* rows of the segments ended */
   uint64_t segment_at;  /* loop time the current segment began */
+  size_t segment_bytes; /* given to libpq in the current segment */
   int suspect;          /* fact: the server spoke during this segment */
   int full;             /* fact: a put was told to wait: ready is owed */
   int ended;            /* fact: the producer has put everything */
