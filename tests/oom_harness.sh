@@ -64,8 +64,29 @@ s_tool_merge() {
   "$@" "$cli" -q -d "$conn" -j 3 --order-by g -c "$(q 1)" -c "$(q 2)" \
     -c "$(q 3)" >"$work/out"
 }
+# A file loaded into a table: the output is what the table holds, and a
+# failed load that left rows behind breaks the contract (all or none).
+s_tool_from_file() {
+  if [ ! -f "$work/in.tsv" ]; then
+    seq 1 300 | sed 's/$/\tline/' >"$work/in.tsv"
+    psql -X -q -d "$conn" -c "DROP TABLE IF EXISTS oom_in" \
+      -c "CREATE TABLE oom_in (g int, s text)" || return 1
+  fi
+  "$@" "$cli" -q -d "$conn" --into-table oom_in --from-file "$work/in.tsv"
+  local rc=$?
+  # What the run left, and the table emptied for the next one.
+  psql -X -qAt -d "$conn" -c "SELECT count(*), sum(g) FROM oom_in" \
+    -c "TRUNCATE oom_in" >"$work/out"
+  # A COMMIT whose answer was lost is said to be unknown: either is right.
+  if [ $rc -ne 0 ] && [ "$(cat "$work/out")" != "0|" ] &&
+    ! grep -q "whether it committed is unknown" "$work/err" 2>/dev/null; then
+    echo "a failed load left rows: $(cat "$work/out")" >&2
+    return 3
+  fi
+  return $rc
+}
 # The tool reads through the COPY source, so its scenarios cover COPY too.
-scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge"}
+scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge tool_from_file"}
 
 # The library a frame of a report belongs to ("libpq", "libuv", ...).
 lib_of() { sed -n 's|.*/\(lib[a-z0-9_]*\)[.-].*|\1|p' | head -1; }

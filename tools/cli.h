@@ -105,6 +105,33 @@ int cli_describe_all(const cli_opts_t *o, pqs_ctx_t *ctx, cli_described_cb cb,
 void cli_name_input(const pqs_error_t *err, int first_job, int ntargets,
                     char *out, size_t cap, pqs_error_t *named);
 
+/* watch.c */
+/* Asked once, at the first SIGINT or SIGTERM: stop the work. */
+typedef void (*cli_stop_fn)(void *data, int signum);
+/* Writes the progress line (no newline) into line[cap]. */
+typedef void (*cli_line_fn)(void *data, double secs, char *line, size_t cap);
+typedef struct {
+  uv_signal_t sigint, sigterm;
+  uv_timer_t deadline, progress;
+  int signal;  /* the first signal, 0 if none came */
+  int started, shown;
+  uint64_t t0;
+  cli_stop_fn stop;
+  cli_line_fn line;
+  void *data;
+} cli_watch_t;
+/* Starts watching the signals and, if `progress`, writing the progress
+ * line every 250 ms; 0 or libuv's error (nothing then to close). */
+int cli_watch_start(cli_watch_t *w, uv_loop_t *loop, int progress,
+                    cli_stop_fn stop, cli_line_fn line, void *data);
+/* Clears the progress line and closes the handles (the loop ends them). */
+void cli_watch_close(cli_watch_t *w);
+/* 130 for SIGINT, 143 for SIGTERM. */
+int cli_signal_code(int signum);
+/* Says why a connection could not be had, or notes that the server wants
+ * a password main may prompt for (o->wants_password); CLI_CONNECT. */
+int cli_connect_failed(cli_opts_t *o, int status, const pqs_error_t *err);
+
 /* connect.c */
 /* The conninfo for `target` (-d or a shard) with -h -p -U and the
  * password, as psql builds it; malloc'd, NULL if out of memory. */

@@ -4,7 +4,15 @@
  * The file is read on the loop (a regular file by libuv's thread pool, a
  * pipe or terminal as a stream), cut at the last whole record of each
  * piece (a CSV record may hold newlines inside quotes), and put into the
- * load; reading pauses while the load holds what it cannot send. */
+ * load; reading pauses while the load holds what it cannot send.
+ *
+ *   OPENING --connected, the load begun--> LOADING --on_done--> ENDED
+ *   OPENING --no connection, no load--> ENDED
+ *
+ * A regular file's first piece is read while connecting: that read also
+ * starts libuv's thread pool first thing, since libuv aborts if it cannot
+ * start its threads later, when memory may be short. ENDED closes
+ * everything once no read is out. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -37,11 +45,11 @@ typedef struct {
   int waiting;        /* fact: put said 1: no reading until on_ready */
   int eof;
   uint64_t rows;
-  int exit_code, signal, done;
-  uv_signal_t sigint, sigterm;
-  uv_timer_t progress, deadline;
-  int progress_shown;
-  uint64_t t0;
+  int exit_code;
+  enum { OPENING, LOADING, ENDED } phase;
+  ssize_t early;      /* OPENING: the first read's result, once it came */
+  int early_in;       /* fact: `early` waits for LOADING */
+  cli_watch_t watch;  /* signals and the progress line */
 } loader_t;
 
 static void read_more(loader_t *l);
@@ -49,16 +57,14 @@ static void read_more(loader_t *l);
 /* ---- the end ---- */
 
 static void close_all(loader_t *l) {
-  if (l->progress_shown)
-    fputs("\r\033[K", stderr);
-  uv_close((uv_handle_t *)&l->sigint, NULL);
-  uv_close((uv_handle_t *)&l->sigterm, NULL);
-  uv_close((uv_handle_t *)&l->progress, NULL);
-  uv_close((uv_handle_t *)&l->deadline, NULL);
-  if (!l->is_file)
+  if (l->is_file && l->reading)
+    return; /* the read in flight closes it */
+  cli_watch_close(&l->watch);
+  if (!l->is_file && !uv_is_closing((uv_handle_t *)&l->in))
     uv_close((uv_handle_t *)&l->in, NULL);
   if (l->ctx != NULL)
     pqs_ctx_close(l->ctx, NULL);
+  l->ctx = NULL;
 }
 
 static int code_of(loader_t *l, const pqs_done_t *done) {
@@ -68,8 +74,8 @@ static int code_of(loader_t *l, const pqs_done_t *done) {
       fprintf(stderr, "%s\n", done->command_tag);
     return CLI_OK;
   case PQS_ECANCELED:
-    if (l->signal)
-      return l->signal == SIGINT ? CLI_SIGINT : CLI_SIGTERM;
+    if (l->watch.signal)
+      return cli_signal_code(l->watch.signal);
     return l->exit_code ? l->exit_code : CLI_FAILED;
   case PQS_ESQL:
     cli_print_error(done->error, done->status);
@@ -94,8 +100,7 @@ static void on_loaded(pqs_copy_in_t *ci, const pqs_done_t *done, void *data) {
   int code = code_of(l, done);
   if (l->exit_code == CLI_OK)
     l->exit_code = code;
-  if (l->is_file && l->reading)
-    return; /* the read in flight ends it */
+  l->phase = ENDED;
   close_all(l);
 }
 
@@ -190,16 +195,27 @@ static void got(loader_t *l, const char *p, ssize_t n) {
     read_more(l);
 }
 
+/* A file's read came back (or could not be asked for): n as got's. */
+static void read_done(loader_t *l, ssize_t n) {
+  l->reading = 0;
+  switch (l->phase) {
+  case OPENING: /* kept until the load begins */
+    l->early = n;
+    l->early_in = 1;
+    return;
+  case ENDED: /* the load ended while the read was out */
+    close_all(l);
+    return;
+  default:
+    got(l, l->piece, n);
+  }
+}
+
 static void on_fs_read(uv_fs_t *req) {
   loader_t *l = req->data;
   ssize_t n = req->result;
   uv_fs_req_cleanup(req);
-  l->reading = 0;
-  if (l->ci == NULL) { /* the load ended while the read was out */
-    close_all(l);
-    return;
-  }
-  got(l, l->piece, n);
+  read_done(l, n);
 }
 
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
@@ -235,13 +251,15 @@ static void read_more(loader_t *l) {
     uv_buf_t b = uv_buf_init(l->piece, sizeof(l->piece));
     l->req.data = l;
     int rc = uv_fs_read(l->loop, &l->req, l->fd, &b, 1, -1, on_fs_read);
-    if (rc != 0) {
-      l->reading = 0;
-      got(l, NULL, rc);
-    }
+    if (rc != 0)
+      read_done(l, rc);
     return;
   }
-  uv_read_start((uv_stream_t *)&l->in, on_alloc, on_stream_read);
+  int rc = uv_read_start((uv_stream_t *)&l->in, on_alloc, on_stream_read);
+  if (rc != 0) {
+    l->reading = 0;
+    got(l, NULL, rc);
+  }
 }
 
 static void on_ready(pqs_copy_in_t *ci, void *data) {
@@ -258,13 +276,9 @@ static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
                     void *data) {
   loader_t *l = data;
   if (status != 0) {
-    const char *why = err ? err->message : pqs_strerror(status);
-    if (l->o->may_prompt && l->o->password == NULL &&
-        strstr(why, "no password supplied") != NULL)
-      l->o->wants_password = 1;
-    else
-      cli_say("could not connect: %s", why);
-    l->exit_code = CLI_CONNECT; /* a timeout too, as psql */
+    l->ctx = NULL; /* the library closes a context that failed to open */
+    l->exit_code = cli_connect_failed(l->o, status, err);
+    l->phase = ENDED;
     close_all(l);
     return;
   }
@@ -276,34 +290,31 @@ static void on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
   if (rc != 0) {
     cli_say("%s", pqs_strerror(rc));
     l->exit_code = CLI_FAILED;
+    l->phase = ENDED;
     close_all(l);
     return;
   }
-  read_more(l);
+  l->phase = LOADING;
+  if (l->early_in) {
+    l->early_in = 0;
+    got(l, l->piece, l->early);
+  } else {
+    read_more(l);
+  }
 }
 
-static void on_deadline(uv_timer_t *t) {
-  loader_t *l = t->data;
-  _exit(l->signal == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-  loader_t *l = h->data;
-  if (l->signal)
-    _exit(signum == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
-  l->signal = signum;
+static void on_signal(void *data, int signum) {
+  loader_t *l = data;
+  (void)signum; /* code_of names it, unless the load committed first */
   if (l->ci != NULL)
     pqs_copy_in_abort(l->ci); /* rolled back */
-  uv_timer_start(&l->deadline, on_deadline, CLI_SIGNAL_DEADLINE_MS, 0);
-  uv_unref((uv_handle_t *)&l->deadline);
 }
 
-static void on_progress(uv_timer_t *t) {
-  loader_t *l = t->data;
-  double secs = (uv_hrtime() - l->t0) / 1e9;
-  fprintf(stderr, "\r%llu rows in  %.0f rows/s  %.1f s\033[K",
-          (unsigned long long)l->rows, secs > 0 ? l->rows / secs : 0.0, secs);
-  l->progress_shown = 1;
+static void progress_line(void *data, double secs, char *line, size_t cap) {
+  loader_t *l = data;
+  snprintf(line, cap, "%llu rows in  %.0f rows/s  %.1f s",
+           (unsigned long long)l->rows, secs > 0 ? l->rows / secs : 0.0,
+           secs);
 }
 
 /* The input: a regular file is read by the thread pool, anything else
@@ -321,10 +332,15 @@ static int open_input(loader_t *l) {
   int rc = 0;
   if (t == UV_TTY)
     rc = uv_tty_init(l->loop, &l->in.tty, l->fd, 1);
-  else if (!l->is_file && (rc = uv_pipe_init(l->loop, &l->in.pipe, 0)) == 0)
-    rc = uv_pipe_open(&l->in.pipe, l->fd);
+  else if (!l->is_file && (rc = uv_pipe_init(l->loop, &l->in.pipe, 0)) == 0 &&
+           (rc = uv_pipe_open(&l->in.pipe, l->fd)) != 0) {
+    uv_close((uv_handle_t *)&l->in.pipe, NULL);
+    uv_run(l->loop, UV_RUN_DEFAULT);
+  }
   if (rc != 0) {
     cli_say("%s: %s", path, uv_strerror(rc));
+    if (l->fd > STDIN_FILENO)
+      close(l->fd);
     return -1;
   }
   l->in.pipe.data = l;
@@ -340,34 +356,34 @@ int cli_load_file(cli_opts_t *o) {
   }
   l->o = o;
   l->loop = uv_default_loop();
-  if (open_input(l) != 0) {
+  if (l->loop == NULL || open_input(l) != 0) {
+    if (l->loop == NULL)
+      cli_say("%s", "out of memory");
     free(l);
     return CLI_FAILED;
   }
+  if (l->is_file)
+    read_more(l); /* the first piece, while connecting */
   char *conninfo = cli_conninfo(o, o->into_db ? o->into_db : o->dbname);
   unsigned ms = (unsigned)(o->timeout * 1000);
   pqs_ctx_opts_t co = {.connect_timeout_ms = ms, .query_timeout_ms = ms,
                        .on_notice = cli_notice_fn(o)};
-  uv_signal_init(l->loop, &l->sigint);
-  uv_signal_init(l->loop, &l->sigterm);
-  uv_timer_init(l->loop, &l->progress);
-  uv_timer_init(l->loop, &l->deadline);
-  l->sigint.data = l->sigterm.data = l->progress.data = l->deadline.data = l;
-  uv_signal_start(&l->sigint, on_signal, SIGINT);
-  uv_signal_start(&l->sigterm, on_signal, SIGTERM);
   int progress = o->quiet ? 0 : o->progress >= 0 ? o->progress
                                                  : isatty(STDERR_FILENO);
-  l->t0 = uv_hrtime();
-  if (progress)
-    uv_timer_start(&l->progress, on_progress, 250, 250);
-  int rc = conninfo == NULL ? PQS_ENOMEM
-                            : pqs_ctx_open(&l->ctx, l->loop, conninfo, &co,
-                                           on_open, l);
+  int rc = cli_watch_start(&l->watch, l->loop, progress, on_signal,
+                           progress_line, l);
+  if (rc != 0)
+    cli_say("could not watch for signals: %s", pqs_strerror(rc));
+  else if (conninfo == NULL) {
+    cli_say("%s", "out of memory");
+    rc = PQS_ENOMEM;
+  } else if ((rc = pqs_ctx_open(&l->ctx, l->loop, conninfo, &co, on_open, l)))
+    cli_say("could not connect: %s", pqs_strerror(rc));
   free(conninfo);
   if (rc != 0) {
-    cli_say("could not connect: %s", pqs_strerror(rc));
     l->exit_code = CLI_FAILED;
     l->ctx = NULL;
+    l->phase = ENDED;
     close_all(l);
   }
   uv_run(l->loop, UV_RUN_DEFAULT);

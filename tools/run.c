@@ -37,16 +37,12 @@ struct app_s {
   pqs_ctx_t *held;       /* one at a time: the context kept for the next one */
   int header_written;    /* one --header line for every statement's sink */
   uint64_t rows, written, written_before;
-  int exit_code, signal;
+  int exit_code;
   /* RUNNING --an error, a signal, a reader gone: stop()--> STOPPING (no
    * new batch starts; the running one ends) --finish()--> FINISHED (the
    * tool's handles closed; the loop ends) */
   enum { APP_RUNNING, APP_STOPPING, APP_FINISHED } phase;
-  uv_signal_t sigint, sigterm;
-  uv_timer_t deadline; /* after a signal: leave, written or not */
-  uv_timer_t progress;
-  int progress_on, progress_shown;
-  uint64_t t0;
+  cli_watch_t watch; /* signals and the progress line */
   char key_names[MAXKEYS][64];
   pqs_sort_key_t keys[MAXKEYS];
   int nkeys, keys_resolved;
@@ -121,13 +117,11 @@ static int order_cmp(const pqs_row_t *a, const pqs_row_t *b, void *data) {
 
 /* ---- progress ---- */
 
-static void on_progress(uv_timer_t *t) {
-  app_t *app = t->data;
-  double secs = (uv_hrtime() - app->t0) / 1e9;
-  fprintf(stderr, "\r%llu rows  %.0f rows/s  %.1f MB  %.1f s\033[K",
-          (unsigned long long)app->rows, secs > 0 ? app->rows / secs : 0.0,
-          (app->written_before + app->written) / 1e6, secs);
-  app->progress_shown = 1;
+static void progress_line(void *data, double secs, char *line, size_t cap) {
+  app_t *app = data;
+  snprintf(line, cap, "%llu rows  %.0f rows/s  %.1f MB  %.1f s",
+           (unsigned long long)app->rows, secs > 0 ? app->rows / secs : 0.0,
+           (app->written_before + app->written) / 1e6, secs);
 }
 
 /* ---- the end ---- */
@@ -137,12 +131,7 @@ static void finish(app_t *app) {
     return;
   app->phase = APP_FINISHED;
   let_go_of_held(app);
-  if (app->progress_shown)
-    fputs("\r\033[K", stderr); /* clear the progress line */
-  uv_close((uv_handle_t *)&app->sigint, NULL);
-  uv_close((uv_handle_t *)&app->sigterm, NULL);
-  uv_close((uv_handle_t *)&app->progress, NULL);
-  uv_close((uv_handle_t *)&app->deadline, NULL);
+  cli_watch_close(&app->watch);
 }
 
 static void stop(app_t *app, int code) {
@@ -206,8 +195,8 @@ static int exit_code_of(app_t *app, const pqs_done_t *done) {
   case UV_EPIPE: /* the reader had enough (| head): not a failure */
     return CLI_OK;
   case PQS_ECANCELED:
-    if (app->signal)
-      return app->signal == SIGINT ? CLI_SIGINT : CLI_SIGTERM;
+    if (app->watch.signal)
+      return cli_signal_code(app->watch.signal);
     break;
   case PQS_ESQL:
     return sql_error(app, done);
@@ -433,15 +422,7 @@ static void start_partitioned(app_t *app) {
 static void connect_failed(app_t *app, int status, const pqs_error_t *err) {
   if (app->exit_code != CLI_OK)
     return;
-  const char *why = err ? err->message : pqs_strerror(status);
-  /* As psql: a server that asks for a password gets a prompt, not an
-   * error, when there is a terminal to ask on. */
-  if (app->o->may_prompt && app->o->password == NULL &&
-      strstr(why, "no password supplied") != NULL)
-    app->o->wants_password = 1;
-  else
-    cli_say("could not connect: %s", why);
-  stop(app, CLI_CONNECT); /* a timeout too, as psql */
+  stop(app, cli_connect_failed(app->o, status, err));
 }
 
 static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
@@ -532,26 +513,13 @@ static void begin(app_t *app) {
 
 /* ---- signals: cancel on the server, then leave ---- */
 
-/* The cancel has had its time; output a reader does not take (a stalled
- * pipe) must not keep the process: leave with the signal's status. */
-static void on_deadline(uv_timer_t *t) {
-  app_t *app = t->data;
-  _exit(app->signal == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-  app_t *app = h->data;
-  if (app->signal) /* a second one: leave now */
-    _exit(signum == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
-  app->signal = signum;
-  stop(app, signum == SIGINT ? CLI_SIGINT : CLI_SIGTERM);
+static void on_signal(void *data, int signum) {
+  app_t *app = data;
+  stop(app, cli_signal_code(signum));
   if (app->into != NULL)
     pqs_into_stop(app->into); /* the load rolled back, the query cancelled */
   else if (app->current != NULL)
     pqs_stream_close(app->current); /* cancels every query of it */
-  /* Never what keeps the loop: a clean end comes first when it can. */
-  uv_timer_start(&app->deadline, on_deadline, CLI_SIGNAL_DEADLINE_MS, 0);
-  uv_unref((uv_handle_t *)&app->deadline);
 }
 
 /* ---- setting up ---- */
@@ -663,24 +631,6 @@ static void app_free(app_t *app) {
   free(app);
 }
 
-/* The loop's handles of the tool itself: signals and progress. */
-static int init_handles(app_t *app) {
-  int rc;
-  if ((rc = uv_signal_init(app->loop, &app->sigint)) != 0)
-    return rc;
-  if ((rc = uv_signal_init(app->loop, &app->sigterm)) != 0) {
-    uv_close((uv_handle_t *)&app->sigint, NULL);
-    return rc;
-  }
-  uv_timer_init(app->loop, &app->progress); /* cannot fail */
-  uv_timer_init(app->loop, &app->deadline);
-  app->sigint.data = app->sigterm.data = app->progress.data = app;
-  app->deadline.data = app;
-  uv_signal_start(&app->sigint, on_signal, SIGINT);
-  uv_signal_start(&app->sigterm, on_signal, SIGTERM);
-  return 0;
-}
-
 /* Everything before the loop runs; CLI_OK, or an exit code with the
  * reason already said. */
 static int set_up(app_t *app) {
@@ -694,7 +644,12 @@ static int set_up(app_t *app) {
     cli_say("could not set up the connection pools: %s", pqs_strerror(rc));
     return CLI_FAILED;
   }
-  if ((rc = init_handles(app)) != 0) {
+  int progress = o->quiet ? 0
+                 : o->progress >= 0
+                     ? o->progress
+                     : isatty(STDERR_FILENO) && !isatty(app->outfd);
+  if ((rc = cli_watch_start(&app->watch, app->loop, progress, on_signal,
+                            progress_line, app)) != 0) {
     cli_say("could not watch for signals: %s", pqs_strerror(rc));
     return CLI_FAILED;
   }
@@ -720,13 +675,6 @@ int cli_run(cli_opts_t *o) {
     app_free(app);
     return rc;
   }
-  app->progress_on = o->quiet ? 0
-                     : o->progress >= 0
-                         ? o->progress
-                         : isatty(STDERR_FILENO) && !isatty(app->outfd);
-  app->t0 = uv_hrtime();
-  if (app->progress_on)
-    uv_timer_start(&app->progress, on_progress, 250, 250);
   begin(app);
   uv_run(app->loop, UV_RUN_DEFAULT);
   rc = app->exit_code;
