@@ -160,12 +160,19 @@ static void compact(pqs__copy_in_t *k) {
   k->sent = 0;
 }
 
+/* Whether the producer has ended and libpq has all it put: the segment
+ * being ended is the last. */
+static int all_sent(const pqs__copy_in_t *k) {
+  return k->producer == PQS__PRODUCER_ENDED && k->sent == k->pending.len;
+}
+
 /* The producer may put again once half of what it may hold is gone. */
 static void maybe_ready(pqs__op_t *op) {
   pqs__copy_in_t *k = &op->k.copy_in;
-  if (!k->full || k->pending.len - k->sent > k->max_pending / 2)
+  if (k->producer != PQS__PRODUCER_WAITING ||
+      k->pending.len - k->sent > k->max_pending / 2)
     return;
-  k->full = 0;
+  k->producer = PQS__PRODUCER_PUTTING;
   if (k->ready != NULL)
     k->ready(op->consumer);
 }
@@ -255,18 +262,17 @@ static int write_data(pqs__op_t *op) {
     }
     compact(k);
     int at_cut = k->cut != NO_CUT && k->sent == k->cut;
-    if (at_cut || (k->ended && k->sent == k->pending.len)) {
+    if (at_cut || all_sent(k)) {
       int rc = flush(op); /* the segment's data out before its end */
       if (rc != 0)
         return rc;
-      k->last = k->ended && k->sent == k->pending.len;
       return end_copy(op, NULL);
     }
     size_t before = k->pending.len;
     maybe_ready(op); /* the producer may put more, end or stop right here */
     if (op->state != PQS__OP_RUNNING || op->step != DATA)
       return PQS__CONTINUE;
-    if (k->pending.len == before && !k->ended)
+    if (k->pending.len == before && k->producer != PQS__PRODUCER_ENDED)
       break;
   }
   int rc = flush(op);
@@ -344,7 +350,7 @@ static pqs__next_t copy_in_next(pqs__op_t *op) {
   }
   if (ok && op->step == SEGMENT) {
     k->cut = NO_CUT;
-    if (!k->last) {
+    if (!all_sent(k)) {
       op->step = AGAIN;
       return PQS__NEXT_SEND;
     }
@@ -451,7 +457,7 @@ int pqs__copy_in_begin(pqs_ctx_t *ctx, const char *target, int format,
 
 int pqs__copy_in_put(pqs__op_t *op, const char *data, size_t len) {
   pqs__copy_in_t *k = &op->k.copy_in;
-  if (k->ended)
+  if (k->producer == PQS__PRODUCER_ENDED)
     return PQS_ESTATE;
   compact(k); /* what libpq took makes room */
   int rc = pqs__buf_append(&k->pending, data, len);
@@ -461,12 +467,12 @@ int pqs__copy_in_put(pqs__op_t *op, const char *data, size_t len) {
     pqs__ctx_defer(op->ctx);
   if (k->pending.len - k->sent <= k->max_pending)
     return 0;
-  k->full = 1;
+  k->producer = PQS__PRODUCER_WAITING;
   return 1;
 }
 
 void pqs__copy_in_end(pqs__op_t *op) {
-  op->k.copy_in.ended = 1;
+  op->k.copy_in.producer = PQS__PRODUCER_ENDED; /* no ready owed now */
   if (op->step == DATA)
     pqs__ctx_defer(op->ctx);
 }

@@ -88,10 +88,14 @@ typedef struct pqs__copy_in_s {
   uint64_t segment_at;  /* loop time the current segment began */
   size_t segment_bytes; /* given to libpq in the current segment */
   int suspect;          /* fact: the server spoke during this segment */
-  int full;             /* fact: a put was told to wait: ready is owed */
-  int ended;            /* fact: the producer has put everything */
+  /* PUTTING --a put past max_pending--> WAITING --half gone: ready-->
+   * PUTTING; either --end--> ENDED */
+  enum {
+    PQS__PRODUCER_PUTTING,
+    PQS__PRODUCER_WAITING,
+    PQS__PRODUCER_ENDED
+  } producer;
   int began;            /* fact: the BEGIN is ours, so COMMIT or ROLLBACK */
-  int last;             /* fact: the segment being ended is the last */
   int64_t rx;           /* the server's bytes on the socket at the
                            segment's start (TCP), -1 if unknown */
   int blocked;          /* fact: the socket refused bytes this segment */
