@@ -731,10 +731,32 @@ PQS_EXTERN int pqs_stream_batch(pqs_stream_t *s, size_t n);
  * and the sink reports UV_EPIPE instead. */
 
 typedef enum {
-  PQS_FORMAT_TSV = 0,  /* COPY's text format, as COPY ... TO STDOUT writes */
-  PQS_FORMAT_CSV = 1,  /* as COPY ... TO STDOUT (FORMAT csv) writes */
-  PQS_FORMAT_JSONL = 2 /* one object per row, as row_to_json() writes it */
+  PQS_FORMAT_TSV = 0,   /* COPY's text format, as COPY ... TO STDOUT writes */
+  PQS_FORMAT_CSV = 1,   /* as COPY ... TO STDOUT (FORMAT csv) writes */
+  PQS_FORMAT_JSONL = 2, /* one object per row, as row_to_json() writes it */
+  /* For people, as psql prints a query's result (sinks only; settings in
+   * pqs_sink_opts_t.print): */
+  PQS_FORMAT_UNALIGNED = 3, /* psql -A: header, rows, "(N rows)" */
+  PQS_FORMAT_PSQL_CSV = 4   /* psql --csv: header and rows; NULL and ''
+                               alike, as the null string */
 } pqs_format_t;
+
+/* The psql formats' settings, named as psql's \pset names them; zero is
+ * psql's default for each. Values are written as they are (unaligned
+ * escapes nothing), so a separator inside a value is not told apart:
+ * these formats are for reading, not for loading back (use TSV or CSV).
+ * A query's footer and last newline are written when it succeeds; a
+ * failed one leaves the rows it wrote, unterminated. */
+typedef struct pqs_print_opts_s {
+  const char *fieldsep;  /* unaligned; NULL: "|" (-F) */
+  const char *recordsep; /* unaligned; NULL: "\n" (-R) */
+  int fieldsep_zero;     /* unaligned: a zero byte between fields (-z) */
+  int recordsep_zero;    /* unaligned: a zero byte between records (-0) */
+  const char *null;      /* a NULL's text; NULL: "" (-P null=) */
+  char csv_fieldsep;     /* CSV; 0: ','; not '"', '\n' nor '\r' */
+  int tuples_only;       /* no header, no footer (-t) */
+  int no_footer;         /* no "(N rows)" (-P footer=off) */
+} pqs_print_opts_t;
 /* JSON Lines from a sink are byte for byte what
  * SELECT row_to_json(q) FROM (statement) q writes, for every type and
  * under any session settings, when the stream is a query on a context
@@ -764,6 +786,10 @@ typedef struct pqs_sink_opts_s {
    * NULL, the header line is written only while *header_written is 0, and
    * the sink sets it to 1 when it writes it. Share one flag between them. */
   int *header_written;
+  /* PQS_FORMAT_UNALIGNED and PQS_FORMAT_PSQL_CSV: their settings (NULL:
+   * psql's defaults), copied; `header` and `header_written` are not read
+   * (each stream is a table of its own, its header as tuples_only says). */
+  const pqs_print_opts_t *print;
 } pqs_sink_opts_t;
 
 /* A sink at work: it exists from pqs_sink_fd / pqs_sink_uv until its
@@ -784,7 +810,8 @@ typedef void (*pqs_sink_cb)(pqs_sink_t *sink, const pqs_done_t *done,
  * works on its own dup of it, so `fd` stays the caller's, though a pipe or
  * socket is left in non-blocking mode) on `loop`, and starts the stream.
  * `opts` may be NULL (TSV, no header) and is copied.
- * Errors: PQS_EINVAL (NULL s or cb, an fd of another kind), PQS_ETHREAD,
+ * Errors: PQS_EINVAL (NULL s or cb, an fd of another kind, a csv_fieldsep
+ * psql refuses), PQS_ETHREAD,
  * PQS_ESTATE (started), PQS_ENOMEM, or libuv's error; on error the stream
  * is left unstarted and still the caller's.
  * A binary stream (PQS_RESULT_BINARY) with a column whose type has no
@@ -808,7 +835,8 @@ PQS_EXTERN int pqs_sink_uv(pqs_stream_t *s, uv_stream_t *out,
  * its line as the server sent it. Not tied to a thread; not locked. */
 typedef struct pqs_formatter_s pqs_formatter_t;
 
-/* Errors: PQS_EINVAL (NULL out, unknown format), PQS_ENOMEM. */
+/* Errors: PQS_EINVAL (NULL out, an unknown format or a psql one: those
+ * are tables, written by sinks), PQS_ENOMEM. */
 PQS_EXTERN int pqs_formatter_new(pqs_formatter_t **out, pqs_format_t format);
 
 /* Renders `row` (a borrowed row, from any callback) into the formatter's

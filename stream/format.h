@@ -30,4 +30,26 @@ int pqs__format_check_text(pqs_format_t format, const pqs_row_t *cols,
 int pqs__format_header(pqs__buf_t *out, pqs_format_t format,
                        const pqs_row_t *cols);
 
+/* psql's unaligned and CSV output (format_psql.c): a table's state, one
+ * per sink. */
+typedef struct {
+  pqs_format_t format; /* PQS_FORMAT_UNALIGNED or PQS_FORMAT_PSQL_CSV */
+  char *fieldsep, *recordsep, *null; /* owned copies */
+  char csv_sep;
+  int fieldsep_zero, recordsep_zero, tuples_only, no_footer;
+  int began;          /* fact: the columns came (a query, not a command) */
+  int need_recordsep; /* fact: a record was written, unterminated */
+  uint64_t rows;
+} pqs__psql_t;
+
+/* 0, PQS_EINVAL (a CSV separator psql refuses) or PQS_ENOMEM; `o` may be
+ * NULL (psql's defaults) and is copied. */
+int pqs__psql_init(pqs__psql_t *p, pqs_format_t format,
+                   const pqs_print_opts_t *o);
+void pqs__psql_free(pqs__psql_t *p);
+int pqs__psql_header(pqs__buf_t *out, pqs__psql_t *p, const pqs_row_t *cols);
+int pqs__psql_row(pqs__buf_t *out, pqs__psql_t *p, const pqs_row_t *row);
+/* After the last row of a query that succeeded: the footer and the end. */
+int pqs__psql_end(pqs__buf_t *out, pqs__psql_t *p);
+
 #endif

@@ -49,6 +49,8 @@ struct pqs_sink_s {
   int handles;
   pqs_format_t format;
   int header;
+  int psql;          /* fact: a psql format, written through `table` */
+  pqs__psql_t table;
   size_t max_queued, queued;
   pqs__buf_t cur, spare;
   int write_err; /* fact: the first write error, 0 if none */
@@ -229,6 +231,8 @@ static int sink_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
   int rc = check_text(k, cols);
   if (rc != 0)
     return rc;
+  if (k->psql)
+    return pqs__psql_header(&k->cur, &k->table, cols);
   if (!k->header || k->format == PQS_FORMAT_JSONL ||
       (k->header_written != NULL && *k->header_written))
     return PQS_CONTINUE;
@@ -239,6 +243,8 @@ static int sink_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
 
 /* Hot path: one row into the current chunk. */
 static int format_row(pqs_sink_t *k, const pqs_row_t *row) {
+  if (k->psql)
+    return pqs__psql_row(&k->cur, &k->table, row);
   return pqs__format_row(&k->cur, k->format, row);
 }
 
@@ -283,6 +289,9 @@ static void sink_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
   k->state = K_DRAINING;
   if (copy_done(k, done) != 0 && k->done.status == 0)
     k->done.status = PQS_ENOMEM;
+  if (k->psql && k->done.status == 0 && k->write_err == 0 &&
+      pqs__psql_end(&k->cur, &k->table) != 0)
+    k->done.status = PQS_ENOMEM;
   send_current(k);
   maybe_finish(k);
 }
@@ -290,6 +299,7 @@ static void sink_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
 /* ---- the end: everything written, handles closed, then the callback ---- */
 
 static void sink_free(pqs_sink_t *k) {
+  pqs__psql_free(&k->table);
   pqs__buf_free(&k->cur);
   pqs__buf_free(&k->spare);
   pqs__free(k->err_strings);
@@ -335,8 +345,11 @@ static void maybe_finish(pqs_sink_t *k) {
 
 /* ---- opening ---- */
 
-static pqs_sink_t *sink_new(uv_loop_t *loop, const pqs_sink_opts_t *opts) {
+/* A new sink, or NULL with *rc set. */
+static pqs_sink_t *sink_new(uv_loop_t *loop, const pqs_sink_opts_t *opts,
+                            int *rc) {
   pqs_sink_t *k = pqs__calloc(1, sizeof(*k));
+  *rc = PQS_ENOMEM;
   if (k == NULL)
     return NULL;
   k->loop = loop;
@@ -350,6 +363,14 @@ static pqs_sink_t *sink_new(uv_loop_t *loop, const pqs_sink_opts_t *opts) {
   }
   if (k->max_queued == 0)
     k->max_queued = PQS__DEFAULT_MAX_QUEUED;
+  k->psql = k->format == PQS_FORMAT_UNALIGNED ||
+            k->format == PQS_FORMAT_PSQL_CSV;
+  if (k->psql && (*rc = pqs__psql_init(&k->table, k->format,
+                                       opts->print)) != 0) {
+    pqs__free(k);
+    return NULL;
+  }
+  *rc = 0;
   return k;
 }
 
@@ -364,7 +385,8 @@ static int sink_start(pqs_sink_t *k, pqs_stream_t *s, pqs_sink_cb cb,
   k->state = K_RUNNING;
   pqs_stream_cbs_t cbs = {
       .on_columns = sink_columns, .on_row = sink_row, .on_done = sink_done};
-  pqs__stream_take_lines(s, k->format); /* JSON Lines: see json_plan.c */
+  if (!k->psql) /* whose lines are never the server's */
+    pqs__stream_take_lines(s, k->format); /* JSON Lines: see json_plan.c */
   int rc = pqs_stream_start(s, &cbs, k);
   if (rc != 0) {
     k->stream = NULL;
@@ -380,7 +402,7 @@ static int sink_start(pqs_sink_t *k, pqs_stream_t *s, pqs_sink_cb cb,
 static int check_args(pqs_stream_t *s, pqs_sink_cb cb,
                       const pqs_sink_opts_t *opts) {
   if (s == NULL || cb == NULL ||
-      (opts != NULL && (unsigned)opts->format > PQS_FORMAT_JSONL))
+      (opts != NULL && (unsigned)opts->format > PQS_FORMAT_PSQL_CSV))
     return PQS_EINVAL;
   int rc = pqs__stream_check_users(s);
   if (rc == 0 && s->state != PQS__STREAM_NEW)
@@ -441,11 +463,12 @@ int pqs_sink_fd(pqs_stream_t *s, uv_loop_t *loop, int fd,
   int rc = loop == NULL || fd < 0 ? PQS_EINVAL : check_args(s, cb, opts);
   if (rc != 0)
     return rc;
-  pqs_sink_t *k = sink_new(loop, opts);
+  pqs_sink_t *k = sink_new(loop, opts, &rc);
   if (k == NULL)
-    return PQS_ENOMEM;
+    return rc;
   int own = dup(fd);
   if (own < 0) {
+    pqs__psql_free(&k->table);
     pqs__free(k);
     return uv_translate_sys_error(errno);
   }
@@ -458,9 +481,9 @@ int pqs_sink_uv(pqs_stream_t *s, uv_stream_t *out, const pqs_sink_opts_t *opts,
   int rc = out == NULL ? PQS_EINVAL : check_args(s, cb, opts);
   if (rc != 0)
     return rc;
-  pqs_sink_t *k = sink_new(out->loop, opts);
+  pqs_sink_t *k = sink_new(out->loop, opts, &rc);
   if (k == NULL)
-    return PQS_ENOMEM;
+    return rc;
   k->target = T_CALLERS;
   k->out = out;
   return sink_start(k, s, cb, data);

@@ -499,6 +499,109 @@ static char *line_from(const char *text, const char *start, char *out,
   return out;
 }
 
+/* psql's output options, byte for byte against psql itself on values
+ * that need care: NULL and '', tabs, newlines, CR, quotes, backslashes,
+ * "\." alone, separators inside values, non-ASCII; names that need
+ * quoting in CSV; zero rows; several statements. */
+static void fresh_edges(PGconn *admin) {
+  pt_sql(admin,
+         "DROP TABLE IF EXISTS cli_edges;"
+         "CREATE TABLE cli_edges (id int, t text, n numeric, b bool);"
+         "INSERT INTO cli_edges VALUES (1, NULL, NULL, NULL), (2, '', 0, true),"
+         " (3, E'a\\tb', -1.50, false), (4, E'line1\\nline2', 1e-20, NULL),"
+         " (5, 'say \"hi\"', 3, true), (6, E'back\\\\slash', 4, false),"
+         " (7, 'ünïcødé ✓', 5, NULL), (8, 'x,y|z;w', 6, true),"
+         " (9, E'\\\\.', 7, true), (10, E'cr\\r', 8, false),"
+         " (11, ' lead and trail ', 9, NULL)");
+}
+
+static void same_as_psql(const char *const *opts, const char *const *sqls) {
+  const char *ours[64] = {"CLI", "-d", CONN}, *theirs[64] = {
+      "/usr/bin/psql", "-X", "-q", "-d", CONN};
+  size_t a = 3, b = 5;
+  for (size_t i = 0; opts[i] != NULL; i++)
+    ours[a++] = theirs[b++] = opts[i];
+  for (size_t i = 0; sqls[i] != NULL; i++) {
+    ours[a++] = theirs[b++] = "-c";
+    ours[a++] = theirs[b++] = sqls[i];
+  }
+  ours[a] = theirs[b] = NULL;
+  ran_t us = run(ours), them = run(theirs);
+  char what[256] = "";
+  for (size_t i = 0; opts[i] != NULL; i++)
+    snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s ", opts[i]);
+  ck_assert_msg(them.status == 0, "psql %s failed: %s", what, them.err);
+  ck_assert_msg(us.status == 0, "pqstream %s failed: %s", what, us.err);
+  pt_assert_same_bytes(what, them.out, them.out_len, us.out, us.out_len);
+  ran_free(&us);
+  ran_free(&them);
+}
+
+START_TEST(output_options_as_psql) {
+  PGconn *admin = pt_admin();
+  fresh_edges(admin);
+  const char *all[] = {"SELECT * FROM cli_edges ORDER BY id", NULL};
+  const char *named[] = {"SELECT id AS \"i|d\", t AS \"t,\"\"q\", b AS \" \" "
+                         "FROM cli_edges ORDER BY id",
+                         NULL};
+  const char *none[] = {"SELECT * FROM cli_edges WHERE false", NULL};
+  const char *two[] = {"SELECT t FROM cli_edges WHERE id < 4 ORDER BY id",
+                       "SELECT 1 AS one", "SELECT 2 AS two WHERE false", NULL};
+  const char *const *queries[] = {all, named, none, two};
+  const char *const sets[][12] = {
+      {"-A", NULL},
+      {"-At", NULL},
+      {"--no-align", "--tuples-only", NULL},
+      {"-A", "-F", ",", NULL},
+      {"-A", "-F", "", "-R", "<>", NULL},
+      {"-A", "-z", NULL},
+      {"-A", "-0", NULL},
+      {"-A", "-z", "-0", "-t", NULL},
+      {"-A", "-P", "null=NULL", "-P", "footer=off", NULL},
+      {"-A", "-P", "footer", "-P", "tuples_only", NULL},
+      {"-P", "format=unaligned", "-P", "fieldsep=::", "-P", "recordsep=##",
+       NULL},
+      {"-A", "-P", "fieldsep_zero", "-P", "recordsep_zero", NULL},
+      {"--csv", NULL},
+      {"--csv", "-t", NULL},
+      {"--csv", "-P", "null=\\N", NULL},
+      {"--csv", "-P", "csv_fieldsep=;", NULL},
+      {"--csv", "-P", "csv_fieldsep=|", "-P", "footer=on", NULL},
+      {"--csv", "-P", "csv_fieldsep=.", NULL},
+      {"-P", "format=csv", "-P", "pager=off", NULL},
+      {"-A", "--csv", NULL}, /* the last one wins, as in psql */
+  };
+  for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++)
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+      same_as_psql(sets[i], queries[q]);
+  pt_sql(admin, "DROP TABLE cli_edges");
+  PQfinish(admin);
+}
+END_TEST
+
+/* What pqstream does not print is refused by name, exit 1 as psql's bad
+ * options; --csv still loads COPY's csv with --into-table. */
+START_TEST(output_options_refused) {
+  const char *const bad[][9] = {
+      {"CLI", "-d", CONN, "-P", "format=aligned", "-c", "SELECT 1", NULL},
+      {"CLI", "-d", CONN, "-P", "expanded", "-c", "SELECT 1", NULL},
+      {"CLI", "-d", CONN, "-P", "footer=maybe", "-c", "SELECT 1", NULL},
+      {"CLI", "-d", CONN, "-P", "csv_fieldsep=ab", "-c", "SELECT 1", NULL},
+      {"CLI", "-d", CONN, "-A", "--into-table", "t", "-c", "SELECT 1", NULL},
+  };
+  const char *says[] = {"format=aligned", "expanded", "Boolean expected",
+                        "single one-byte character", "tsv or csv"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    ran_t r = run(bad[i]);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_msg(strstr(r.err, says[i]) != NULL, "'%s' lacks '%s'", r.err,
+                  says[i]);
+    ck_assert_str_eq(r.out, "");
+    ran_free(&r);
+  }
+}
+END_TEST
+
 START_TEST(error_caret_as_psql) {
   char path[] = "/tmp/pqs-caret-XXXXXX";
   int fd = mkstemp(path);
@@ -638,13 +741,13 @@ END_TEST
  * that differ are refused before the first byte; a failing query of -j N
  * is named as typed. */
 START_TEST(several_queries_one_output) {
-  ran_t r = run((const char *[]){"CLI", "-d", CONN, "--csv", "--header", "-c",
-                                 "SELECT 1 AS a, 'x' AS b", "-c",
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "--format=csv", "--header",
+                                 "-c", "SELECT 1 AS a, 'x' AS b", "-c",
                                  "SELECT 2 AS a, 'y' AS b", NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_str_eq(r.out, "a,b\n1,x\n2,y\n");
   ran_free(&r);
-  r = run((const char *[]){"CLI", "-d", CONN, "--csv", "--header", "-c",
+  r = run((const char *[]){"CLI", "-d", CONN, "--format=csv", "--header", "-c",
                            "SELECT 1 AS a, 'x' AS b; SELECT 2 AS a", NULL});
   ck_assert_int_eq(r.status, 1);
   ck_assert_uint_eq(r.out_len, 0); /* found before the first byte */
@@ -726,12 +829,12 @@ START_TEST(psql_connection_options) {
   ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_str_eq(r.out, "postgres\tpqstest\tpqstream\n");
   ran_free(&r);
-  /* positional DBNAME USERNAME, and --csv */
+  /* positional DBNAME USERNAME, and --csv (psql's, with its header) */
   r = run((const char *[]){"CLI", "-h", "127.0.0.1", "-p", port, "--csv", "-c",
                            "SELECT current_user, 'a,b'", "pqstest", "postgres",
                            NULL});
   ck_assert_msg(r.status == 0, "%s", r.err);
-  ck_assert_str_eq(r.out, "postgres,\"a,b\"\n");
+  ck_assert_str_eq(r.out, "current_user,?column?\npostgres,\"a,b\"\n");
   ran_free(&r);
   /* -d as a conninfo: its keys win over -h, as in psql */
   r = run((const char *[]){"CLI", "-h", "/nonexistent/socket/dir", "-d", CONN,
@@ -1246,6 +1349,8 @@ int main(void) {
   TCase *tc = tcase_create("cli");
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, output_like_copy);
+  tcase_add_test(tc, output_options_as_psql);
+  tcase_add_test(tc, output_options_refused);
   tcase_add_test(tc, params_files_limit_output);
   tcase_add_test(tc, environment_defaults);
   tcase_add_test(tc, notices_and_quiet);

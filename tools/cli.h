@@ -52,6 +52,7 @@ typedef struct {
   int nparams;
   pqs_format_t format;
   int header;
+  pqs_print_opts_t print; /* -A and --csv: -t -F -R -z -0 -P */
   int single_row; /* --single-row: not through COPY */
   int format_given;
   const char *partition_on; /* --partition-on key */
@@ -104,6 +105,16 @@ int cli_describe_all(const cli_opts_t *o, pqs_ctx_t *ctx, cli_described_cb cb,
  * `first_job`, renamed "query N: ..." as the user typed them. */
 void cli_name_input(const pqs_error_t *err, int first_job, int ntargets,
                     char *out, size_t cap, pqs_error_t *named);
+
+/* pset.c */
+/* Whether the output is one of psql's formats (-A, --csv): a table per
+ * statement, its header and footer as psql prints them. */
+static inline int cli_psql_format(const cli_opts_t *o) {
+  return o->format == PQS_FORMAT_UNALIGNED || o->format == PQS_FORMAT_PSQL_CSV;
+}
+/* One -P NAME[=VALUE] (`arg` is cut at its '=') into o->print or
+ * o->format; CLI_OK, or CLI_USAGE with the reason said. */
+int cli_pset(cli_opts_t *o, char *arg);
 
 /* watch.c */
 /* Asked once, at the first SIGINT or SIGTERM: stop the work. */

@@ -35,10 +35,20 @@ static const char usage[] =
     "  -1, --single-transaction  run the statements as one transaction\n"
     "      --param=VALUE       the next positional parameter $1, $2 ...\n"
     "      --param-null        the next parameter is SQL NULL\n"
-    "      --format=FMT        tsv (COPY's text format, the default), csv or\n"
-    "                          jsonl (one JSON object per row)\n"
-    "      --csv               --format=csv\n"
+    "      --format=FMT        tsv (COPY's text format, the default), csv\n"
+    "                          (COPY's) or jsonl (one JSON object per row)\n"
     "      --header            csv and tsv: a first line of column names\n"
+    "  -A, --no-align          print as psql -A does: a header line, fields\n"
+    "                          split by '|', and a \"(N rows)\" footer\n"
+    "      --csv               print as psql --csv does (a header line)\n"
+    "  -t, --tuples-only       -A and --csv: no header and no footer\n"
+    "  -F, --field-separator=SEP   -A: between fields (default '|')\n"
+    "  -R, --record-separator=SEP  -A: between records (default newline)\n"
+    "  -z, --field-separator-zero  -A: a zero byte between fields\n"
+    "  -0, --record-separator-zero -A: a zero byte between records\n"
+    "  -P, --pset=VAR[=ARG]    as psql's: format=unaligned|csv, null=STR,\n"
+    "                          fieldsep, recordsep, csv_fieldsep, footer,\n"
+    "                          tuples_only, fieldsep_zero, recordsep_zero\n"
     "      --partition-on=COL  read the query as --partitions ranges of the\n"
     "                          key COL (numbers, dates, timestamps) at once,\n"
     "                          NULL keys apart; with --order-by COL in key\n"
@@ -140,6 +150,13 @@ static const struct option longopts[] = {
     {"variable", required_argument, NULL, 'v'},
     {"single-transaction", no_argument, NULL, '1'},
     {"csv", no_argument, NULL, OPT_CSV},
+    {"no-align", no_argument, NULL, 'A'},
+    {"tuples-only", no_argument, NULL, 't'},
+    {"field-separator", required_argument, NULL, 'F'},
+    {"record-separator", required_argument, NULL, 'R'},
+    {"field-separator-zero", no_argument, NULL, 'z'},
+    {"record-separator-zero", no_argument, NULL, '0'},
+    {"pset", required_argument, NULL, 'P'},
     {"command", required_argument, NULL, 'c'},
     {"file", required_argument, NULL, 'f'},
     {"param", required_argument, NULL, OPT_PARAM},
@@ -176,7 +193,7 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     }
   int c;
   double v;
-  while ((c = getopt_long(argc, argv, "d:c:f:h:p:U:wWXv:1o:j:qV", longopts,
+  while ((c = getopt_long(argc, argv, "d:c:f:h:p:U:wWXv:1o:j:qVAtF:R:z0P:", longopts,
                           NULL)) != -1) {
     switch (c) {
     case 'd':
@@ -199,9 +216,31 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
       break;
     case 'X':
       break;
-    case OPT_CSV:
-      o->format = PQS_FORMAT_CSV;
+    case OPT_CSV: /* psql's (COPY's csv, for loading: see below) */
+    case 'A':
+      o->format = c == 'A' ? PQS_FORMAT_UNALIGNED : PQS_FORMAT_PSQL_CSV;
       o->format_given = 1;
+      break;
+    case 't':
+      o->print.tuples_only = 1;
+      break;
+    case 'F':
+      o->print.fieldsep = optarg;
+      o->print.fieldsep_zero = 0;
+      break;
+    case 'R':
+      o->print.recordsep = optarg;
+      o->print.recordsep_zero = 0;
+      break;
+    case 'z':
+      o->print.fieldsep_zero = 1;
+      break;
+    case '0':
+      o->print.recordsep_zero = 1;
+      break;
+    case 'P':
+      if (cli_pset(o, optarg) != CLI_OK)
+        return CLI_USAGE;
       break;
     case 'c':
     case 'f':
@@ -337,10 +376,13 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     o->dbname = "";
   if ((o->into_db || o->from_file) && !o->into_table)
     return bad_usage("%s", "--into-db and --from-file need --into-table");
+  if (o->into_table && o->format == PQS_FORMAT_PSQL_CSV)
+    o->format = PQS_FORMAT_CSV; /* as \copy ... csv: COPY's */
   if (o->into_table && (o->nlisten > 0 || o->output != NULL))
     return bad_usage("%s", "--into-table writes into a table: it takes "
                            "neither --listen nor -o");
-  if (o->into_table && o->format == PQS_FORMAT_JSONL)
+  if (o->into_table && (o->format != PQS_FORMAT_TSV &&
+                        o->format != PQS_FORMAT_CSV))
     return bad_usage("%s", "--into-table reads and writes tsv or csv");
   if (o->from_file) {
     if (o->ntexts > 0 || o->nshards > 0 || o->partition_on || o->jobs > 1)
@@ -390,7 +432,7 @@ int main(int argc, char **argv) {
   if (rc == CLI_CONNECT && o.wants_password &&
       (o.password = cli_prompt_password(&o)) != NULL) {
     o.may_prompt = 0;
-    rc = cli_run(&o);
+    rc = o.from_file ? cli_load_file(&o) : cli_run(&o);
   }
   cli_opts_free(&o);
   return rc;

@@ -226,8 +226,9 @@ static int exit_code_of(app_t *app, const pqs_done_t *done) {
  * apart from the rows; not for queries, whose output is their rows. */
 static void say_tag(app_t *app, const pqs_done_t *done) {
   const char *tag = done->command_tag;
+  /* "COPY n" here is the COPY source's, reading a query: no command. */
   if (app->o->quiet || tag == NULL || app->batch_len != 1 || done->rows > 0 ||
-      strncmp(tag, "SELECT", 6) == 0)
+      strncmp(tag, "SELECT", 6) == 0 || strncmp(tag, "COPY ", 5) == 0)
     return;
   fprintf(stderr, "%s\n", tag);
 }
@@ -282,8 +283,8 @@ static int build_stream(app_t *app, pqs_stream_t **out) {
       .mode = app->nkeys ? PQS_MERGE_ORDERED : PQS_MERGE_INTERLEAVE,
       .cmp = app->nkeys ? order_cmp : NULL,
       .cmp_data = app,
-      .mixed_columns =
-          !app->nkeys && (o->format == PQS_FORMAT_JSONL || !o->header)};
+      .mixed_columns = !app->nkeys && (o->format == PQS_FORMAT_JSONL ||
+                                       (!o->header && !cli_psql_format(o)))};
   rc = pqs_merge(in, app->batch_len, &mo, out);
   if (rc != 0)
     for (int i = 0; i < app->batch_len; i++)
@@ -359,7 +360,8 @@ static void sink_stream(app_t *app, pqs_stream_t *s, int rc) {
   pqs_sink_opts_t so = {.format = app->o->format,
                         .header = app->o->header,
                         .header_written = &app->header_written,
-                        .written = &app->written};
+                        .written = &app->written,
+                        .print = &app->o->print};
   if (rc == 0 && app->into_f != NULL && (rc = into_table(app, s)) == 0)
     return;
   if (rc == 0 && app->into_f == NULL &&
@@ -502,7 +504,8 @@ static void on_plan_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
 /* The first step: describe when several queries share one header. */
 static void begin(app_t *app) {
   const cli_opts_t *o = app->o;
-  if (!o->header || o->format == PQS_FORMAT_JSONL || o->ncommands < 2) {
+  int shared = o->format == PQS_FORMAT_TSV || o->format == PQS_FORMAT_CSV;
+  if (!o->header || !shared || o->ncommands < 2) {
     start_batch(app);
     return;
   }
