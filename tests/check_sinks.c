@@ -468,6 +468,82 @@ START_TEST(sink_to_a_uv_stream) {
 }
 END_TEST
 
+/* The psql formats through the library (the tool's tests hold them to
+ * psql's bytes): settings copied, the footer only after success, a
+ * failed query's rows left unterminated, and what they refuse. */
+static char *psql_print(const char *sql, pqs_format_t format,
+                        const pqs_print_opts_t *print, int *status) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  pqs_stream_t *s = NULL;
+  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, NULL), 0);
+  char sep[8] = ";";
+  pqs_print_opts_t copy = *print;
+  if (copy.fieldsep != NULL)
+    copy.fieldsep = sep; /* the sink must take its own copy */
+  pqs_sink_opts_t opts = {.format = format, .print = &copy};
+  reader_t r = {.keep = 1};
+  sunk_t k = {0};
+  sink_to_reader(loop, s, &opts, &r, &k);
+  sep[0] = 'X';
+  *status = k.done.status;
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  r.data = realloc(r.data, r.len + 1);
+  r.data[r.len] = '\0';
+  return r.data;
+}
+
+START_TEST(psql_formats) {
+  int status;
+  pqs_print_opts_t p = {.fieldsep = ";", .null = "(null)"};
+  char *got = psql_print("SELECT g, NULLIF(g, 2) AS h FROM "
+                         "generate_series(1, 3) g", PQS_FORMAT_UNALIGNED, &p,
+                         &status);
+  ck_assert_int_eq(status, 0);
+  ck_assert_str_eq(got, "g;h\n1;1\n2;(null)\n3;3\n(3 rows)\n");
+  free(got);
+  p = (pqs_print_opts_t){.tuples_only = 1, .recordsep_zero = 1};
+  got = psql_print("SELECT 'a|b' AS x UNION ALL SELECT ''",
+                   PQS_FORMAT_UNALIGNED, &p, &status);
+  ck_assert_int_eq(status, 0);
+  ck_assert_int_eq(memcmp(got, "a|b\0\0", 5), 0);
+  free(got);
+  p = (pqs_print_opts_t){.csv_fieldsep = '\t'};
+  got = psql_print("SELECT 1 AS \"a\tb\", '' AS c, NULL AS d",
+                   PQS_FORMAT_PSQL_CSV, &p, &status);
+  ck_assert_int_eq(status, 0);
+  ck_assert_str_eq(got, "\"a\tb\"\tc\td\n1\t\t\n");
+  free(got);
+  /* a query that fails midway: its rows, no footer, no last newline */
+  p = (pqs_print_opts_t){0};
+  got = psql_print("SELECT 1 / (3 - g) AS q FROM generate_series(1, 5) g",
+                   PQS_FORMAT_UNALIGNED, &p, &status);
+  ck_assert_int_eq(status, PQS_ESQL);
+  ck_assert_msg(strncmp(got, "q\n", 2) == 0 && strstr(got, "rows)") == NULL &&
+                    got[strlen(got) - 1] != '\n',
+                "a failed query printed '%s'", got);
+  free(got);
+}
+END_TEST
+
+START_TEST(psql_formats_refused) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_stream_t *s = pt_mem_stream(loop, &mtable);
+  sunk_t k = {0};
+  pqs_print_opts_t quote = {.csv_fieldsep = '"'};
+  pqs_sink_opts_t opts = {.format = PQS_FORMAT_PSQL_CSV, .print = &quote};
+  ck_assert_int_eq(pqs_sink_fd(s, loop, 1, &opts, on_sunk, &k), PQS_EINVAL);
+  ck_assert_int_eq(pqs_stream_close(s), 0); /* still ours, unstarted */
+  pqs_formatter_t *f = NULL;
+  ck_assert_int_eq(pqs_formatter_new(&f, PQS_FORMAT_UNALIGNED), PQS_EINVAL);
+  ck_assert_int_eq(pqs_formatter_new(&f, PQS_FORMAT_PSQL_CSV), PQS_EINVAL);
+  ck_assert_ptr_null(f);
+  pt_loop_free(loop);
+  ck_assert_int_eq(k.calls, 0);
+}
+END_TEST
+
 START_TEST(sink_arguments) {
   uv_loop_t *loop = pt_loop_new();
   pqs_stream_t *s = pt_mem_stream(loop, &mtable);
@@ -500,6 +576,8 @@ int main(void) {
   tcase_add_test(tc, tty_sink);
   tcase_add_test(tc, sink_to_a_uv_stream);
   tcase_add_test(tc, sink_arguments);
+  tcase_add_test(tc, psql_formats);
+  tcase_add_test(tc, psql_formats_refused);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
