@@ -78,3 +78,14 @@ if [ -f "$build/tools/pqstream" ]; then
   [ -f "$tmp/prefix/share/man/man1/pqstream.1" ]
   echo "pqstream tool and man page: ok"
 fi
+# Static: pqstream's archive, with what pkg-config --static says it needs
+# (libpq and libuv as Debian ships them: shared). The README's line.
+pc() { PKG_CONFIG_PATH=$libdir pkg-config "$@" pqstream; }
+cc "$tmp/app/main.c" -o "$tmp/app/static" $(pc --cflags) \
+  "$(pc --variable=libdir)/libpqstream.a" $(pc --static --libs)
+if ldd "$tmp/app/static" | grep -q libpqstream; then
+  echo "the static link still needs libpqstream.so" >&2
+  exit 1
+fi
+"$tmp/app/static"
+echo "pkg-config --static pqstream: ok"
