@@ -1320,6 +1320,11 @@ PQS_EXTERN int pqs_tx_end(pqs_tx_t *tx, int status, const pqs_error_t *error);
  * `len` if it has none. Step through a script with it. */
 PQS_EXTERN size_t pqs_sql_statement(const char *sql, size_t len);
 
+/* The offset of the first backslash that is code in the `len` bytes at
+ * `sql` (where psql reads a meta-command, such as \echo, to the end of
+ * its line), or `len` if there is none. */
+PQS_EXTERN size_t pqs_sql_meta(const char *sql, size_t len);
+
 /* 1 if the `len` bytes at `sql` hold nothing to run: only white space,
  * comments and semicolons. */
 PQS_EXTERN int pqs_sql_is_blank(const char *sql, size_t len);

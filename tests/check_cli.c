@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -634,6 +635,120 @@ static char *write_script(const char *text, char *path) {
   close(fd);
   return path;
 }
+
+/* psql's meta-commands in a script, against psql on the same files:
+ * \set (quoted, joined, :'var'), \unset, \echo (-n, variables, inside a
+ * statement), \if/\elif/\else/\endif on variables and :{?name} (nested,
+ * skipped branches unread), \i and \ir. */
+START_TEST(meta_commands_as_psql) {
+  char dir[] = "/tmp/pqs-meta-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char main_sql[128], inc_sql[128], sub[128];
+  snprintf(sub, sizeof(sub), "%s/sub", dir);
+  ck_assert_int_eq(mkdir(sub, 0700), 0);
+  snprintf(main_sql, sizeof(main_sql), "%s/main.sql", dir);
+  snprintf(inc_sql, sizeof(inc_sql), "%s/sub/inc.sql", dir);
+  const char *text =
+      "\\set n 3\n"
+      "\\set greeting 'it''s, \\t tabbed' ' and ' joined\n"
+      "\\echo :greeting :'greeting' :\"n\" :nosuch \"kept quotes\"\n"
+      "SELECT g, g * :n AS times FROM generate_series(1, :n) g;\n"
+      "\\if :{?n}\n"
+      "  \\echo n is set\n"
+      "  \\if false\n"
+      "    \\echo never\n"
+      "    \\gset never_read\n"
+      "  \\elif on\n"
+      "    SELECT 'inner elif' AS x;\n"
+      "  \\endif\n"
+      "\\else\n"
+      "  SELECT 'never';\n"
+      "\\endif\n"
+      "\\unset n\n"
+      "\\if :{?n}\n"
+      "  \\echo never\n"
+      "\\elif 0\n"
+      "  \\echo never\n"
+      "\\else\n"
+      "  \\echo else ran\n"
+      "\\endif\n"
+      "\\echo -n no newline\n"
+      "\\echo\n"
+      "SELECT 1 AS a,\n"
+      "\\echo printed before the statement it interrupts\n"
+      "  2 AS b;\n"
+      "\\ir sub/inc.sql\n"
+      "SELECT 'back' AS where_;\n";
+  const char *inc = "\\echo included: :greeting\n"
+                    "SELECT E'tab\\there' AS t;\n";
+  int fd = open(main_sql, O_WRONLY | O_CREAT, 0600);
+  ck_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+  close(fd);
+  fd = open(inc_sql, O_WRONLY | O_CREAT, 0600);
+  ck_assert(write(fd, inc, strlen(inc)) == (ssize_t)strlen(inc));
+  close(fd);
+  const char *modes[][2] = {{"-At", NULL}, {"-A", NULL}, {"--csv", NULL}};
+  for (size_t m = 0; m < 3; m++) {
+    ran_t ours = run((const char *[]){"CLI", "-d", CONN, "-q", modes[m][0],
+                                      "-f", main_sql, NULL});
+    ran_t psql = run((const char *[]){"/usr/bin/psql", "-X", "-q", "-v",
+                                      "ON_ERROR_STOP=1", "-d", CONN,
+                                      modes[m][0], "-f", main_sql, NULL});
+    ck_assert_msg(psql.status == 0, "psql: %s", psql.err);
+    ck_assert_msg(ours.status == 0, "pqstream: %s", ours.err);
+    pt_assert_same_bytes(modes[m][0], psql.out, psql.out_len, ours.out,
+                         ours.out_len);
+    ran_free(&ours);
+    ran_free(&psql);
+  }
+  /* -c: a text that begins with a backslash is one meta-command */
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-v", "x=5", "-c",
+                                 "\\echo x is :x", "-c", "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_str_eq(r.out, "x is 5\n1\n");
+  ran_free(&r);
+  unlink(inc_sql);
+  unlink(main_sql);
+  rmdir(sub);
+  rmdir(dir);
+}
+END_TEST
+
+/* What is not run is refused before anything runs, naming it: another
+ * meta-command, a non-boolean \if, an \if left open, \echo with -j. */
+START_TEST(meta_commands_refused) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "DROP TABLE IF EXISTS cli_meta; CREATE TABLE cli_meta (a int)");
+  const char *scripts[] = {
+      "INSERT INTO cli_meta VALUES (1);\n\\gset\n",
+      "INSERT INTO cli_meta VALUES (1);\n\\if maybe\n\\endif\n",
+      "INSERT INTO cli_meta VALUES (1);\n\\if true\n",
+      "INSERT INTO cli_meta VALUES (1);\n\\echo `date`\n",
+      "INSERT INTO cli_meta VALUES (1);\n\\endif\n"};
+  const char *says[] = {":2: \\gset: a meta-command pqstream does not run",
+                        ":2: \\if: the expression is not a boolean",
+                        "\\if without \\endif", "backquotes",
+                        ":2: \\endif: no matching \\if"};
+  for (size_t i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++) {
+    char path[] = "/tmp/pqs-meta-XXXXXX";
+    write_script(scripts[i], path);
+    ran_t r = run((const char *[]){"CLI", "-d", CONN, "-f", path, NULL});
+    unlink(path);
+    ck_assert_int_eq(r.status, 3); /* as psql -v ON_ERROR_STOP=1 -f */
+    ck_assert_msg(strstr(r.err, says[i]) != NULL, "'%s' lacks '%s'", r.err,
+                  says[i]);
+    ran_free(&r);
+  }
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT count(*) FROM cli_meta"), 0);
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-j", "2", "-c",
+                                 "\\echo hi", "-c", "SELECT 1", NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_ptr_nonnull(strstr(r.err, "not with -j"));
+  ran_free(&r);
+  pt_sql(admin, "DROP TABLE cli_meta");
+  PQfinish(admin);
+}
+END_TEST
 
 START_TEST(scripts_and_variables) {
   PGconn *admin = pt_admin();
@@ -1351,6 +1466,8 @@ int main(void) {
   tcase_add_test(tc, output_like_copy);
   tcase_add_test(tc, output_options_as_psql);
   tcase_add_test(tc, output_options_refused);
+  tcase_add_test(tc, meta_commands_as_psql);
+  tcase_add_test(tc, meta_commands_refused);
   tcase_add_test(tc, params_files_limit_output);
   tcase_add_test(tc, environment_defaults);
   tcase_add_test(tc, notices_and_quiet);

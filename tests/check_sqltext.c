@@ -72,6 +72,29 @@ static void interp(const char *sql, const char *want) {
   pqs_free(out);
 }
 
+/* Where psql reads a meta-command: the first backslash that is code. */
+START_TEST(meta_commands) {
+  const struct {
+    const char *sql;
+    long at; /* -1: none */
+  } cases[] = {
+      {"SELECT 1;\n\\echo hi\n", 10},
+      {"\\set x 1", 0},
+      {"SELECT 'a\\b', E'c\\'d', \"e\\f\", $$g\\h$$ -- i\\j\n", -1},
+      {"SELECT /* \\x /* \\y */ \\z */ 1 \\g", 30},
+      {"SELECT $t$ \\ $t$, 1 \\\\", 20},
+      {"", -1},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    size_t len = strlen(cases[i].sql);
+    size_t want = cases[i].at < 0 ? len : (size_t)cases[i].at;
+    ck_assert_msg(pqs_sql_meta(cases[i].sql, len) == want,
+                  "case %zu: %zu, want %zu", i,
+                  pqs_sql_meta(cases[i].sql, len), want);
+  }
+}
+END_TEST
+
 START_TEST(variables) {
   interp("SELECT :n", "SELECT 42");
   interp("SELECT :'v'", "SELECT 'it''s'");
@@ -141,6 +164,7 @@ int main(void) {
   TCase *tc = tcase_create("sqltext");
   tcase_add_test(tc, statements);
   tcase_add_test(tc, variables);
+  tcase_add_test(tc, meta_commands);
   tcase_add_test(tc, like_psql);
   suite_add_tcase(s, tc);
   return pt_run(s);

@@ -48,6 +48,9 @@ typedef struct {
    * BEGIN/COMMIT) and the line it ends on, for psql's "FILE:LINE:". */
   const char **stmt_file;
   int *stmt_line;
+  int *stmt_echo; /* 1: the item is \echo's text, printed in its turn */
+  char **kept;    /* what cli_prepare read (\i files, their paths) */
+  int nkept;
   const char *params[CLI_MAX]; /* NULL: SQL NULL */
   int nparams;
   pqs_format_t format;
@@ -84,11 +87,15 @@ int cli_run(cli_opts_t *o);
 int cli_load_file(cli_opts_t *o);
 
 /* script.c */
-/* Turns the -c and -f texts into the statements to run, in order:
- * variables interpolated as psql does, split where statements end, blank
- * ones dropped; -1 adds BEGIN and COMMIT around them. CLI_OK, or an exit
- * code with the reason said. */
+/* Turns the -c and -f texts into the items to run, in order: statements
+ * (variables interpolated as psql does, split where statements end,
+ * blank ones dropped) and \echo texts; \set, \unset, \if ... \endif,
+ * \i and \ir are done here. -1 adds BEGIN and COMMIT around them. CLI_OK,
+ * or an exit code with the reason said (a meta-command it does not run,
+ * before anything runs). */
 int cli_prepare(cli_opts_t *o);
+/* Keeps `p` (malloc'd) until cli_opts_free; 0, or -1 (p not kept). */
+int cli_keep(cli_opts_t *o, char *p);
 /* Frees what parsing and cli_prepare allocated. */
 void cli_opts_free(cli_opts_t *o);
 

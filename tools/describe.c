@@ -61,6 +61,9 @@ static void on_described(pqs_ctx_t *ctx, int status, const pqs_row_t *cols,
 }
 
 static void next(plan_t *p) {
+  while (p->next < p->o->ncommands && p->o->stmt_echo &&
+         p->o->stmt_echo[p->next])
+    p->next++; /* \echo's text: nothing to describe */
   if (p->next == p->o->ncommands) {
     end(p);
     return;

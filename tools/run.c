@@ -2,6 +2,7 @@
  * written by the library's sink; signals, progress and exit codes. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ typedef struct {
   int target; /* the server: -d, or a --shard */
   const char *sql;
   pqs_ctx_t *ctx;
+  int echo; /* fact: `sql` is \echo's text, printed in its turn */
 } job_t;
 
 struct app_s {
@@ -438,8 +440,32 @@ static void on_ctx(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
     run_batch(app);
 }
 
+/* \echo's text on standard output (not -o's file: as psql's \echo),
+ * after what ran before it was written. The sinks leave a pipe
+ * non-blocking: a full one is waited for, as a terminal would be. */
+static int echo(const char *text) {
+  for (size_t len = strlen(text), done = 0; done < len;) {
+    ssize_t n = write(STDOUT_FILENO, text + done, len - done);
+    if (n < 0 && errno == EAGAIN) {
+      struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+      poll(&pfd, 1, 1000);
+      continue;
+    }
+    if (n < 0 && errno != EINTR)
+      return -1;
+    done += n > 0 ? (size_t)n : 0;
+  }
+  return 0;
+}
+
 static void start_batch(app_t *app) {
   const cli_opts_t *o = app->o;
+  while (app->phase == APP_RUNNING && app->next < app->njobs &&
+         app->jobs[app->next].echo)
+    if (echo(app->jobs[app->next++].sql) != 0) {
+      cli_say("standard output: %s", strerror(errno));
+      stop(app, errno == EPIPE ? CLI_OK : CLI_FAILED);
+    }
   if (app->phase != APP_RUNNING || app->next == app->njobs ||
       (o->limit >= 0 && app->rows >= (uint64_t)o->limit)) {
     finish(app);
@@ -589,15 +615,22 @@ static int plan(app_t *app) {
     return CLI_FAILED;
   }
   if (o->nlisten) /* one stream: the notifications */
-    app->jobs[0] = (job_t){app, 0, NULL, NULL};
+    app->jobs[0] = (job_t){app, 0, NULL, NULL, 0};
   for (int c = 0, j = 0; c < o->ncommands && !o->nlisten; c++)
     for (int t = 0; t < ntargets; t++, j++)
-      app->jobs[j] = (job_t){app, t, o->commands[c], NULL};
+      app->jobs[j] = (job_t){app, t, o->commands[c], NULL,
+                             o->stmt_echo ? o->stmt_echo[c] : 0};
   app->batch_size = o->jobs ? o->jobs : o->nshards ? app->njobs : 1;
   if (o->partition_on) /* K ranges and the NULL keys, a context each */
     app->batch_size = o->partitions + 1;
   if (app->batch_size > CLI_MAX * 4)
     app->batch_size = CLI_MAX * 4;
+  for (int c = 0; c < o->ncommands && o->stmt_echo; c++)
+    if (o->stmt_echo[c] && (app->batch_size > 1 || ntargets > 1)) {
+      cli_say("%s", "\\echo prints in its turn among statements run one at "
+                    "a time: not with -j or --shard");
+      return CLI_USAGE;
+    }
   if (o->partition_on && o->ncommands != 1) {
     cli_say("%s", "--partition-on reads one query; give exactly one");
     return CLI_USAGE;

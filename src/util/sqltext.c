@@ -100,6 +100,19 @@ size_t pqs_sql_statement(const char *sql, size_t len) {
   return len;
 }
 
+size_t pqs_sql_meta(const char *sql, size_t len) {
+  for (size_t i = 0; i < len;) {
+    size_t j = skip_text(sql, len, i);
+    if (j != i)
+      i = j;
+    else if (sql[i] == '\\')
+      return i;
+    else
+      i++;
+  }
+  return len;
+}
+
 int pqs_sql_is_blank(const char *sql, size_t len) {
   for (size_t i = 0; i < len;) {
     if (isspace((unsigned char)sql[i]) || sql[i] == ';') {
