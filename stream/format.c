@@ -8,7 +8,8 @@
 
 int pqs__format_row(pqs__buf_t *out, pqs_format_t format,
                     const pqs_row_t *row) {
-  if (row->line != NULL && row->line_format == (int)format + 1)
+  if (row->line != NULL && (row->line_format == (int)format + 1 ||
+                            row->line_format == PQS__LINE_RAW))
     return pqs__buf_append(out, row->line, row->line_len); /* as sent */
   switch (format) {
   case PQS_FORMAT_CSV:

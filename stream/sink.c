@@ -231,6 +231,10 @@ static int sink_columns(pqs_stream_t *s, const pqs_row_t *cols, void *data) {
   int rc = check_text(k, cols);
   if (rc != 0)
     return rc;
+  if (cols->schema->raw_copy) { /* a COPY's own data: no table of ours */
+    k->psql = 0;
+    return PQS_CONTINUE;
+  }
   if (k->psql)
     return pqs__psql_header(&k->cur, &k->table, cols);
   if (!k->header || k->format == PQS_FORMAT_JSONL ||

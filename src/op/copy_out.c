@@ -284,11 +284,7 @@ static int deliver_line(pqs__op_t *op, char *line, int n) {
 
 /* Hot path: the next line libpq holds, as an answer code. PQS__WAIT:
  * libpq needs input. The data over, the step is COMMAND again and its
- * result follows.
- * A COPY that fails otherwise cannot be left: libpq, unless it saw the
- * connection die itself, would hand out PGRES_COPY_OUT again and again.
- * So the connection is given up, and the op ends here: PQS_ECONNLOST, or
- * PQS_ENOMEM if libpq failed for want of memory with the connection up. */
+ * result follows (a failure: pqs__op_copy_data_end). */
 static int copy_pump(pqs__op_t *op) {
   if (op->step != DATA)
     return PQS__RESULTS;
@@ -303,17 +299,7 @@ static int copy_pump(pqs__op_t *op) {
   if (n == 0)
     return PQS__WAIT;
   op->step = COMMAND; /* DATA -> COMMAND */
-  if (n == -1)
-    return PQS__CONTINUE;
-  pqs__op_conn_error(op);
-  if (pqs__op_broken(op))
-    op->status = PQS_ECONNLOST; /* as for rows: a loss is the story */
-  else
-    pqs__op_note(op, PQS_ENOMEM);
-  if (op->err.message == NULL)
-    op->err.message = pqs_strerror(op->status);
-  pqs__op_give_up(op); /* the op is gone */
-  return PQS__WAIT;
+  return pqs__op_copy_data_end(op, n);
 }
 
 /* PGRES_COPY_OUT of the op's own COPY: COMMAND -> DATA. */

@@ -72,6 +72,7 @@ typedef struct pqs__kind_s {
 extern const pqs__kind_t pqs__kind_copy_in;  /* copy_in.c */
 extern const pqs__kind_t pqs__kind_rows;     /* rows.c */
 extern const pqs__kind_t pqs__kind_copy_out; /* copy_out.c */
+extern const pqs__kind_t pqs__kind_copy_to;  /* copy_to.c */
 extern const pqs__kind_t pqs__kind_describe; /* describe.c */
 extern const pqs__kind_t pqs__kind_batch;    /* batch.c */
 extern const pqs__kind_t pqs__kind_listen;   /* listen.c */
@@ -135,6 +136,13 @@ extern const pqs__kind_t pqs__kind_rows_json;
 /* rows.c, shared with rows_json.c: sends `sql` as the rows kind sends
  * op->sql, and reads a result as the rows kind does. */
 int pqs__rows_send(pqs__op_t *op, const char *sql);
+
+/* PQgetCopyData said the data is over (-1: the COPY's result follows,
+ * PQS__CONTINUE) or failed (-2): a COPY that fails so cannot be left
+ * (libpq would hand out PGRES_COPY_OUT again and again, unless it saw
+ * the connection die), so the connection is given up and the op ends
+ * with PQS_ECONNLOST, or PQS_ENOMEM if libpq lacked memory; PQS__WAIT. */
+int pqs__op_copy_data_end(pqs__op_t *op, int n);
 int pqs__rows_take(pqs__op_t *op, PGresult *res);
 
 #endif

@@ -86,3 +86,17 @@ void pqs__op_result_failed(pqs__op_t *op, const PGresult *res) {
   record_result_error(op, res);
   note_local_failure(op, res);
 }
+
+int pqs__op_copy_data_end(pqs__op_t *op, int n) {
+  if (n == -1)
+    return PQS__CONTINUE;
+  pqs__op_conn_error(op);
+  if (pqs__op_broken(op))
+    op->status = PQS_ECONNLOST; /* as for rows: a loss is the story */
+  else
+    pqs__op_note(op, PQS_ENOMEM);
+  if (op->err.message == NULL)
+    op->err.message = pqs_strerror(op->status);
+  pqs__op_give_up(op); /* the op is gone */
+  return PQS__WAIT;
+}

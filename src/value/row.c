@@ -75,6 +75,7 @@ pqs__schema_t *pqs__schema_copy(const pqs__schema_t *schema) {
     return NULL;
   s->binary = schema->binary;
   s->text = schema->text;
+  s->raw_copy = schema->raw_copy;
   if (json) {
     memcpy((int *)s->json_at, schema->json_at, (size_t)s->ncols * sizeof(int));
     s->nfields = schema->nfields;

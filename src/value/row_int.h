@@ -10,6 +10,8 @@
 
 /* Column names and types of a result. Built once per query, in one
  * allocation, and borrowed by every row of it. */
+#define PQS__LINE_RAW 100
+
 typedef struct pqs__schema_s {
   int ncols;
   const char *const *names;
@@ -33,6 +35,9 @@ typedef struct pqs__schema_s {
    * the writer looks it up per value. */
   const unsigned char *json_how;
   const uint32_t *json_elem;
+  /* A COPY TO statement's data (copy_to.c): sinks write its rows as they
+   * are, with no header or footer of theirs. */
+  int raw_copy;
 } pqs__schema_t;
 
 /* A value held in memory: len < 0 is SQL NULL. */
@@ -51,7 +56,9 @@ struct pqs_row_s {
   int input; /* 1 + the merge input it came from; 0 outside a merge */
   /* A row from the COPY source that a sink may write as it came: the
    * server's line (newline included) in format line_format - 1
-   * (pqs_format_t). NULL unless the consumer asked for lines. */
+   * (pqs_format_t), or PQS__LINE_RAW: a COPY TO statement's own data
+   * (copy_to.c), written as it came in every format. NULL unless the
+   * consumer asked for lines (or the data is raw). */
   const char *line;
   size_t line_len;
   int line_format;
