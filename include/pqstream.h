@@ -608,7 +608,13 @@ typedef struct pqs_query_opts_s {
  * the context is still connecting), PQS_EBROKEN, PQS_ESTATE (closing),
  * PQS_ENOMEM. On error *out is untouched.
  * The stream belongs to the library: it lives until its on_done returns, or
- * until pqs_stream_close() if it never started. */
+ * until pqs_stream_close() if it never started.
+ * A COPY ... TO STDOUT statement of the caller's own streams its data as
+ * the server sends it: each message (a line, in the text and CSV formats)
+ * is a row of one text column, copy_data, holding its bytes, and every
+ * sink writes those rows as they are, with no header or footer of its
+ * own; command_tag is "COPY n". A COPY ... FROM STDIN ends with
+ * PQS_EINVAL (rolled back; pqs_copy_in loads). */
 PQS_EXTERN int pqs_query(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
                          int nparams, const char *const *params,
                          const pqs_query_opts_t *opts);

@@ -57,6 +57,7 @@ pqs_out_t *pqs__out_new(const pqs_column_t *cols, int ncols) {
   schema->nfields = ncols;
   schema->json_how = NULL; /* the writer looks types up per value */
   schema->json_elem = NULL;
+  schema->raw_copy = 0;
   out->schema = schema;
   out->row = (pqs_row_t){.schema = schema, .cells = out->cells,
                          .arena = &out->arena};

@@ -714,6 +714,78 @@ START_TEST(meta_commands_as_psql) {
 }
 END_TEST
 
+/* \copy ... TO (the query output, pstdout, a file) and a COPY ... TO
+ * STDOUT statement of the user's own (any options, binary too): the
+ * same bytes as psql's, in every output mode, the files too. */
+START_TEST(copy_to_as_psql) {
+  char dir[] = "/tmp/pqs-copyto-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char script[128], file[128];
+  snprintf(script, sizeof(script), "%s/c.sql", dir);
+  snprintf(file, sizeof(file), "%s/out.csv", dir);
+  char text[2048];
+  snprintf(text, sizeof(text),
+           "\\copy (SELECT g, E'x;y\\t' FROM generate_series(1, 3) g) TO stdout\n"
+           "\\copy (SELECT g FROM generate_series(1, 2) g) to pstdout with "
+           "(format csv, header)\n"
+           "\\copy pg_namespace (nspname) TO '%s' (FORMAT csv, FORCE_QUOTE *)\n"
+           "COPY (SELECT 'user copy', NULL, '') TO STDOUT;\n"
+           "COPY (SELECT 1, 'a\"b') TO STDOUT (FORMAT csv, DELIMITER '|', "
+           "HEADER);\n"
+           "COPY (SELECT 1::int4, 'bin'::text) TO STDOUT (FORMAT binary);\n"
+           "SELECT 'after' AS x;\n",
+           file);
+  int fd = open(script, O_WRONLY | O_CREAT, 0600);
+  ck_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+  close(fd);
+  const char *modes[] = {"-At", "-A", "--csv", "--format=csv"};
+  for (size_t m = 0; m < 4; m++) {
+    int psql_can = m < 3; /* --format is ours: psql's default stands in */
+    ran_t ours = run((const char *[]){"CLI", "-d", CONN, "-q", modes[m],
+                                      "-f", script, NULL});
+    ck_assert_msg(ours.status == 0, "pqstream: %s", ours.err);
+    size_t flen;
+    int ffd = open(file, O_RDONLY);
+    ck_assert_int_ge(ffd, 0);
+    char *ours_file = slurp(ffd, &flen);
+    unlink(file);
+    ran_t psql = run((const char *[]){"/usr/bin/psql", "-X", "-q", "-v",
+                                      "ON_ERROR_STOP=1", "-d", CONN,
+                                      psql_can ? modes[m] : "-At", "-f",
+                                      script, NULL});
+    ck_assert_msg(psql.status == 0, "psql: %s", psql.err);
+    size_t plen;
+    ffd = open(file, O_RDONLY);
+    ck_assert_int_ge(ffd, 0);
+    char *psql_file = slurp(ffd, &plen);
+    unlink(file);
+    pt_assert_same_bytes("the \\copy file", psql_file, plen, ours_file, flen);
+    if (psql_can)
+      pt_assert_same_bytes(modes[m], psql.out, psql.out_len, ours.out,
+                           ours.out_len);
+    else /* the COPY bytes alike; only the last SELECT's format differs */
+      ck_assert_int_eq(memcmp(psql.out, ours.out, psql.out_len - 6), 0);
+    free(ours_file);
+    free(psql_file);
+    ran_free(&ours);
+    ran_free(&psql);
+  }
+  unlink(script);
+  rmdir(dir);
+  /* COPY FROM is a load's: refused, in either spelling */
+  ran_t r = run((const char *[]){"CLI", "-d", CONN, "-c",
+                                 "COPY pg_class FROM STDIN", NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_ptr_nonnull(strstr(r.err, "pqs_copy_in"));
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", CONN, "-c",
+                           "\\copy pg_class FROM 'x.csv'", NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_ptr_nonnull(strstr(r.err, "--from-file"));
+  ran_free(&r);
+}
+END_TEST
+
 /* What is not run is refused before anything runs, naming it: another
  * meta-command, a non-boolean \if, an \if left open, \echo with -j. */
 START_TEST(meta_commands_refused) {
@@ -1468,6 +1540,7 @@ int main(void) {
   tcase_add_test(tc, output_options_refused);
   tcase_add_test(tc, meta_commands_as_psql);
   tcase_add_test(tc, meta_commands_refused);
+  tcase_add_test(tc, copy_to_as_psql);
   tcase_add_test(tc, params_files_limit_output);
   tcase_add_test(tc, environment_defaults);
   tcase_add_test(tc, notices_and_quiet);

@@ -395,6 +395,62 @@ START_TEST(sinks_pass_copy_bytes) {
 }
 END_TEST
 
+/* A COPY ... TO STDOUT of the caller's own: its data as sent, through
+ * every sink format (with no header of theirs), whatever its options,
+ * from either source; rows carry the bytes; a filter sees them; COPY
+ * FROM STDIN is refused and the context stays usable. */
+START_TEST(users_copy_to_streams_its_bytes) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = setup(loop);
+  PGconn *admin = pt_admin();
+  const char *q = "SELECT * FROM awkward ORDER BY id";
+  const char *options[] = {"", "(FORMAT csv, HEADER, DELIMITER ';')",
+                           "(FORMAT binary)", "(NULL 'nil', HEADER)"};
+  pqs_format_t formats[] = {PQS_FORMAT_TSV, PQS_FORMAT_CSV, PQS_FORMAT_JSONL,
+                            PQS_FORMAT_UNALIGNED, PQS_FORMAT_PSQL_CSV};
+  for (size_t o = 0; o < 4; o++) {
+    size_t want_len;
+    char *want = pt_server_copy(admin, q, options[o], &want_len);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "COPY (%s) TO STDOUT %s", q, options[o]);
+    for (size_t f = 0; f < 5; f++) {
+      size_t got_len;
+      char *got = sink_to_file(loop, ctx, sql, formats[f], 1, 0, 0, &got_len);
+      char what[96];
+      snprintf(what, sizeof(what), "options %zu, format %zu", o, f);
+      pt_assert_same_bytes(what, want, want_len, got, got_len);
+      free(got);
+    }
+    free(want);
+  }
+  /* each row is one message: its value is the line */
+  pqs_stream_t *s = pt_query(ctx, "COPY (SELECT 'a' UNION ALL SELECT 'b') "
+                                  "TO STDOUT", NULL);
+  got_t g = {0};
+  pqs_stream_cbs_t cbs = {.on_columns = on_columns, .on_row = on_row,
+                          .on_done = on_done};
+  pt_stream_wait(loop, s, &cbs, &g, &g.done);
+  ck_assert_int_eq(g.done.status, 0);
+  ck_assert_str_eq(g.tag, "COPY 2");
+  ck_assert_int_eq(g.done.rows, 2);
+  ck_assert_int_eq(g.ncols, 1);
+  ck_assert_str_eq(g.names[0], "copy_data");
+  ck_assert_str_eq(g.text, "a\n\nb\n\n"); /* each value, newline kept */
+  free(g.text);
+  /* COPY FROM STDIN: refused, rolled back, the context usable */
+  pqs_stream_t *in = pt_query(ctx, "COPY awkward FROM STDIN", NULL);
+  got_t h = {0};
+  pt_stream_wait(loop, in, &cbs, &h, &h.done);
+  ck_assert_int_eq(h.done.status, PQS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(h.done.message, "pqs_copy_in"));
+  free(h.text);
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SELECT 1"), 0);
+  PQfinish(admin);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 /* A csv sink with stages that read values: the server is asked for csv
  * (its bytes pass through), and every value the stages read from those
  * lines is the value single-row mode gives. */
@@ -556,6 +612,7 @@ int main(void) {
   tcase_add_test(tc, fallback_to_single_row);
   tcase_add_test(tc, errors_as_single_row);
   tcase_add_test(tc, sinks_pass_copy_bytes);
+  tcase_add_test(tc, users_copy_to_streams_its_bytes);
   tcase_add_test(tc, csv_lines_read_as_values);
   tcase_add_test(tc, csv_split_edges);
   tcase_add_test(tc, context_default_and_busy);

@@ -19,6 +19,8 @@ enum {
 
 #define CLI_MAX 64 /* commands, params, shards */
 
+enum { CLI_ITEM_SQL = 0, CLI_ITEM_ECHO = 1 };
+
 /* After SIGINT or SIGTERM: time for the cancel and the last output, then
  * the tool leaves whatever is still unwritten. */
 #define CLI_SIGNAL_DEADLINE_MS 3000
@@ -48,7 +50,10 @@ typedef struct {
    * BEGIN/COMMIT) and the line it ends on, for psql's "FILE:LINE:". */
   const char **stmt_file;
   int *stmt_line;
-  int *stmt_echo; /* 1: the item is \echo's text, printed in its turn */
+  int *stmt_echo; /* CLI_ITEM_ECHO: the item is \echo's text, printed in
+                     its turn; CLI_ITEM_SQL: a statement */
+  const char **stmt_to; /* \copy ... TO: its file ("-": psql's stdout);
+                           NULL: the query output */
   char **kept;    /* what cli_prepare read (\i files, their paths) */
   int nkept;
   const char *params[CLI_MAX]; /* NULL: SQL NULL */

@@ -21,6 +21,7 @@ typedef struct {
   const char *sql;
   pqs_ctx_t *ctx;
   int echo; /* fact: `sql` is \echo's text, printed in its turn */
+  const char *to; /* \copy ... TO's file ("-": standard output), or NULL */
 } job_t;
 
 struct app_s {
@@ -353,6 +354,21 @@ static int into_table(app_t *app, pqs_stream_t *s) {
   return rc;
 }
 
+/* Where the batch writes: the output, or a \copy's own file (the sink
+ * takes a dup of it, so the tool's is closed once the sink has it). */
+static int batch_fd(app_t *app, int *opened) {
+  const char *to = app->batch_len == 1 ? app->jobs[app->next - 1].to : NULL;
+  *opened = -1;
+  if (to == NULL)
+    return app->outfd;
+  if (strcmp(to, "-") == 0)
+    return STDOUT_FILENO;
+  *opened = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (*opened < 0)
+    cli_say("%s: %s", to, strerror(errno));
+  return *opened;
+}
+
 /* The batch's stream, counted and limited, into the sink. */
 static void sink_stream(app_t *app, pqs_stream_t *s, int rc) {
   if (rc == 0 && app->o->limit >= 0)
@@ -366,14 +382,21 @@ static void sink_stream(app_t *app, pqs_stream_t *s, int rc) {
                         .print = &app->o->print};
   if (rc == 0 && app->into_f != NULL && (rc = into_table(app, s)) == 0)
     return;
-  if (rc == 0 && app->into_f == NULL &&
-      (rc = pqs_sink_fd(s, app->loop, app->outfd, &so, on_written, app)) == 0) {
+  int opened = -1, fd = app->outfd;
+  if (rc == 0 && app->into_f == NULL && (fd = batch_fd(app, &opened)) < 0)
+    rc = 1; /* the file's error is said */
+  else if (rc == 0 && app->into_f == NULL)
+    rc = pqs_sink_fd(s, app->loop, fd, &so, on_written, app);
+  if (opened >= 0)
+    close(opened); /* the sink writes to its own dup */
+  if (rc == 0 && app->into_f == NULL) {
     app->current = s;
     return;
   }
   if (s != NULL)
     pqs_stream_close(s); /* unstarted: freed now, a merge's inputs too */
-  cli_say("%s", pqs_strerror(rc));
+  if (rc != 1)
+    cli_say("%s", pqs_strerror(rc));
   stop(app, CLI_FAILED);
   release_batch(app);
   start_batch(app);
@@ -615,11 +638,12 @@ static int plan(app_t *app) {
     return CLI_FAILED;
   }
   if (o->nlisten) /* one stream: the notifications */
-    app->jobs[0] = (job_t){app, 0, NULL, NULL, 0};
+    app->jobs[0] = (job_t){app, 0, NULL, NULL, 0, NULL};
   for (int c = 0, j = 0; c < o->ncommands && !o->nlisten; c++)
     for (int t = 0; t < ntargets; t++, j++)
       app->jobs[j] = (job_t){app, t, o->commands[c], NULL,
-                             o->stmt_echo ? o->stmt_echo[c] : 0};
+                             o->stmt_echo ? o->stmt_echo[c] : 0,
+                             o->stmt_to ? o->stmt_to[c] : NULL};
   app->batch_size = o->jobs ? o->jobs : o->nshards ? app->njobs : 1;
   if (o->partition_on) /* K ranges and the NULL keys, a context each */
     app->batch_size = o->partitions + 1;

@@ -2,7 +2,8 @@
  * another, variables interpolated as each is read, and the meta-commands
  * that need no server run as they are read: \set, \unset, \if, \elif,
  * \else, \endif, \i and \ir. \echo becomes an item of its own, printed in
- * its turn among the statements. Any other meta-command is refused
+ * its turn among the statements, and \copy ... TO a COPY statement whose
+ * bytes go where it says. Any other meta-command is refused
  * before anything runs, naming it. A -c text is a script too, except that
  * (as in psql) one that begins with a backslash is one meta-command and
  * one that does not is SQL only. */
@@ -116,11 +117,15 @@ static int grow(script_t *sc) {
   if (echo == NULL)
     return -1;
   o->stmt_echo = echo;
+  const char **to = realloc(o->stmt_to, (size_t)want * sizeof(*to));
+  if (to == NULL)
+    return -1;
+  o->stmt_to = to;
   sc->cap = want;
   return 0;
 }
 
-/* Takes `text` (malloc'd) as the next item. */
+/* Takes `text` (malloc'd) as the next item (echo: a CLI_ITEM_*). */
 static int add_item(script_t *sc, char *text, int echo) {
   cli_opts_t *o = sc->o;
   if (text == NULL || grow(sc) != 0) {
@@ -130,6 +135,7 @@ static int add_item(script_t *sc, char *text, int echo) {
   o->stmt_file[o->ncommands] = sc->file;
   o->stmt_line[o->ncommands] = sc->line;
   o->stmt_echo[o->ncommands] = echo;
+  o->stmt_to[o->ncommands] = NULL;
   o->statements[o->ncommands++] = text;
   return 0;
 }
@@ -147,7 +153,7 @@ static int add_statement(script_t *sc, const char *s, size_t n) {
   free(raw);
   if (rc != 0)
     return -1;
-  rc = add_item(sc, strdup(text), 0);
+  rc = add_item(sc, strdup(text), CLI_ITEM_SQL);
   pqs_free(text);
   return rc;
 }
@@ -331,6 +337,88 @@ static int include(script_t *sc, const char *cmd, int argc, const char **argv) {
   return rc;
 }
 
+/* The end of \copy's table (with its columns) or (query) at `p`: the
+ * first white space outside parentheses and quotes. */
+static const char *copy_object_end(const char *p, const char *end) {
+  int depth = 0;
+  for (; p < end; p++) {
+    if (*p == '\'' || *p == '"') {
+      const char *q = memchr(p + 1, *p, (size_t)(end - p - 1));
+      p = q ? q : end - 1;
+    } else if (*p == '(') {
+      depth++;
+    } else if (*p == ')') {
+      depth--;
+    } else if (depth == 0 && isspace((unsigned char)*p)) {
+      /* "t (a, b)": the column list belongs to the table */
+      const char *n = p;
+      while (n < end && isspace((unsigned char)*n))
+        n++;
+      if (n == end || *n != '(')
+        return p;
+      p = n - 1;
+    }
+  }
+  return end;
+}
+
+/* \copy OBJECT TO {STDOUT | PSTDOUT | FILE} [[WITH] (options)]: COPY
+ * ... TO STDOUT run on the server, its bytes written to the query output
+ * (stdout, or -o's file), psql's own standard output (pstdout), or FILE
+ * on this machine, as psql's \copy does. FROM is --from-file's. */
+static int slash_copy(script_t *sc, const char *p, const char *end) {
+  while (p < end && isspace((unsigned char)*p))
+    p++;
+  const char *obj_end = copy_object_end(p, end), *w = obj_end;
+  while (w < end && isspace((unsigned char)*w))
+    w++;
+  if (end - w < 3 || strncasecmp(w, "to", 2) != 0 ||
+      !isspace((unsigned char)w[2]))
+    return script_error(sc, "%s", "\\copy: pqstream runs \\copy ... TO "
+                                  "(to load a file: --into-table with "
+                                  "--from-file)");
+  const char *argv[2];
+  char dest[4096];
+  const char *d = w + 3;
+  while (d < end && isspace((unsigned char)*d))
+    d++;
+  const char *d_end = d;
+  if (d < end && *d == '\'') { /* 'file name' */
+    const char *q = memchr(d + 1, '\'', (size_t)(end - d - 1));
+    d_end = q ? q + 1 : end;
+  } else {
+    while (d_end < end && !isspace((unsigned char)*d_end))
+      d_end++;
+  }
+  if (arguments(sc, d, d_end, dest, sizeof(dest), argv, 1) != 1)
+    return script_error(sc, "%s", "\\copy: TO what?");
+  if (strcasecmp(argv[0], "program") == 0)
+    return script_error(sc, "%s", "\\copy ... TO PROGRAM: pqstream runs "
+                                  "no shell commands");
+  const char *to = strcasecmp(argv[0], "stdout") == 0    ? NULL
+                   : strcasecmp(argv[0], "pstdout") == 0 ? "-"
+                                                         : argv[0];
+  const char *opts = d_end;
+  while (opts < end && isspace((unsigned char)*opts))
+    opts++;
+  if (end - opts >= 4 && strncasecmp(opts, "with", 4) == 0)
+    opts += 4;
+  size_t n = (size_t)(obj_end - p) + (size_t)(end - opts) + 32;
+  char *sql = malloc(n);
+  if (sql == NULL)
+    return no_memory();
+  snprintf(sql, n, "COPY %.*s TO STDOUT %.*s", (int)(obj_end - p), p,
+           (int)(end - opts), opts);
+  char *file = to ? strdup(to) : NULL;
+  if ((to && file == NULL) || add_item(sc, sql, CLI_ITEM_SQL) != 0 ||
+      (file && cli_keep(sc->o, file) != 0)) {
+    free(file);
+    return no_memory();
+  }
+  sc->o->stmt_to[sc->o->ncommands - 1] = file;
+  return CLI_OK;
+}
+
 /* One meta-command: `p` at its backslash, `end` at the end of its line. */
 static int meta(script_t *sc, const char *p, const char *end) {
   const char *name = ++p;
@@ -379,14 +467,16 @@ static int meta(script_t *sc, const char *p, const char *end) {
                               len ? " " : "", argv[i]);
     if (newline && len + 1 < sizeof(text))
       strcat(text, "\n");
-    return add_item(sc, strdup(text), 1) ? no_memory() : 0;
+    return add_item(sc, strdup(text), CLI_ITEM_ECHO) ? no_memory() : 0;
   }
+  if (strcmp(cmd, "copy") == 0)
+    return slash_copy(sc, p, end);
   if (strcmp(cmd, "i") == 0 || strcmp(cmd, "ir") == 0 ||
       strcmp(cmd, "include") == 0 || strcmp(cmd, "include_relative") == 0)
     return include(sc, cmd, argc, argv);
   return script_error(sc, "\\%s: a meta-command pqstream does not run (it "
                           "runs \\set, \\unset, \\echo, \\i, \\ir, \\if, "
-                          "\\elif, \\else and \\endif)",
+                          "\\elif, \\else, \\endif and \\copy ... TO)",
                       cmd);
 }
 
@@ -457,7 +547,7 @@ int cli_prepare(cli_opts_t *o) {
                 o->var_values[i]) != 0)
       rc = no_memory();
   if (rc == CLI_OK && o->single_transaction &&
-      add_item(&sc, strdup("BEGIN"), 0) != 0)
+      add_item(&sc, strdup("BEGIN"), CLI_ITEM_SQL) != 0)
     rc = no_memory();
   for (int i = 0; rc == CLI_OK && i < o->ntexts; i++)
     rc = o->text_file[i] ? run_text(&sc, o->texts[i], o->text_file[i])
@@ -466,7 +556,7 @@ int cli_prepare(cli_opts_t *o) {
     rc = script_error(&sc, "%s", "\\if without \\endif at the end");
   sc.file = NULL;
   if (rc == CLI_OK && o->single_transaction &&
-      add_item(&sc, strdup("COMMIT"), 0) != 0)
+      add_item(&sc, strdup("COMMIT"), CLI_ITEM_SQL) != 0)
     rc = no_memory();
   for (int i = 0; i < sc.nvars; i++) {
     free(sc.names[i]);
@@ -500,6 +590,7 @@ void cli_opts_free(cli_opts_t *o) {
   free(o->stmt_file);
   free(o->stmt_line);
   free(o->stmt_echo);
+  free(o->stmt_to);
   for (int i = 0; i < o->nkept; i++)
     free(o->kept[i]);
   free(o->kept);

@@ -48,6 +48,7 @@ static pqs__schema_t *schema_build(int n,
   schema->nfields = n;
   schema->json_how = json_how;
   schema->json_elem = json_elem;
+  schema->raw_copy = 0;
   return schema;
 }
 
@@ -577,6 +578,7 @@ pqs_row_t *pqs_row_dup(const pqs_row_t *row) {
   schema->text = row->schema->text;
   schema->json_at = NULL; /* only the columns are copied */
   schema->nfields = n;
+  schema->raw_copy = row->schema->raw_copy;
   schema->json_how = NULL;
   schema->json_elem = NULL;
   copy->schema = schema;
