@@ -321,11 +321,16 @@ static int include(script_t *sc, const char *cmd, int argc, const char **argv) {
   } else {
     path = strdup(argv[0]);
   }
-  char *text = path ? cli_read_file(path) : NULL;
-  if (path == NULL || text == NULL || cli_keep(sc->o, path) != 0 ||
-      cli_keep(sc->o, text) != 0) {
+  if (path == NULL || cli_keep(sc->o, path) != 0) {
+    free(path);
+    return no_memory();
+  }
+  char *text = cli_read_file(path); /* says why it could not */
+  if (text == NULL)
+    return sc->file ? CLI_SCRIPT : CLI_FAILED;
+  if (cli_keep(sc->o, text) != 0) {
     free(text);
-    return path == NULL ? no_memory() : sc->file ? CLI_SCRIPT : CLI_FAILED;
+    return no_memory();
   }
   const char *file = sc->file;
   int line = sc->line;
@@ -462,9 +467,11 @@ static int meta(script_t *sc, const char *p, const char *end) {
     size_t len = 0;
     char text[8192];
     text[0] = '\0';
-    for (; i < argc; i++)
+    for (; i < argc && len < sizeof(text); i++)
       len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%s",
                               len ? " " : "", argv[i]);
+    if (len >= sizeof(text))
+      return script_error(sc, "%s", "\\echo: its text is too long");
     if (newline && len + 1 < sizeof(text))
       strcat(text, "\n");
     return add_item(sc, strdup(text), CLI_ITEM_ECHO) ? no_memory() : 0;
