@@ -73,7 +73,7 @@ local replication all trust
 host  replication all 127.0.0.1/32 trust
 HBA
   local port
-  port=$(run_on_free_port "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+  port=$(run_on_free_port "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100 -c wal_level=logical")
   as_pg "$PGBIN/psql" -q -h "$dir" -p "$port" -U postgres -d postgres \
     -v ON_ERROR_STOP=1 <<SQL >/dev/null
 CREATE DATABASE pqstest;
