@@ -96,11 +96,11 @@ start_server() {
 }
 
 # A second cluster, for the scatter-gather tests (a table split by key
-# between two servers).
+# between two servers) and the change streams' (wal_level=logical).
 start_second_server() {
   say "starting a second throwaway PostgreSQL"
   pgdir2=$(mktemp -d -u /tmp/pqstream-pg2.XXXXXX)
-  "$root/tests/pg.sh" start "$pgdir2"
+  "$root/tests/pg.sh" start "$pgdir2" logical # change streams read it too
   PQS_TEST_CONNINFO2=$(. "$pgdir2/env" && echo "$PQS_TEST_CONNINFO")
   export PQS_TEST_CONNINFO2
 }

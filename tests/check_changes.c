@@ -1,5 +1,6 @@
 /* Change streams, the first part: pgoutput's messages decoded, on what a
- * real server's logical slot gives (pg_logical_slot_get_binary_changes
+ * real server's logical slot gives (the second test server's: it runs
+ * with wal_level=logical) (pg_logical_slot_get_binary_changes
  * returns the very messages a replication connection streams): inserts,
  * updates (TOASTed values unchanged, REPLICA IDENTITY FULL old rows),
  * deletes (the old key), truncates, a relation whose columns change
@@ -136,13 +137,23 @@ static void trace(pqs__pgo_t *d, const msgs_t *m, char *out, size_t cap) {
   ck_assert(!open);
 }
 
-START_TEST(pgoutput_decoded) {
-  PGconn *admin = pt_admin();
+/* The second test server, which runs with wal_level=logical. */
+static PGconn *logical_server(void) {
+  const char *c = getenv("PQS_TEST_CONNINFO2");
+  ck_assert_msg(c != NULL, "PQS_TEST_CONNINFO2 is not set: the test command "
+                           "starts a second server with wal_level=logical");
+  PGconn *admin = PQconnectdb(c);
+  ck_assert_msg(PQstatus(admin) == CONNECTION_OK, "%s", PQerrorMessage(admin));
   PGresult *wl = PQexec(admin, "SHOW wal_level");
   ck_assert_msg(strcmp(PQgetvalue(wl, 0, 0), "logical") == 0,
-                "the test server needs wal_level=logical (tests/pg.sh "
-                "starts it so), not %s", PQgetvalue(wl, 0, 0));
+                "the second test server needs wal_level=logical (tests/pg.sh "
+                "start DIR logical), not %s", PQgetvalue(wl, 0, 0));
   PQclear(wl);
+  return admin;
+}
+
+START_TEST(pgoutput_decoded) {
+  PGconn *admin = logical_server();
   pt_sql(admin, "DROP TABLE IF EXISTS chg, chg_full;"
                 "DROP PUBLICATION IF EXISTS pqs_pub;"
                 "CREATE TABLE chg (id int PRIMARY KEY, name text, big text);"

@@ -2,11 +2,15 @@
 # Starts or stops a throwaway PostgreSQL 15 cluster for tests, demos and
 # benchmarks.
 #
-#   tests/pg.sh start DIR   initdb in DIR (created), start on a free
+#   tests/pg.sh start DIR [logical]
+#                           initdb in DIR (created), start on a free
 #                           127.0.0.1 port with its Unix socket in DIR,
 #                           create database pqstest and the roles tests
 #                           use, and write DIR/env (sourceable) with
-#                           PQS_TEST_CONNINFO and friends.
+#                           PQS_TEST_CONNINFO and friends. `logical`:
+#                           with wal_level=logical (the change streams'
+#                           server; not the standby's primary, whose
+#                           recovery conflicts then end sessions).
 #   tests/pg.sh standby DIR PRIMARY_DIR
 #                           a hot standby of the server in PRIMARY_DIR
 #                           (pg_basebackup -R, streaming), on a free port,
@@ -73,7 +77,9 @@ local replication all trust
 host  replication all 127.0.0.1/32 trust
 HBA
   local port
-  port=$(run_on_free_port "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100 -c wal_level=logical")
+  local wal=""
+  [ "${3:-}" = logical ] && wal="-c wal_level=logical"
+  port=$(run_on_free_port "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100 $wal")
   as_pg "$PGBIN/psql" -q -h "$dir" -p "$port" -U postgres -d postgres \
     -v ON_ERROR_STOP=1 <<SQL >/dev/null
 CREATE DATABASE pqstest;
@@ -120,7 +126,7 @@ stop() {
 }
 
 case "$cmd" in
-start) start ;;
+start) start "$@" ;;
 standby) standby "${3:-}" ;;
 stop) stop ;;
 *) echo "usage: $0 start|standby|stop DIR [PRIMARY_DIR]" >&2; exit 2 ;;
