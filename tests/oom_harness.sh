@@ -85,8 +85,26 @@ s_tool_from_file() {
   fi
   return $rc
 }
+# A script with meta-commands, psql's unaligned output, a COPY of the
+# user's own and a \copy into a file: the output is stdout and the file.
+s_tool_script() {
+  [ -f "$work/script.sql" ] || cat >"$work/script.sql" <<SQL
+\\set n 120
+\\echo first :n
+\\if :{?n}
+SELECT g, md5(g::text) FROM generate_series(1, :n) g;
+\\endif
+COPY (SELECT g, 'x;y' FROM generate_series(1, 100) g) TO STDOUT (FORMAT csv, HEADER);
+\\copy (SELECT g FROM generate_series(1, 50) g) TO '$work/copied.txt'
+SQL
+  rm -f "$work/copied.txt"
+  "$@" "$cli" -q -d "$conn" -A -f "$work/script.sql" >"$work/out"
+  local rc=$?
+  cat "$work/copied.txt" >>"$work/out" 2>/dev/null
+  return $rc
+}
 # The tool reads through the COPY source, so its scenarios cover COPY too.
-scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge tool_from_file"}
+scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge tool_from_file tool_script"}
 
 # The library a frame of a report belongs to ("libpq", "libuv", ...).
 lib_of() { sed -n 's|.*/\(lib[a-z0-9_]*\)[.-].*|\1|p' | head -1; }
