@@ -2,7 +2,8 @@
  * each state a user can reach, returns what the header says, whatever
  * the timing:
  *
- *   state                  query, exec, describe, listen, batch, tx   close
+ *   state                  query (and a user's COPY TO), exec,
+ *                          describe, listen, batch, tx, copy_in       close
  *   RESOLVING              PQS_EBUSY                                   0
  *   CONNECTING             PQS_EBUSY                                   0
  *   READY                  0 (the operation runs)                      0
@@ -76,10 +77,10 @@ static void on_loaded(pqs_copy_in_t *ci, const pqs_done_t *done,
   ((count_t *)data)->calls++;
 }
 
-enum { Q, EXEC, DESCRIBE, LISTEN, BATCH, TX, COPY_IN, NCALLS };
+enum { Q, EXEC, DESCRIBE, LISTEN, BATCH, TX, COPY_IN, COPY_TO, NCALLS };
 static const char *const names[NCALLS] = {
     "pqs_query",     "pqs_exec",   "pqs_describe", "pqs_listen",
-    "pqs_batch_run", "pqs_tx_run", "pqs_copy_in"};
+    "pqs_batch_run", "pqs_tx_run", "pqs_copy_in",  "pqs_query (COPY TO)"};
 
 /* Calls `which` on ctx. A started operation is run to its end (or, for a
  * stream, closed unstarted) on `loop` before returning. */
@@ -92,6 +93,9 @@ static int call(uv_loop_t *loop, pqs_ctx_t *ctx, int which,
   switch (which) {
   case Q:
     rc = pqs_query(ctx, &s, "SELECT 1", 0, NULL, NULL);
+    break;
+  case COPY_TO: /* the user's COPY, its own kind */
+    rc = pqs_query(ctx, &s, "COPY (SELECT 1) TO STDOUT", 0, NULL, NULL);
     break;
   case EXEC:
     rc = pqs_exec(ctx, "SELECT 1", 0, NULL, NULL, on_exec, &c);
