@@ -7,45 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ways.h"
 
-/* Runs one way in a child; its sample comes back through a pipe. */
-static int measure(const bench_t *b, int way, sample_t *s) {
-  int fds[2];
-  if (pipe(fds) != 0)
-    return -1;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    sample_t mine = {0};
-    int pqs_way = way == W_PQSTREAM || way == W_PQS_COPY || way == W_PQS_BIN ||
-                  way == W_PQS_COPY_BIN;
-    int rc = pqs_way          ? bench_run_pqstream(b, way, &mine)
-             : way == W_PARTS ? bench_run_partitioned(b, &mine)
-                              : bench_run_libpq(b, way, &mine);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    mine.rss_kb = (double)ru.ru_maxrss;
-    /* the whole child, connecting included: the same for every way */
-    mine.cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-                 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    if (rc == 0 && write(fds[1], &mine, sizeof(mine)) != sizeof(mine))
-      rc = -1;
-    _exit(rc == 0 ? 0 : 1);
-  }
-  close(fds[1]);
-  ssize_t n = pid > 0 ? read(fds[0], s, sizeof(*s)) : -1;
-  close(fds[0]);
-  int status = 0;
-  if (pid > 0)
-    waitpid(pid, &status, 0);
-  return n == sizeof(*s) && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0
-                                                                          : -1;
+/* One way's run (in its child: bench_in_child). */
+static int run_way(const bench_t *b, int way, sample_t *s) {
+  int pqs_way = way == W_PQSTREAM || way == W_PQS_COPY || way == W_PQS_BIN ||
+                way == W_PQS_COPY_BIN;
+  return pqs_way          ? bench_run_pqstream(b, way, s)
+         : way == W_PARTS ? bench_run_partitioned(b, s)
+                          : bench_run_libpq(b, way, s);
 }
 
 /* Every way, every run, a different way first each run. */
@@ -57,7 +29,7 @@ static int measure_all(const bench_t *b, sample_t (*samples)[50]) {
   for (int r = 0; r < b->runs; r++)
     for (int k = 0; k < n; k++) {
       int w = on[(k + r) % n];
-      if (measure(b, w, &samples[w][r]) != 0) {
+      if (bench_in_child(b, w, run_way, &samples[w][r]) != 0) {
         fprintf(stderr, "pqstream: bench: the %s run failed\n", bench_way_names[w]);
         return -1;
       }

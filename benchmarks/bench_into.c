@@ -13,14 +13,11 @@
  * table is emptied before each. Server CPU is the target backend's, read
  * from /proc where it runs on this machine (n/a for psql, whose backends
  * are not ours to find). */
-#define _DEFAULT_SOURCE /* wait4 */
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ways.h"
@@ -344,70 +341,36 @@ static int run_psql(const bench_t *b, sample_t *s) {
 
 /* ---- measuring ---- */
 
-static double cpu_of(const struct rusage *ru) {
-  return ru->ru_utime.tv_sec + ru->ru_stime.tv_sec +
-         (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1e6;
+/* One way's run (in its child: bench_in_child). */
+static int run_way(const bench_t *b, int way, sample_t *s) {
+  int backend = 0;
+  switch (way) {
+  case I_LINES:
+    return run_lines(b, s, &backend);
+  case I_RAW:
+    return run_raw(b, s, &backend);
+  case I_BATCH:
+    return run_batch(b, s, &backend);
+  case I_PIPE:
+    return run_pipe(b, s, &backend);
+  default:
+    return run_psql(b, s);
+  }
 }
 
+/* The table emptied, then one way's run. */
 static int measure(const bench_t *b, int way, sample_t *s) {
   PGconn *c = must_connect(target(b));
   int rc = sql(c, "TRUNCATE " TABLE);
   PQfinish(c);
-  int fds[2];
-  if (rc != 0 || pipe(fds) != 0)
-    return -1;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    sample_t mine = {.server_cpu_s = -1};
-    int backend = 0;
-    switch (way) {
-    case I_LINES:
-      rc = run_lines(b, &mine, &backend);
-      break;
-    case I_RAW:
-      rc = run_raw(b, &mine, &backend);
-      break;
-    case I_BATCH:
-      rc = run_batch(b, &mine, &backend);
-      break;
-    case I_PIPE:
-      rc = run_pipe(b, &mine, &backend);
-      break;
-    default:
-      rc = run_psql(b, &mine);
-    }
-    if (write(fds[1], &mine, sizeof(mine)) != sizeof(mine))
-      rc = -1;
-    _exit(rc == 0 ? 0 : 1);
-  }
-  close(fds[1]);
-  ssize_t n = pid > 0 ? read(fds[0], s, sizeof(*s)) : -1;
-  close(fds[0]);
-  int status = 0;
-  struct rusage ru;
-  if (pid > 0)
-    wait4(pid, &status, 0, &ru);
-  /* the child and what it waited for (psql's two): CPU and the largest
-   * peak RSS among them */
-  s->cpu_s = cpu_of(&ru);
-  s->rss_kb = (double)ru.ru_maxrss;
-  return n == sizeof(*s) && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0
-                                                                          : -1;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
+  return rc != 0 ? -1 : bench_in_child(b, way, run_way, s);
 }
 
 static double median(const sample_t *s, int n, size_t off) {
   double v[50];
   for (int i = 0; i < n; i++)
     v[i] = *(const double *)((const char *)&s[i] + off);
-  qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return bench_median(v, n);
 }
 
 #define MED(w, field) median(samples[w], b->runs, offsetof(sample_t, field))

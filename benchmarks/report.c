@@ -20,15 +20,9 @@ typedef struct {
   double median, min, max;
 } stat_t;
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static stat_t stat_of(double *v, int n) {
-  qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  stat_t s = {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0], v[n - 1]};
-  return s;
+  double median = bench_median(v, n); /* sorts v */
+  return (stat_t){median, v[0], v[n - 1]};
 }
 
 enum { M_ROWS_S, M_MB_S, M_FIRST, M_RSS, M_CPU, M_SERVER_CPU, NMETRICS };

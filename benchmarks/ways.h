@@ -74,6 +74,13 @@ int bench_run_pqstream(const bench_t *b, int way, sample_t *s);
 int bench_run_partitioned(const bench_t *b, sample_t *s);
 int bench_run_libpq(const bench_t *b, int way, sample_t *s);
 
+/* child.c: one run of `way` by `run` in a child process of its own, its
+ * CPU and peak RSS (with what it waited for) from the kernel; 0 or -1. */
+typedef int (*bench_way_fn)(const bench_t *b, int way, sample_t *s);
+int bench_in_child(const bench_t *b, int way, bench_way_fn run, sample_t *s);
+/* The median of v[0..n) (sorted in place). */
+double bench_median(double *v, int n);
+
 /* report.c: medians, ranges and ratios, as text or JSON. */
 void bench_report(const bench_t *b, sample_t (*samples)[50]);
 
