@@ -234,13 +234,23 @@ START_TEST(errors_end_it_once) {
 }
 END_TEST
 
+/* Over a Unix socket there is no TCP_INFO to tell that the server spoke
+ * while libpq was sending: a segment is cut each 4 MB (or a second after
+ * its sending blocked) to look. */
+static const char *socket_conninfo(void) {
+  const char *sock = getenv("PQS_TEST_SOCKET_CONNINFO");
+  ck_assert_msg(sock != NULL, "PQS_TEST_SOCKET_CONNINFO is not set "
+                              "(tests/pg.sh writes it)");
+  return sock;
+}
+
 /* A constraint broken at row 1,000,001 of 2,000,000: the load ends there,
- * without the rest of the rows being put. */
-START_TEST(constraint_midway_ends_it_early) {
+ * without the rest of the rows being put, over `conninfo`. */
+static void constraint_midway(const char *conninfo) {
   PGconn *admin = pt_admin();
   fresh_table(admin);
   uv_loop_t *loop = pt_loop_new();
-  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  pqs_ctx_t *ctx = pt_open(loop, conninfo);
   producer_t p = {.n = 2000000, .bad_at = 1000001};
   load(loop, ctx, "loaded", NULL, &p);
   ck_assert_int_eq(p.done.status, PQS_ESQL);
@@ -256,36 +266,12 @@ START_TEST(constraint_midway_ends_it_early) {
   pt_loop_free(loop);
   PQfinish(admin);
 }
+
+START_TEST(constraint_midway_ends_it_early) { constraint_midway(pt_conninfo()); }
 END_TEST
 
-/* Over a Unix socket there is no TCP_INFO to tell that the server spoke
- * while libpq was sending: a COPY whose sending blocked is cut once a
- * second to look. An error midway still ends the load early, and notices
- * (which make the socket readable) lose nothing. */
-static const char *socket_conninfo(void) {
-  const char *sock = getenv("PQS_TEST_SOCKET_CONNINFO");
-  ck_assert_msg(sock != NULL, "PQS_TEST_SOCKET_CONNINFO is not set "
-                              "(tests/pg.sh writes it)");
-  return sock;
-}
-
 START_TEST(unix_socket_error_midway_ends_it_early) {
-  PGconn *admin = pt_admin();
-  fresh_table(admin);
-  uv_loop_t *loop = pt_loop_new();
-  pqs_ctx_t *ctx = pt_open(loop, socket_conninfo());
-  producer_t p = {.n = 2000000, .bad_at = 1000001};
-  load(loop, ctx, "loaded", NULL, &p);
-  ck_assert_int_eq(p.done.status, PQS_ESQL);
-  ck_assert_str_eq(p.done.sqlstate, "23514");
-  ck_assert_msg(p.next <= 1500000,
-                "%ld of 2,000,000 rows were put before the load ended",
-                p.next - 1);
-  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT count(*) FROM loaded"), 0);
-  assert_usable(loop, ctx);
-  pt_close(loop, ctx);
-  pt_loop_free(loop);
-  PQfinish(admin);
+  constraint_midway(socket_conninfo());
 }
 END_TEST
 

@@ -8,8 +8,8 @@
  *
  *   COMMAND --PGRES_COPY_OUT--> DATA (messages, not results) --their end-->
  *   COMMAND (its result: "COPY n") --> done
- *   COMMAND --PGRES_COPY_IN (a COPY FROM STDIN)--> refused: PQputCopyEnd
- *   with why, and the op ends with PQS_EINVAL (pqs_copy_in loads) */
+ *   COMMAND --PGRES_COPY_IN (a COPY FROM STDIN)--> refused as the engine
+ *   refuses any COPY it did not ask for: PQS_EINVAL (pqs_copy_in loads) */
 #include <string.h>
 
 #include "kind.h"
@@ -33,23 +33,15 @@ static int started(pqs__op_t *op) {
                                        : pqs__op_deliver_columns(op, NULL);
 }
 
-/* A COPY FROM STDIN: ended with why, so the server rolls it back. */
-static int refuse_copy_in(pqs__op_t *op) {
-  op->err.message = "COPY ... FROM STDIN is not read by pqs_query: load "
-                    "with pqs_copy_in";
-  pqs__op_note(op, PQS_EINVAL);
-  PQputCopyEnd(op->ctx->conn, "pqstream: COPY FROM STDIN through pqs_query");
-  op->flushing = PQflush(op->ctx->conn) == 1;
-  pqs__op_watch(op);
-  return PQS__CONTINUE;
-}
-
 static int copy_to_take(pqs__op_t *op, PGresult *res) {
   ExecStatusType st = PQresultStatus(res);
   if (op->step == COMMAND && st == PGRES_COPY_OUT)
     return started(op);
-  if (op->step == COMMAND && st == PGRES_COPY_IN)
-    return refuse_copy_in(op);
+  if (op->step == COMMAND && st == PGRES_COPY_IN) /* refused as any COPY
+                                                    the engine did not ask
+                                                    for, in these words */
+    op->err.message = "COPY ... FROM STDIN is not read by pqs_query: load "
+                      "with pqs_copy_in";
   return pqs__op_take_common(op, res, 1);
 }
 
