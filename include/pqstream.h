@@ -1168,6 +1168,115 @@ PQS_EXTERN int pqs_listen(pqs_ctx_t *ctx, const char *const *channels, int n,
                           pqs_stream_t **out);
 
 /* ------------------------------------------------------------------------ */
+/* Change streams                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Whether pqs_changes creates its slot. */
+typedef enum {
+  PQS_SLOT_USE = 0,        /* the slot must exist */
+  PQS_SLOT_PERSISTENT = 1, /* created (pgoutput) if it does not exist */
+  PQS_SLOT_TEMPORARY = 2   /* created if it does not exist, as a temporary
+                              slot: it lives as long as the context's
+                              session, and goes with it */
+} pqs_slot_create_t;
+
+typedef struct pqs_changes_opts_s {
+  /* The logical replication slot (lower-case letters, digits, '_'). */
+  const char *slot;
+  /* The publications whose tables' changes are streamed (CREATE
+   * PUBLICATION); `npublications` names, copied. */
+  const char *const *publications;
+  int npublications;
+  pqs_slot_create_t create;
+  /* Milliseconds between status updates (the slot's position reported to
+   * the server, which also keeps a paused stream's connection alive);
+   * 0: 10000. Never more than a third of the server's wal_sender_timeout. */
+  unsigned status_interval_ms;
+  /* Milliseconds allowed for what comes before the first change can flow
+   * (the checks, creating the slot, which waits for the transactions
+   * running to end, START_REPLICATION); 0: 60000. The stream itself has
+   * no timeout. */
+  unsigned start_timeout_ms;
+  /* 0: a change counts as used once the row callback (the stream's
+   * consumer: a sink, stages, on_row) has returned for it. 1: only once
+   * pqs_changes_ack says so, for a consumer that finishes later. */
+  int manual_ack;
+} pqs_changes_opts_t;
+
+/* A change stream: every insert, update, delete and truncate committed to
+ * the tables of `opts->publications`, in commit order, from a logical
+ * replication slot through PostgreSQL's built-in pgoutput plugin (protocol
+ * version 1). `ctx` must have been opened with replication=database in
+ * its conninfo (as a role with the REPLICATION attribute; the server
+ * refuses the connection otherwise) and is held by the stream, which runs
+ * until closed. Each change is a row of ten columns, the same for every
+ * table:
+ *   lsn          pg_lsn       where the change is in the WAL ("0/16B3748")
+ *   commit_lsn   pg_lsn       its transaction's commit record
+ *   xid          int8         its transaction's id
+ *   commit_time  timestamptz  the commit's time, in UTC
+ *   op           text         insert, update, delete or truncate
+ *   schema       text
+ *   table        text
+ *   new          json         insert, update: the new row, an object of
+ *                             column to value, each value as row_to_json
+ *                             writes it (types a user made: the string of
+ *                             their text); NULL otherwise
+ *   old          json         update, delete: the old key (its columns) or,
+ *                             under REPLICA IDENTITY FULL, the old row;
+ *                             NULL when the server sent none (an update
+ *                             that kept the key)
+ *   unchanged    json         an array of the columns whose values the
+ *                             server did not send (a TOASTed value an
+ *                             update left as it was): they are not in
+ *                             `new`, and never NULL there. Under REPLICA
+ *                             IDENTITY FULL the value comes from the old
+ *                             row and the array is empty.
+ * A truncate of several tables is one row per table. Tables and columns
+ * added mid-stream (ALTER TABLE) are followed. Stages and sinks work as
+ * on any stream; pausing it stops reading (the server keeps the changes).
+ *
+ * Nothing is lost, and acknowledgement comes after use: the slot's
+ * position (which the server reports as flushed, and resumes after) only
+ * ever passes a transaction once every change of it was used (see
+ * manual_ack), and passes the WAL of unpublished tables only when no
+ * transaction is open or unacknowledged. A status update goes out every
+ * status interval, whether the stream runs or is paused, and one last at
+ * the end. After the consumer's process dies, the next stream on the slot
+ * starts from the last position reported: changes since may come again
+ * (at least once, never lost). After pqs_stream_close, the next stream
+ * starts exactly after the last transaction used whole: a transaction
+ * stopped in the middle comes again from its first change.
+ * Memory stays bounded whatever the size of a transaction (each change
+ * is delivered as it arrives; with manual acks, at most 4096 transactions
+ * wait for theirs, then the stream pauses until an ack).
+ *
+ * Before anything streams, on_done reports with PQS_ESQL and the
+ * server's SQLSTATE: wal_level not logical (55000), the slot missing
+ * while create is PQS_SLOT_USE (42704), a slot of another plugin or
+ * database (55000), a slot in use by another stream (55006), a
+ * publication missing (42704). A running stream that hears nothing from
+ * its server for three status intervals (at least 15 s), though asking
+ * for an answer, ends with PQS_ETIMEDOUT; a lost connection with
+ * PQS_ECONNLOST. pqs_stream_close reports the position, ends the
+ * replication (the context stays usable) and completes with
+ * PQS_ECANCELED.
+ * Errors: as pqs_query; PQS_EINVAL also for NULL opts, a bad slot name,
+ * no publication or an empty name, a context not opened with
+ * replication=database. */
+PQS_EXTERN int pqs_changes(pqs_ctx_t *ctx, pqs_stream_t **out,
+                           const pqs_changes_opts_t *opts);
+
+/* With manual_ack: the first `n` changes the change stream `s` delivered
+ * (counted as its rows were, before any stage) are used. The position
+ * advances past every transaction whose changes are all among them, at
+ * the next status update. Call on the loop's thread, while the stream
+ * runs (from any callback too).
+ * Errors: PQS_EINVAL (NULL s, n more than were delivered), PQS_ETHREAD,
+ * PQS_ESTATE (not a running change stream with manual_ack). */
+PQS_EXTERN int pqs_changes_ack(pqs_stream_t *s, uint64_t n);
+
+/* ------------------------------------------------------------------------ */
 /* Atomic batches                                                           */
 /* ------------------------------------------------------------------------ */
 

@@ -56,6 +56,14 @@ void pqs__op_set_typed(pqs__op_t *op, pqs__params_t *typed);
  * PQS_ENOMEM. */
 int pqs__listen_begin(pqs_ctx_t *ctx, const char *const *channels, int n,
                       pqs__op_t **out);
+/* A new op streaming the changes `opts` asks for (op/changes.c).
+ * Errors: PQS_EINVAL (bad options; a context not opened with
+ * replication=database), PQS_ENOMEM. */
+int pqs__changes_begin(pqs_ctx_t *ctx, const pqs_changes_opts_t *opts,
+                       pqs__op_t **out);
+/* pqs_changes_ack on the op: 0, PQS_ESTATE (not a change stream with
+ * manual acks), PQS_EINVAL (more than were delivered). */
+int pqs__changes_ack(pqs__op_t *op, uint64_t n);
 /* Its consumer, before it starts. */
 void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer);
 

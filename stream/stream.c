@@ -182,6 +182,26 @@ int pqs_listen(pqs_ctx_t *ctx, const char *const *channels, int n,
   return stream_bind(s, rc, op, out);
 }
 
+int pqs_changes(pqs_ctx_t *ctx, pqs_stream_t **out,
+                const pqs_changes_opts_t *opts) {
+  pqs_stream_t *s;
+  pqs__op_t *op = NULL;
+  int rc = stream_for(ctx, out, &s);
+  if (rc != 0)
+    return rc;
+  rc = pqs__changes_begin(ctx, opts, &op);
+  return stream_bind(s, rc, op, out);
+}
+
+int pqs_changes_ack(pqs_stream_t *s, uint64_t n) {
+  int rc = pqs__stream_check(s);
+  if (rc != 0)
+    return rc;
+  if (s->src_vt != &pqs__op_source || s->state != PQS__STREAM_STARTED)
+    return PQS_ESTATE;
+  return pqs__changes_ack(s->src, n);
+}
+
 int pqs_query_typed(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
                     int nparams, const pqs_param_t *params,
                     const pqs_query_opts_t *opts) {

@@ -275,9 +275,11 @@ static pqs_ctx_t *ctx_new(uv_loop_t *loop, const pqs_ctx_opts_t *opts,
   ctx->open_data = data;
   uv_timer_init(loop, &ctx->timer);
   uv_timer_init(loop, &ctx->defer);
+  uv_timer_init(loop, &ctx->tick);
   ctx->timer.data = ctx;
   ctx->defer.data = ctx;
-  ctx->handles = 3;
+  ctx->tick.data = ctx;
+  ctx->handles = 4;
   return ctx;
 }
 
@@ -405,6 +407,7 @@ void pqs__ctx_close_now(pqs_ctx_t *ctx, int keep) {
   pqs__io_detach(ctx);
   uv_close((uv_handle_t *)&ctx->timer, pqs__ctx_handle_closed);
   uv_close((uv_handle_t *)&ctx->defer, pqs__ctx_handle_closed);
+  uv_close((uv_handle_t *)&ctx->tick, pqs__ctx_handle_closed);
 }
 
 /* The connection's end: given back to its owner, or closed. */

@@ -114,6 +114,7 @@ struct pqs_ctx_s {
   pqs__io_t *io;
   uv_timer_t timer;    /* connect timeout, then each query's timeout */
   uv_timer_t defer;    /* runs work on the next loop turn: never re-enter */
+  uv_timer_t tick;     /* the operation's own time (kind.h, tick) */
   pqs_open_cb open_cb; /* NULL once called: the open callback is owed */
   void *open_data;
   pqs_close_cb close_cb;

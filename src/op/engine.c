@@ -272,6 +272,7 @@ static void ctx_after_op(pqs_ctx_t *ctx, int broken) {
   if (pqs__ctx_closing(ctx))
     return;
   uv_timer_stop(&ctx->timer);
+  uv_timer_stop(&ctx->tick);
   if (ctx->state == PQS__CTX_BUSY)
     ctx->state = broken ? PQS__CTX_BROKEN : PQS__CTX_READY;
   if (broken)
@@ -343,6 +344,26 @@ static void give_up(pqs_ctx_t *ctx) {
 }
 
 void pqs__op_give_up(pqs__op_t *op) { give_up(op->ctx); }
+
+/* ---- the kind's own time ---- */
+
+static void on_tick(uv_timer_t *timer) {
+  pqs_ctx_t *ctx = timer->data;
+  pqs__op_t *op = ctx->op;
+  if (op != NULL && op->kind->tick != NULL &&
+      (op->state == PQS__OP_RUNNING || op->state == PQS__OP_PAUSED))
+    op->kind->tick(op);
+}
+
+void pqs__op_tick_in(pqs__op_t *op, unsigned ms) {
+  uv_timer_start(&op->ctx->tick, on_tick, ms, 0);
+}
+
+void pqs__op_untime(pqs__op_t *op) {
+  if (op->state == PQS__OP_RUNNING || op->state == PQS__OP_PAUSED)
+    uv_timer_stop(&op->ctx->timer);
+  op->timeout_ms = 0;
+}
 
 /* ---- waiting between attempts: RUNNING <-> WAITING ---- */
 

@@ -5,7 +5,8 @@
  * resumes, stops it with a cancel and a deadline, and finishes it exactly
  * once. It knows no kind by name: what is sent, what a result means, and
  * what comes after a step are the kind's, through this table. A kind is a
- * file of its own (rows.c, copy_out.c, describe.c, batch.c, listen.c) with
+ * file of its own (rows.c, copy_out.c, describe.c, batch.c, listen.c,
+ * changes.c ...) with
  * its own step enum, kept in op->step, and its diagram beside it.
  *
  * Every hook runs on the loop thread, from the engine, with the op alive;
@@ -64,6 +65,10 @@ typedef struct pqs__kind_s {
   void (*again)(pqs__op_t *op);
   /* May be NULL. NEW: the consumer takes lines (source.h, lines). */
   void (*lines)(pqs__op_t *op, int format);
+  /* May be NULL. The time the kind asked for (pqs__op_tick_in) has come,
+   * the op RUNNING or PAUSED: a change stream's status update, which must
+   * go out while the consumer pauses too. */
+  void (*tick)(pqs__op_t *op);
   /* May be NULL. The op is freed: what the kind holds goes too. */
   void (*free)(pqs__op_t *op);
 } pqs__kind_t;
@@ -76,6 +81,7 @@ extern const pqs__kind_t pqs__kind_copy_to;  /* copy_to.c */
 extern const pqs__kind_t pqs__kind_describe; /* describe.c */
 extern const pqs__kind_t pqs__kind_batch;    /* batch.c */
 extern const pqs__kind_t pqs__kind_listen;   /* listen.c */
+extern const pqs__kind_t pqs__kind_changes;  /* changes.c */
 
 /* The describe kind's two steps, which the COPY out kind begins with
  * (its step enum numbers them alike): PREPARE (0) and DESCRIBE (1). */

@@ -71,6 +71,7 @@ typedef struct pqs__listen_s {
 } pqs__listen_t;
 
 typedef struct pqs__pipeline_s pqs__pipeline_t;
+typedef struct pqs__changes_s pqs__changes_t; /* changes.c */
 
 /* The COPY FROM kind's state (copy_in.c). What the producer puts waits in
  * `pending` until libpq takes it; `inflight` counts what libpq took since
@@ -119,6 +120,7 @@ struct pqs__op_s {
     pqs__pipeline_t *batch;
     pqs__buf_t json_sql; /* rows_json.c: the statement as sent, or empty */
     pqs__copy_in_t copy_in;
+    pqs__changes_t *changes;
   } k;
   int single_row;       /* rows come one result each (single-row mode) */
   int binary;           /* results in binary (PQS_RESULT_BINARY) */
@@ -189,6 +191,12 @@ int pqs__op_broken(const pqs__op_t *op);
 /* STOPPING | DRAINED -> finished, the connection closed: the op is gone
  * when this returns. */
 void pqs__op_give_up(pqs__op_t *op);
+/* The kind's tick (kind.h) runs once, `ms` from now, if the op is then
+ * RUNNING or PAUSED; a later call replaces an earlier one. */
+void pqs__op_tick_in(pqs__op_t *op, unsigned ms);
+/* The op's timeout is over: a long-lived op (a change stream) timed its
+ * start only. */
+void pqs__op_untime(pqs__op_t *op);
 /* RUNNING -> WAITING for `delay_ms`; then the kind's again(). */
 void pqs__op_wait(pqs__op_t *op, unsigned delay_ms);
 /* RUNNING, its step ended well: the final result came, no error, no
