@@ -133,6 +133,7 @@ struct pqs_ctx_s {
   void *close_hook_data;
   struct pqs__dns_s *dns; /* CONNECTING: host names being resolved */
   char *conninfo;         /* kept while they are */
+  int streamed_changes;   /* fact: a change stream ran (op/changes.c) */
 };
 
 typedef struct pqs__dns_s pqs__dns_t;

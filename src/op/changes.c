@@ -452,6 +452,7 @@ static int changes_pump(pqs__op_t *op) {
 static int streaming(pqs__op_t *op) {
   pqs__changes_t *c = op->k.changes;
   op->step = STREAMING;
+  op->ctx->streamed_changes = 1;
   pqs__op_untime(op);
   c->heard_at = uv_now(op->ctx->loop);
   pqs__op_tick_in(op, c->interval_ms);
@@ -606,6 +607,11 @@ int pqs__changes_begin(pqs_ctx_t *ctx, const pqs_changes_opts_t *o,
       return PQS_EINVAL;
   if (!is_replication_conn(ctx->conn))
     return PQS_EINVAL;
+  /* PostgreSQL 15's walsender ends a second logical START_REPLICATION on
+   * its connection at once (what ended the first is still set): one
+   * change stream per connection. */
+  if (ctx->streamed_changes)
+    return PQS_ESTATE;
   pqs__changes_t *c = NULL;
   int rc = changes_new(ctx, o, &c);
   pqs_query_opts_t qo = {.timeout_ms = o->start_timeout_ms ? o->start_timeout_ms

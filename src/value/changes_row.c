@@ -103,6 +103,10 @@ static int json_member(pqs__buf_t *b, const pqs__pgo_relation_t *rel, int i,
   rc = rc ? rc : put(b, ":", 1);
   if (rc != 0 || v->kind == PQS__PGO_NULL)
     return rc ? rc : put(b, "null", 4);
+  if (rel->types[i] == 22 || rel->types[i] == 30) /* int2vector, oidvector */
+    return pqs__json_vector(b, rel->types[i] == 22 ? PQS__JSON_NUMBER
+                                                   : PQS__JSON_STRING,
+                            v->ptr, (size_t)v->len);
   uint32_t elem;
   pqs__json_how_t how = pqs__json_how(rel->types[i], PQS__JSON_ISO_DATES, &elem);
   if (how == PQS__JSON_SERVER) { /* a user's type: its text, as a string */

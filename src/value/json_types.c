@@ -14,8 +14,7 @@ typedef struct {
   int binary_ok;
 } type_t;
 
-/* Sorted by oid. Left out: box (its arrays are delimited by ';'),
- * int2vector and oidvector (arrays in json, not in their text), aclitem
+/* Sorted by oid. Left out: int2vector and oidvector (arrays in json, not in their text), aclitem
  * and the pseudo-types. */
 static const type_t types[] = {
     {16, 1000, PQS__JSON_BOOL, 1},        /* bool */
@@ -36,7 +35,7 @@ static const type_t types[] = {
     {600, 1017, PQS__JSON_STRING, 0},     /* point */
     {601, 1018, PQS__JSON_STRING, 0},     /* lseg */
     {602, 1019, PQS__JSON_STRING, 0},     /* path */
-    {603, 0, PQS__JSON_STRING, 0},        /* box */
+    {603, 1020, PQS__JSON_STRING, 0},     /* box: arrays of it split at ; */
     {604, 1027, PQS__JSON_STRING, 0},     /* polygon */
     {628, 629, PQS__JSON_STRING, 0},      /* line */
     {650, 651, PQS__JSON_STRING, 0},      /* cidr */

@@ -118,7 +118,7 @@ static int scalar(pqs__buf_t *out, pqs__json_how_t how, const char *v,
 
 /* One element of an array's text, unquoted and unescaped into `el`. */
 static int array_element(pqs__buf_t *out, pqs__json_how_t how, const char **p,
-                         const char *end, pqs__buf_t *el) {
+                         const char *end, pqs__buf_t *el, char delim) {
   const char *s = *p;
   el->len = 0;
   if (s < end && *s == '"') {
@@ -132,7 +132,7 @@ static int array_element(pqs__buf_t *out, pqs__json_how_t how, const char **p,
     return scalar(out, how, el->data ? el->data : "", el->len);
   }
   const char *start = s;
-  while (s < end && *s != ',' && *s != '}')
+  while (s < end && *s != delim && *s != '}')
     s++;
   *p = s;
   size_t n = (size_t)(s - start);
@@ -143,7 +143,7 @@ static int array_element(pqs__buf_t *out, pqs__json_how_t how, const char **p,
 
 /* "{...}" at *p, nested for more dimensions, as a JSON array. */
 static int array_level(pqs__buf_t *out, pqs__json_how_t how, const char **p,
-                       const char *end, pqs__buf_t *el) {
+                       const char *end, pqs__buf_t *el, char delim) {
   if (*p >= end || **p != '{')
     return -1;
   (*p)++;
@@ -151,13 +151,13 @@ static int array_level(pqs__buf_t *out, pqs__json_how_t how, const char **p,
     return PQS_ENOMEM;
   int first = 1;
   while (*p < end && **p != '}') {
-    if (!first && **p == ',')
+    if (!first && **p == delim)
       (*p)++;
     if (!first && pqs__buf_append(out, ",", 1) != 0)
       return PQS_ENOMEM;
     first = 0;
-    int rc = **p == '{' ? array_level(out, how, p, end, el)
-                        : array_element(out, how, p, end, el);
+    int rc = **p == '{' ? array_level(out, how, p, end, el, delim)
+                        : array_element(out, how, p, end, el, delim);
     if (rc != 0)
       return rc;
   }
@@ -169,7 +169,7 @@ static int array_level(pqs__buf_t *out, pqs__json_how_t how, const char **p,
 
 /* An array whose elements render `how`. */
 static int array(pqs__buf_t *out, pqs__json_how_t how, const char *v,
-                 size_t len) {
+                 size_t len, char delim) {
   const char *p = v, *end = v + len;
   if (p < end && *p == '[') { /* bounds other than 1: "[0:1]={...}" */
     const char *eq = memchr(p, '=', len);
@@ -179,7 +179,7 @@ static int array(pqs__buf_t *out, pqs__json_how_t how, const char *v,
   }
   pqs__buf_t el = {0};
   size_t mark = out->len;
-  int rc = array_level(out, how, &p, end, &el);
+  int rc = array_level(out, how, &p, end, &el, delim);
   pqs__buf_free(&el);
   if (rc < 0 && rc != PQS_ENOMEM) { /* not what was expected: a string */
     out->len = mark;
@@ -211,5 +211,23 @@ static int scalar(pqs__buf_t *out, pqs__json_how_t how, const char *v,
 
 int pqs__json_value(pqs__buf_t *out, pqs__json_how_t how, uint32_t elem,
                     const char *v, size_t len) {
-  return elem != 0 ? array(out, how, v, len) : scalar(out, how, v, len);
+  /* box is the one built-in type whose arrays separate elements with ';'
+   * (its typdelim), as its text has commas */
+  return elem != 0 ? array(out, how, v, len, elem == 603 ? ';' : ',')
+                   : scalar(out, how, v, len);
+}
+
+int pqs__json_vector(pqs__buf_t *out, pqs__json_how_t how, const char *v,
+                     size_t len) {
+  int rc = pqs__buf_append(out, "[", 1);
+  size_t i = 0;
+  for (int first = 1; i < len && rc == 0; first = 0) {
+    size_t start = i;
+    while (i < len && v[i] != ' ')
+      i++;
+    rc = first ? 0 : pqs__buf_append(out, ",", 1);
+    rc = rc ? rc : scalar(out, how, v + start, i - start);
+    i++; /* past the space */
+  }
+  return rc ? rc : pqs__buf_append(out, "]", 1);
 }

@@ -19,4 +19,9 @@ int pqs__json_string(pqs__buf_t *out, const char *v, size_t len);
 int pqs__json_value(pqs__buf_t *out, pqs__json_how_t how, uint32_t elem,
                     const char *v, size_t len);
 
+/* int2vector's and oidvector's text ("1 2 3", elements rendered `how`)
+ * as the JSON array json makes of them: 0 or PQS_ENOMEM. */
+int pqs__json_vector(pqs__buf_t *out, pqs__json_how_t how, const char *v,
+                     size_t len);
+
 #endif
