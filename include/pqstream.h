@@ -781,6 +781,10 @@ typedef struct pqs_print_opts_s {
  * the built-in types exactly, dates as if DateStyle were ISO, other
  * types as strings of their text. */
 
+/* A sink at work: it exists from pqs_sink_fd / pqs_sink_uv until its
+ * callback returns. */
+typedef struct pqs_sink_s pqs_sink_t;
+
 typedef struct pqs_sink_opts_s {
   pqs_format_t format;
   int header;        /* csv and tsv: first a line of column names (HEADER) */
@@ -796,11 +800,15 @@ typedef struct pqs_sink_opts_s {
    * psql's defaults), copied; `header` and `header_written` are not read
    * (each stream is a table of its own, its header as tuples_only says). */
   const pqs_print_opts_t *print;
+  /* If not NULL: called, on the loop, each time more of the stream's rows
+   * have all their bytes written (`rows` counts from the first row the
+   * sink got, as pqs_stream_rows would after its stages), with the sink's
+   * callback `data`. While the stream runs it may act on the stream (a
+   * change stream's pqs_changes_ack); after its end, the stream is gone.
+   * Not called for bytes that failed. */
+  void (*on_rows_written)(pqs_sink_t *sink, uint64_t rows, void *data);
 } pqs_sink_opts_t;
 
-/* A sink at work: it exists from pqs_sink_fd / pqs_sink_uv until its
- * callback returns. */
-typedef struct pqs_sink_s pqs_sink_t;
 
 /* Called once, when the stream has ended and every byte has been written
  * (or writing failed). `done` is the stream's completion, borrowed for the

@@ -67,6 +67,10 @@ struct pqs_sink_s {
   pqs_sink_cb cb;
   void *data;
   uint64_t *written;   /* the caller's live count, if asked for */
+  /* Rows formatted into the buffers so far, and rows whose bytes are all
+   * written (chunks end in order), for on_rows_written. */
+  uint64_t rows_in, rows_out;
+  void (*on_rows_written)(pqs_sink_t *, uint64_t, void *);
   int *header_written; /* the caller's: one header for several sinks */
 };
 
@@ -74,6 +78,7 @@ struct chunk_s {
   uv_write_t req;
   pqs_sink_t *sink;
   pqs__buf_t buf;
+  uint64_t rows_end; /* the sink's rows_in when the chunk was cut */
   chunk_t *next;
 };
 
@@ -88,12 +93,23 @@ static void write_failed(pqs_sink_t *k, int err) {
     pqs_stream_close(k->stream); /* cancels the query */
 }
 
+/* Rows up to `rows` are written whole: the caller hears of it. */
+static void rows_out(pqs_sink_t *k, uint64_t rows) {
+  if (rows <= k->rows_out)
+    return;
+  k->rows_out = rows;
+  if (k->on_rows_written != NULL)
+    k->on_rows_written(k, rows, k->data);
+}
+
 static void chunk_done(pqs_sink_t *k, chunk_t *c, int status) {
   k->queued -= c->buf.len;
   if (status < 0)
     write_failed(k, status);
   else
     k->bytes += c->buf.len;
+  if (status >= 0 && k->write_err == 0)
+    rows_out(k, c->rows_end);
   if (k->written)
     *k->written = k->bytes;
   if (k->spare.data == NULL) { /* keep one buffer for the next chunk */
@@ -171,6 +187,8 @@ static void write_null(pqs_sink_t *k) {
   if (k->written)
     *k->written = k->bytes;
   k->cur.len = 0;
+  if (n >= 0 && k->write_err == 0)
+    rows_out(k, k->rows_in);
 }
 
 /* Hands what the current buffer holds to libuv, without copying it. */
@@ -192,6 +210,7 @@ static void send_current(pqs_sink_t *k) {
     return;
   }
   c->sink = k;
+  c->rows_end = k->rows_in;
   c->buf = k->cur;
   k->cur = k->spare;
   k->spare = (pqs__buf_t){0};
@@ -261,6 +280,7 @@ static int sink_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   int rc = format_row(k, row);
   if (rc != 0)
     return rc;
+  k->rows_in++;
   if (k->cur.len >= PQS__CHUNK)
     send_current(k);
   if (k->queued + k->cur.len <= k->max_queued)
@@ -364,6 +384,7 @@ static pqs_sink_t *sink_new(uv_loop_t *loop, const pqs_sink_opts_t *opts,
     k->max_queued = opts->max_queued;
     k->written = opts->written;
     k->header_written = opts->header_written;
+    k->on_rows_written = opts->on_rows_written;
   }
   if (k->max_queued == 0)
     k->max_queued = PQS__DEFAULT_MAX_QUEUED;

@@ -1288,6 +1288,96 @@ START_TEST(listen_prints_json_lines) {
 }
 END_TEST
 
+
+/* ---- change streams ---- */
+
+/* --changes prints each change as a JSON object, acknowledges what it
+ * wrote (the next run starts after it), exits 0 at --limit and 130 on
+ * SIGINT; the slot is made with --create-slot, and missing otherwise is
+ * said before anything runs. The second test server is the logical one;
+ * names are this process's own (the suite runs twice side by side). */
+START_TEST(changes_print_json_lines) {
+  const char *c2 = getenv("PQS_TEST_CONNINFO2");
+  ck_assert_msg(c2 != NULL, "PQS_TEST_CONNINFO2 is not set: the test "
+                            "command starts a second server with "
+                            "wal_level=logical");
+  PGconn *admin = PQconnectdb(c2);
+  ck_assert_msg(PQstatus(admin) == CONNECTION_OK, "%s", PQerrorMessage(admin));
+  char slot[64], pub[64], table[64], sql[1024];
+  int me = (int)getpid();
+  snprintf(slot, sizeof(slot), "cli_slot_%d", me);
+  snprintf(pub, sizeof(pub), "cli_pub_%d", me);
+  snprintf(table, sizeof(table), "cli_chg_%d", me);
+  snprintf(sql, sizeof(sql),
+           "SET client_min_messages = warning; DROP TABLE IF EXISTS %s;"
+           "CREATE TABLE %s (id int PRIMARY KEY, t text);"
+           "DROP PUBLICATION IF EXISTS %s; CREATE PUBLICATION %s FOR TABLE %s",
+           table, table, pub, pub, table);
+  pt_sql(admin, sql);
+  /* no slot yet: said before anything streams */
+  ran_t r = run((const char *[]){"CLI", "-d", c2, "--changes", slot,
+                                 "--publication", pub, NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "does not exist") && strstr(r.err,
+                                                          "--create-slot"),
+                "%s", r.err);
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "-d", c2, "--changes", slot, NULL});
+  ck_assert_int_eq(r.status, 1); /* no --publication: a usage error */
+  ck_assert_msg(strstr(r.err, "--publication") != NULL, "%s", r.err);
+  ran_free(&r);
+  snprintf(sql, sizeof(sql),
+           "SELECT pg_create_logical_replication_slot('%s', 'pgoutput')",
+           slot);
+  pt_sql(admin, sql);
+  snprintf(sql, sizeof(sql),
+           "BEGIN; INSERT INTO %s VALUES (1, 'a \"q\"'), (2, NULL); COMMIT",
+           table);
+  pt_sql(admin, sql);
+  snprintf(sql, sizeof(sql), "UPDATE %s SET t = 'b' WHERE id = 2", table);
+  pt_sql(admin, sql);
+  snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = 1", table);
+  pt_sql(admin, sql);
+  /* the two transactions' three changes whole: nothing comes twice */
+  r = run((const char *[]){"CLI", "-d", c2, "--changes", slot,
+                           "--publication", pub, "--limit", "3", NULL});
+  ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+  const char *params[] = {r.out};
+  PGresult *res = PQexecParams(
+      admin,
+      "SELECT string_agg(concat_ws(' ', l::jsonb->>'op', l::jsonb->>'table', "
+      "l::jsonb->'new', l::jsonb->'old', l::jsonb->'unchanged', "
+      "jsonb_typeof(l::jsonb->'xid'), l::jsonb->>'lsn' LIKE '%/%'), ';') "
+      "FROM regexp_split_to_table(rtrim($1, E'\\n'), E'\\n') l",
+      1, NULL, params, NULL, NULL, 0);
+  ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s\n%s",
+                PQerrorMessage(admin), r.out);
+  char want[1024];
+  snprintf(want, sizeof(want),
+           "insert %s {\"t\": \"a \\\"q\\\"\", \"id\": 1} null [] number t;"
+           "insert %s {\"t\": null, \"id\": 2} null [] number t;"
+           "update %s {\"t\": \"b\", \"id\": 2} null [] number t",
+           table, table, table);
+  ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+  PQclear(res);
+  ran_free(&r);
+  /* the delete is next, then nothing: SIGINT ends it, exit 130 */
+  r = run((const char *[]){"/usr/bin/timeout", "--preserve-status", "-s",
+                           "INT", "3", cli(), "-d", c2, "--changes", slot,
+                           "--publication", pub, NULL});
+  ck_assert_msg(r.status == 130, "exit %d: %s", r.status, r.err);
+  ck_assert_msg(strstr(r.out, "\"op\":\"delete\"") != NULL &&
+                    strchr(r.out, '\n') == r.out + strlen(r.out) - 1,
+                "%s", r.out);
+  ran_free(&r);
+  snprintf(sql, sizeof(sql),
+           "SELECT pg_drop_replication_slot('%s'); DROP PUBLICATION %s;"
+           "DROP TABLE %s", slot, pub, table);
+  pt_sql(admin, sql);
+  PQfinish(admin);
+}
+END_TEST
+
 /* ---- bench ---- */
 
 /* ---- into a table ---- */
@@ -1562,6 +1652,7 @@ int main(void) {
   tcase_add_test(tc, bench_json);
   tcase_add_test(tc, bench_binary_json);
   tcase_add_test(tc, listen_prints_json_lines);
+  tcase_add_test(tc, changes_print_json_lines);
   tcase_add_test(tc, into_table_and_from_file);
   tcase_add_test(tc, into_table_interrupted);
   tcase_add_test(tc, partition_on_a_key);

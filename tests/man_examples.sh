@@ -30,7 +30,12 @@ for page in "$src"/man/*.3; do
   cc -Wall -Wextra -Werror "$tmp/$name.c" -o "$tmp/$name" \
     $(pkg-config --cflags --libs pqstream) ||
     { echo "$name: the EXAMPLES program does not compile" >&2; exit 1; }
-  LD_LIBRARY_PATH=$libdir timeout 60 "$tmp/$name" "$conn" >"$tmp/$name.out" ||
+  # change streams need the second server, whose wal_level is logical
+  run_on=$conn
+  if [ "$name" = pqstream_changes ]; then
+    run_on=${PQS_TEST_CONNINFO2:?PQS_TEST_CONNINFO2 is not set: the changes page runs on the logical server}
+  fi
+  LD_LIBRARY_PATH=$libdir timeout 60 "$tmp/$name" "$run_on" >"$tmp/$name.out" ||
     { echo "$name: the EXAMPLES program failed (exit $?)" >&2; exit 1; }
   if grep -q '^It prints:' "$page"; then
     block 2 "$page" >"$tmp/$name.want"

@@ -67,6 +67,10 @@ typedef struct {
   int partitions;
   const char *listen[CLI_MAX]; /* --listen channels */
   int nlisten;
+  const char *changes;              /* --changes SLOT */
+  const char *publications[CLI_MAX]; /* --publication names */
+  int npublications;
+  int create_slot; /* --create-slot */
   const char *output;
   int jobs;
   const char *shards[CLI_MAX];

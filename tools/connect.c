@@ -17,10 +17,12 @@
  * it (without its password). */
 char *cli_conninfo(const cli_opts_t *o, const char *target) {
   const char *keys[] = {"fallback_application_name", "host", "port", "user",
-                        "password"};
-  const char *vals[] = {"pqstream", o->host, o->port, o->user, o->password};
+                        "password", "replication"};
+  /* --changes reads a replication slot: a walsender's connection */
+  const char *vals[] = {"pqstream", o->host,     o->port,
+                        o->user,    o->password, o->changes ? "database" : NULL};
   char *joined = NULL;
-  int rc = pqs_conninfo_join(&joined, keys, vals, 5, target);
+  int rc = pqs_conninfo_join(&joined, keys, vals, 6, target);
   if (rc == PQS_EINVAL)
     return strdup(target);
   if (rc != 0)

@@ -57,6 +57,13 @@ static const char usage[] =
     "      --listen=CHANNEL    print the notifications sent to CHANNEL\n"
     "                          (repeatable), as JSON Lines unless --format\n"
     "                          says otherwise, until interrupted or --limit\n"
+    "      --changes=SLOT      print the changes committed to the tables of\n"
+    "                          --publication, read from the logical\n"
+    "                          replication slot SLOT, as JSON Lines, each\n"
+    "                          transaction acknowledged once its lines are\n"
+    "                          written; until interrupted or --limit\n"
+    "      --publication=PUB   the publication --changes reads (repeatable)\n"
+    "      --create-slot       create the --changes slot if it does not exist\n"
     "      --single-row        read rows in libpq's single-row mode; by\n"
     "                          default a query that COPY can run is read\n"
     "                          through COPY (q) TO STDOUT, at about half the\n"
@@ -121,6 +128,9 @@ enum {
   OPT_HEADER,
   OPT_SINGLE_ROW,
   OPT_LISTEN,
+  OPT_CHANGES,
+  OPT_PUBLICATION,
+  OPT_CREATE_SLOT,
   OPT_PARTITION_ON,
   OPT_PARTITIONS,
   OPT_SHARD,
@@ -165,6 +175,9 @@ static const struct option longopts[] = {
     {"header", no_argument, NULL, OPT_HEADER},
     {"single-row", no_argument, NULL, OPT_SINGLE_ROW},
     {"listen", required_argument, NULL, OPT_LISTEN},
+    {"changes", required_argument, NULL, OPT_CHANGES},
+    {"publication", required_argument, NULL, OPT_PUBLICATION},
+    {"create-slot", no_argument, NULL, OPT_CREATE_SLOT},
     {"partition-on", required_argument, NULL, OPT_PARTITION_ON},
     {"partitions", required_argument, NULL, OPT_PARTITIONS},
     {"output", required_argument, NULL, 'o'},
@@ -305,6 +318,17 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
         return bad_usage("too many channels (at most %s)", "64");
       o->listen[o->nlisten++] = optarg;
       break;
+    case OPT_CHANGES:
+      o->changes = optarg;
+      break;
+    case OPT_PUBLICATION:
+      if (o->npublications == CLI_MAX)
+        return bad_usage("too many publications (at most %s)", "64");
+      o->publications[o->npublications++] = optarg;
+      break;
+    case OPT_CREATE_SLOT:
+      o->create_slot = 1;
+      break;
     case OPT_HEADER:
       o->header = 1;
       break;
@@ -388,6 +412,22 @@ static int parse(int argc, char **argv, cli_opts_t *o) {
     if (o->ntexts > 0 || o->nshards > 0 || o->partition_on || o->jobs > 1)
       return bad_usage("%s", "--from-file loads a file: it takes no query, "
                              "--shard, --partition-on or -j");
+    return CLI_OK;
+  }
+  if ((o->npublications > 0 || o->create_slot) && o->changes == NULL)
+    return bad_usage("%s", "--publication and --create-slot go with "
+                           "--changes SLOT");
+  if (o->changes != NULL) {
+    if (o->ntexts > 0 || o->nshards > 0 || o->jobs > 1 ||
+        o->single_transaction || o->nlisten > 0 || o->into_table ||
+        o->partition_on)
+      return bad_usage("%s", "--changes takes no query, -j, --shard, -1, "
+                             "--listen, --into-table or --partition-on");
+    if (o->npublications == 0)
+      return bad_usage("%s", "--changes needs --publication PUB: the "
+                             "tables whose changes it reads");
+    if (!o->format_given)
+      o->format = PQS_FORMAT_JSONL; /* changes as JSON Lines */
     return CLI_OK;
   }
   if (o->nlisten > 0) {

@@ -200,6 +200,9 @@ static int exit_code_of(app_t *app, const pqs_done_t *done) {
   case PQS_ECANCELED:
     if (app->watch.signal)
       return cli_signal_code(app->watch.signal);
+    if (app->o->changes && app->o->limit >= 0 &&
+        app->rows >= (uint64_t)app->o->limit)
+      return CLI_OK; /* --limit's changes are written: closed by us */
     break;
   case PQS_ESQL:
     return sql_error(app, done);
@@ -258,7 +261,24 @@ static int count_rows(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   (void)row;
   app_t *app = data;
   app->rows++;
+  /* --changes --limit: the last change goes to the sink, then the stream
+   * waits, paused, for its line to be written and acknowledged */
+  if (app->o->changes && app->o->limit >= 0 &&
+      app->rows >= (uint64_t)app->o->limit)
+    return PQS_PAUSE;
   return app->bad_key ? PQS_EINVAL : PQS_CONTINUE;
+}
+
+/* --changes: what is written is used; the transactions whose changes are
+ * all written are acknowledged, and --limit's last ends the stream. */
+static void rows_written(pqs_sink_t *sink, uint64_t rows, void *data) {
+  (void)sink;
+  app_t *app = data;
+  if (app->current == NULL)
+    return;
+  pqs_changes_ack(app->current, rows);
+  if (app->o->limit >= 0 && rows >= (uint64_t)app->o->limit)
+    pqs_stream_close(app->current);
 }
 
 static void stream_gone(void *data) { ((app_t *)data)->current = NULL; }
@@ -267,12 +287,19 @@ static int build_stream(app_t *app, pqs_stream_t **out) {
   const cli_opts_t *o = app->o;
   pqs_stream_t *in[CLI_MAX * 4];
   int first = app->next - app->batch_len, rc = 0, made = 0;
+  pqs_changes_opts_t co = {.slot = o->changes,
+                           .publications = o->publications,
+                           .npublications = o->npublications,
+                           .create = o->create_slot ? PQS_SLOT_PERSISTENT
+                                                    : PQS_SLOT_USE,
+                           .manual_ack = 1}; /* acked once written */
   for (; made < app->batch_len && rc == 0; made++)
-    rc = o->nlisten ? pqs_listen(app->jobs[first + made].ctx, o->listen,
-                                 o->nlisten, &in[made])
-                    : pqs_query(app->jobs[first + made].ctx, &in[made],
-                                app->jobs[first + made].sql, o->nparams,
-                                o->params, NULL);
+    rc = o->changes ? pqs_changes(app->jobs[first + made].ctx, &in[made], &co)
+         : o->nlisten ? pqs_listen(app->jobs[first + made].ctx, o->listen,
+                                   o->nlisten, &in[made])
+                      : pqs_query(app->jobs[first + made].ctx, &in[made],
+                                  app->jobs[first + made].sql, o->nparams,
+                                  o->params, NULL);
   if (rc != 0) {
     for (int i = 0; i < made - 1; i++)
       pqs_stream_close(in[i]);
@@ -371,7 +398,7 @@ static int batch_fd(app_t *app, int *opened) {
 
 /* The batch's stream, counted and limited, into the sink. */
 static void sink_stream(app_t *app, pqs_stream_t *s, int rc) {
-  if (rc == 0 && app->o->limit >= 0)
+  if (rc == 0 && app->o->limit >= 0 && !app->o->changes)
     rc = pqs_stream_take(s, (uint64_t)app->o->limit - app->rows);
   if (rc == 0)
     rc = pqs_stream_tap(s, count_rows, app, stream_gone);
@@ -379,7 +406,9 @@ static void sink_stream(app_t *app, pqs_stream_t *s, int rc) {
                         .header = app->o->header,
                         .header_written = &app->header_written,
                         .written = &app->written,
-                        .print = &app->o->print};
+                        .print = &app->o->print,
+                        .on_rows_written =
+                            app->o->changes ? rows_written : NULL};
   if (rc == 0 && app->into_f != NULL && (rc = into_table(app, s)) == 0)
     return;
   int opened = -1, fd = app->outfd;
@@ -631,15 +660,16 @@ static int make_factories(app_t *app) {
 static int plan(app_t *app) {
   const cli_opts_t *o = app->o;
   int ntargets = o->nshards ? o->nshards : 1;
-  app->njobs = o->nlisten ? 1 : o->ncommands * ntargets;
+  int one = o->nlisten || o->changes; /* one stream, of events */
+  app->njobs = one ? 1 : o->ncommands * ntargets;
   app->jobs = calloc((size_t)app->njobs, sizeof(*app->jobs));
   if (app->jobs == NULL) {
     cli_say("%s", "out of memory");
     return CLI_FAILED;
   }
-  if (o->nlisten) /* one stream: the notifications */
+  if (one) /* one stream: the notifications, or the changes */
     app->jobs[0] = (job_t){app, 0, NULL, NULL, 0, NULL};
-  for (int c = 0, j = 0; c < o->ncommands && !o->nlisten; c++)
+  for (int c = 0, j = 0; c < o->ncommands && !one; c++)
     for (int t = 0; t < ntargets; t++, j++)
       app->jobs[j] = (job_t){app, t, o->commands[c], NULL,
                              o->stmt_echo ? o->stmt_echo[c] : 0,

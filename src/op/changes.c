@@ -498,6 +498,34 @@ static pqs__next_t changes_next(pqs__op_t *op) {
   return PQS__NEXT_SEND;
 }
 
+/* Stopped right after a transaction's last change (a --limit, a pause
+ * then a close), its Commit is often already in libpq's buffer: read what
+ * is there, delivering nothing, until that Commit completes the
+ * transaction (so that it is acknowledged and never comes again) or a
+ * change that was not delivered shows it cannot. 1 if libpq says the
+ * COPY is over. */
+static int settle_buffered(pqs__op_t *op) {
+  pqs__changes_t *c = op->k.changes;
+  while (c->in_tx && c->held == NULL && !op->lost) {
+    char *msg;
+    int n = PQgetCopyData(op->ctx->conn, &msg, 1);
+    if (n <= 0)
+      return n == -1;
+    pqs__pgo_msg_t m;
+    const char *why;
+    int commit = n > 25 && msg[0] == 'w' && msg[25] == PQS__PGO_COMMIT &&
+                 pqs__pgo_decode(c->dec, msg + 25, (size_t)n - 25, &m,
+                                 &why) == 0;
+    int keepalive = msg[0] == 'k';
+    PQfreemem(msg);
+    if (commit)
+      tx_done(c, op->rows, m.end_lsn);
+    else if (!keepalive)
+      break; /* a change never delivered: the transaction comes again */
+  }
+  return 0;
+}
+
 /* STREAMING, stopped: the consumer's position reported, then CopyDone; the
  * server ends its side and the context stays usable. Before, the engine's
  * cancel. */
@@ -507,8 +535,11 @@ static int changes_stop(pqs__op_t *op) {
     return 0;
   op->step = ENDING;
   c->ending_at = uv_now(op->ctx->loop);
+  int over = settle_buffered(op);
   send_status(op, 0);
-  if (!op->lost && PQputCopyEnd(op->ctx->conn, NULL) == 1)
+  if (over)
+    op->step = RESULTS; /* the server ended it first: its result follows */
+  else if (!op->lost && PQputCopyEnd(op->ctx->conn, NULL) == 1)
     pqs__op_flush(op);
   pqs__ctx_defer(op->ctx); /* what libpq holds is dropped from the loop */
   return 1;
