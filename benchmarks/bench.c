@@ -84,6 +84,11 @@ static const char bench_usage[] =
     "                         PQputCopyData loop, batches of INSERTs, a query\n"
     "                         piped by pqs_stream_into, and psql | psql\n"
     "      --into-db=CONNINFO where that table is (default: -d)\n"
+    "      --changes          instead: --rows changes (inserts in 10\n"
+    "                         transactions, then in one) read from a logical\n"
+    "                         slot by pqstream --changes and by pg_recvlogical\n"
+    "                         (pgoutput, the same publication); -d must have\n"
+    "                         wal_level=logical\n"
     "      --json             machine-readable output\n"
     "The server's CPU per way is read from the backend's /proc/PID/stat when\n"
     "the server runs on this machine, and shown as n/a otherwise.\n";
@@ -109,6 +114,7 @@ int bench_main(int argc, char **argv) {
       {"sink", no_argument, NULL, 'S'},
       {"into", no_argument, NULL, 'I'},
       {"into-db", required_argument, NULL, 'D'},
+      {"changes", no_argument, NULL, 'G'},
       {"partitions", required_argument, NULL, 'P'},
       {"partition-on", required_argument, NULL, 'O'},
       {"help", no_argument, NULL, 'h'},
@@ -156,6 +162,9 @@ int bench_main(int argc, char **argv) {
     case 'D':
       b.into_db = optarg;
       break;
+    case 'G':
+      b.changes = 1;
+      break;
     case 'P':
       b.partitions = atoi(optarg);
       break;
@@ -178,6 +187,8 @@ int bench_main(int argc, char **argv) {
           stderr);
     return BENCH_USAGE;
   }
+  if (b.changes)
+    return bench_changes(&b);
   if (b.query == NULL) { /* streams from the server as it is generated */
     size_t size = 256 + (size_t)b.cols * 64;
     char *q = malloc(size), *gen = malloc(size);

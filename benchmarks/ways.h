@@ -46,6 +46,7 @@ typedef struct {
   int sink;   /* --sink: pqstream's ways write TSV to /dev/null instead */
   int into;            /* --into: the ways that write into a table */
   const char *into_db; /* --into-db: their target; NULL: the -d server */
+  int changes;         /* --changes: a slot's changes consumed */
   char *generated;
 } bench_t;
 
@@ -58,6 +59,8 @@ int bench_main(int argc, char **argv);
 
 /* bench_into.c: --into, every way of writing rows into a table. */
 int bench_into(const bench_t *b);
+/* bench_changes.c: `pqstream bench --changes`. */
+int bench_changes(const bench_t *b);
 
 /* ways.c: whether a run measures way `w`. */
 int bench_way_on(const bench_t *b, int w);

@@ -391,7 +391,7 @@ static int xlog_data(pqs__op_t *op, char *msg, int n, int *held) {
   switch (m.kind) {
   case PQS__PGO_BEGIN:
     c->in_tx = 1;
-    c->tx = (pqs__chg_tx_t){m.lsn, m.time_us, m.xid};
+    pqs__chg_tx_begin(&c->tx, m.lsn, m.time_us, m.xid);
     return PQS__CONTINUE;
   case PQS__PGO_COMMIT:
     tx_done(c, op->rows, m.end_lsn);

@@ -31,9 +31,27 @@ pqs__schema_t *pqs__chg_schema(void) {
   return pqs__schema_copy(&s);
 }
 
+/* Upper-case hexadecimal without leading zeros, as %X: its length. */
+static int hex(uint32_t v, char *out) {
+  static const char digits[] = "0123456789ABCDEF";
+  char tmp[8];
+  int n = 0;
+  do {
+    tmp[n++] = digits[v & 15];
+    v >>= 4;
+  } while (v != 0);
+  for (int i = 0; i < n; i++)
+    out[i] = tmp[n - 1 - i];
+  return n;
+}
+
+/* Hot path: one per change. */
 int pqs__lsn_text(uint64_t lsn, char *out) {
-  return snprintf(out, 18, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32),
-                  (uint32_t)lsn);
+  int n = hex((uint32_t)(lsn >> 32), out);
+  out[n++] = '/';
+  n += hex((uint32_t)lsn, out + n);
+  out[n] = '\0';
+  return n;
 }
 
 static int hex_half(const char **p, uint32_t *out) {
@@ -82,7 +100,7 @@ static int commit_time(int64_t us, char *out, size_t cap) {
     char f[8];
     snprintf(f, sizeof(f), ".%06" PRId64, frac);
     size_t k = strlen(f);
-    while (f[k - 1] == '0')
+    while (k > 1 && f[k - 1] == '0')
       f[--k] = '\0';
     n += snprintf(out + n, cap - (size_t)n, "%s", f);
   }
@@ -174,16 +192,22 @@ static const char *op_name(pqs__pgo_kind_t kind) {
   }
 }
 
+void pqs__chg_tx_begin(pqs__chg_tx_t *tx, uint64_t commit_lsn,
+                       int64_t commit_us, uint32_t xid) {
+  tx->commit_lsn = commit_lsn;
+  tx->commit_lsn_len = pqs__lsn_text(commit_lsn, tx->commit_lsn_text);
+  tx->xid_len = snprintf(tx->xid_text, sizeof(tx->xid_text), "%" PRIu32, xid);
+  tx->time_len = commit_time(commit_us, tx->time_text, sizeof(tx->time_text));
+}
+
 int pqs__chg_row(pqs__chg_row_t *r, const pqs__chg_tx_t *tx, uint64_t lsn,
                  const pqs__pgo_msg_t *m, const pqs__pgo_relation_t *rel) {
   r->new_json.len = r->old_json.len = r->unchanged.len = 0;
   cell(r, PQS__CHG_LSN, r->lsn, (size_t)pqs__lsn_text(lsn, r->lsn));
-  cell(r, PQS__CHG_COMMIT_LSN, r->commit_lsn,
-       (size_t)pqs__lsn_text(tx->commit_lsn, r->commit_lsn));
-  cell(r, PQS__CHG_XID, r->xid,
-       (size_t)snprintf(r->xid, sizeof(r->xid), "%" PRIu32, tx->xid));
-  cell(r, PQS__CHG_COMMIT_TIME, r->time,
-       (size_t)commit_time(tx->commit_us, r->time, sizeof(r->time)));
+  cell(r, PQS__CHG_COMMIT_LSN, tx->commit_lsn_text,
+       (size_t)tx->commit_lsn_len);
+  cell(r, PQS__CHG_XID, tx->xid_text, (size_t)tx->xid_len);
+  cell(r, PQS__CHG_COMMIT_TIME, tx->time_text, (size_t)tx->time_len);
   const char *op = op_name(m->kind);
   cell(r, PQS__CHG_OP, op, strlen(op));
   if (m->kind != PQS__PGO_TRUNCATE)

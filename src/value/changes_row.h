@@ -23,17 +23,23 @@ enum {
   PQS__CHG_NCOLS
 };
 
-/* The transaction a change belongs to (its Begin message). */
+/* The transaction a change belongs to, from its Begin message, with the
+ * texts its changes share (made once per transaction). */
 typedef struct {
   uint64_t commit_lsn;
-  int64_t commit_us; /* since 2000-01-01 00:00 UTC */
-  uint32_t xid;
+  char commit_lsn_text[24], xid_text[16], time_text[48];
+  int commit_lsn_len, xid_len, time_len;
 } pqs__chg_tx_t;
+
+/* A Begin's final LSN, commit time (microseconds since 2000-01-01 00:00
+ * UTC) and xid as the transaction its changes share. */
+void pqs__chg_tx_begin(pqs__chg_tx_t *tx, uint64_t commit_lsn,
+                       int64_t commit_us, uint32_t xid);
 
 /* A change row's storage, reused change after change. */
 typedef struct {
   pqs__cell_t cells[PQS__CHG_NCOLS];
-  char lsn[24], commit_lsn[24], xid[16], time[48];
+  char lsn[24];
   pqs__buf_t new_json, old_json, unchanged;
 } pqs__chg_row_t;
 
