@@ -511,7 +511,17 @@ START_TEST(acknowledged_after_use) {
 END_TEST
 
 /* A consumer killed (SIGKILL) in the middle of a large transaction: the
- * next stream has every change of it. */
+ * next stream has every change of it. The consumer stops reading at its
+ * 20,000th change (paused: its status updates go on), so that it is
+ * inside the transaction however fast it reads. */
+static int on_row_then_stall(pqs_stream_t *s, const pqs_row_t *row,
+                             void *data) {
+  seen_t *v = data;
+  (void)s;
+  (void)row;
+  return ++v->rows == 20000 ? PQS_PAUSE : PQS_CONTINUE;
+}
+
 static void consume_forever(int ready_fd) {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -524,7 +534,8 @@ static void consume_forever(int ready_fd) {
   pqs_stream_t *s;
   if (pqs_changes(ctx, &s, &o) != 0)
     _exit(2);
-  pqs_stream_cbs_t cbs = {.on_row = on_row, .on_done = on_done_seen};
+  pqs_stream_cbs_t cbs = {.on_row = on_row_then_stall,
+                          .on_done = on_done_seen};
   pqs_stream_start(s, &cbs, &v);
   int told = 0;
   while (v.done.calls == 0) {

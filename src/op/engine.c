@@ -28,6 +28,8 @@ void pqs__op_watch(pqs__op_t *op) {
     events = 0;
   else if (op->flushing)
     events = UV_READABLE | UV_WRITABLE; /* libpq wants both while sending */
+  else if (op->state == PQS__OP_RUNNING && op->resting)
+    events = 0;
   else if (op->state == PQS__OP_RUNNING || op->state == PQS__OP_STOPPING)
     events = UV_READABLE;
   pqs__io_watch(op->ctx, events);

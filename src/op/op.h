@@ -148,6 +148,8 @@ struct pqs__op_s {
   int final;    /* fact: libpq gave the result that ends the step */
   int heard;    /* fact: the socket was readable since the kind last
                    looked (copy_in.c: the server spoke mid-COPY) */
+  int resting;  /* fact: the kind does not want the socket read for now
+                   (changes.c: letting the server batch) */
   char *tag;
   uint64_t affected;
   pqs_error_t err; /* err.message is NULL until something explains it */
