@@ -16,7 +16,9 @@
 #   tests/oom_harness.sh BUILD_DIR [--full]
 # Without --full (CI): every k of the first and last 50 (setting up and
 # tearing down, where most paths differ), and 30 spread between (the
-# per-row path, which repeats itself).
+# per-row path, which repeats itself); 30 and 20 for the change stream.
+# The change stream's scenario needs PQS_TEST_CONNINFO2, the logical
+# server.
 # Needs PQS_TEST_CONNINFO (scripts/dev.sh test starts the server).
 set -uo pipefail
 build=$(cd "${1:?usage: $0 BUILD_DIR [--full]}" && pwd)
@@ -103,8 +105,39 @@ SQL
   cat "$work/copied.txt" >>"$work/out" 2>/dev/null
   return $rc
 }
+# A change stream on the logical server: a fresh slot each run, then the
+# same 120 changes; the output leaves out what differs between runs (the
+# positions, ids and times of the WAL written for it).
+s_tool_changes() {
+  local c2=${PQS_TEST_CONNINFO2:?PQS_TEST_CONNINFO2 is not set: the logical server}
+  if [ ! -f "$work/chg_ready" ]; then
+    psql -X -q -d "$c2" -c "SET client_min_messages = warning" \
+      -c "DROP PUBLICATION IF EXISTS oom_pub" -c "DROP TABLE IF EXISTS oom_chg" \
+      -c "CREATE TABLE oom_chg (g int PRIMARY KEY, t text)" \
+      -c "CREATE PUBLICATION oom_pub FOR TABLE oom_chg" >/dev/null || return 1
+    touch "$work/chg_ready"
+  fi
+  # one psql, unless a run that died left its walsender on the slot
+  local tries=0
+  until psql -X -q -v ON_ERROR_STOP=1 -d "$c2" -c "SELECT \
+      pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE \
+      slot_name = 'oom_slot'" -c "TRUNCATE oom_chg" \
+      -c "SELECT pg_create_logical_replication_slot('oom_slot', 'pgoutput')" \
+      -c "INSERT INTO oom_chg SELECT g, md5(g::text) FROM generate_series(1, 100) g" \
+      -c "UPDATE oom_chg SET t = 'x' WHERE g <= 10" \
+      -c "DELETE FROM oom_chg WHERE g > 90" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ $tries -lt 20 ] || return 1
+    psql -X -qAt -d "$c2" -c "SELECT pg_terminate_backend(active_pid) FROM \
+      pg_replication_slots WHERE slot_name = 'oom_slot' AND active" >/dev/null
+    sleep 0.2
+  done
+  "$@" "$cli" -q -d "$c2" --changes oom_slot --publication oom_pub \
+    --limit 120 | sed 's/"lsn":"[^"]*","commit_lsn":"[^"]*","xid":[0-9]*,"commit_time":"[^"]*",//' >"$work/out"
+  return "${PIPESTATUS[0]}"
+}
 # The tool reads through the COPY source, so its scenarios cover COPY too.
-scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge tool_from_file tool_script"}
+scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge tool_from_file tool_script tool_changes"}
 
 # The library a frame of a report belongs to ("libpq", "libuv", ...).
 lib_of() { sed -n 's|.*/\(lib[a-z0-9_]*\)[.-].*|\1|p' | head -1; }
@@ -136,10 +169,16 @@ for s in $scenarios; do
   fi
   cp "$work/out" "$work/ref"
   n=$(cat "$work/count")
-  ks=$(if [ "$full" = --full ] || [ "$n" -le 130 ]; then seq 1 "$n"; else
-    seq 1 50
-    seq $((n - 49)) "$n"
-    seq 51 $(((n - 100) / 30 + 1)) $((n - 50))
+  # A scenario whose every run costs a server round of setting up (a
+  # change stream's slot) samples more thinly.
+  edge=50 mid=30
+  [ "$s" = tool_changes ] && edge=30 mid=20
+  ks=$(if [ "$full" = --full ] || [ "$n" -le $((2 * edge + mid)) ]; then
+    seq 1 "$n"
+  else
+    seq 1 $edge
+    seq $((n - edge + 1)) "$n"
+    seq $((edge + 1)) $(((n - 2 * edge) / mid + 1)) $((n - edge))
   fi | sort -n | uniq)
   runs=0 ok=0 nomem=0 them=0 bad=0
   for sticky in 0 1; do
