@@ -1284,6 +1284,43 @@ PQS_EXTERN int pqs_changes(pqs_ctx_t *ctx, pqs_stream_t **out,
  * PQS_ESTATE (not a running change stream with manual_ack). */
 PQS_EXTERN int pqs_changes_ack(pqs_stream_t *s, uint64_t n);
 
+/* Where a replication slot stands (pqs_slot_position); strings borrowed
+ * for the callback. */
+typedef struct pqs_slot_info_s {
+  const char *slot, *plugin; /* plugin: "" for a physical slot */
+  /* "X/Y": the changes committed before it are acknowledged, and a stream
+   * resumes after it; NULL for a physical slot. */
+  const char *confirmed_flush;
+  const char *restart_lsn; /* the oldest WAL the slot keeps; NULL if none */
+  int active;              /* a stream reads it now ... */
+  int active_pid;          /* ... from this server process (0 if none) */
+  /* WAL written since confirmed_flush (or restart_lsn): what the slot holds
+   * back from the server's disk, in bytes; -1 if unknown. */
+  int64_t lag_bytes;
+} pqs_slot_info_t;
+
+/* `status` 0 with `info`, or an error (PQS_ESQL with SQLSTATE 42704 for a
+ * slot that does not exist) and `error`, `info` NULL. */
+typedef void (*pqs_slot_cb)(pqs_ctx_t *ctx, int status,
+                            const pqs_error_t *error,
+                            const pqs_slot_info_t *info, void *data);
+
+/* Reads where `slot` stands from pg_replication_slots, as one operation on
+ * `ctx`, a context that is not a replication connection (those take no
+ * parameters); `cb` once. `slot` is copied.
+ * Errors: PQS_EINVAL (NULL ctx or cb, a name the server would refuse), as
+ * pqs_query otherwise. */
+PQS_EXTERN int pqs_slot_position(pqs_ctx_t *ctx, const char *slot,
+                                 pqs_slot_cb cb, void *data);
+
+/* Drops `slot` (pg_drop_replication_slot), as one operation on `ctx`, any
+ * context (a replication connection too); `cb` once, with the server's
+ * error for a slot in use (55006) or missing (42704). A slot holds WAL
+ * until it is dropped: drop the ones no stream will read again.
+ * Errors: PQS_EINVAL (NULL ctx or cb, a bad name), as pqs_exec otherwise. */
+PQS_EXTERN int pqs_slot_drop(pqs_ctx_t *ctx, const char *slot, pqs_exec_cb cb,
+                             void *data);
+
 /* ------------------------------------------------------------------------ */
 /* Atomic batches                                                           */
 /* ------------------------------------------------------------------------ */

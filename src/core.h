@@ -61,6 +61,9 @@ int pqs__listen_begin(pqs_ctx_t *ctx, const char *const *channels, int n,
  * replication=database), PQS_ENOMEM. */
 int pqs__changes_begin(pqs_ctx_t *ctx, const pqs_changes_opts_t *opts,
                        pqs__op_t **out);
+/* A replication slot's name as the server allows it (a-z, 0-9, '_', under
+ * 64 bytes): 1 or 0. */
+int pqs__slot_name_ok(const char *slot);
 /* pqs_changes_ack on the op: 0, PQS_ESTATE (not a change stream with
  * manual acks), PQS_EINVAL (more than were delivered). */
 int pqs__changes_ack(pqs__op_t *op, uint64_t n);

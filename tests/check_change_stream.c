@@ -290,7 +290,9 @@ static void lines_free(lines_t *l) {
 static int on_row_line(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   (void)s;
   lines_t *l = data;
-  const char *table = text_of(row, 6), *new = text_of(row, 7);
+  /* an insert's new row, a delete's old one (REPLICA IDENTITY FULL) */
+  int col = strcmp(text_of(row, 4), "delete") == 0 ? 8 : 7;
+  const char *table = text_of(row, 6), *new = text_of(row, col);
   char *line = malloc(strlen(table) + strlen(new) + 2);
   sprintf(line, "%s\t%s", table, new);
   lines_add(l, line);
@@ -351,6 +353,8 @@ static void load_corpus2(PGconn *admin) {
          "CREATE PUBLICATION corpus_pub FOR TABLES IN SCHEMA corpus2");
 }
 
+/* Every type of the corpus through `new` (inserts) and `old` (deletes
+ * under REPLICA IDENTITY FULL), as row_to_json writes each row. */
 START_TEST(every_type_as_row_to_json) {
   PGconn *admin = admin2();
   load_corpus2(admin);
@@ -362,6 +366,13 @@ START_TEST(every_type_as_row_to_json) {
   lines_t want = {0}, got = {0};
   expected_lines(admin, &want);
   ck_assert_int_gt(want.n, 20);
+  /* the same rows again as deletes' old rows, whole */
+  expected_lines(admin, &want);
+  pt_sql(admin, "DO $$DECLARE t text; BEGIN FOR t IN SELECT relname FROM "
+                "pg_class WHERE relnamespace = 'corpus2'::regnamespace AND "
+                "relkind = 'r' LOOP EXECUTE format('ALTER TABLE corpus2.%I "
+                "REPLICA IDENTITY FULL; DELETE FROM corpus2.%I', t, t); END "
+                "LOOP; END$$");
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = open_repl(loop, conninfo2(), NULL);
   static const char *const cpubs[] = {"corpus_pub"};
@@ -801,6 +812,173 @@ START_TEST(slots_created_when_asked) {
 }
 END_TEST
 
+
+/* Where a slot stands, before and after a stream used its changes, and
+ * its drop (refused while a stream holds it). */
+typedef struct {
+  int calls, status, active;
+  char sqlstate[6], confirmed[32], plugin[32];
+  long long lag;
+} pos_t;
+
+static void on_position(pqs_ctx_t *ctx, int status, const pqs_error_t *e,
+                        const pqs_slot_info_t *info, void *data) {
+  (void)ctx;
+  pos_t *p = data;
+  p->calls++;
+  p->status = status;
+  snprintf(p->sqlstate, sizeof(p->sqlstate), "%s",
+           e && e->sqlstate ? e->sqlstate : "");
+  if (info != NULL) {
+    ck_assert_ptr_null(e);
+    snprintf(p->confirmed, sizeof(p->confirmed), "%s",
+             info->confirmed_flush ? info->confirmed_flush : "NULL");
+    snprintf(p->plugin, sizeof(p->plugin), "%s", info->plugin);
+    p->active = info->active;
+    p->lag = (long long)info->lag_bytes;
+  }
+}
+
+static pos_t position(uv_loop_t *loop, pqs_ctx_t *ctx, const char *slot) {
+  pos_t p = {0};
+  ck_assert_int_eq(pqs_slot_position(ctx, slot, on_position, &p), 0);
+  while (p.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(p.calls, 1);
+  return p;
+}
+
+static pt_done_t drop(uv_loop_t *loop, pqs_ctx_t *ctx, const char *slot) {
+  pt_done_t d = {0};
+  ck_assert_int_eq(pqs_slot_drop(ctx, slot, pt_on_exec, &d), 0);
+  while (d.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  return d;
+}
+
+START_TEST(slot_position_and_drop) {
+  PGconn *admin = admin2();
+  tables(admin);
+  fresh_slot(admin, "cs_pos");
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *plain = pt_open(loop, conninfo2());
+  pos_t before = position(loop, plain, "cs_pos");
+  ck_assert_int_eq(before.status, 0);
+  ck_assert_str_eq(before.plugin, "pgoutput");
+  ck_assert_int_eq(before.active, 0);
+  pt_sql(admin, "INSERT INTO cs (id, big) SELECT g, repeat('x', 1000) FROM "
+                "generate_series(1, 100) g");
+  pos_t held = position(loop, plain, "cs_pos");
+  ck_assert_msg(held.lag > 100000, "the slot holds %lld bytes", held.lag);
+  ck_assert_str_eq(held.confirmed, before.confirmed);
+  /* a stream holds it: its drop is refused, its position says so */
+  pqs_ctx_t *repl = open_repl(loop, conninfo2(), NULL);
+  seen_t v;
+  seen_init(&v, loop);
+  v.want = 100;
+  pqs_changes_opts_t o = {.slot = "cs_pos", .publications = pubs,
+                          .npublications = 1};
+  pqs_stream_t *s;
+  ck_assert_int_eq(pqs_changes(repl, &s, &o), 0);
+  pqs_stream_cbs_t cbs = {.on_columns = on_columns, .on_row = on_row,
+                          .on_done = on_done_seen};
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &v), 0);
+  while (v.columns == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(position(loop, plain, "cs_pos").active, 1);
+  pt_done_t d = drop(loop, plain, "cs_pos");
+  ck_assert_int_eq(d.status, PQS_ESQL);
+  ck_assert_str_eq(d.sqlstate, "55006");
+  v.close_after = 300; /* the 100th change stops nothing: closed after */
+  v.want = 100;
+  while (v.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(v.rows, 100);
+  seen_end(&v, loop);
+  pos_t after = position(loop, plain, "cs_pos");
+  ck_assert_msg(lsn_ge(admin, after.confirmed, before.confirmed) &&
+                    strcmp(after.confirmed, before.confirmed) != 0,
+                "the position did not move: %s", after.confirmed);
+  ck_assert_msg(after.lag < held.lag, "%lld bytes held", after.lag);
+  /* dropped from the replication context too; then it is missing */
+  d = drop(loop, repl, "cs_pos");
+  ck_assert_msg(d.status == 0, "%s", d.message);
+  pos_t gone = position(loop, plain, "cs_pos");
+  ck_assert_int_eq(gone.status, PQS_ESQL);
+  ck_assert_str_eq(gone.sqlstate, "42704");
+  d = drop(loop, plain, "cs_pos");
+  ck_assert_str_eq(d.sqlstate, "42704");
+  ck_assert_int_eq(pqs_slot_drop(plain, "Bad Name", pt_on_exec, &d),
+                   PQS_EINVAL);
+  ck_assert_int_eq(pqs_slot_position(plain, "", on_position, &d), PQS_EINVAL);
+  pt_close(loop, repl);
+  pt_close(loop, plain);
+  pt_loop_free(loop);
+  PQfinish(admin);
+}
+END_TEST
+
+
+/* The busy rule and acks where none can be taken. */
+START_TEST(misuse_is_refused) {
+  PGconn *admin = admin2();
+  tables(admin);
+  fresh_slot(admin, "cs_misuse");
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = open_repl(loop, conninfo2(), NULL);
+  pqs_changes_opts_t o = {.slot = "cs_misuse", .publications = pubs,
+                          .npublications = 1};
+  pqs_stream_t *s, *second;
+  ck_assert_int_eq(pqs_changes(ctx, &s, &o), 0);
+  ck_assert_int_eq(pqs_changes(ctx, &second, &o), PQS_EBUSY);
+  ck_assert_int_eq(pqs_changes_ack(s, 0), PQS_ESTATE); /* not started */
+  seen_t v;
+  seen_init(&v, loop);
+  v.close_after = 200;
+  pqs_stream_cbs_t cbs = {.on_columns = on_columns, .on_row = on_row,
+                          .on_done = on_done_seen};
+  v.s = s;
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &v), 0);
+  while (v.columns == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(pqs_changes_ack(s, 0), PQS_ESTATE); /* automatic acks */
+  ck_assert_int_eq(pqs_changes_ack(NULL, 0), PQS_EINVAL);
+  while (v.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  seen_end(&v, loop);
+  pt_close(loop, ctx);
+  /* manual acks: no more than were delivered */
+  ctx = open_repl(loop, conninfo2(), NULL);
+  o.manual_ack = 1;
+  seen_init(&v, loop);
+  v.close_after = 200;
+  ck_assert_int_eq(pqs_changes(ctx, &s, &o), 0);
+  v.s = s;
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &v), 0);
+  while (v.columns == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(pqs_changes_ack(s, 1), PQS_EINVAL);
+  ck_assert_int_eq(pqs_changes_ack(s, 0), 0);
+  while (v.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  seen_end(&v, loop);
+  /* an ordinary stream takes no acks */
+  pqs_ctx_t *plain = pt_open(loop, conninfo2());
+  pt_done_t d = {0};
+  pqs_stream_t *q = pt_query(plain, "SELECT 1", NULL);
+  pqs_stream_cbs_t qc = {.on_done = pt_on_done};
+  ck_assert_int_eq(pqs_stream_start(q, &qc, &d), 0);
+  ck_assert_int_eq(pqs_changes_ack(q, 0), PQS_ESTATE);
+  while (d.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  pt_close(loop, plain);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  drop_slot(admin, "cs_misuse");
+  PQfinish(admin);
+}
+END_TEST
+
 /* PT_ONLY=name runs that test alone (when looking into one). */
 #define ADD(tc, name)                                                          \
   do {                                                                         \
@@ -821,6 +999,8 @@ int main(void) {
   ADD(tc, reset_mid_stream_ends_it);
   ADD(tc, clear_errors_before_streaming);
   ADD(tc, slots_created_when_asked);
+  ADD(tc, slot_position_and_drop);
+  ADD(tc, misuse_is_refused);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }

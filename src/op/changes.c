@@ -85,7 +85,7 @@ struct pqs__changes_s {
 
 /* Slot names are lower-case letters, digits and underscores (the server's
  * rule), so they need no quoting. */
-static int slot_name_ok(const char *s) {
+int pqs__slot_name_ok(const char *s) {
   size_t n = s ? strlen(s) : 0;
   if (n == 0 || n >= 64)
     return 0;
@@ -681,7 +681,7 @@ static int changes_new(pqs_ctx_t *ctx, const pqs_changes_opts_t *o,
 
 int pqs__changes_begin(pqs_ctx_t *ctx, const pqs_changes_opts_t *o,
                        pqs__op_t **out) {
-  if (o == NULL || !slot_name_ok(o->slot) || o->npublications < 1 ||
+  if (o == NULL || !pqs__slot_name_ok(o->slot) || o->npublications < 1 ||
       o->publications == NULL || (unsigned)o->create > PQS_SLOT_TEMPORARY)
     return PQS_EINVAL;
   for (int i = 0; i < o->npublications; i++)
