@@ -58,34 +58,35 @@ static int scalar(PGconn *c, const char *q, char *out, size_t cap) {
   return ok ? 0 : -1;
 }
 
-/* The postmaster of `c`'s backend (its parent), if on this machine. */
-static int postmaster_of(PGconn *c) {
-  char path[64], buf[512];
-  snprintf(path, sizeof(path), "/proc/%d/stat", PQbackendPID(c));
-  FILE *f = fopen(path, "r");
+/* The fields of /proc/PID/stat after the command's name (its state
+ * first), into buf: NULL if there is no such process here. */
+static const char *proc_stat(int pid, char *buf, size_t cap) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  FILE *f = pid > 0 ? fopen(path, "r") : NULL;
   if (f == NULL)
-    return -1;
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    return NULL;
+  size_t n = fread(buf, 1, cap - 1, f);
   fclose(f);
   buf[n] = '\0';
-  char *p = strrchr(buf, ')');
+  char *p = strrchr(buf, ')'); /* the name may hold anything */
+  return p ? p + 2 : NULL;
+}
+
+/* The postmaster of `c`'s backend (its parent), if on this machine. */
+static int postmaster_of(PGconn *c) {
+  char buf[1024];
+  const char *p = proc_stat(PQbackendPID(c), buf, sizeof(buf));
   int ppid;
-  return p && sscanf(p + 2, "%*c %d", &ppid) == 1 ? ppid : -1;
+  return p && sscanf(p, "%*c %d", &ppid) == 1 ? ppid : -1;
 }
 
 /* CPU seconds of the postmaster's exited children (cutime + cstime). */
 static double reaped_cpu(int pm) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof(path), "/proc/%d/stat", pm);
-  FILE *f = pm > 0 ? fopen(path, "r") : NULL;
-  if (f == NULL)
-    return -1;
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  char *p = strrchr(buf, ')');
+  char buf[1024];
+  const char *p = proc_stat(pm, buf, sizeof(buf));
   long long cut, cst;
-  if (p == NULL || sscanf(p + 2,
+  if (p == NULL || sscanf(p,
                           "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
                           "%*u %lld %lld",
                           &cut, &cst) != 2)

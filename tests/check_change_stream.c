@@ -45,24 +45,22 @@ static pqs_ctx_t *open_repl(uv_loop_t *loop, const char *base,
   return pt_open(loop, ci);
 }
 
-static void fresh_slot(PGconn *admin, const char *slot) {
-  char sql[512];
-  snprintf(sql, sizeof(sql),
-           "SELECT pg_drop_replication_slot(slot_name) FROM "
-           "pg_replication_slots WHERE slot_name = '%s'",
-           slot);
-  pt_sql(admin, sql);
-  snprintf(sql, sizeof(sql),
-           "SELECT pg_create_logical_replication_slot('%s', 'pgoutput')",
-           slot);
-  pt_sql(admin, sql);
-}
-
 static void drop_slot(PGconn *admin, const char *slot) {
   char sql[512];
   snprintf(sql, sizeof(sql),
            "SELECT pg_drop_replication_slot(slot_name) FROM "
            "pg_replication_slots WHERE slot_name = '%s'",
+           slot);
+  pt_sql(admin, sql);
+}
+
+/* A new slot, made before the test's changes (one a run that died left
+ * is dropped first). */
+static void fresh_slot(PGconn *admin, const char *slot) {
+  char sql[512];
+  drop_slot(admin, slot);
+  snprintf(sql, sizeof(sql),
+           "SELECT pg_create_logical_replication_slot('%s', 'pgoutput')",
            slot);
   pt_sql(admin, sql);
 }
@@ -334,14 +332,7 @@ static void expected_lines(PGconn *admin, lines_t *want) {
 }
 
 static void load_corpus2(PGconn *admin) {
-  FILE *f = fopen(PQS_TEST_CORPUS, "r");
-  ck_assert_msg(f != NULL, "the corpus %s cannot be read", PQS_TEST_CORPUS);
-  static char sql[65536];
-  size_t n = fread(sql, 1, sizeof(sql) - 1, f);
-  fclose(f);
-  ck_assert_msg(n > 0 && n < sizeof(sql) - 1, "corpus size %zu", n);
-  sql[n] = '\0';
-  pt_sql(admin, sql);
+  pt_load_corpus(admin, PQS_TEST_CORPUS);
   pt_sql(admin,
          "SET client_min_messages = warning; RESET search_path;"
          "DROP PUBLICATION IF EXISTS corpus_pub;"

@@ -42,15 +42,8 @@ static char *conninfo_with(int setting) {
 }
 
 static void load_corpus(void) {
-  FILE *f = fopen(PQS_TEST_CORPUS, "r");
-  ck_assert_msg(f != NULL, "the corpus %s cannot be read", PQS_TEST_CORPUS);
-  static char sql[65536];
-  size_t n = fread(sql, 1, sizeof(sql) - 1, f);
-  fclose(f);
-  ck_assert_msg(n > 0 && n < sizeof(sql) - 1, "corpus size %zu", n);
-  sql[n] = '\0';
   PGconn *admin = pt_admin();
-  pt_sql(admin, sql);
+  pt_load_corpus(admin, PQS_TEST_CORPUS);
   PQfinish(admin);
 }
 

@@ -29,14 +29,7 @@ static PGconn *connect_to(const char *conninfo) {
 }
 
 static void load_corpus(PGconn *c) {
-  FILE *f = fopen(PQS_TEST_CORPUS, "r");
-  ck_assert_msg(f != NULL, "the corpus %s cannot be read", PQS_TEST_CORPUS);
-  static char sql[65536];
-  size_t n = fread(sql, 1, sizeof(sql) - 1, f);
-  fclose(f);
-  ck_assert_msg(n > 0 && n < sizeof(sql) - 1, "corpus size %zu", n);
-  sql[n] = '\0';
-  pt_sql(c, sql);
+  pt_load_corpus(c, PQS_TEST_CORPUS);
   pt_sql(c, "DROP SCHEMA IF EXISTS corpus_in CASCADE; CREATE SCHEMA corpus_in");
 }
 

@@ -328,3 +328,14 @@ int pt_assert_like_row_to_json(PGconn *admin, const char *data, size_t len) {
   free(text);
   return lines;
 }
+
+void pt_load_corpus(PGconn *conn, const char *path) {
+  FILE *f = fopen(path, "r");
+  ck_assert_msg(f != NULL, "the corpus %s cannot be read", path);
+  static char sql[65536];
+  size_t n = fread(sql, 1, sizeof(sql) - 1, f);
+  fclose(f);
+  ck_assert_msg(n > 0 && n < sizeof(sql) - 1, "corpus size %zu", n);
+  sql[n] = '\0';
+  pt_sql(conn, sql);
+}

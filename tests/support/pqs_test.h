@@ -111,6 +111,10 @@ void pt_assert_same_bytes(const char *what, const char *want, size_t want_len,
  * id, compared by the server as jsonb. Returns the number of lines. */
 int pt_assert_like_row_to_json(PGconn *admin, const char *data, size_t len);
 
+/* Runs the exact-types corpus (tests/corpus.sql, at `path`) on `conn`:
+ * the schema corpus, every built-in type with its edge values. */
+void pt_load_corpus(PGconn *conn, const char *path);
+
 double pt_now(void);
 long pt_rss_kb(void);
 
