@@ -16,8 +16,8 @@
 #   tests/oom_harness.sh BUILD_DIR [--full]
 # Without --full (CI): every k of the first and last 50 (setting up and
 # tearing down, where most paths differ), and 30 spread between (the
-# per-row path, which repeats itself); 30 and 20 for the change stream.
-# The change stream's scenario needs PQS_TEST_CONNINFO2, the logical
+# per-row path, which repeats itself); 30 and 20 for the change streams.
+# The change streams' scenarios need PQS_TEST_CONNINFO2, the logical
 # server.
 # Needs PQS_TEST_CONNINFO (scripts/dev.sh test starts the server).
 set -uo pipefail
@@ -105,11 +105,13 @@ SQL
   cat "$work/copied.txt" >>"$work/out" 2>/dev/null
   return $rc
 }
-# A change stream on the logical server: a fresh slot each run, then the
-# same 120 changes; the output leaves out what differs between runs (the
-# positions, ids and times of the WAL written for it).
-s_tool_changes() {
+# Change streams on the logical server: a fresh slot SLOT before each run,
+# then the same changes to oom_chg (120, and a truncate at the end if
+# asked); outputs leave out what differs between runs (the positions,
+# ids and times of the WAL written for them).
+fresh_changes() {
   local c2=${PQS_TEST_CONNINFO2:?PQS_TEST_CONNINFO2 is not set: the logical server}
+  local slot=$1 truncate=${2:-}
   if [ ! -f "$work/chg_ready" ]; then
     psql -X -q -d "$c2" -c "SET client_min_messages = warning" \
       -c "DROP PUBLICATION IF EXISTS oom_pub" -c "DROP TABLE IF EXISTS oom_chg" \
@@ -121,23 +123,32 @@ s_tool_changes() {
   local tries=0
   until psql -X -q -v ON_ERROR_STOP=1 -d "$c2" -c "SELECT \
       pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE \
-      slot_name = 'oom_slot'" -c "TRUNCATE oom_chg" \
-      -c "SELECT pg_create_logical_replication_slot('oom_slot', 'pgoutput')" \
+      slot_name = '$slot'" -c "TRUNCATE oom_chg" \
+      -c "SELECT pg_create_logical_replication_slot('$slot', 'pgoutput')" \
       -c "INSERT INTO oom_chg SELECT g, md5(g::text) FROM generate_series(1, 100) g" \
       -c "UPDATE oom_chg SET t = 'x' WHERE g <= 10" \
-      -c "DELETE FROM oom_chg WHERE g > 90" >/dev/null 2>&1; do
+      -c "DELETE FROM oom_chg WHERE g > 90" \
+      ${truncate:+-c "TRUNCATE oom_chg"} >/dev/null 2>&1; do
     tries=$((tries + 1))
     [ $tries -lt 20 ] || return 1
     psql -X -qAt -d "$c2" -c "SELECT pg_terminate_backend(active_pid) FROM \
-      pg_replication_slots WHERE slot_name = 'oom_slot' AND active" >/dev/null
+      pg_replication_slots WHERE slot_name = '$slot' AND active" >/dev/null
     sleep 0.2
   done
+}
+s_lib_changes() {
+  fresh_changes oom_lslot truncate || return 1
+  "$@" "$scen" changes "$PQS_TEST_CONNINFO2 replication=database" >"$work/out"
+}
+s_tool_changes() {
+  local c2=${PQS_TEST_CONNINFO2:?PQS_TEST_CONNINFO2 is not set: the logical server}
+  fresh_changes oom_slot || return 1
   "$@" "$cli" -q -d "$c2" --changes oom_slot --publication oom_pub \
     --limit 120 | sed 's/"lsn":"[^"]*","commit_lsn":"[^"]*","xid":[0-9]*,"commit_time":"[^"]*",//' >"$work/out"
   return "${PIPESTATUS[0]}"
 }
 # The tool reads through the COPY source, so its scenarios cover COPY too.
-scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge tool_from_file tool_script tool_changes"}
+scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge tool_from_file tool_script lib_changes tool_changes"}
 
 # The library a frame of a report belongs to ("libpq", "libuv", ...).
 lib_of() { sed -n 's|.*/\(lib[a-z0-9_]*\)[.-].*|\1|p' | head -1; }
@@ -158,7 +169,7 @@ failures=0
 for s in $scenarios; do
   # The reference: a run that counts and fails nothing.
   PQS_OOM_COUNT=$work/count timeout 60 bash -c "$(declare -f "s_$s"); \
-    $(declare -p work conn scen cli rows); $(declare -f q); \
+    $(declare -p work conn scen cli rows); $(declare -f q fresh_changes); \
     s_$s env LD_PRELOAD=$shim" 2>"$work/err"
   ref=$?
   if [ $ref -ne 0 ] && [ "$s" != tool_error ]; then
@@ -172,7 +183,7 @@ for s in $scenarios; do
   # A scenario whose every run costs a server round of setting up (a
   # change stream's slot) samples more thinly.
   edge=50 mid=30
-  [ "$s" = tool_changes ] && edge=30 mid=20
+  case "$s" in *changes) edge=30 mid=20 ;; esac
   ks=$(if [ "$full" = --full ] || [ "$n" -le $((2 * edge + mid)) ]; then
     seq 1 "$n"
   else
@@ -186,7 +197,7 @@ for s in $scenarios; do
       runs=$((runs + 1))
       rm -f "$work/report"
       PQS_OOM_COUNT= timeout 30 bash -c "$(declare -f "s_$s"); \
-        $(declare -p work conn scen cli rows); $(declare -f q); \
+        $(declare -p work conn scen cli rows); $(declare -f q fresh_changes); \
         s_$s env LD_PRELOAD=$shim PQS_OOM_AT=$k PQS_OOM_STICKY=$sticky \
         PQS_OOM_REPORT=$work/report" 2>"$work/err"
       rc=$?

@@ -438,11 +438,79 @@ static void copy_in(void) {
   end_loop(loop);
 }
 
+
+/* ---- a change stream (conninfo: a replication connection) ---- */
+
+typedef struct {
+  int calls, status, rows;
+  char message[256];
+} changes_t;
+
+static int on_change(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  changes_t *c = data;
+  const char *t[5];
+  static const int cols[5] = {4, 6, 7, 8, 9}; /* op table new old unchanged */
+  for (int i = 0; i < 5; i++) {
+    int rc = pqs_row_get_text(row, cols[i], &t[i], NULL);
+    if (rc == PQS_ENOMEM)
+      return rc;
+    if (rc == PQS_ENULL)
+      t[i] = NULL;
+    else if (rc != 0)
+      broken("a change row's column cannot be read", rc);
+  }
+  printf("%s %s %s %s %s\n", t[0], t[1], t[2] ? t[2] : "NULL",
+         t[3] ? t[3] : "NULL", t[4]);
+  return ++c->rows == 121 ? PQS_STOP : PQS_CONTINUE;
+}
+
+static void on_changes_done(pqs_stream_t *s, const pqs_done_t *done,
+                            void *data) {
+  (void)s;
+  changes_t *c = data;
+  c->calls++;
+  c->status = done->status;
+  if (done->error)
+    snprintf(c->message, sizeof(c->message), "%s", done->error->message);
+}
+
+/* The 121 changes the harness made (inserts, updates, deletes and a
+ * truncate of the table oom_chg), then a stop: ECANCELED is its success. */
+static void changes(void) {
+  uv_loop_t *loop = new_loop();
+  pqs_ctx_t *ctx = open_ctx(loop);
+  static const char *const pubs[] = {"oom_pub"};
+  pqs_changes_opts_t o = {.slot = "oom_lslot", .publications = pubs,
+                          .npublications = 1, .status_interval_ms = 100};
+  pqs_stream_t *s;
+  int rc = pqs_changes(ctx, &s, &o);
+  if (rc != 0)
+    failed("changes", rc, NULL);
+  changes_t c = {0};
+  pqs_stream_cbs_t cbs = {.on_row = on_change, .on_done = on_changes_done};
+  if ((rc = pqs_stream_start(s, &cbs, &c)) != 0)
+    failed("start", rc, NULL);
+  while (c.calls == 0 && uv_run(loop, UV_RUN_ONCE))
+    ;
+  if (c.calls != 1)
+    broken("a change stream did not end with exactly one on_done", c.calls);
+  if (c.status == 0)
+    broken("a change stream stopped by its consumer reported success", 0);
+  if (c.status != PQS_ECANCELED || c.rows != 121) {
+    fprintf(stderr, "changes: %s after %d rows: %s\n",
+            pqs_err_name(c.status), c.rows, c.message);
+    exit(1);
+  }
+  pqs_ctx_close(ctx, NULL);
+  end_loop(loop);
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr,
             "usage: %s lib|lib-copy|lib-binary|batch|copy-in|factory|merge|"
-            "abandon "
+            "abandon|changes "
             "CONNINFO\n",
             argv[0]);
     return 2;
@@ -464,6 +532,8 @@ int main(int argc, char **argv) {
     copy_in();
   else if (strcmp(argv[1], "abandon") == 0)
     abandon();
+  else if (strcmp(argv[1], "changes") == 0)
+    changes();
   else
     return 2;
   return 0;

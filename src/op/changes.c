@@ -48,6 +48,9 @@ enum { CHECK, CREATE, START, STREAMING, ENDING, RESULTS };
 /* A running stream that emptied its socket rests this long before it
  * reads again (rest_or_wait). */
 #define PQS__REST_MS 2
+/* What one wake-up reads at most before the loop gets its turn (other
+ * handles on it must not starve behind a fast server). */
+#define PQS__BURST_MAX (4u << 20)
 
 typedef struct {
   uint64_t rows_end; /* op->rows after its last change */
@@ -277,10 +280,6 @@ static void send_status(pqs__op_t *op, int reply) {
   pqs__op_flush(op);
 }
 
-/* Every tick, running or paused: a status update, asking for an answer if
- * the server has been quiet; a server quiet for three ticks (at least
- * PQS__SILENCE_MIN_MS) while the stream reads is gone. A paused stream
- * does not read, so it hears nothing and judges nothing. */
 /* The tick comes at the next status update, or sooner to end a rest. */
 static void schedule(pqs__op_t *op) {
   pqs__changes_t *c = op->k.changes;
@@ -289,6 +288,11 @@ static void schedule(pqs__op_t *op) {
   pqs__op_tick_in(op, at > now ? (unsigned)(at - now) : 0);
 }
 
+/* Every tick, running or paused: the end of a rest; when due, a status
+ * update, asking for an answer if the server has been quiet; a server
+ * quiet for three intervals (at least PQS__SILENCE_MIN_MS) while the
+ * stream reads is gone. A paused stream does not read, so it hears
+ * nothing and judges nothing. */
 static void changes_tick(pqs__op_t *op) {
   pqs__changes_t *c = op->k.changes;
   if (op->step != STREAMING)
@@ -447,13 +451,21 @@ static int xlog_data(pqs__op_t *op, char *msg, int n, int *held) {
 static int rest_or_wait(pqs__op_t *op) {
   pqs__changes_t *c = op->k.changes;
   int pending = 0;
-  if (!op->lost && op->state == PQS__OP_RUNNING &&
+  if (c->burst < PQS__BURST_MAX && !op->lost &&
+      op->state == PQS__OP_RUNNING &&
       ioctl(PQsocket(op->ctx->conn), FIONREAD, &pending) == 0 &&
-      pending > 0 && PQconsumeInput(op->ctx->conn))
-    return PQS__CONTINUE; /* the socket holds more: all of it first */
+      pending > 0) { /* the socket holds more: all of it first */
+    if (!PQconsumeInput(op->ctx->conn))
+      return PQS__WAIT; /* the loop's read hears why */
+    op->heard = 1;
+    return PQS__CONTINUE;
+  }
   size_t burst = c->burst;
   c->burst = 0;
-  if (burst == 0 || op->state != PQS__OP_RUNNING || op->step != STREAMING)
+  /* past PQS__BURST_MAX the loop gets its turn, and the socket, still
+   * readable, wakes the stream at once */
+  if (burst == 0 || burst >= PQS__BURST_MAX ||
+      op->state != PQS__OP_RUNNING || op->step != STREAMING)
     return PQS__WAIT;
   op->resting = 1; /* the socket is not read until the tick */
   pqs__op_watch(op);
@@ -477,11 +489,11 @@ static int changes_pump(pqs__op_t *op) {
   int n = op->lost ? -2 : PQgetCopyData(op->ctx->conn, &msg, 1);
   if (n == 0)
     return rest_or_wait(op);
-  c->burst += (size_t)n;
   if (n < 0) {
     op->step = RESULTS; /* the COPY is over: its result follows */
     return pqs__op_copy_data_end(op, n);
   }
+  c->burst += (size_t)n;
   int rc = PQS__CONTINUE, held = 0;
   if (op->state == PQS__OP_STOPPING || op->step == ENDING)
     ; /* dropped: nothing after a stop is delivered or acknowledged */
