@@ -13,7 +13,8 @@
  * bench drains (the time to the first byte, and MB/s of output). Client CPU and peak RSS are
  * the process's (wait4); server CPU is the walsender's, read as what the
  * postmaster's reaped children gained while the way ran and its
- * walsender exited (a server on this machine; n/a otherwise). */
+ * walsender exited (a server on this machine; n/a otherwise; another
+ * session ending meanwhile would count too). */
 #define _DEFAULT_SOURCE /* wait4 */
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -94,13 +95,16 @@ static double reaped_cpu(int pm) {
   return (double)(cut + cst) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Until the way's walsender has exited, and so been reaped (at most
- * 10 s): the bench's server runs no other walsender. */
-static void wait_walsender_gone(PGconn *c) {
-  char v[16] = "1";
-  for (int i = 0; i < 200 && strcmp(v, "0") != 0; i++) {
-    if (scalar(c, "SELECT count(*) FROM pg_stat_activity WHERE "
-                  "backend_type = 'walsender'", v, sizeof(v)) != 0)
+/* Until the way's walsender (its application_name is the slot's name)
+ * has exited, and so been reaped (at most 10 s). */
+static void wait_walsender_gone(PGconn *c, const char *slot) {
+  char q[256], v[16] = "1";
+  snprintf(q, sizeof(q),
+           "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+           "'%s'",
+           slot);
+  for (int i = 0; i < 500 && strcmp(v, "0") != 0; i++) {
+    if (scalar(c, q, v, sizeof(v)) != 0)
       return;
     if (strcmp(v, "0") != 0)
       usleep(20000);
@@ -121,17 +125,18 @@ static const char *recvlogical(void) {
  * into a pipe drained here, which times the first byte. */
 static int run_way(const bench_t *b, int way, int to_null, PGconn *c, int pm,
                    const char *slot, const char *endpos, csample_t *s) {
-  wait_walsender_gone(c);
-  char self[4096], limit[32];
+  char self[4096], limit[32], conninfo[2048];
+  snprintf(conninfo, sizeof(conninfo), "%s application_name=%s", b->conninfo,
+           slot); /* its walsender is found by it */
   ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (len <= 0)
     return -1;
   self[len] = '\0';
   snprintf(limit, sizeof(limit), "%lld", b->rows);
-  const char *pq[] = {self,          "-d",       b->conninfo, "--changes",
+  const char *pq[] = {self,          "-d",       conninfo,    "--changes",
                       slot,          "--publication", "bench_pub", "--limit",
                       limit,         NULL};
-  const char *rl[] = {recvlogical(), "-d",           b->conninfo,
+  const char *rl[] = {recvlogical(), "-d",           conninfo,
                       "--slot",      slot,           "--start",
                       "--no-loop",   "--endpos",     endpos,
                       "-o",          "proto_version=1",
@@ -170,7 +175,7 @@ static int run_way(const bench_t *b, int way, int to_null, PGconn *c, int pm,
   s->cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
              (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   s->rss_kb = (double)ru.ru_maxrss;
-  wait_walsender_gone(c); /* its CPU is the postmaster's children's now */
+  wait_walsender_gone(c, slot); /* its CPU is the postmaster's now */
   double pm1 = reaped_cpu(pm);
   s->server_cpu_s = pm0 < 0 || pm1 < 0 ? -1 : pm1 - pm0;
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {

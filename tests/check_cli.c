@@ -1591,6 +1591,34 @@ START_TEST(bench_json) {
 }
 END_TEST
 
+
+/* --changes: both ways over the same WAL, four tables of figures; a server
+ * whose wal_level is not logical is refused with the reason. */
+START_TEST(bench_changes_runs) {
+  const char *c2 = getenv("PQS_TEST_CONNINFO2");
+  ck_assert_msg(c2 != NULL, "PQS_TEST_CONNINFO2 is not set: the logical "
+                            "server");
+  ran_t r = run((const char *[]){"CLI", "bench", "--changes", "-d", c2,
+                                 "--rows", "2000", "--runs", "1", NULL});
+  ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+  int tables = 0, ways = 0;
+  for (const char *p = r.out; (p = strstr(p, "2000 changes in")) != NULL; p++)
+    tables++;
+  for (const char *p = r.out; (p = strstr(p, "\n  pqstream_changes ")) != NULL;
+       p++)
+    ways++;
+  ck_assert_msg(tables == 4 && ways == 4 &&
+                    strstr(r.out, "\n  pg_recvlogical ") != NULL,
+                "%s", r.out);
+  ran_free(&r);
+  r = run((const char *[]){"CLI", "bench", "--changes", "-d", CONN, "--rows",
+                           "2000", NULL});
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "wal_level is logical") != NULL, "%s", r.err);
+  ran_free(&r);
+}
+END_TEST
+
 /* --binary: the binary ways beside the text ones, and the server's CPU
  * per way (the test server is local: it must be a number). */
 START_TEST(bench_binary_json) {
@@ -1651,6 +1679,7 @@ int main(void) {
   tcase_add_test(tc, progress_on_stderr);
   tcase_add_test(tc, bench_json);
   tcase_add_test(tc, bench_binary_json);
+  tcase_add_test(tc, bench_changes_runs);
   tcase_add_test(tc, listen_prints_json_lines);
   tcase_add_test(tc, changes_print_json_lines);
   tcase_add_test(tc, into_table_and_from_file);
