@@ -464,6 +464,23 @@ typedef struct pqs_ctx_opts_s {
   pqs_source_t source;
   /* How query results travel unless a query says; 0: PQS_RESULT_TEXT. */
   pqs_result_format_t result_format;
+  /* Automatic prepared statements; 0: off. A statement with parameters
+   * (pqs_query or pqs_query_typed read in single-row mode, pqs_exec and
+   * pqs_exec_typed) is prepared on the server as a named statement from
+   * its prepare_threshold-th run on, and later runs skip parsing and
+   * planning (one more round trip, once). The context keeps at most
+   * statement_cache_size of them (0: 100), the least recently used
+   * closed (DEALLOCATE) to make room. A statement whose result type
+   * changed since it was prepared (an ALTER TABLE: SQLSTATE 0A000 from
+   * RevalidateCachedQuery) is prepared again and run again, once, when
+   * no row was delivered yet; after a row it is the stream's error. A
+   * session's DISCARD ALL or DEALLOCATE ALL (a pooled context's reset)
+   * empties the cache. Leave it off behind a pooler in transaction mode
+   * (PgBouncer), where a session's statements do not follow it. The
+   * COPY source and JSON Lines consumers prepare the unnamed statement
+   * of their own and do not use it. */
+  unsigned prepare_threshold;
+  unsigned statement_cache_size;
 } pqs_ctx_opts_t;
 
 /* Starts connecting to `conninfo` (a libpq connection string or URI) on
@@ -1654,6 +1671,11 @@ typedef struct pqs_factory_opts_s {
   unsigned cancel_grace_ms; /* the contexts' (see pqs_ctx_opts_t); 0: 5000 */
   pqs_source_t source;      /* the contexts' default source */
   pqs_result_format_t result_format; /* the contexts' default format */
+  /* The contexts' automatic prepared statements (see pqs_ctx_opts_t);
+   * 0: off. A connection's reset before it goes back to the pool empties
+   * its statements with its cache. */
+  unsigned prepare_threshold;
+  unsigned statement_cache_size;
 } pqs_factory_opts_t;
 
 typedef struct pqs_factory_stats_s {

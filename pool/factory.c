@@ -401,6 +401,8 @@ void pqs__factory_ctx_opts(const pqs_factory_t *f, pqs_ctx_opts_t *opts) {
   opts->cancel_grace_ms = f->opts.cancel_grace_ms;
   opts->source = f->opts.source;
   opts->result_format = f->opts.result_format;
+  opts->prepare_threshold = f->opts.prepare_threshold;
+  opts->statement_cache_size = f->opts.statement_cache_size;
   opts->on_notice = f->opts.on_notice;
   opts->notice_data = f->opts.notice_data;
 }

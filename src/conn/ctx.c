@@ -7,6 +7,7 @@
 #include "conninfo.h"
 #include "ctx_int.h"
 #include "error_int.h"
+#include "stmt_cache.h"
 
 #define PQS__DEFAULT_CONNECT_TIMEOUT_MS 10000
 
@@ -263,14 +264,21 @@ static pqs_ctx_t *ctx_new(uv_loop_t *loop, const pqs_ctx_opts_t *opts,
   if (ctx == NULL)
     return NULL;
   ctx->loop = loop;
+  if (opts != NULL)
+    ctx->opts = *opts;
+  if (ctx->opts.prepare_threshold > 0 &&
+      (ctx->stmts = pqs__stmts_new(ctx->opts.statement_cache_size,
+                                   ctx->opts.prepare_threshold)) == NULL) {
+    pqs__free(ctx);
+    return NULL;
+  }
   if (pqs__cancel_init(ctx) != 0) { /* the one handle that can fail */
+    pqs__stmts_free(ctx->stmts);
     pqs__free(ctx);
     return NULL;
   }
   ctx->thread = uv_thread_self();
   ctx->state = PQS__CTX_CONNECTING;
-  if (opts != NULL)
-    ctx->opts = *opts;
   ctx->open_cb = cb;
   ctx->open_data = data;
   uv_timer_init(loop, &ctx->timer);
@@ -442,6 +450,7 @@ void pqs__ctx_maybe_free(pqs_ctx_t *ctx) {
   pqs__resolve_let_go(ctx);
   pqs__free(ctx->conninfo);
   pqs__free(ctx->secrets);
+  pqs__stmts_free(ctx->stmts);
   pqs__free(ctx);
 }
 

@@ -134,6 +134,8 @@ struct pqs_ctx_s {
   struct pqs__dns_s *dns; /* CONNECTING: host names being resolved */
   char *conninfo;         /* kept while they are */
   int streamed_changes;   /* fact: a change stream ran (op/changes.c) */
+  /* Automatic prepared statements (op/stmt_cache.c); NULL: off. */
+  struct pqs__stmts_s *stmts;
 };
 
 typedef struct pqs__dns_s pqs__dns_t;

@@ -7,6 +7,7 @@
 #include "ctx_int.h"
 #include "params.h"
 #include "source.h"
+#include "stmt_cache.h"
 
 /* Operation states (engine.c, one function per arrow):
  *
@@ -121,6 +122,12 @@ struct pqs__op_s {
     pqs__buf_t json_sql; /* rows_json.c: the statement as sent, or empty */
     pqs__copy_in_t copy_in;
     pqs__changes_t *changes;
+    struct { /* rows.c: a run's plan with automatic prepared statements */
+      pqs__stmt_plan_t plan;
+      int planned; /* fact: the cache was asked */
+      int stale;   /* fact: the prepared statement's plan went stale */
+      int retried; /* fact: it was prepared again once already */
+    } rows;
   } k;
   int single_row;       /* rows come one result each (single-row mode) */
   int binary;           /* results in binary (PQS_RESULT_BINARY) */

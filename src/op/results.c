@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "error_int.h"
 #include "kind.h"
+#include "stmt_cache.h"
 
 /* The first reason to end other than the server's own answer wins. */
 void pqs__op_note(pqs__op_t *op, int status) {
@@ -37,6 +38,9 @@ static void record_result_error(pqs__op_t *op, const PGresult *res) {
 void pqs__ctx_tag_seen(pqs_ctx_t *ctx, const char *tag) {
   if (tag == NULL)
     return;
+  /* the session's prepared statements are gone: the cache's too */
+  if (strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "DEALLOCATE ALL") == 0)
+    pqs__stmts_forget(ctx->stmts);
   if (strcmp(tag, "SET") == 0 || strcmp(tag, "RESET") == 0 ||
       strncmp(tag, "DISCARD", 7) == 0)
     ctx->text_known = PQS__TEXT_UNKNOWN;

@@ -1,0 +1,298 @@
+/* Automatic prepared statements (pqs_ctx_opts_t.prepare_threshold): a
+ * statement with parameters is prepared from its threshold-th run on and
+ * run by name after; the least recently used is closed on the server to
+ * make room (pg_prepared_statements says what the session holds); a
+ * schema change that makes a plan stale prepares it again; a pooled
+ * connection's reset empties the cache; off, nothing is prepared. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pqs_test.h"
+
+static pqs_ctx_t *open_with(uv_loop_t *loop, unsigned threshold,
+                            unsigned size) {
+  pt_opened_t r = {0};
+  pqs_ctx_t *ctx = NULL;
+  pqs_ctx_opts_t o = {PT_SUITE_OPTS, .prepare_threshold = threshold,
+                      .statement_cache_size = size};
+  o.source = PQS_SOURCE_SINGLE_ROW; /* the COPY source prepares its own */
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, pt_conninfo(), &o, pt_on_open, &r),
+                   0);
+  while (r.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_msg(r.status == 0, "%s", r.msg);
+  return ctx;
+}
+
+/* The first value of a query's rows, and their count. */
+typedef struct {
+  pt_done_t done;
+  char first[256];
+  int rows, ncols;
+} got_t;
+
+static int keep_first(pqs_stream_t *s, const pqs_row_t *row, void *data) {
+  (void)s;
+  got_t *g = data;
+  if (g->rows++ == 0) {
+    size_t n;
+    const char *t = pqs_row_text(row, 0, &n);
+    snprintf(g->first, sizeof(g->first), "%s", t ? t : "NULL");
+    g->ncols = pqs_row_ncols(row);
+  }
+  return PQS_CONTINUE;
+}
+
+static void on_done_got(pqs_stream_t *s, const pqs_done_t *d, void *data) {
+  pt_on_done(s, d, &((got_t *)data)->done);
+}
+
+static got_t query(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql, int n,
+                   const char *const *params) {
+  got_t g = {0};
+  pqs_stream_t *s;
+  ck_assert_int_eq(pqs_query(ctx, &s, sql, n, params, NULL), 0);
+  pqs_stream_cbs_t cbs = {.on_row = keep_first, .on_done = on_done_got};
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &g), 0);
+  while (g.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  return g;
+}
+
+/* The session's prepared statements, as "text;text" of their SQL. */
+static char *held(uv_loop_t *loop, pqs_ctx_t *ctx) {
+  got_t g = query(loop, ctx,
+                  "SELECT coalesce(string_agg(statement, ';' ORDER BY "
+                  "statement), '') FROM pg_prepared_statements",
+                  0, NULL);
+  ck_assert_int_eq(g.done.status, 0);
+  return strdup(g.first);
+}
+
+static void echo(uv_loop_t *loop, pqs_ctx_t *ctx, const char *sql,
+                 const char *v) {
+  const char *params[] = {v};
+  got_t g = query(loop, ctx, sql, 1, params);
+  ck_assert_msg(g.done.status == 0, "%s: %s", sql, g.done.message);
+  ck_assert_str_eq(g.first, v);
+}
+
+#define A "SELECT $1::int AS a"
+#define B "SELECT $1::text AS b"
+#define C "SELECT $1::int8 AS c"
+
+START_TEST(hits_misses_and_eviction) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = open_with(loop, 2, 2);
+  echo(loop, ctx, A, "1"); /* one use: unnamed */
+  char *h = held(loop, ctx);
+  ck_assert_str_eq(h, "");
+  free(h);
+  echo(loop, ctx, A, "2"); /* the threshold: prepared, then run */
+  echo(loop, ctx, A, "3"); /* by name */
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, A);
+  free(h);
+  echo(loop, ctx, B, "x");
+  echo(loop, ctx, B, "y");
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, A ";" B);
+  free(h);
+  /* a third statement's place is A's, the least recently used: closed */
+  echo(loop, ctx, C, "7");
+  echo(loop, ctx, C, "8");
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, C ";" B); /* in the order of their text */
+  free(h);
+  /* A is planned anew, and B (least recent) closed for it */
+  echo(loop, ctx, A, "4");
+  echo(loop, ctx, A, "5");
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, A ";" C);
+  free(h);
+  /* a statement the server refuses: its error, as unnamed */
+  const char *one[] = {"1"};
+  got_t g = query(loop, ctx, "SELECT $1::int FROM no_such_table", 1, one);
+  g = query(loop, ctx, "SELECT $1::int FROM no_such_table", 1, one);
+  ck_assert_int_eq(g.done.status, PQS_ESQL);
+  ck_assert_str_eq(g.done.sqlstate, "42P01");
+  echo(loop, ctx, C, "9"); /* and the context goes on */
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* Commands and typed parameters, and binary results, by name too. */
+START_TEST(exec_typed_and_binary) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "DROP TABLE IF EXISTS prep_t; CREATE TABLE prep_t (a int)");
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = open_with(loop, 1, 0);
+  for (int i = 0; i < 3; i++) {
+    char v[8];
+    snprintf(v, sizeof(v), "%d", i);
+    const char *params[] = {v};
+    pt_done_t d = {0};
+    ck_assert_int_eq(pqs_exec(ctx, "INSERT INTO prep_t VALUES ($1)", 1, params,
+                              NULL, pt_on_exec, &d),
+                     0);
+    while (d.calls == 0)
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_msg(d.status == 0, "%s", d.message);
+    ck_assert_str_eq(d.tag, "INSERT 0 1");
+    pqs_param_t p[] = {pqs_p_int64(10 + i)};
+    d = (pt_done_t){0};
+    ck_assert_int_eq(pqs_exec_typed(ctx, "INSERT INTO prep_t VALUES ($1)", 1,
+                                    p, NULL, pt_on_exec, &d),
+                     0);
+    while (d.calls == 0)
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_msg(d.status == 0, "%s", d.message);
+  }
+  char *h = held(loop, ctx);
+  /* the same text with inferred and with int8 parameters: two statements */
+  ck_assert_str_eq(h, "INSERT INTO prep_t VALUES ($1);INSERT INTO prep_t "
+                      "VALUES ($1)");
+  free(h);
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT sum(a) FROM prep_t"), 36);
+  /* binary results through a prepared statement */
+  pqs_query_opts_t qo = {.result_format = PQS_RESULT_BINARY};
+  for (int i = 0; i < 2; i++) {
+    const char *params[] = {"41"};
+    pqs_stream_t *s;
+    got_t g = {0};
+    ck_assert_int_eq(pqs_query(ctx, &s, "SELECT $1::int8 + 1", 1, params, &qo),
+                     0);
+    pqs_stream_cbs_t cbs = {.on_row = keep_first, .on_done = on_done_got};
+    ck_assert_int_eq(pqs_stream_start(s, &cbs, &g), 0);
+    while (g.done.calls == 0)
+      uv_run(loop, UV_RUN_ONCE);
+    ck_assert_msg(g.done.status == 0, "%s", g.done.message);
+    ck_assert_str_eq(g.first, "42");
+  }
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  pt_sql(admin, "DROP TABLE prep_t");
+  PQfinish(admin);
+}
+END_TEST
+
+/* ALTER TABLE between two runs: the plan's result type changed; the
+ * statement is prepared again and the run gives the new columns. */
+START_TEST(stale_plan_prepared_again) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "DROP TABLE IF EXISTS prep_s; CREATE TABLE prep_s (a int);"
+                "INSERT INTO prep_s VALUES (1), (2), (3)");
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = open_with(loop, 1, 0);
+  const char *params[] = {"2"};
+  got_t g = query(loop, ctx, "SELECT * FROM prep_s WHERE a >= $1", 1, params);
+  ck_assert_int_eq(g.done.status, 0);
+  ck_assert_int_eq(g.rows, 2);
+  ck_assert_int_eq(g.ncols, 1);
+  pt_sql(admin, "ALTER TABLE prep_s ADD COLUMN b text DEFAULT 'x'");
+  g = query(loop, ctx, "SELECT * FROM prep_s WHERE a >= $1", 1, params);
+  ck_assert_msg(g.done.status == 0, "%s: %s", pqs_err_name(g.done.status),
+                g.done.message);
+  ck_assert_int_eq(g.rows, 2);
+  ck_assert_int_eq(g.ncols, 2);
+  char *h = held(loop, ctx);
+  ck_assert_str_eq(h, "SELECT * FROM prep_s WHERE a >= $1");
+  free(h);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  pt_sql(admin, "DROP TABLE prep_s");
+  PQfinish(admin);
+}
+END_TEST
+
+/* A pooled connection's reset (DISCARD ALL) drops the session's
+ * statements: the cache forgets them, and the next use prepares again. */
+typedef struct {
+  int calls, status;
+  pqs_ctx_t *ctx;
+} acq_t;
+
+static void on_acq(pqs_ctx_t *ctx, int status, const pqs_error_t *e,
+                   void *data) {
+  (void)e;
+  acq_t *a = data;
+  a->calls++;
+  a->status = status;
+  a->ctx = ctx;
+}
+
+static pqs_ctx_t *acquire(uv_loop_t *loop, pqs_factory_t *f) {
+  acq_t a = {0};
+  ck_assert_int_eq(pqs_factory_open_ctx(f, loop, NULL, on_acq, &a), 0);
+  while (a.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(a.status, 0);
+  return a.ctx;
+}
+
+START_TEST(pool_reset_empties_the_cache) {
+  pqs_factory_opts_t fo = {.conninfo = pt_conninfo(), .max_size = 1,
+                           PT_SUITE_OPTS, .prepare_threshold = 1};
+  fo.source = PQS_SOURCE_SINGLE_ROW;
+  pqs_factory_t *f;
+  ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = acquire(loop, f);
+  int pid = pqs_ctx_backend_pid(ctx);
+  echo(loop, ctx, A, "1");
+  char *h = held(loop, ctx);
+  ck_assert_str_eq(h, A);
+  free(h);
+  pt_close(loop, ctx); /* back to the pool, reset */
+  ctx = acquire(loop, f);
+  ck_assert_int_eq(pqs_ctx_backend_pid(ctx), pid); /* the same session */
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, ""); /* DISCARD ALL dropped it */
+  free(h);
+  echo(loop, ctx, A, "2"); /* prepared again, not run by a gone name */
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, A);
+  free(h);
+  pt_close(loop, ctx);
+  ck_assert_int_eq(pqs_factory_free(f), 0);
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* Off (the default): nothing is prepared, however often a statement runs;
+ * a user's DEALLOCATE ALL with the cache on forgets what it held. */
+START_TEST(off_by_default_and_deallocate_all) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = open_with(loop, 0, 0);
+  for (int i = 0; i < 5; i++)
+    echo(loop, ctx, A, "1");
+  char *h = held(loop, ctx);
+  ck_assert_str_eq(h, "");
+  free(h);
+  pt_close(loop, ctx);
+  ctx = open_with(loop, 1, 0);
+  echo(loop, ctx, A, "1");
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "DEALLOCATE ALL"), 0);
+  echo(loop, ctx, A, "2");
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, A);
+  free(h);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("prepared");
+  TCase *tc = tcase_create("prepared");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, hits_misses_and_eviction);
+  tcase_add_test(tc, exec_typed_and_binary);
+  tcase_add_test(tc, stale_plan_prepared_again);
+  tcase_add_test(tc, pool_reset_empties_the_cache);
+  tcase_add_test(tc, off_by_default_and_deallocate_all);
+  suite_add_tcase(s, tc);
+  return pt_run(s);
+}
