@@ -464,7 +464,7 @@ typedef struct pqs_ctx_opts_s {
   pqs_source_t source;
   /* How query results travel unless a query says; 0: PQS_RESULT_TEXT. */
   pqs_result_format_t result_format;
-  /* Automatic prepared statements; 0: off. A statement with parameters
+  /* Automatic prepared statements. A statement with parameters
    * (pqs_query or pqs_query_typed read in single-row mode, pqs_exec and
    * pqs_exec_typed) is prepared on the server as a named statement from
    * its prepare_threshold-th run on, and later runs skip parsing and
@@ -478,10 +478,14 @@ typedef struct pqs_ctx_opts_s {
    * empties the cache. Leave it off behind a pooler in transaction mode
    * (PgBouncer), where a session's statements do not follow it. The
    * COPY source and JSON Lines consumers prepare the unnamed statement
-   * of their own and do not use it. */
+   * of their own and do not use it. prepare_threshold 0: 5 runs;
+   * PQS_PREPARE_NEVER: off. */
   unsigned prepare_threshold;
   unsigned statement_cache_size;
 } pqs_ctx_opts_t;
+
+/* pqs_ctx_opts_t.prepare_threshold: no automatic prepared statements. */
+#define PQS_PREPARE_NEVER 0xffffffffu
 
 /* Starts connecting to `conninfo` (a libpq connection string or URI) on
  * `loop`, without blocking. On success *out is the new context and `cb`
@@ -1671,9 +1675,9 @@ typedef struct pqs_factory_opts_s {
   unsigned cancel_grace_ms; /* the contexts' (see pqs_ctx_opts_t); 0: 5000 */
   pqs_source_t source;      /* the contexts' default source */
   pqs_result_format_t result_format; /* the contexts' default format */
-  /* The contexts' automatic prepared statements (see pqs_ctx_opts_t);
-   * 0: off. A connection's reset before it goes back to the pool empties
-   * its statements with its cache. */
+  /* The contexts' automatic prepared statements (see pqs_ctx_opts_t: 0
+   * is 5 runs, PQS_PREPARE_NEVER off). A connection's reset before it
+   * goes back to the pool empties its statements with its cache. */
   unsigned prepare_threshold;
   unsigned statement_cache_size;
 } pqs_factory_opts_t;

@@ -3,7 +3,8 @@
  * run by name after; the least recently used is closed on the server to
  * make room (pg_prepared_statements says what the session holds); a
  * schema change that makes a plan stale prepares it again; a pooled
- * connection's reset empties the cache; off, nothing is prepared. */
+ * connection's reset empties the cache; off, nothing is prepared; by
+ * default from the fifth run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,15 +262,27 @@ START_TEST(pool_reset_empties_the_cache) {
 }
 END_TEST
 
-/* Off (the default): nothing is prepared, however often a statement runs;
- * a user's DEALLOCATE ALL with the cache on forgets what it held. */
-START_TEST(off_by_default_and_deallocate_all) {
+/* Off: nothing is prepared, however often a statement runs; by default, a
+ * statement's fifth run prepares it; a user's DEALLOCATE ALL with the
+ * cache on forgets what it held. */
+START_TEST(off_default_and_deallocate_all) {
   uv_loop_t *loop = pt_loop_new();
-  pqs_ctx_t *ctx = open_with(loop, 0, 0);
-  for (int i = 0; i < 5; i++)
+  pqs_ctx_t *ctx = open_with(loop, PQS_PREPARE_NEVER, 0);
+  for (int i = 0; i < 6; i++)
     echo(loop, ctx, A, "1");
   char *h = held(loop, ctx);
   ck_assert_str_eq(h, "");
+  free(h);
+  pt_close(loop, ctx);
+  ctx = open_with(loop, 0, 0);
+  for (int i = 0; i < 4; i++)
+    echo(loop, ctx, A, "1");
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, "");
+  free(h);
+  echo(loop, ctx, A, "1");
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, A);
   free(h);
   pt_close(loop, ctx);
   ctx = open_with(loop, 1, 0);
@@ -292,7 +305,7 @@ int main(void) {
   tcase_add_test(tc, exec_typed_and_binary);
   tcase_add_test(tc, stale_plan_prepared_again);
   tcase_add_test(tc, pool_reset_empties_the_cache);
-  tcase_add_test(tc, off_by_default_and_deallocate_all);
+  tcase_add_test(tc, off_default_and_deallocate_all);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }

@@ -266,9 +266,10 @@ static pqs_ctx_t *ctx_new(uv_loop_t *loop, const pqs_ctx_opts_t *opts,
   ctx->loop = loop;
   if (opts != NULL)
     ctx->opts = *opts;
-  if (ctx->opts.prepare_threshold > 0 &&
+  unsigned threshold = ctx->opts.prepare_threshold;
+  if (threshold != PQS_PREPARE_NEVER &&
       (ctx->stmts = pqs__stmts_new(ctx->opts.statement_cache_size,
-                                   ctx->opts.prepare_threshold)) == NULL) {
+                                   threshold ? threshold : 5)) == NULL) {
     pqs__free(ctx);
     return NULL;
   }
