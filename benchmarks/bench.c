@@ -89,6 +89,10 @@ static const char bench_usage[] =
     "                         slot by pqstream --changes and by pg_recvlogical\n"
     "                         (pgoutput, the same publication); -d must have\n"
     "                         wal_level=logical\n"
+    "      --small            instead: 20,000 small queries (a value, a key\n"
+    "                         lookup in --rows rows, a three-table join) by\n"
+    "                         raw libpq one at a time and pipelined (16,\n"
+    "                         100), and by pqstream unnamed and prepared\n"
     "      --json             machine-readable output\n"
     "The server's CPU per way is read from the backend's /proc/PID/stat when\n"
     "the server runs on this machine, and shown as n/a otherwise.\n";
@@ -115,6 +119,7 @@ int bench_main(int argc, char **argv) {
       {"into", no_argument, NULL, 'I'},
       {"into-db", required_argument, NULL, 'D'},
       {"changes", no_argument, NULL, 'G'},
+      {"small", no_argument, NULL, 'Q'},
       {"partitions", required_argument, NULL, 'P'},
       {"partition-on", required_argument, NULL, 'O'},
       {"help", no_argument, NULL, 'h'},
@@ -165,6 +170,9 @@ int bench_main(int argc, char **argv) {
     case 'G':
       b.changes = 1;
       break;
+    case 'Q':
+      b.small = 1;
+      break;
     case 'P':
       b.partitions = atoi(optarg);
       break;
@@ -189,6 +197,8 @@ int bench_main(int argc, char **argv) {
   }
   if (b.changes)
     return bench_changes(&b);
+  if (b.small)
+    return bench_small(&b);
   if (b.query == NULL) { /* streams from the server as it is generated */
     size_t size = 256 + (size_t)b.cols * 64;
     char *q = malloc(size), *gen = malloc(size);

@@ -47,6 +47,7 @@ typedef struct {
   int into;            /* --into: the ways that write into a table */
   const char *into_db; /* --into-db: their target; NULL: the -d server */
   int changes;         /* --changes: a slot's changes consumed */
+  int small;           /* --small: many small queries */
   char *generated;
 } bench_t;
 
@@ -61,6 +62,8 @@ int bench_main(int argc, char **argv);
 int bench_into(const bench_t *b);
 /* bench_changes.c: `pqstream bench --changes`. */
 int bench_changes(const bench_t *b);
+/* bench_small.c: `pqstream bench --small`. */
+int bench_small(const bench_t *b);
 
 /* ways.c: whether a run measures way `w`. */
 int bench_way_on(const bench_t *b, int w);
