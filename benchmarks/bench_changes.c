@@ -212,7 +212,7 @@ static int prepare(const bench_t *b, PGconn *c, int txns, char *endpos) {
     if (sql(c, q) != 0)
       return -1;
   }
-  return scalar(c, "SELECT pg_current_wal_lsn()", endpos, 32);
+  return scalar(c, "SELECT pg_current_wal_insert_lsn()", endpos, 32);
 }
 
 static double med(csample_t *s, int n, size_t field) {

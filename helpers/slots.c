@@ -24,6 +24,8 @@ static void copy_text(const pqs_row_t *row, int col, char *out, size_t cap) {
   snprintf(out, cap, "%s", t ? t : "");
 }
 
+/* The lag is counted to the WAL inserted, not only written: a server with
+ * synchronous_commit off writes it a little later. */
 static int position_row(pqs_stream_t *s, const pqs_row_t *row, void *data) {
   (void)s;
   position_t *p = data;
@@ -83,7 +85,7 @@ int pqs_slot_position(pqs_ctx_t *ctx, const char *slot, pqs_slot_cb cb,
       ctx, &s,
       "SELECT plugin, confirmed_flush_lsn::text, restart_lsn::text, active, "
       "active_pid, pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN "
-      "pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
+      "pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END, "
       "coalesce(confirmed_flush_lsn, restart_lsn))::int8 FROM "
       "pg_replication_slots WHERE slot_name = $1",
       1, params, &qo);
