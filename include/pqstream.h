@@ -91,7 +91,10 @@ extern "C" {
   XX(EORDER, -30018, "an input of an ordered merge is not in order")         \
   XX(EFORMAT, -30019,                                                          \
      "the value's text is not in the form the getter reads (a DateStyle "     \
-     "other than ISO, an IntervalStyle other than postgres or iso_8601)")
+     "other than ISO, an IntervalStyle other than postgres or iso_8601)")   \
+  XX(EABORTED, -30020,                                                         \
+     "not run, or undone: another query of the same all-or-nothing "           \
+     "pipeline failed")
 
 typedef enum {
 #define PQS__ERR_ENUM(name, val, msg) PQS_##name = (val),
@@ -1425,6 +1428,104 @@ typedef void (*pqs_batch_cb)(pqs_ctx_t *ctx, const pqs_batch_done_t *done,
 PQS_EXTERN int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
                              const pqs_batch_opts_t *opts, pqs_batch_cb cb,
                              void *data);
+
+/* ------------------------------------------------------------------------ */
+/* Pipelined reads                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Several queries sent in one round trip (libpq's pipeline mode), whose
+ * results come back as one stream each, in the order the queries were
+ * added. The pipeline is one operation on its context: from pqs_pipeline()
+ * until its last stream's on_done (or pqs_pipeline_close before it was
+ * sent) the context is busy, and a second operation is PQS_EBUSY.
+ *
+ *   pqs_pipeline(ctx, NULL, &pl);
+ *   pqs_pipeline_query(pl, &a, "SELECT ... WHERE id = $1", 1, ids);
+ *   pqs_stream_start(a, &cbs, data);     (stages first, or a sink)
+ *   pqs_pipeline_query(pl, &b, "SELECT ...", 0, NULL);
+ *   pqs_sink_fd(b, 1, PQS_FORMAT_TSV, NULL);
+ *   pqs_pipeline_send(pl);
+ *
+ * Each stream is an ordinary one: stages, sinks, pause and close work on
+ * it, and its on_done comes exactly once, in order: stream i's on_done
+ * comes before stream i+1's first row; the context is free again during
+ * the last stream's on_done (not during the others'). A paused stream
+ * holds the streams after it too. A stream that ends early (closed, a
+ * take stage, a sink's write error, an error from on_row) while a later
+ * stream of the pipeline still wants its rows is not cancelled on the
+ * server (a cancel hits whichever query runs at that moment): the rest of
+ * its rows are read and dropped, and its on_done follows its query's end.
+ * When no later stream wants rows, what is left is cancelled, as for a
+ * single stream.
+ *
+ * Each query is its own transaction by default (a sync follows each): a
+ * query that fails ends its own stream with PQS_ESQL and the others run.
+ * With all_or_nothing the queries are one transaction: the first failure
+ * rolls everything back; its stream ends with the error, and every other
+ * stream with PQS_EABORTED (the queries after it never ran; those before
+ * it delivered their rows, but what they did was undone); every on_done
+ * then comes once the pipeline has ended.
+ * The pipeline's timeout, a lost connection or the context's close end
+ * the stream whose rows are coming and every one after it with that
+ * status (PQS_ETIMEDOUT, PQS_ECONNLOST, PQS_ECANCELED).
+ * A JSON Lines sink on a pipelined stream writes row_to_json()'s bytes as
+ * for pqs_query: the statements of such streams are described first, in
+ * one more round trip. Pipelined queries go by the unnamed statement
+ * (automatic prepared statements do not apply), and COPY is refused. */
+typedef struct pqs_pipeline_s pqs_pipeline_t;
+
+typedef struct pqs_pipeline_opts_s {
+  /* Milliseconds from pqs_pipeline_send to the last result; 0: the
+   * context's query_timeout_ms. */
+  unsigned timeout_ms;
+  /* 1: the queries are one transaction (see above). */
+  int all_or_nothing;
+  /* Text or binary values for every stream; 0: the context's default. */
+  pqs_result_format_t result_format;
+} pqs_pipeline_opts_t;
+
+/* A new, empty pipeline on `ctx`, which is busy from now on. `opts` may
+ * be NULL and is copied. The pipeline belongs to the library: it lives
+ * until its last stream's on_done returns after pqs_pipeline_send(), or
+ * until pqs_pipeline_close().
+ * Errors: PQS_EINVAL, PQS_ETHREAD, PQS_EBUSY, PQS_EBROKEN, PQS_ESTATE
+ * (closing), PQS_ENOMEM. On error *out is untouched. */
+PQS_EXTERN int pqs_pipeline(pqs_ctx_t *ctx, const pqs_pipeline_opts_t *opts,
+                            pqs_pipeline_t **out);
+
+/* Adds a query, with `nparams` text parameters as for pqs_query, and
+ * gives its stream, not started: add stages, then start it (or give it to
+ * a sink); the pipeline is sent once every stream is started and
+ * pqs_pipeline_send() was called. `sql` and the parameters are copied.
+ * Errors: PQS_EINVAL (NULL arguments, a COPY statement), PQS_ETHREAD,
+ * PQS_ESTATE (sent already), PQS_ENOMEM. */
+PQS_EXTERN int pqs_pipeline_query(pqs_pipeline_t *pl, pqs_stream_t **out,
+                                  const char *sql, int nparams,
+                                  const char *const *params);
+
+/* The same with typed parameters, as pqs_query_typed. */
+PQS_EXTERN int pqs_pipeline_query_typed(pqs_pipeline_t *pl,
+                                        pqs_stream_t **out, const char *sql,
+                                        int nparams,
+                                        const pqs_param_t *params);
+
+/* Sends every query in one round trip, at once if every stream is
+ * started (or closed), else as soon as the last one is; rows come from
+ * the loop, never from inside this call. A stream closed before it
+ * started leaves its query out (the last one left, the pipeline too:
+ * the context is free).
+ * Errors: PQS_EINVAL (NULL; no query), PQS_ETHREAD, PQS_ESTATE (called
+ * already). */
+PQS_EXTERN int pqs_pipeline_send(pqs_pipeline_t *pl);
+
+/* Before the pipeline is sent: drops it; streams not started are
+ * freed without a callback, started ones get on_done with PQS_ECANCELED
+ * from inside this call, and the context is free when it returns.
+ * After: ends the pipeline early, as the context's close would: the
+ * query running is cancelled, and the stream whose rows are coming and
+ * every one after it end with PQS_ECANCELED, from the loop. NULL, or a
+ * pipeline already ending, does nothing. Errors: PQS_ETHREAD. */
+PQS_EXTERN int pqs_pipeline_close(pqs_pipeline_t *pl);
 
 /* ------------------------------------------------------------------------ */
 /* Transactions with logic between statements                               */

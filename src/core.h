@@ -67,6 +67,17 @@ int pqs__slot_name_ok(const char *slot);
 /* pqs_changes_ack on the op: 0, PQS_ESTATE (not a change stream with
  * manual acks), PQS_EINVAL (more than were delivered). */
 int pqs__changes_ack(pqs__op_t *op, uint64_t n);
+/* op/pipeline.c: a pipeline's query (a member), the row source of its
+ * stream through pqs__member_source. pqs__pipeline_add: 0, or as
+ * pqs_pipeline_query says. pqs__member_bind gives it its consumer and its
+ * typed parameters (owned from then on; may be NULL), before it starts. */
+typedef struct pqs__member_s pqs__member_t;
+extern const pqs__source_vt_t pqs__member_source;
+int pqs__pipeline_add(pqs_pipeline_t *pl, const char *sql, int nparams,
+                      const char *const *params, pqs__member_t **out);
+void pqs__member_bind(pqs__member_t *m, const pqs__consumer_vt_t *vt,
+                      void *consumer, pqs__params_t *typed);
+pqs_ctx_t *pqs__pipeline_ctx(const pqs_pipeline_t *pl);
 /* Its consumer, before it starts. */
 void pqs__op_bind(pqs__op_t *op, const pqs__consumer_vt_t *vt, void *consumer);
 

@@ -156,9 +156,9 @@ static int copy_command(pqs__op_t *op, pqs__buf_t *out) {
   size_t len = pqs__sql_trim_end(op->sql, strlen(op->sql));
   /* The newlines keep a final -- comment from swallowing the ')'. */
   int rc = append(out, "COPY (\n");
-  rc = rc ? rc : pqs__json_head(op, out);
+  rc = rc ? rc : pqs__json_head(op->schema, op->sql, out);
   rc = rc ? rc : pqs__sql_bind(op->sql, len, put_param, op, out);
-  rc = rc ? rc : pqs__json_tail(op, out);
+  rc = rc ? rc : pqs__json_tail(op->schema, op->sql, out);
   rc = rc ? rc : append(out, "\n) TO STDOUT");
   if (rc == 0 && op->k.copy.lines == PQS_FORMAT_CSV + 1)
     rc = append(out, " (FORMAT csv)");

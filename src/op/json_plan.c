@@ -23,20 +23,20 @@
 #include "kind.h"
 #include "sqltext.h"
 
-static int session_flags(const pqs__op_t *op) {
-  const char *style = PQparameterStatus(op->ctx->conn, "DateStyle");
-  int flags = op->binary ? PQS__JSON_BINARY : 0;
+static int session_flags(pqs_ctx_t *ctx, int binary) {
+  const char *style = PQparameterStatus(ctx->conn, "DateStyle");
+  int flags = binary ? PQS__JSON_BINARY : 0;
   if (style != NULL && strncmp(style, "ISO", 3) == 0)
     flags |= PQS__JSON_ISO_DATES;
   return flags;
 }
 
-int pqs__json_plan(pqs__op_t *op) {
-  pqs__schema_t *schema = op->schema;
-  if (schema == NULL || schema->ncols == 0 ||
-      !pqs__copy_qualifies(op->sql))
+int pqs__json_plan_of(pqs_ctx_t *ctx, const char *sql, int binary,
+                      pqs__schema_t **planned) {
+  pqs__schema_t *schema = *planned;
+  if (schema == NULL || schema->ncols == 0 || !pqs__copy_qualifies(sql))
     return 0; /* EXPLAIN, SHOW and the like cannot be wrapped */
-  int flags = session_flags(op), n = 0;
+  int flags = session_flags(ctx, binary), n = 0;
   unsigned char *server = pqs__calloc((size_t)schema->ncols, 1);
   if (server == NULL)
     return PQS_ENOMEM;
@@ -52,9 +52,13 @@ int pqs__json_plan(pqs__op_t *op) {
     return PQS_ENOMEM;
   if (with != NULL) {
     pqs__free(schema);
-    op->schema = with;
+    *planned = with;
   }
   return 0;
+}
+
+int pqs__json_plan(pqs__op_t *op) {
+  return pqs__json_plan_of(op->ctx, op->sql, op->binary, &op->schema);
 }
 
 static int dml(const char *sql) {
@@ -91,26 +95,40 @@ static int alias_list(const pqs__schema_t *s, pqs__buf_t *out) {
   return rc ? rc : put(out, ")");
 }
 
-int pqs__json_head(const pqs__op_t *op, pqs__buf_t *out) {
-  if (op->schema == NULL || op->schema->json_at == NULL)
+int pqs__json_head(const pqs__schema_t *schema, const char *sql,
+                   pqs__buf_t *out) {
+  if (schema == NULL || schema->json_at == NULL)
     return 0;
-  if (!dml(op->sql))
-    return select_list(op->schema, out) || put(out, " FROM (\n") ? PQS_ENOMEM
-                                                                  : 0;
-  return put(out, "WITH ") || alias_list(op->schema, out) ||
+  if (!dml(sql))
+    return select_list(schema, out) || put(out, " FROM (\n") ? PQS_ENOMEM : 0;
+  return put(out, "WITH ") || alias_list(schema, out) ||
                  put(out, " AS (\n")
              ? PQS_ENOMEM
              : 0;
 }
 
 /* The newlines keep a final -- comment of the statement to itself. */
-int pqs__json_tail(const pqs__op_t *op, pqs__buf_t *out) {
-  if (op->schema == NULL || op->schema->json_at == NULL)
+int pqs__json_tail(const pqs__schema_t *schema, const char *sql,
+                   pqs__buf_t *out) {
+  if (schema == NULL || schema->json_at == NULL)
     return 0;
-  if (!dml(op->sql))
-    return put(out, "\n) ") || alias_list(op->schema, out) ? PQS_ENOMEM : 0;
-  return put(out, "\n) ") || select_list(op->schema, out) ||
+  if (!dml(sql))
+    return put(out, "\n) ") || alias_list(schema, out) ? PQS_ENOMEM : 0;
+  return put(out, "\n) ") || select_list(schema, out) ||
                  put(out, " FROM q")
+             ? PQS_ENOMEM
+             : 0;
+}
+
+int pqs__json_wrap(const pqs__schema_t *schema, const char *sql,
+                   pqs__buf_t *out) {
+  if (schema == NULL || schema->json_at == NULL)
+    return 0;
+  return pqs__json_head(schema, sql, out) != 0 ||
+                 pqs__buf_append(out, sql,
+                                 pqs__sql_trim_end(sql, strlen(sql))) != 0 ||
+                 pqs__json_tail(schema, sql, out) != 0 ||
+                 pqs__buf_append(out, "", 1) != 0
              ? PQS_ENOMEM
              : 0;
 }

@@ -82,6 +82,7 @@ extern const pqs__kind_t pqs__kind_describe; /* describe.c */
 extern const pqs__kind_t pqs__kind_batch;    /* batch.c */
 extern const pqs__kind_t pqs__kind_listen;   /* listen.c */
 extern const pqs__kind_t pqs__kind_changes;  /* changes.c */
+extern const pqs__kind_t pqs__kind_pipeline; /* pipeline.c */
 
 /* The describe kind's two steps, which the COPY out kind begins with
  * (its step enum numbers them alike): PREPARE (0) and DESCRIBE (1). */
@@ -96,8 +97,17 @@ pqs__next_t pqs__describe_next(pqs__op_t *op);
  * the statement's text to have the server write them (nothing when no
  * column needs it): 0 or PQS_ENOMEM. */
 int pqs__json_plan(pqs__op_t *op);
-int pqs__json_head(const pqs__op_t *op, pqs__buf_t *out);
-int pqs__json_tail(const pqs__op_t *op, pqs__buf_t *out);
+int pqs__json_head(const pqs__schema_t *schema, const char *sql,
+                   pqs__buf_t *out);
+int pqs__json_tail(const pqs__schema_t *schema, const char *sql,
+                   pqs__buf_t *out);
+/* The same for a statement that is not the op's (a pipeline's): plans
+ * *schema, described, for `sql`; then `out` gets the whole statement to
+ * send, NUL-terminated (nothing when no column needs the server). */
+int pqs__json_plan_of(pqs_ctx_t *ctx, const char *sql, int binary,
+                      pqs__schema_t **schema);
+int pqs__json_wrap(const pqs__schema_t *schema, const char *sql,
+                   pqs__buf_t *out);
 
 /* An error of a statement pqstream wrote around the user's loses its
  * position (and libpq's LINE and caret), which are in pqstream's text. */

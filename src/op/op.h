@@ -122,6 +122,7 @@ struct pqs__op_s {
     pqs__buf_t json_sql; /* rows_json.c: the statement as sent, or empty */
     pqs__copy_in_t copy_in;
     pqs__changes_t *changes;
+    pqs_pipeline_t *pipeline; /* pipeline.c */
     struct { /* rows.c: a run's plan with automatic prepared statements */
       pqs__stmt_plan_t plan;
       int planned; /* fact: the cache was asked */

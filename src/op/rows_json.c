@@ -38,13 +38,7 @@ static int described(pqs__op_t *op, const PGresult *res) {
       pqs__json_plan(op) != 0)
     return PQS_ENOMEM;
   op->schema->binary = op->binary; /* described in text; sent as asked */
-  if (op->schema->json_at == NULL)
-    return PQS__CONTINUE;
-  if (pqs__json_head(op, sql) != 0 ||
-      pqs__buf_append(sql, op->sql, pqs__sql_trim_end(op->sql, strlen(op->sql))) != 0 ||
-      pqs__json_tail(op, sql) != 0 || pqs__buf_append(sql, "", 1) != 0)
-    return PQS_ENOMEM;
-  return PQS__CONTINUE;
+  return pqs__json_wrap(op->schema, op->sql, sql) ? PQS_ENOMEM : PQS__CONTINUE;
 }
 
 static int json_take(pqs__op_t *op, PGresult *res) {
