@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "faultproxy.h"
@@ -395,7 +396,7 @@ START_TEST(pause_holds_the_later_streams) {
 }
 END_TEST
 
-START_TEST(binary_and_json_lines) {
+START_TEST(binary_results) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   pqs_pipeline_opts_t o = {.result_format = PQS_RESULT_BINARY};
@@ -411,6 +412,73 @@ START_TEST(binary_and_json_lines) {
   ck_assert_str_eq(v[0].first, "1.5");
   ck_assert_str_eq(v[1].first, "x");
   pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+static void sink_done(pqs_sink_t *k, const pqs_done_t *d, uint64_t bytes,
+                      void *data) {
+  (void)k;
+  (void)bytes;
+  pt_record(data, d);
+}
+
+#define JSON_SQL                                                            \
+  "SELECT ROW(1, 'a')::pl_pair AS p, 'sad'::pl_mood AS m,"                  \
+  " date '2020-01-02' AS d, ARRAY[ROW(2, 'b')::pl_pair] AS ps, 1.5 AS n"
+
+/* JSON Lines of pipelined streams are row_to_json()'s bytes, whatever the
+ * types and DateStyle: their statements are described first. */
+START_TEST(json_lines_exact) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "DROP TYPE IF EXISTS pl_pair; DROP TYPE IF EXISTS pl_mood;"
+                "CREATE TYPE pl_pair AS (a int, b text);"
+                "CREATE TYPE pl_mood AS ENUM ('sad', 'ok')");
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SET DateStyle = 'SQL, DMY'"), 0);
+  pt_sql(admin, "SET DateStyle = 'SQL, DMY'");
+  char *want = pt_scalar(admin, "SELECT row_to_json(q)::text || chr(10) ||"
+                                " row_to_json(q)::text FROM (" JSON_SQL ") q");
+  char path[] = "/tmp/pqs_pipeline_XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(fcntl(fd, F_SETFL, O_APPEND), 0); /* two sinks write */
+  pqs_pipeline_t *pl = new_pipeline(ctx, NULL);
+  seen_t v = {0};
+  add(pl, &v, ctx, "SELECT 1", 0, NULL); /* not JSON: runs as it is */
+  pt_done_t d[2] = {0};
+  pqs_sink_opts_t so = {.format = PQS_FORMAT_JSONL};
+  for (int i = 0; i < 2; i++) {
+    pqs_stream_t *s;
+    ck_assert_int_eq(pqs_pipeline_query(pl, &s, JSON_SQL, 0, NULL), 0);
+    ck_assert_int_eq(pqs_sink_fd(s, loop, fd, &so, sink_done, &d[i]), 0);
+  }
+  /* a statement that fails to describe fails in its turn, as itself */
+  pt_done_t bad = {0};
+  pqs_stream_t *s;
+  ck_assert_int_eq(pqs_pipeline_query(pl, &s, "SELECT nope", 0, NULL), 0);
+  ck_assert_int_eq(pqs_sink_fd(s, loop, fd, &so, sink_done, &bad), 0);
+  ck_assert_int_eq(pqs_pipeline_send(pl), 0);
+  while (bad.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(v.done.status, 0);
+  ck_assert_msg(d[0].status == 0 && d[1].status == 0, "%s %s", d[0].message,
+                d[1].message);
+  ck_assert_int_eq(bad.status, PQS_ESQL);
+  ck_assert_str_eq(bad.sqlstate, "42703");
+  char got[4096] = {0};
+  ck_assert_int_gt(pread(fd, got, sizeof(got) - 1, 0), 0);
+  close(fd);
+  unlink(path);
+  char expect[4096];
+  snprintf(expect, sizeof(expect), "%s\n", want);
+  ck_assert_str_eq(got, expect);
+  free(want);
+  assert_reusable(loop, ctx);
+  pt_close(loop, ctx);
+  pt_sql(admin, "DROP TYPE pl_pair; DROP TYPE pl_mood");
+  PQfinish(admin);
   pt_loop_free(loop);
 }
 END_TEST
@@ -482,7 +550,8 @@ int main(void) {
   tcase_add_test(tc, reset_in_the_middle);
   tcase_add_test(tc, early_stop_is_drained_or_cancelled);
   tcase_add_test(tc, pause_holds_the_later_streams);
-  tcase_add_test(tc, binary_and_json_lines);
+  tcase_add_test(tc, binary_results);
+  tcase_add_test(tc, json_lines_exact);
   tcase_add_test(tc, misuse);
   suite_add_tcase(s, tc);
   return pt_run(s);

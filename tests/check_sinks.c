@@ -152,7 +152,7 @@ static void compare_with_copy(const char *sql, pqs_format_t format, int header,
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, NULL), 0);
+  ck_assert_int_eq(pt_stream(ctx, &s, sql, 0, NULL, NULL), 0);
   pqs_sink_opts_t opts = {.format = format, .header = header};
   reader_t r = {.keep = 1};
   sunk_t k = {0};
@@ -210,7 +210,7 @@ START_TEST(jsonl_like_row_to_json) {
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   pqs_stream_t *s = NULL;
   ck_assert_int_eq(
-      pqs_query(ctx, &s, "SELECT * FROM awkward ORDER BY id", 0, NULL, NULL),
+      pt_stream(ctx, &s, "SELECT * FROM awkward ORDER BY id", 0, NULL, NULL),
       0);
   pqs_sink_opts_t opts = {.format = PQS_FORMAT_JSONL};
   reader_t r = {.keep = 1};
@@ -247,7 +247,7 @@ START_TEST(csv_to_file) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, NULL), 0);
+  ck_assert_int_eq(pt_stream(ctx, &s, sql, 0, NULL, NULL), 0);
   pqs_sink_opts_t opts = {.format = PQS_FORMAT_CSV, .header = 1};
   sunk_t k = {0};
   ck_assert_int_eq(pqs_sink_fd(s, loop, fd, &opts, on_sunk, &k), 0);
@@ -274,7 +274,7 @@ START_TEST(slow_reader_bounded) {
   long rss0 = pt_rss_kb();
   const int rows = 400000;
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s,
+  ck_assert_int_eq(pt_stream(ctx, &s,
                              "SELECT g, repeat('x', 250) FROM "
                              "generate_series(1, 400000) g",
                              0, NULL, NULL),
@@ -302,7 +302,7 @@ START_TEST(reader_goes_away) {
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   int pid = pqs_ctx_backend_pid(ctx);
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s, "SELECT generate_series(1, 1000000000)",
+  ck_assert_int_eq(pt_stream(ctx, &s, "SELECT generate_series(1, 1000000000)",
                              0, NULL, NULL),
                    0);
   reader_t r = {.close_after = 1 << 20};
@@ -476,7 +476,7 @@ static char *psql_print(const char *sql, pqs_format_t format,
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, NULL), 0);
+  ck_assert_int_eq(pt_stream(ctx, &s, sql, 0, NULL, NULL), 0);
   char sep[8] = ";";
   pqs_print_opts_t copy = *print;
   if (copy.fieldsep != NULL)

@@ -343,7 +343,7 @@ END_TEST
 
 static pqs_stream_t *query(pqs_ctx_t *ctx, const char *sql) {
   pqs_stream_t *s = NULL;
-  ck_assert_int_eq(pqs_query(ctx, &s, sql, 0, NULL, NULL), 0);
+  ck_assert_int_eq(pt_stream(ctx, &s, sql, 0, NULL, NULL), 0);
   return s;
 }
 

@@ -43,7 +43,8 @@ typedef struct pqs__member_s {
   int reason;               /* 0, or why its consumer ended it */
   int paused;
   int json;                 /* its consumer writes JSON Lines */
-  pqs__schema_t *schema;    /* described (JSON Lines), until it runs */
+  pqs__schema_t *schema;    /* described (JSON Lines), until it runs;
+                               kept with its end after */
   pqs__buf_t json_sql;      /* the statement sent for it, or empty */
   /* A finished member whose end waits for the op's end: */
   int kept;
@@ -209,8 +210,10 @@ static void keep(pqs__op_t *op, member_t *m, int status) {
   m->err_strings = op->err_strings;
   m->tag = op->tag;
   m->affected = op->affected;
+  m->schema = op->schema; /* rows a batch stage holds borrow it */
   op->err_strings = NULL;
   op->tag = NULL;
+  op->schema = NULL;
 }
 
 static void report(member_t *m, const pqs_done_t *done) {

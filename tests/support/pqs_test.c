@@ -48,14 +48,56 @@ void pt_on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err,
 
 pqs_source_t pt_source(void) {
   const char *s = getenv("PQS_TEST_SOURCE");
-  if (s == NULL || *s == '\0' || strcmp(s, "single-row") == 0)
+  if (s == NULL || *s == '\0' || strcmp(s, "single-row") == 0 ||
+      strcmp(s, "pipeline") == 0)
     return PQS_SOURCE_SINGLE_ROW;
   ck_assert_msg(strcmp(s, "copy") == 0,
-                "PQS_TEST_SOURCE is '%s': say single-row or copy", s);
+                "PQS_TEST_SOURCE is '%s': say single-row, copy or pipeline",
+                s);
   return PQS_SOURCE_COPY;
 }
 
 int pt_copy(void) { return pt_source() == PQS_SOURCE_COPY; }
+
+int pt_pipelined(void) {
+  const char *s = getenv("PQS_TEST_SOURCE");
+  return s != NULL && strcmp(s, "pipeline") == 0;
+}
+
+static void filler_done(pqs_stream_t *s, const pqs_done_t *done, void *data) {
+  (void)s;
+  (void)data;
+  ck_assert_msg(done->status == 0, "the pipeline's first query: %s",
+                pqs_strerror(done->status));
+}
+
+int pt_stream(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
+              int nparams, const char *const *params,
+              const pqs_query_opts_t *opts) {
+  if (!pt_pipelined())
+    return pqs_query(ctx, out, sql, nparams, params, opts);
+  pqs_pipeline_opts_t po = {.result_format = pt_format()};
+  if (opts != NULL && opts->timeout_ms)
+    po.timeout_ms = opts->timeout_ms;
+  if (opts != NULL && opts->result_format)
+    po.result_format = opts->result_format;
+  pqs_pipeline_t *pl;
+  int rc = pqs_pipeline(ctx, &po, &pl);
+  if (rc != 0)
+    return rc;
+  pqs_stream_t *first;
+  static const pqs_stream_cbs_t cbs = {.on_done = filler_done};
+  ck_assert_int_eq(
+      pqs_pipeline_query(pl, &first, "SELECT 1 AS first", 0, NULL), 0);
+  ck_assert_int_eq(pqs_stream_start(first, &cbs, NULL), 0);
+  rc = pqs_pipeline_query(pl, out, sql, nparams, params);
+  if (rc != 0) {
+    pqs_pipeline_close(pl);
+    return rc;
+  }
+  ck_assert_int_eq(pqs_pipeline_send(pl), 0);
+  return 0;
+}
 
 pqs_result_format_t pt_format(void) {
   const char *s = getenv("PQS_TEST_FORMAT");
@@ -123,7 +165,7 @@ void pt_on_exec(pqs_ctx_t *ctx, const pqs_done_t *done, void *data) {
 pqs_stream_t *pt_query(pqs_ctx_t *ctx, const char *sql,
                        const pqs_query_opts_t *opts) {
   pqs_stream_t *s = NULL;
-  int rc = pqs_query(ctx, &s, sql, 0, NULL, opts);
+  int rc = pt_stream(ctx, &s, sql, 0, NULL, opts);
   ck_assert_msg(rc == 0, "pqs_query(%s): %s", sql, pqs_err_name(rc));
   return s;
 }

@@ -40,6 +40,14 @@ void pt_on_open(pqs_ctx_t *ctx, int status, const pqs_error_t *err, void *data);
  * their default, so one list of tests runs over both sources. */
 pqs_source_t pt_source(void);
 int pt_copy(void); /* 1 when the suites run over the COPY source */
+/* PQS_TEST_SOURCE=pipeline: the stage and sink suites' streams are the
+ * second of a pipeline (pt_stream); contexts use the single-row source. */
+int pt_pipelined(void);
+/* pqs_query; pipelined: a pipeline of "SELECT 1" (rows dropped) and
+ * `sql`, whose stream is *out, sent once the test starts it. */
+int pt_stream(pqs_ctx_t *ctx, pqs_stream_t **out, const char *sql,
+              int nparams, const char *const *params,
+              const pqs_query_opts_t *opts);
 /* The result format likewise: PQS_TEST_FORMAT=binary or text (the
  * default), the default of pt_open's contexts and the suites' factories. */
 pqs_result_format_t pt_format(void);
