@@ -44,6 +44,7 @@ s_lib() { "$@" "$scen" lib "$conn" >"$work/out"; }
 s_lib_copy() { "$@" "$scen" lib-copy "$conn" >"$work/out"; }
 s_lib_binary() { "$@" "$scen" lib-binary "$conn" >"$work/out"; }
 s_batch() { "$@" "$scen" batch "$conn" >"$work/out"; }
+s_pipeline() { "$@" "$scen" pipeline "$conn" >"$work/out"; }
 s_copy_in() { "$@" "$scen" copy-in "$conn" >"$work/out"; }
 s_factory() { "$@" "$scen" factory "$conn" >"$work/out"; }
 s_merge() { "$@" "$scen" merge "$conn" >"$work/out"; }
@@ -148,7 +149,7 @@ s_tool_changes() {
   return "${PIPESTATUS[0]}"
 }
 # The tool reads through the COPY source, so its scenarios cover COPY too.
-scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge tool_from_file tool_script lib_changes tool_changes"}
+scenarios=${PQS_OOM_ONLY:-"lib lib_copy lib_binary batch pipeline copy_in factory merge tool_tsv tool_csv_pipe tool_error tool_merge tool_from_file tool_script lib_changes tool_changes"}
 
 # The library a frame of a report belongs to ("libpq", "libuv", ...).
 lib_of() { sed -n 's|.*/\(lib[a-z0-9_]*\)[.-].*|\1|p' | head -1; }

@@ -1,7 +1,8 @@
 /* Scenarios for the whole-process allocation-failure harness
  * (tests/oom_harness.sh runs them under tests/support/oomshim.c).
  *
- *   oom_scenario lib|lib-copy|lib-binary|factory|merge|batch|copy-in
+ *   oom_scenario lib|lib-copy|lib-binary|factory|merge|batch|pipeline|
+ *     copy-in
  *     CONNINFO
  *     (lib-copy: lib over the COPY source; lib-binary: over binary COPY,
  *     each row's text made too)
@@ -176,6 +177,55 @@ static void lib(void) {
   printf("rows %llu sum %lld; then %s after %llu rows\n",
          (unsigned long long)a.rows, (long long)a.sum, pqs_err_name(b.status),
          (unsigned long long)b.rows);
+  pqs_ctx_close(ctx, NULL);
+  end_loop(loop);
+}
+
+/* A pipeline of three streams: rows, an error after rows, rows again;
+ * each ends once, in order, and a success has every row. */
+static void pipeline(void) {
+  uv_loop_t *loop = new_loop();
+  pqs_ctx_t *ctx = open_ctx(loop);
+  pqs_pipeline_t *pl;
+  int rc = pqs_pipeline(ctx, NULL, &pl);
+  if (rc != 0)
+    failed("pipeline", rc, NULL);
+  static const char *const sql[3] = {
+      "SELECT g::int8 FROM generate_series(1, 300) g",
+      "SELECT (1 / (150 - g))::int8 FROM generate_series(1, 300) g",
+      "SELECT g::int8 FROM generate_series(1, 200) g"};
+  run_t r[3] = {{0}};
+  pqs_stream_cbs_t cbs = {.on_row = on_row, .on_done = on_done};
+  for (int i = 0; i < 3; i++) {
+    pqs_stream_t *s;
+    if ((rc = pqs_pipeline_query(pl, &s, sql[i], 0, NULL)) != 0 ||
+        (rc = pqs_stream_start(s, &cbs, &r[i])) != 0) {
+      pqs_pipeline_close(pl);
+      failed("pipeline query", rc, NULL);
+    }
+  }
+  if ((rc = pqs_pipeline_send(pl)) != 0)
+    failed("pipeline send", rc, NULL);
+  while (r[2].calls == 0 && uv_run(loop, UV_RUN_ONCE))
+    ;
+  for (int i = 0; i < 3; i++) {
+    if (r[i].calls != 1)
+      broken("a pipelined stream did not end exactly once", r[i].calls);
+    if (r[i].done_rows != r[i].rows)
+      broken("on_done's row count is not the rows delivered", r[i].status);
+  }
+  if (r[0].status == 0 && (r[0].rows != 300 || r[0].sum != 45150))
+    broken("a pipelined success with rows missing", 0);
+  if (r[1].status == 0)
+    broken("a server error reported as success", 0);
+  if (r[2].status == 0 && (r[2].rows != 200 || r[2].sum != 20100))
+    broken("a pipelined success with rows missing", 0);
+  for (int i = 0; i < 3; i++)
+    if (r[i].status != 0 && (i != 1 || r[i].status != PQS_ESQL))
+      failed("pipeline", r[i].status, NULL);
+  printf("pipeline: %llu rows, %s after %llu, %llu rows\n",
+         (unsigned long long)r[0].rows, pqs_err_name(r[1].status),
+         (unsigned long long)r[1].rows, (unsigned long long)r[2].rows);
   pqs_ctx_close(ctx, NULL);
   end_loop(loop);
 }
@@ -509,7 +559,8 @@ static void changes(void) {
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr,
-            "usage: %s lib|lib-copy|lib-binary|batch|copy-in|factory|merge|"
+            "usage: %s lib|lib-copy|lib-binary|batch|pipeline|copy-in|factory|"
+            "merge|"
             "abandon|changes "
             "CONNINFO\n",
             argv[0]);
@@ -528,6 +579,8 @@ int main(int argc, char **argv) {
     merge();
   else if (strcmp(argv[1], "batch") == 0)
     batch();
+  else if (strcmp(argv[1], "pipeline") == 0)
+    pipeline();
   else if (strcmp(argv[1], "copy-in") == 0)
     copy_in();
   else if (strcmp(argv[1], "abandon") == 0)
