@@ -12,10 +12,13 @@
  *   raw_pipe16/100  raw libpq's pipeline mode, 16 or 100 queries a sync
  *   pqs_unnamed     pqs_query one at a time, no prepared statements
  *   pqs_prepared    pqs_query one at a time, prepared from the 5th run on
+ *   pqs_pipe16/100  pqs_pipeline of 16 or 100 streams, all or nothing:
+ *                   one sync a pipeline, as the raw ways send
+ *   pqs_pipe100s    pqs_pipeline of 100 streams, a sync after each query
+ *                   (the default: each query its own transaction)
  *
  * Figures: queries per second, client CPU and the backend's CPU per
- * query, in microseconds. The pipelined pqstream ways (issue 33, point 2)
- * are not built yet. */
+ * query, in microseconds. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +34,20 @@ static const char *const shape_sql[NSHAPES] = {
     "SELECT a.name, b.label, c.tag FROM bench_small_a a JOIN bench_small_b b "
     "ON b.id = a.b_id JOIN bench_small_c c ON c.id = b.c_id WHERE a.id = $1"};
 
-enum { K_RAW_ONE, K_RAW_PIPE16, K_RAW_PIPE100, K_PQS_UNNAMED, K_PQS_PREPARED,
-       NSMALL };
+enum {
+  K_RAW_ONE,
+  K_RAW_PIPE16,
+  K_RAW_PIPE100,
+  K_PQS_UNNAMED,
+  K_PQS_PREPARED,
+  K_PQS_PIPE16,
+  K_PQS_PIPE100,
+  K_PQS_PIPE100S,
+  NSMALL
+};
 static const char *const way_names[NSMALL] = {
-    "raw_one", "raw_pipe16", "raw_pipe100", "pqs_unnamed", "pqs_prepared"};
+    "raw_one",     "raw_pipe16",   "raw_pipe100", "pqs_unnamed",
+    "pqs_prepared", "pqs_pipe16", "pqs_pipe100", "pqs_pipe100s"};
 
 #define QUERIES 20000
 #define MAXRUNS 50
@@ -105,10 +118,12 @@ typedef struct {
   const bench_t *b;
   const char *sql;
   int i, failed, opened;
+  int depth, each; /* pipelined: queries a pipeline; a sync after each */
   pqs_ctx_t *ctx;
 } pq_run_t;
 
 static void next_query(pq_run_t *r);
+static void next_pipeline(pq_run_t *r);
 
 static void query_done(pqs_stream_t *s, const pqs_done_t *d, void *data) {
   (void)s;
@@ -119,8 +134,37 @@ static void query_done(pqs_stream_t *s, const pqs_done_t *d, void *data) {
             d->error ? d->error->message : pqs_strerror(d->status));
     return;
   }
-  if (++r->i < QUERIES)
+  if (++r->i == QUERIES)
+    return;
+  if (r->depth == 0)
     next_query(r);
+  else if (r->i % r->depth == 0)
+    next_pipeline(r); /* the last stream of the pipeline ended */
+}
+
+/* The next `depth` queries as one pipeline, each its own stream. */
+static void next_pipeline(pq_run_t *r) {
+  pqs_pipeline_opts_t o = {.all_or_nothing = !r->each};
+  pqs_pipeline_t *pl;
+  if (pqs_pipeline(r->ctx, &o, &pl) != 0) {
+    r->failed = 1;
+    return;
+  }
+  int n = QUERIES - r->i < r->depth ? QUERIES - r->i : r->depth;
+  for (int i = 0; i < n; i++) {
+    char k[24];
+    snprintf(k, sizeof(k), "%lld", key_of(r->b, r->i + i));
+    const char *v[] = {k};
+    pqs_stream_t *s;
+    pqs_stream_cbs_t cbs = {.on_done = query_done};
+    if (pqs_pipeline_query(pl, &s, r->sql, 1, v) != 0 ||
+        pqs_stream_start(s, &cbs, r) != 0)
+      r->failed = 1;
+  }
+  if (r->failed || pqs_pipeline_send(pl) != 0) {
+    r->failed = 1;
+    pqs_pipeline_close(pl);
+  }
 }
 
 static void next_query(pq_run_t *r) {
@@ -153,8 +197,14 @@ static int run_small(const bench_t *b, int code, sample_t *s) {
   int rc;
   if (way >= K_PQS_UNNAMED) {
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    pq_run_t r = {.b = b, .sql = sql};
+    if (uv_loop_init(&loop) != 0)
+      return -1;
+    pq_run_t r = {.b = b,
+                  .sql = sql,
+                  .depth = way == K_PQS_PIPE16    ? 16
+                           : way >= K_PQS_PIPE100 ? 100
+                                                  : 0,
+                  .each = way == K_PQS_PIPE100S};
     pqs_ctx_opts_t o = {.source = PQS_SOURCE_SINGLE_ROW,
                         .prepare_threshold = way == K_PQS_UNNAMED
                                                  ? PQS_PREPARE_NEVER
@@ -166,7 +216,10 @@ static int run_small(const bench_t *b, int code, sample_t *s) {
     int pid = pqs_ctx_backend_pid(r.ctx);
     cpu0 = bench_backend_cpu(pid);
     t0 = bench_now();
-    next_query(&r);
+    if (r.depth)
+      next_pipeline(&r);
+    else
+      next_query(&r);
     while (!r.failed && r.i < QUERIES)
       uv_run(&loop, UV_RUN_ONCE);
     s->secs = bench_now() - t0;
