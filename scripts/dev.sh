@@ -33,7 +33,7 @@ esac
 say() { printf '\n== %s\n' "$*" >&2; }
 
 packages=(build-essential cmake pkg-config libpq-dev libuv1-dev check
-  libsubunit-dev postgresql-15 postgresql-client-15 man-db)
+  libsubunit-dev postgresql-15 postgresql-client-15 man-db pgbouncer)
 
 # A hot standby of the first server, for the replica tests.
 start_standby() {
@@ -43,6 +43,17 @@ start_standby() {
   # shellcheck disable=SC1091
   . "$pgstandby/env"
   export PQS_TEST_STANDBY_DIR PQS_TEST_STANDBY_PORT PQS_TEST_STANDBY_CONNINFO
+}
+
+# PgBouncer in transaction mode in front of the first server, for the
+# prepared statements' test with the cache off.
+start_pgbouncer() {
+  say "starting PgBouncer (transaction mode) in front of it"
+  pgbouncer=$(mktemp -d -u /tmp/pqstream-pgbouncer.XXXXXX)
+  "$root/tests/pg.sh" pgbouncer "$pgbouncer" "$pgdir"
+  # shellcheck disable=SC1091
+  . "$pgbouncer/env"
+  export PQS_TEST_PGBOUNCER_CONNINFO
 }
 
 install_missing() {
@@ -75,13 +86,15 @@ build() {
 pgdir=""
 pgdir2=""
 pgstandby=""
+pgbouncer=""
 cleanup() {
-  for d in "$pgstandby" "$pgdir" "$pgdir2"; do
+  for d in "$pgbouncer" "$pgstandby" "$pgdir" "$pgdir2"; do
     [ -n "$d" ] && "$root/tests/pg.sh" stop "$d" || true
   done
   pgdir=""
   pgdir2=""
   pgstandby=""
+  pgbouncer=""
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT
@@ -156,6 +169,7 @@ test)
   start_server
   start_second_server
   start_standby
+  start_pgbouncer
   say "running the suites ($dir)"
   # --no-tests=error: a build without the suites must not pass
   # One suite a core: the suites wait on the server more than they

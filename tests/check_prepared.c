@@ -11,19 +11,23 @@
 
 #include "pqs_test.h"
 
-static pqs_ctx_t *open_with(uv_loop_t *loop, unsigned threshold,
-                            unsigned size) {
+static pqs_ctx_t *open_to(uv_loop_t *loop, const char *conninfo,
+                          unsigned threshold, unsigned size) {
   pt_opened_t r = {0};
   pqs_ctx_t *ctx = NULL;
   pqs_ctx_opts_t o = {PT_SUITE_OPTS, .prepare_threshold = threshold,
                       .statement_cache_size = size};
   o.source = PQS_SOURCE_SINGLE_ROW; /* the COPY source prepares its own */
-  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, pt_conninfo(), &o, pt_on_open, &r),
-                   0);
+  ck_assert_int_eq(pqs_ctx_open(&ctx, loop, conninfo, &o, pt_on_open, &r), 0);
   while (r.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_msg(r.status == 0, "%s", r.msg);
   return ctx;
+}
+
+static pqs_ctx_t *open_with(uv_loop_t *loop, unsigned threshold,
+                            unsigned size) {
+  return open_to(loop, pt_conninfo(), threshold, size);
 }
 
 /* The first value of a query's rows, and their count. */
@@ -297,6 +301,53 @@ START_TEST(off_default_and_deallocate_all) {
 }
 END_TEST
 
+/* Behind PgBouncer in transaction mode a session's statements do not
+ * follow its client from one transaction to the next: with the cache off,
+ * a statement run again and again works while the server connection
+ * under it changes (a second client holding one in a transaction sends
+ * the context to the other). */
+START_TEST(pgbouncer_transaction_mode_cache_off) {
+  const char *bouncer = getenv("PQS_TEST_PGBOUNCER_CONNINFO");
+  ck_assert_msg(bouncer != NULL && *bouncer != '\0',
+                "PQS_TEST_PGBOUNCER_CONNINFO is not set: this test needs "
+                "PgBouncer (apt-get install pgbouncer; scripts/dev.sh test "
+                "starts it, tests/pg.sh pgbouncer DIR SERVER_DIR by hand)");
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = open_to(loop, bouncer, PQS_PREPARE_NEVER, 0);
+  PGconn *holder = PQconnectdb(bouncer);
+  ck_assert_msg(PQstatus(holder) == CONNECTION_OK, "%s",
+                PQerrorMessage(holder));
+  char first_pid[256] = "";
+  int moved = 0;
+  for (int i = 0; i < 12; i++) {
+    if (i % 2 == 1)
+      pt_sql(holder, "BEGIN; SELECT 1");
+    char v[8], want[16];
+    snprintf(v, sizeof(v), "%d", i);
+    const char *params[] = {v};
+    got_t g = query(loop, ctx, "SELECT pg_backend_pid() || ':' || $1::int", 1,
+                    params);
+    ck_assert_msg(g.done.status == 0, "run %d: %s", i, g.done.message);
+    snprintf(want, sizeof(want), ":%d", i);
+    char *colon = strchr(g.first, ':');
+    ck_assert_ptr_nonnull(colon);
+    ck_assert_str_eq(colon, want);
+    *colon = '\0';
+    if (i == 0)
+      snprintf(first_pid, sizeof(first_pid), "%s", g.first);
+    moved |= strcmp(first_pid, g.first) != 0;
+    if (i % 2 == 1)
+      pt_sql(holder, "COMMIT");
+  }
+  ck_assert_msg(moved, "every run was on backend %s: PgBouncer did not "
+                       "move the session, the test proves nothing",
+                first_pid);
+  PQfinish(holder);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("prepared");
   TCase *tc = tcase_create("prepared");
@@ -306,6 +357,7 @@ int main(void) {
   tcase_add_test(tc, stale_plan_prepared_again);
   tcase_add_test(tc, pool_reset_empties_the_cache);
   tcase_add_test(tc, off_default_and_deallocate_all);
+  tcase_add_test(tc, pgbouncer_transaction_mode_cache_off);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }

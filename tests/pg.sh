@@ -15,7 +15,13 @@
 #                           a hot standby of the server in PRIMARY_DIR
 #                           (pg_basebackup -R, streaming), on a free port,
 #                           with DIR/env naming it (PQS_TEST_STANDBY_*).
-#   tests/pg.sh stop DIR    stop the server and remove DIR.
+#   tests/pg.sh pgbouncer DIR SERVER_DIR
+#                           PgBouncer in transaction mode (two server
+#                           connections) in front of database pqstest of
+#                           the server in SERVER_DIR, on a free port,
+#                           with DIR/env naming it
+#                           (PQS_TEST_PGBOUNCER_CONNINFO).
+#   tests/pg.sh stop DIR    stop the server (or PgBouncer) and remove DIR.
 #
 # The server runs as the postgres OS user: initdb refuses root.
 set -euo pipefail
@@ -118,7 +124,56 @@ ENV
   chmod 644 "$dir/env"
 }
 
+pgbouncer() {
+  local server=${1:?usage: $0 pgbouncer DIR SERVER_DIR}
+  command -v pgbouncer >/dev/null ||
+    { echo "pgbouncer not found (apt-get install pgbouncer)" >&2; exit 1; }
+  # shellcheck disable=SC1091
+  local sport=$(. "$server/env" && echo "$PQS_TEST_PORT")
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  chmod 700 "$dir"
+  local port tries=0
+  echo '"postgres" ""' >"$dir/userlist.txt"
+  while :; do
+    port=$(free_port)
+    cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+pqstest = host=127.0.0.1 port=$sport dbname=pqstest
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 50
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir"/*
+    # pgbouncer refuses to run as root.
+    if as_pg pgbouncer -d -q "$dir/pgbouncer.ini"; then
+      for _ in $(seq 1 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+      done
+      break
+    fi
+    tries=$((tries + 1))
+    [ $tries -lt 5 ] || { cat "$dir/pgbouncer.log" >&2; exit 1; }
+  done
+  cat >"$dir/env" <<ENV
+export PQS_TEST_PGBOUNCER_CONNINFO='host=127.0.0.1 port=$port dbname=pqstest user=postgres'
+ENV
+  chmod 644 "$dir/env"
+}
+
 stop() {
+  if [ -f "$dir/pgbouncer.pid" ]; then
+    kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null || true
+  fi
   if [ -f "$dir/data/postmaster.pid" ]; then
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
@@ -128,6 +183,7 @@ stop() {
 case "$cmd" in
 start) start "$@" ;;
 standby) standby "${3:-}" ;;
+pgbouncer) pgbouncer "${3:-}" ;;
 stop) stop ;;
-*) echo "usage: $0 start|standby|stop DIR [PRIMARY_DIR]" >&2; exit 2 ;;
+*) echo "usage: $0 start|standby|pgbouncer|stop DIR [PRIMARY_DIR]" >&2; exit 2 ;;
 esac
