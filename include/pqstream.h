@@ -469,19 +469,24 @@ typedef struct pqs_ctx_opts_s {
   pqs_result_format_t result_format;
   /* Automatic prepared statements. A statement with parameters
    * (pqs_query or pqs_query_typed read in single-row mode, pqs_exec and
-   * pqs_exec_typed) is prepared on the server as a named statement from
+   * pqs_exec_typed, a batch's statements) is prepared on the server as a
+   * named statement from
    * its prepare_threshold-th run on, and later runs skip parsing and
    * planning (one more round trip, once). The context keeps at most
    * statement_cache_size of them (0: 100), the least recently used
    * closed (DEALLOCATE) to make room. A statement whose result type
    * changed since it was prepared (an ALTER TABLE: SQLSTATE 0A000 from
    * RevalidateCachedQuery) is prepared again and run again, once, when
-   * no row was delivered yet; after a row it is the stream's error. A
+   * no row was delivered yet; after a row it is the stream's error (a
+   * batch, rolled back, runs again once: pqs_batch_done_t.attempts
+   * counts it). A
    * session's DISCARD ALL or DEALLOCATE ALL (a pooled context's reset)
    * empties the cache. Leave it off behind a pooler in transaction mode
    * (PgBouncer), where a session's statements do not follow it. The
-   * COPY source and JSON Lines consumers prepare the unnamed statement
-   * of their own and do not use it. prepare_threshold 0: 5 runs;
+   * COPY source, JSON Lines consumers and pipelines use the unnamed
+   * statement. A DEALLOCATE that fails (the session in a failed
+   * transaction) leaves that statement on the server until the session
+   * ends or is reset. prepare_threshold 0: 5 runs;
    * PQS_PREPARE_NEVER: off. */
   unsigned prepare_threshold;
   unsigned statement_cache_size;

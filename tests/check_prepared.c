@@ -301,6 +301,114 @@ START_TEST(off_default_and_deallocate_all) {
 }
 END_TEST
 
+/* A batch's statements use the cache too: prepared as they are sent,
+ * run by name after (the same statement later in the batch included),
+ * evicted ones closed; a Parse that never ran is prepared again next
+ * time; a plan gone stale runs the batch again, once. */
+typedef struct {
+  int calls, status;
+  long failed;
+  unsigned attempts;
+  char message[256];
+} batched_t;
+
+static void on_batched(pqs_ctx_t *ctx, const pqs_batch_done_t *d,
+                       void *data) {
+  (void)ctx;
+  batched_t *b = data;
+  b->calls++;
+  b->status = d->status;
+  b->failed = d->failed;
+  b->attempts = d->attempts;
+  snprintf(b->message, sizeof(b->message), "%s",
+           d->error ? d->error->message : "");
+}
+
+static batched_t run_batch(uv_loop_t *loop, pqs_ctx_t *ctx,
+                           const pqs_batch_t *b) {
+  batched_t r = {0};
+  ck_assert_int_eq(pqs_batch_run(ctx, b, NULL, on_batched, &r), 0);
+  while (r.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(r.calls, 1);
+  return r;
+}
+
+static pqs_batch_t *batch_of(const char *const *sql, int n) {
+  pqs_batch_t *b;
+  ck_assert_int_eq(pqs_batch_new(&b), 0);
+  for (int i = 0; i < n; i++) {
+    pqs_param_t p[] = {pqs_p_int64(i)};
+    ck_assert_int_eq(pqs_batch_add(b, sql[i], strchr(sql[i], '$') ? 1 : 0, p),
+                     0);
+  }
+  return b;
+}
+
+#define BI "INSERT INTO prep_b VALUES ($1)"
+#define BS "SELECT * FROM prep_b WHERE a = $1"
+
+START_TEST(batches_use_the_cache) {
+  PGconn *admin = pt_admin();
+  pt_sql(admin, "DROP TABLE IF EXISTS prep_b; CREATE TABLE prep_b (a int)");
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = open_with(loop, 2, 2);
+  /* the second BI prepares it, the third runs it by that name */
+  const char *const three[] = {BI, BI, BI, BS};
+  pqs_batch_t *b = batch_of(three, 4);
+  batched_t r = run_batch(loop, ctx, b);
+  ck_assert_msg(r.status == 0, "%s", r.message);
+  char *h = held(loop, ctx);
+  ck_assert_str_eq(h, BI);
+  free(h);
+  r = run_batch(loop, ctx, b); /* BS's second use: prepared too */
+  ck_assert_msg(r.status == 0, "%s", r.message);
+  ck_assert_int_eq(pt_scalar_ll(admin, "SELECT count(*) FROM prep_b"), 6);
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, BI ";" BS);
+  free(h);
+  pqs_batch_free(b);
+  /* a third statement evicts the least recently used (BI): closed */
+  const char *const other[] = {A, A};
+  b = batch_of(other, 2);
+  r = run_batch(loop, ctx, b);
+  ck_assert_msg(r.status == 0, "%s", r.message);
+  pqs_batch_free(b);
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, A ";" BS); /* in the order of their text */
+  free(h);
+  /* the plan of BS goes stale: the batch runs again, once, and is fine */
+  pt_sql(admin, "ALTER TABLE prep_b ADD COLUMN extra int");
+  const char *const sel[] = {BS};
+  b = batch_of(sel, 1);
+  r = run_batch(loop, ctx, b);
+  ck_assert_msg(r.status == 0, "%s", r.message);
+  ck_assert_int_eq(r.attempts, 2);
+  r = run_batch(loop, ctx, b);
+  ck_assert_msg(r.status == 0, "%s", r.message);
+  ck_assert_int_eq(r.attempts, 1);
+  pqs_batch_free(b);
+  /* a failure before a statement's Parse: it never ran, so the next run
+   * prepares it (not runs a name the server never had) */
+  pqs_ctx_t *fresh = open_with(loop, 1, 0);
+  const char *const failing[] = {"SELECT 1 / 0", B};
+  b = batch_of(failing, 2);
+  r = run_batch(loop, fresh, b);
+  ck_assert_int_eq(r.status, PQS_ESQL);
+  ck_assert_int_eq(r.failed, 0);
+  pqs_batch_free(b);
+  echo(loop, fresh, B, "after");
+  h = held(loop, fresh);
+  ck_assert_str_eq(h, B);
+  free(h);
+  pt_close(loop, fresh);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+  pt_sql(admin, "DROP TABLE prep_b");
+  PQfinish(admin);
+}
+END_TEST
+
 /* Behind PgBouncer in transaction mode a session's statements do not
  * follow its client from one transaction to the next: with the cache off,
  * a statement run again and again works while the server connection
@@ -357,6 +465,7 @@ int main(void) {
   tcase_add_test(tc, stale_plan_prepared_again);
   tcase_add_test(tc, pool_reset_empties_the_cache);
   tcase_add_test(tc, off_default_and_deallocate_all);
+  tcase_add_test(tc, batches_use_the_cache);
   tcase_add_test(tc, pgbouncer_transaction_mode_cache_off);
   suite_add_tcase(s, tc);
   return pt_run(s);

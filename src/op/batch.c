@@ -5,9 +5,17 @@
  *
  *   PIPELINE --the sync's results end; a failed explicit transaction
  *              left open--> ROLLBACK --its results end--> done
- *   PIPELINE --a conflict, retries left: pqs__op_wait()--> (WAITING)
+ *   PIPELINE --a conflict, retries left, or a prepared statement's plan
+ *              gone stale (once): pqs__op_wait()--> (WAITING)
  *            --the pause is over: again()--> PIPELINE
- *   PIPELINE --otherwise--> done */
+ *   PIPELINE --otherwise--> done
+ *
+ * With the context's statement cache (stmt_cache.h), each statement with
+ * parameters is planned as it is sent: a statement the cache evicted is
+ * closed (DEALLOCATE) just before, a statement to prepare is prepared
+ * (Parse) just before it runs by name. Each result's role (roles[]) says
+ * which statement it belongs to. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +23,16 @@
 #include "kind.h"
 #include "params.h"
 #include "retry.h"
+#include "stmt_cache.h"
 
 enum { PIPELINE, ROLLBACK };
+
+/* What a result of the pipeline is the result of. */
+typedef enum { R_CLOSE, R_BEGIN, R_PREPARE, R_STMT, R_COMMIT } role_kind_t;
+typedef struct {
+  role_kind_t kind;
+  size_t stmt; /* R_PREPARE, R_STMT: the statement's index */
+} role_t;
 
 typedef struct {
   char *sql;
@@ -44,6 +60,11 @@ struct pqs__pipeline_s {
   uint64_t *affected;
   uint64_t rng; /* the backoff's jitter */
   int nulls;    /* NULL results in a row */
+  role_t *roles; /* one per result to come, as sent */
+  size_t nroles;
+  pqs__stmt_plan_t *plans; /* per statement, with the statement cache */
+  int stale;       /* fact: a prepared statement's plan went stale */
+  int stale_retry; /* fact: the batch ran again for it once already */
 };
 
 /* ---- the batch ---- */
@@ -99,51 +120,133 @@ static int send_one(PGconn *conn, const char *sql, const pqs__params_t *p) {
                            p->formats, 0);
 }
 
+static void role(pqs__pipeline_t *pl, role_kind_t kind, size_t stmt) {
+  pl->roles[pl->nroles++] = (role_t){kind, stmt};
+}
+
+/* Statement i, as the cache plans it: closing its victim, preparing it,
+ * then running it by name; or unnamed. A statement prepared here counts
+ * as prepared from now, so that the same one later in the batch runs by
+ * the same name; a Parse that fails or never runs is told to the cache
+ * by the tally (unprepared). */
+static int send_stmt(pqs__pipeline_t *pl, PGconn *conn, size_t i) {
+  const stmt_t *st = &pl->b->stmts[i];
+  pqs__stmts_t *cache = pl->ctx->stmts;
+  if (cache == NULL || st->params == NULL || st->params->n == 0) {
+    role(pl, R_STMT, i);
+    return send_one(conn, st->sql, st->params);
+  }
+  pqs__stmt_plan_t *p = &pl->plans[i];
+  pqs__stmts_plan(cache, st->sql, st->params->n, st->params->types, p);
+  if (p->victim[0] != '\0') {
+    char sql[64];
+    snprintf(sql, sizeof(sql), "DEALLOCATE %s", p->victim);
+    role(pl, R_CLOSE, i);
+    if (!send_one(conn, sql, NULL))
+      return 0;
+  }
+  if (p->action == PQS__STMT_UNNAMED) {
+    role(pl, R_STMT, i);
+    return send_one(conn, st->sql, st->params);
+  }
+  if (p->action == PQS__STMT_PREPARE) {
+    role(pl, R_PREPARE, i);
+    if (!PQsendPrepare(conn, p->name, st->sql, st->params->n,
+                       st->params->types))
+      return 0;
+    pqs__stmts_prepared(cache, p->name);
+  }
+  role(pl, R_STMT, i);
+  return PQsendQueryPrepared(conn, p->name, st->params->n, st->params->values,
+                             st->params->lengths, st->params->formats, 0);
+}
+
 /* Sends the batch and its sync: 1, 0 if nothing went out, -1 if only part
  * of it did (the connection must then be given up, never synced). */
 static int pipeline_send(pqs__op_t *op) {
   pqs__pipeline_t *pl = op->k.batch;
   PGconn *conn = op->ctx->conn;
+  pl->nroles = 0;
   if (!PQenterPipelineMode(conn))
     return 0;
-  int ok = pl->begin[0] == '\0' || send_one(conn, pl->begin, NULL);
+  int ok = 1;
+  if (pl->begin[0] != '\0') {
+    role(pl, R_BEGIN, 0);
+    ok = send_one(conn, pl->begin, NULL);
+  }
   for (size_t i = 0; ok && i < pl->b->n; i++)
-    ok = send_one(conn, pl->b->stmts[i].sql, pl->b->stmts[i].params);
-  if (ok && pl->begin[0] != '\0')
+    ok = send_stmt(pl, conn, i);
+  if (ok && pl->begin[0] != '\0') {
+    role(pl, R_COMMIT, 0);
     ok = send_one(conn, "COMMIT", NULL);
+  }
   /* Half a batch must never meet a sync, which would commit it. */
   return ok && PQpipelineSync(conn) ? 1 : -1;
 }
 
 /* ---- the tally ---- */
 
-/* The statement a result belongs to: -1 for the BEGIN, n for the COMMIT. */
-static long statement_of(const pqs__pipeline_t *pl, size_t result) {
-  return (long)result - (pl->begin[0] != '\0');
+/* The role of the result that came; NULL past the roles (the sync). */
+static const role_t *role_of(pqs__pipeline_t *pl) {
+  return pl->seen < pl->nroles ? &pl->roles[pl->seen++] : NULL;
 }
 
 /* A statement's result: its tag kept (0 or PQS_ENOMEM). */
 static int done_one(pqs__op_t *op, const PGresult *res) {
   pqs__pipeline_t *pl = op->k.batch;
-  long i = statement_of(pl, pl->seen++);
-  if (i < 0 || (size_t)i >= pl->b->n)
-    return 0; /* BEGIN or COMMIT */
+  const role_t *r = role_of(pl);
+  if (r == NULL || r->kind != R_STMT)
+    return 0; /* BEGIN, COMMIT, a Parse, a DEALLOCATE */
   const char *tag = PQcmdStatus((PGresult *)res);
   pqs__ctx_tag_seen(op->ctx, tag);
-  pl->tag_at[i] = pl->tags.len;
-  pl->affected[i] = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
+  pl->tag_at[r->stmt] = pl->tags.len;
+  pl->affected[r->stmt] = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
   return pqs__buf_append(&pl->tags, tag ? tag : "", strlen(tag ? tag : "") + 1);
 }
 
-static void failed_one(pqs__op_t *op) { /* an error result */
+/* A prepared statement whose result type changed since it was prepared:
+ * told by SQLSTATE and routine, as rows.c tells it. */
+static int stale_plan(const PGresult *res) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char *fn = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+  return state && fn && strcmp(state, "0A000") == 0 &&
+         strcmp(fn, "RevalidateCachedQuery") == 0;
+}
+
+/* What the cache believed of a statement that did not run as planned. */
+static void undo_plan(pqs__op_t *op, const role_t *r, const PGresult *res) {
   pqs__pipeline_t *pl = op->k.batch;
-  if (pl->failed < 0)
-    pl->failed = statement_of(pl, pl->seen);
-  pl->seen++;
+  if (r != NULL && r->kind == R_CLOSE && res != NULL)
+    pl->stale = 1; /* the server had no such statement: once more without */
+  if (r == NULL || (r->kind != R_PREPARE && r->kind != R_STMT) ||
+      pl->plans == NULL)
+    return;
+  const pqs__stmt_plan_t *p = &pl->plans[r->stmt];
+  if (p->action == PQS__STMT_UNNAMED)
+    return;
+  if (r->kind == R_PREPARE)
+    pqs__stmts_unprepared(op->ctx->stmts, p->name);
+  else if (res != NULL && stale_plan(res)) {
+    pqs__stmts_stale(op->ctx->stmts, p->name);
+    pl->stale = 1;
+  }
+}
+
+static void failed_one(pqs__op_t *op, const PGresult *res) { /* an error */
+  pqs__pipeline_t *pl = op->k.batch;
+  const role_t *r = role_of(pl);
+  undo_plan(op, r, res);
+  if (pl->failed < 0 && r != NULL &&
+      (r->kind == R_PREPARE || r->kind == R_STMT))
+    pl->failed = (long)r->stmt;
+  else if (pl->failed < 0 && r != NULL && r->kind == R_COMMIT)
+    pl->failed = (long)pl->b->n;
 }
 
 /* PGRES_PIPELINE_ABORTED */
-static void skipped_one(pqs__op_t *op) { op->k.batch->seen++; }
+static void skipped_one(pqs__op_t *op) {
+  undo_plan(op, role_of(op->k.batch), NULL);
+}
 
 /* ---- retries ---- */
 
@@ -151,10 +254,18 @@ static void skipped_one(pqs__op_t *op) { op->k.batch->seen++; }
  * retries left; the tally is reset), else 0. */
 static int retry(pqs__op_t *op, unsigned *delay_ms) {
   pqs__pipeline_t *pl = op->k.batch;
-  if (!pqs__is_conflict(&op->err) || op->status != 0 ||
-      pl->attempts > pl->opts.retries)
+  if (op->status != 0)
     return 0;
-  *delay_ms = pqs__backoff_ms(pl->opts.backoff_ms, pl->attempts, &pl->rng);
+  if (pl->stale && !pl->stale_retry) {
+    /* rolled back; planned again, the statement is prepared anew */
+    pl->stale_retry = 1;
+    *delay_ms = 0;
+  } else if (!pqs__is_conflict(&op->err) || pl->attempts > pl->opts.retries) {
+    return 0;
+  } else {
+    *delay_ms = pqs__backoff_ms(pl->opts.backoff_ms, pl->attempts, &pl->rng);
+  }
+  pl->stale = 0;
   pl->attempts++;
   pl->seen = 0;
   pl->failed = -1;
@@ -190,7 +301,7 @@ static int batch_take(pqs__op_t *op, PGresult *res) {
     return PQS__CONTINUE;
   default:
     pqs__op_result_failed(op, res);
-    failed_one(op);
+    failed_one(op, res);
     return PQS__CONTINUE;
   }
 }
@@ -289,6 +400,8 @@ static void run_end(void *self, const pqs_done_t *done) {
   pqs__buf_free(&pl->tags);
   pqs__free(pl->tag_at);
   pqs__free(pl->affected);
+  pqs__free(pl->roles);
+  pqs__free(pl->plans);
   pqs__free(pl);
 }
 
@@ -311,13 +424,20 @@ int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
     return PQS_ENOMEM;
   pl->tag_at = pqs__calloc(b->n, sizeof(size_t));
   pl->affected = pqs__calloc(b->n, sizeof(uint64_t));
+  /* at most a DEALLOCATE, a Parse and the statement each, BEGIN, COMMIT */
+  pl->roles = pqs__calloc(3 * b->n + 2, sizeof(role_t));
+  if (ctx->stmts != NULL)
+    pl->plans = pqs__calloc(b->n, sizeof(pqs__stmt_plan_t));
   pqs__op_t *op = NULL;
   pqs_query_opts_t qo = {.timeout_ms = opts ? opts->timeout_ms : 0};
-  if (pl->tag_at == NULL || pl->affected == NULL ||
+  if (pl->tag_at == NULL || pl->affected == NULL || pl->roles == NULL ||
+      (ctx->stmts != NULL && pl->plans == NULL) ||
       (rc = pqs__op_begin(ctx, &pqs__kind_batch, "", 0, NULL, &qo, 0, &op)) !=
           0) {
     pqs__free(pl->tag_at);
     pqs__free(pl->affected);
+    pqs__free(pl->roles);
+    pqs__free(pl->plans);
     pqs__free(pl);
     return rc ? rc : PQS_ENOMEM;
   }

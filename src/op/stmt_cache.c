@@ -156,6 +156,12 @@ void pqs__stmts_prepared(pqs__stmts_t *c, const char *name) {
   }
 }
 
+void pqs__stmts_unprepared(pqs__stmts_t *c, const char *name) {
+  entry_t *e = named(c, name);
+  if (e != NULL)
+    e->prepared = 0;
+}
+
 void pqs__stmts_stale(pqs__stmts_t *c, const char *name) {
   entry_t *e = named(c, name);
   if (e != NULL && e->prepared) {

@@ -37,6 +37,9 @@ void pqs__stmts_plan(pqs__stmts_t *c, const char *sql, int n,
 /* The server has `name` now (its PREPARE succeeded) / no longer (a
  * DEALLOCATE). */
 void pqs__stmts_prepared(pqs__stmts_t *c, const char *name);
+/* A Parse of `name` counted as done (a batch counts it as it sends it)
+ * did not happen: the statement is prepared again on its next plan. */
+void pqs__stmts_unprepared(pqs__stmts_t *c, const char *name);
 /* `name`'s plan went stale (the server refused it, 0A000 from
  * RevalidateCachedQuery): a new plan of the statement closes and
  * prepares it again. */
