@@ -460,7 +460,8 @@ START_TEST(json_lines_exact) {
   ck_assert_int_eq(pqs_pipeline_query(pl, &s, "SELECT nope", 0, NULL), 0);
   ck_assert_int_eq(pqs_sink_fd(s, loop, fd, &so, sink_done, &bad), 0);
   ck_assert_int_eq(pqs_pipeline_send(pl), 0);
-  while (bad.calls == 0)
+  /* each sink calls back once its bytes are written */
+  while (bad.calls == 0 || d[0].calls == 0 || d[1].calls == 0)
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_int_eq(v.done.status, 0);
   ck_assert_msg(d[0].status == 0 && d[1].status == 0, "%s %s", d[0].message,
@@ -527,6 +528,17 @@ START_TEST(misuse) {
   wait_all(loop, w, 2);
   ck_assert_str_eq(w[0].first, "late");
   ck_assert_int_eq(w[1].done.status, 0);
+  /* the last stream left out: the one before it is the last, and the
+   * context is free in its on_done */
+  pl = new_pipeline(ctx, NULL);
+  seen_t u = {0};
+  add(pl, &u, ctx, "SELECT 'kept'", 0, NULL);
+  ck_assert_int_eq(pqs_pipeline_query(pl, &dropped, "SELECT 1", 0, NULL), 0);
+  ck_assert_int_eq(pqs_pipeline_send(pl), 0);
+  ck_assert_int_eq(pqs_stream_close(dropped), 0);
+  wait_all(loop, &u, 1);
+  ck_assert_str_eq(u.first, "kept");
+  ck_assert_int_eq(u.ctx_busy, 0);
   pl = new_pipeline(ctx, NULL);
   ck_assert_int_eq(pqs_pipeline_query(pl, &late, "SELECT 1", 0, NULL), 0);
   ck_assert_int_eq(pqs_pipeline_send(pl), 0);

@@ -269,7 +269,8 @@ static int final_status(const pqs__op_t *op, int broken) {
 }
 
 /* The context after its operation: BUSY -> READY | BROKEN. A reset keeps
- * its RESET_* state (reset.c decides), a closing context its own. */
+ * its RESET_* state (reset.c decides), a closing context its own. The
+ * socket stays watched until the consumer has heard (idle_after_end). */
 static void ctx_after_op(pqs_ctx_t *ctx, int broken) {
   if (pqs__ctx_closing(ctx))
     return;
@@ -279,7 +280,14 @@ static void ctx_after_op(pqs_ctx_t *ctx, int broken) {
     ctx->state = broken ? PQS__CTX_BROKEN : PQS__CTX_READY;
   if (broken)
     pqs__io_detach(ctx);
-  else
+}
+
+/* After the consumer heard of the end: an idle context stops watching its
+ * socket. A next operation started from on_done (small queries one after
+ * another) finds it watched already: no epoll_ctl to stop and start it
+ * again, which cost as much as a query's own system calls. */
+static void idle_after_end(pqs_ctx_t *ctx) {
+  if (ctx->op == NULL && !pqs__ctx_closing(ctx))
     pqs__io_watch(ctx, 0);
 }
 
@@ -310,6 +318,7 @@ static void op_finish(pqs_ctx_t *ctx, int status) {
    * next operation can start from inside on_done. */
   op->consumer_vt->end(op->consumer, &done);
   pqs__op_free(op);
+  idle_after_end(ctx);
 }
 
 /* DRAINED -> finished, once no cancel request is in flight: a late cancel

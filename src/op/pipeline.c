@@ -62,7 +62,6 @@ struct pqs_pipeline_s {
   member_t **m;
   size_t n, cap;
   size_t cur;       /* the member whose results are coming */
-  size_t reported;  /* members whose end was called */
   size_t syncs;     /* syncs of the step still to come */
   size_t at;        /* DESCRIBE: results since the last sync */
   int all_or_nothing;
@@ -114,6 +113,14 @@ static int later_wanted(const pqs_pipeline_t *pl, size_t i) {
     if (pl->m[j]->state == M_STARTED && pl->m[j]->reason == 0)
       return 1;
   return 0;
+}
+
+/* 1 if no member after `i` is sent (they are GONE). */
+static int last_live(const pqs_pipeline_t *pl, size_t i) {
+  for (size_t j = i + 1; j < pl->n; j++)
+    if (pl->m[j]->state != M_GONE)
+      return 0;
+  return 1;
 }
 
 static member_t *current(const pqs_pipeline_t *pl) {
@@ -218,7 +225,6 @@ static void keep(pqs__op_t *op, member_t *m, int status) {
 
 static void report(member_t *m, const pqs_done_t *done) {
   m->state = M_ENDED;
-  m->pl->reported++;
   m->vt->end(m->consumer, done);
 }
 
@@ -259,7 +265,7 @@ static int member_done(pqs__op_t *op) {
   if (m->json_sql.len)
     pqs__op_forget_position(op); /* its position is in our text */
   int status = member_status(op, m);
-  if (pl->all_or_nothing || pl->cur + 1 == pl->n)
+  if (pl->all_or_nothing || last_live(pl, pl->cur))
     keep(op, m, status);
   else if (m->state == M_STARTED)
     report_now(op, m, status);
