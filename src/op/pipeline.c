@@ -61,6 +61,7 @@ struct pqs_pipeline_s {
   uv_thread_t thread;
   member_t **m;
   size_t n, cap;
+  size_t unstarted; /* members NEW */
   size_t cur;       /* the member whose results are coming */
   size_t syncs;     /* syncs of the step still to come */
   size_t at;        /* DESCRIBE: results since the last sync */
@@ -312,21 +313,15 @@ static int pl_row(void *self, const pqs_row_t *row) {
   return member_answer(pl, m, m->vt->row(m->consumer, row));
 }
 
-/* all or nothing: after a failure, a member that succeeded was undone. */
-static int undone(const pqs_pipeline_t *pl, const member_t *m) {
-  if (!pl->all_or_nothing || m->status != 0)
-    return 0;
+/* all or nothing: the first member whose failure undid the others, or
+ * NULL. */
+static const member_t *undoer(const pqs_pipeline_t *pl) {
+  if (!pl->all_or_nothing)
+    return NULL;
   for (size_t i = 0; i < pl->n; i++)
     if (pl->m[i]->kept &&
         (pl->m[i]->status == PQS_ESQL || pl->m[i]->status == PQS_EABORTED))
-      return 1;
-  return 0;
-}
-
-static const pqs_error_t *first_error(const pqs_pipeline_t *pl) {
-  for (size_t i = 0; i < pl->n; i++)
-    if (pl->m[i]->kept && pl->m[i]->err.message != NULL)
-      return &pl->m[i]->err;
+      return pl->m[i];
   return NULL;
 }
 
@@ -334,6 +329,7 @@ static const pqs_error_t *first_error(const pqs_pipeline_t *pl) {
  * in order, with what it kept, or with the op's end. */
 static void pl_end(void *self, const pqs_done_t *done) {
   pqs_pipeline_t *pl = self;
+  const member_t *failed = undoer(pl);
   for (size_t i = 0; i < pl->n; i++) {
     member_t *m = pl->m[i];
     if (m->state != M_STARTED && m->state != M_NEW)
@@ -341,8 +337,9 @@ static void pl_end(void *self, const pqs_done_t *done) {
     pqs_done_t mine = {.status = done->status, .error = done->error};
     if (m->reason != 0 && !m->kept)
       mine = (pqs_done_t){.status = m->reason == PQS__DONE ? 0 : m->reason};
-    else if (m->kept && undone(pl, m))
-      mine = (pqs_done_t){.status = PQS_EABORTED, .error = first_error(pl)};
+    else if (m->kept && failed != NULL && m->status == 0)
+      mine = (pqs_done_t){.status = PQS_EABORTED,
+                          .error = failed->err.message ? &failed->err : NULL};
     else if (m->kept)
       mine = (pqs_done_t){
           .status = m->status,
@@ -502,6 +499,7 @@ static void member_start(void *src) {
   if (m->state != M_NEW)
     return;
   m->state = M_STARTED;
+  m->pl->unstarted--;
   send_when_ready(m->pl);
 }
 
@@ -541,6 +539,8 @@ static void member_stop(void *src, int reason) {
 static void member_discard(void *src) {
   member_t *m = src;
   pqs_pipeline_t *pl = m->pl;
+  if (m->state == M_NEW)
+    pl->unstarted--;
   m->state = M_GONE;
   if (pl->asked && live(pl) == 0)
     pqs__op_source.discard(pl->op);
@@ -631,6 +631,7 @@ int pqs__pipeline_add(pqs_pipeline_t *pl, const char *sql, int nparams,
     return PQS_ENOMEM;
   m->pl = pl;
   pl->m[pl->n++] = m;
+  pl->unstarted++;
   *out = m;
   return 0;
 }
@@ -646,14 +647,11 @@ pqs_ctx_t *pqs__pipeline_ctx(const pqs_pipeline_t *pl) { return pl->ctx; }
 
 /* Sent once asked and every member is started (or gone): 1 if it was. */
 static int send_when_ready(pqs_pipeline_t *pl) {
-  if (!pl->asked || pl->op->state != PQS__OP_NEW)
+  if (!pl->asked || pl->op->state != PQS__OP_NEW || pl->unstarted > 0)
     return 0;
   int json = 0;
-  for (size_t i = 0; i < pl->n; i++) {
-    if (pl->m[i]->state == M_NEW)
-      return 0;
+  for (size_t i = 0; i < pl->n; i++)
     json |= pl->m[i]->state == M_STARTED && pl->m[i]->json;
-  }
   pl->cur = 0;
   while (pl->m[pl->cur]->state == M_GONE ||
          (json && !pl->m[pl->cur]->json))
