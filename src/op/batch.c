@@ -204,15 +204,6 @@ static int done_one(pqs__op_t *op, const PGresult *res) {
   return pqs__buf_append(&pl->tags, tag ? tag : "", strlen(tag ? tag : "") + 1);
 }
 
-/* A prepared statement whose result type changed since it was prepared:
- * told by SQLSTATE and routine, as rows.c tells it. */
-static int stale_plan(const PGresult *res) {
-  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-  const char *fn = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
-  return state && fn && strcmp(state, "0A000") == 0 &&
-         strcmp(fn, "RevalidateCachedQuery") == 0;
-}
-
 /* What the cache believed of a statement that did not run as planned. */
 static void undo_plan(pqs__op_t *op, const role_t *r, const PGresult *res) {
   pqs__pipeline_t *pl = op->k.batch;
@@ -226,7 +217,7 @@ static void undo_plan(pqs__op_t *op, const role_t *r, const PGresult *res) {
     return;
   if (r->kind == R_PREPARE)
     pqs__stmts_unprepared(op->ctx->stmts, p->name);
-  else if (res != NULL && stale_plan(res)) {
+  else if (res != NULL && pqs__stale_plan(res)) {
     pqs__stmts_stale(op->ctx->stmts, p->name);
     pl->stale = 1;
   }

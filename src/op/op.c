@@ -8,25 +8,13 @@
 /* The op, the SQL and the parameters in one allocation. */
 static pqs__op_t *op_new(const char *sql, int nparams,
                          const char *const *params) {
-  size_t size = sizeof(pqs__op_t) + nparams * sizeof(char *);
-  size_t sql_len = strlen(sql) + 1;
-  size += sql_len;
-  for (int i = 0; i < nparams; i++)
-    size += params[i] ? strlen(params[i]) + 1 : 0;
-  pqs__op_t *op = pqs__calloc(1, size);
+  const char *sql_copy;
+  const char *const *copies;
+  pqs__op_t *op = pqs__with_texts(sizeof(pqs__op_t), sql, nparams, params,
+                                  &sql_copy, &copies);
   if (op == NULL)
     return NULL;
-  const char **copies = (const char **)(op + 1);
-  char *p = (char *)(copies + nparams);
-  for (int i = 0; i < nparams; i++) {
-    copies[i] = NULL;
-    if (params[i] != NULL) {
-      size_t n = strlen(params[i]) + 1;
-      copies[i] = memcpy(p, params[i], n);
-      p += n;
-    }
-  }
-  op->sql = memcpy(p, sql, sql_len);
+  op->sql = sql_copy;
   op->nparams = nparams;
   op->params = copies;
   return op;

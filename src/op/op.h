@@ -192,6 +192,10 @@ int pqs__op_take_common(pqs__op_t *op, PGresult *res, int record);
 /* An error result: the server's error kept, or libpq's own failure to
  * keep the rows (PQS_ENOMEM). */
 void pqs__op_result_failed(pqs__op_t *op, const PGresult *res);
+/* A prepared statement whose result type changed since it was prepared
+ * (an ALTER TABLE): told by SQLSTATE 0A000 and the routine
+ * RevalidateCachedQuery, never by the message. */
+int pqs__stale_plan(const PGresult *res);
 /* Watches the socket for what the op waits for. */
 void pqs__op_watch(pqs__op_t *op);
 /* After a send: flush what fits, watch for the rest. */

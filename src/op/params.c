@@ -169,3 +169,28 @@ int pqs__params_typed(int n, const pqs_param_t *params, pqs__params_t **out) {
   *out = ps;
   return 0;
 }
+
+void *pqs__with_texts(size_t head, const char *sql, int n,
+                      const char *const *params, const char **sql_copy,
+                      const char *const **params_copy) {
+  size_t sql_len = strlen(sql) + 1;
+  size_t size = head + (size_t)n * sizeof(char *) + sql_len;
+  for (int i = 0; i < n; i++)
+    size += params[i] ? strlen(params[i]) + 1 : 0;
+  char *block = pqs__calloc(1, size);
+  if (block == NULL)
+    return NULL;
+  const char **copies = (const char **)(block + head);
+  char *p = (char *)(copies + n);
+  for (int i = 0; i < n; i++) {
+    copies[i] = NULL;
+    if (params[i] != NULL) {
+      size_t len = strlen(params[i]) + 1;
+      copies[i] = memcpy(p, params[i], len);
+      p += len;
+    }
+  }
+  *sql_copy = memcpy(p, sql, sql_len);
+  *params_copy = copies;
+  return block;
+}

@@ -18,4 +18,12 @@ typedef struct pqs__params_s {
  * too large, a NULL pointer with a length), PQS_ENOMEM. */
 int pqs__params_typed(int n, const pqs_param_t *params, pqs__params_t **out);
 
+/* `head` zeroed bytes (a struct: its size keeps pointers aligned), then
+ * copies of `sql` and the `n` text parameters (NULL: SQL NULL), in one
+ * allocation freed with pqs__free; where the copies are in *sql_copy and
+ * *params_copy. NULL if out of memory. */
+void *pqs__with_texts(size_t head, const char *sql, int n,
+                      const char *const *params, const char **sql_copy,
+                      const char *const **params_copy);
+
 #endif

@@ -35,7 +35,7 @@ typedef struct pqs__member_s {
   pqs_pipeline_t *pl;
   const pqs__consumer_vt_t *vt;
   void *consumer;
-  char *sql;                /* with the text parameters, one allocation */
+  const char *sql;          /* with the text parameters, one allocation */
   int nparams;
   const char *const *params;
   pqs__params_t *typed;     /* or NULL; owned */
@@ -75,25 +75,13 @@ struct pqs_pipeline_s {
 
 static member_t *member_new(const char *sql, int nparams,
                             const char *const *params) {
-  size_t size = sizeof(member_t) + (size_t)nparams * sizeof(char *);
-  size_t sql_len = strlen(sql) + 1;
-  size += sql_len;
-  for (int i = 0; i < nparams; i++)
-    size += params[i] ? strlen(params[i]) + 1 : 0;
-  member_t *m = pqs__calloc(1, size);
+  const char *sql_copy;
+  const char *const *copies;
+  member_t *m = pqs__with_texts(sizeof(member_t), sql, nparams, params,
+                                &sql_copy, &copies);
   if (m == NULL)
     return NULL;
-  const char **copies = (const char **)(m + 1);
-  char *p = (char *)(copies + nparams);
-  for (int i = 0; i < nparams; i++) {
-    copies[i] = NULL;
-    if (params[i] != NULL) {
-      size_t len = strlen(params[i]) + 1;
-      copies[i] = memcpy(p, params[i], len);
-      p += len;
-    }
-  }
-  m->sql = memcpy(p, sql, sql_len);
+  m->sql = sql_copy;
   m->nparams = nparams;
   m->params = copies;
   return m;

@@ -86,6 +86,14 @@ static void note_local_failure(pqs__op_t *op, const PGresult *res) {
   pqs__op_note(op, PQS_ENOMEM);
 }
 
+int pqs__stale_plan(const PGresult *res) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char *fn = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+  return PQresultStatus(res) == PGRES_FATAL_ERROR && state && fn &&
+         strcmp(state, "0A000") == 0 &&
+         strcmp(fn, "RevalidateCachedQuery") == 0;
+}
+
 void pqs__op_result_failed(pqs__op_t *op, const PGresult *res) {
   record_result_error(op, res);
   note_local_failure(op, res);

@@ -125,15 +125,10 @@ static int rows_send(pqs__op_t *op) {
   }
 }
 
-/* A prepared statement whose result type changed since it was prepared
- * (an ALTER TABLE): told by SQLSTATE and routine, never by the message. */
+/* A stale plan is run again only before the consumer saw anything. */
 static int stale_plan(const pqs__op_t *op, const PGresult *res) {
-  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-  const char *fn = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
-  return PQresultStatus(res) == PGRES_FATAL_ERROR && state && fn &&
-         strcmp(state, "0A000") == 0 &&
-         strcmp(fn, "RevalidateCachedQuery") == 0 && !op->columns_sent &&
-         op->rows == 0 && !op->k.rows.retried;
+  return pqs__stale_plan(res) && !op->columns_sent && op->rows == 0 &&
+         !op->k.rows.retried;
 }
 
 static int rows_take(pqs__op_t *op, PGresult *res) {
