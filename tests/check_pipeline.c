@@ -207,17 +207,38 @@ static void cancel_when_sleeping(PGconn *admin, int pid) {
   pt_sql(admin, sql);
 }
 
+/* `first`, a query that sleeps a minute, then "SELECT 3", on a new
+ * pipeline (not sent): the middle one is where the tests cut in. */
+static pqs_pipeline_t *around_a_sleep(pqs_ctx_t *ctx,
+                                      const pqs_pipeline_opts_t *o,
+                                      const char *first, seen_t v[3]) {
+  pqs_pipeline_t *pl = new_pipeline(ctx, o);
+  memset(v, 0, 3 * sizeof(*v));
+  add(pl, &v[0], ctx, first, 0, NULL);
+  add(pl, &v[1], ctx, "SELECT pg_sleep(60)", 0, NULL);
+  add(pl, &v[2], ctx, "SELECT 3", 0, NULL);
+  return pl;
+}
+
+/* All three ended, the first well, the other two with `status`, soon
+ * after t0. */
+static void assert_cut(uv_loop_t *loop, seen_t v[3], int status, double t0) {
+  wait_all(loop, v, 3);
+  ck_assert_msg(pt_now() - t0 < 30, "took %.1f s", pt_now() - t0);
+  ck_assert_int_eq(v[0].done.status, 0);
+  ck_assert_int_eq(v[1].done.status, status);
+  ck_assert_int_eq(v[2].done.status, status);
+  ck_assert_int_eq(v[2].rows, 0);
+}
+
 START_TEST(cancel_in_the_middle) {
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   PGconn *admin = pt_admin();
   int pid = pqs_ctx_backend_pid(ctx);
   /* the server cancels the sleeping query: only it fails */
-  pqs_pipeline_t *pl = new_pipeline(ctx, NULL);
-  seen_t v[3] = {0};
-  add(pl, &v[0], ctx, "SELECT 1", 0, NULL);
-  add(pl, &v[1], ctx, "SELECT pg_sleep(60)", 0, NULL);
-  add(pl, &v[2], ctx, "SELECT 3", 0, NULL);
+  seen_t v[3];
+  pqs_pipeline_t *pl = around_a_sleep(ctx, NULL, "SELECT 1", v);
   ck_assert_int_eq(pqs_pipeline_send(pl), 0);
   while (v[0].done.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
@@ -232,11 +253,7 @@ START_TEST(cancel_in_the_middle) {
   ck_assert_str_eq(v[2].first, "3");
   assert_reusable(loop, ctx);
   /* the caller closes the pipeline while its second query sleeps */
-  pl = new_pipeline(ctx, NULL);
-  memset(v, 0, sizeof(v));
-  add(pl, &v[0], ctx, "SELECT 1", 0, NULL);
-  add(pl, &v[1], ctx, "SELECT pg_sleep(60)", 0, NULL);
-  add(pl, &v[2], ctx, "SELECT 3", 0, NULL);
+  pl = around_a_sleep(ctx, NULL, "SELECT 1", v);
   ck_assert_int_eq(pqs_pipeline_send(pl), 0);
   while (v[0].done.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
@@ -248,12 +265,7 @@ START_TEST(cancel_in_the_middle) {
     uv_run(loop, UV_RUN_NOWAIT);
   t0 = pt_now();
   ck_assert_int_eq(pqs_pipeline_close(pl), 0);
-  wait_all(loop, v, 3);
-  ck_assert_msg(pt_now() - t0 < 30, "the close took %.1f s", pt_now() - t0);
-  ck_assert_int_eq(v[0].done.status, 0);
-  ck_assert_int_eq(v[1].done.status, PQS_ECANCELED);
-  ck_assert_int_eq(v[2].done.status, PQS_ECANCELED);
-  ck_assert_int_eq(v[2].rows, 0);
+  assert_cut(loop, v, PQS_ECANCELED, t0);
   pt_assert_idle(pid);
   assert_reusable(loop, ctx);
   PQfinish(admin);
@@ -267,19 +279,11 @@ START_TEST(timeout_in_the_middle) {
   pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
   int pid = pqs_ctx_backend_pid(ctx);
   pqs_pipeline_opts_t o = {.timeout_ms = 500};
-  pqs_pipeline_t *pl = new_pipeline(ctx, &o);
-  seen_t v[3] = {0};
-  add(pl, &v[0], ctx, "SELECT 1", 0, NULL);
-  add(pl, &v[1], ctx, "SELECT pg_sleep(60)", 0, NULL);
-  add(pl, &v[2], ctx, "SELECT 3", 0, NULL);
+  seen_t v[3];
+  pqs_pipeline_t *pl = around_a_sleep(ctx, &o, "SELECT 1", v);
   double t0 = pt_now();
   ck_assert_int_eq(pqs_pipeline_send(pl), 0);
-  wait_all(loop, v, 3);
-  ck_assert_msg(pt_now() - t0 < 30, "the timeout took %.1f s", pt_now() - t0);
-  ck_assert_int_eq(v[0].done.status, 0);
-  ck_assert_int_eq(v[1].done.status, PQS_ETIMEDOUT);
-  ck_assert_int_eq(v[2].done.status, PQS_ETIMEDOUT);
-  ck_assert_int_eq(v[2].rows, 0);
+  assert_cut(loop, v, PQS_ETIMEDOUT, t0);
   pt_assert_idle(pid);
   assert_reusable(loop, ctx);
   pt_close(loop, ctx);
@@ -296,23 +300,17 @@ START_TEST(reset_in_the_middle) {
   free(port);
   uv_loop_t *loop = pt_loop_new();
   pqs_ctx_t *ctx = pt_open(loop, pt_proxy_conninfo(proxy));
-  pqs_pipeline_t *pl = new_pipeline(ctx, NULL);
-  seen_t v[3] = {0};
-  add(pl, &v[0], ctx, "SELECT g FROM generate_series(1, 10) g", 0, NULL);
-  add(pl, &v[1], ctx, "SELECT pg_sleep(60)", 0, NULL);
-  add(pl, &v[2], ctx, "SELECT 3", 0, NULL);
+  seen_t v[3];
+  pqs_pipeline_t *pl =
+      around_a_sleep(ctx, NULL, "SELECT g FROM generate_series(1, 10) g", v);
   uv_timer_t reset;
   uv_timer_init(loop, &reset);
   reset.data = proxy;
   uv_timer_start(&reset, on_reset, 500, 0);
   double t0 = pt_now();
   ck_assert_int_eq(pqs_pipeline_send(pl), 0);
-  wait_all(loop, v, 3);
-  ck_assert_msg(pt_now() - t0 < 30, "the reset took %.1f s", pt_now() - t0);
-  ck_assert_int_eq(v[0].done.status, 0);
+  assert_cut(loop, v, PQS_ECONNLOST, t0);
   ck_assert_int_eq(v[0].rows, 10);
-  ck_assert_int_eq(v[1].done.status, PQS_ECONNLOST);
-  ck_assert_int_eq(v[2].done.status, PQS_ECONNLOST);
   ck_assert_int_eq(pqs_ctx_is_broken(ctx), 1);
   uv_close((uv_handle_t *)&reset, NULL);
   pt_close(loop, ctx);
