@@ -92,7 +92,8 @@ static const char bench_usage[] =
     "      --small            instead: 20,000 small queries (a value, a key\n"
     "                         lookup in --rows rows, a three-table join) by\n"
     "                         raw libpq one at a time and pipelined (16,\n"
-    "                         100), and by pqstream unnamed and prepared\n"
+    "                         100), and by pqstream unnamed, prepared and\n"
+    "                         pipelined (16, 100 a sync; 100 a sync each)\n"
     "      --json             machine-readable output\n"
     "The server's CPU per way is read from the backend's /proc/PID/stat when\n"
     "the server runs on this machine, and shown as n/a otherwise.\n";

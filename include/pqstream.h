@@ -1448,7 +1448,7 @@ PQS_EXTERN int pqs_batch_run(pqs_ctx_t *ctx, const pqs_batch_t *b,
  *   pqs_pipeline_query(pl, &a, "SELECT ... WHERE id = $1", 1, ids);
  *   pqs_stream_start(a, &cbs, data);     (stages first, or a sink)
  *   pqs_pipeline_query(pl, &b, "SELECT ...", 0, NULL);
- *   pqs_sink_fd(b, 1, PQS_FORMAT_TSV, NULL);
+ *   pqs_sink_fd(b, loop, 1, &sink_opts, sunk, data);
  *   pqs_pipeline_send(pl);
  *
  * Each stream is an ordinary one: stages, sinks, pause and close work on

@@ -879,6 +879,74 @@ static void scenario_scale(void) {
   close_ctx(loop, ctx);
 }
 
+/* ---- a pipeline: rows, an error after rows, JSON Lines to a sink ---- */
+
+static void jsonl_sunk(pqs_sink_t *k, const pqs_done_t *d, uint64_t bytes,
+                       void *data) {
+  (void)k;
+  (void)bytes;
+  pt_record(data, d);
+}
+
+static void scenario_pipeline(void) {
+  uv_loop_t *loop = pt_loop_new();
+  opened_t o = {0};
+  pqs_ctx_t *ctx = open_ctx(loop, &o);
+  pqs_pipeline_t *pl = NULL;
+  int rc;
+  if (ctx == NULL || o.status != 0 ||
+      (rc = pqs_pipeline(ctx, NULL, &pl)) != 0) {
+    if (ctx != NULL && o.status == 0)
+      ASSERT_NOMEM(rc);
+    close_ctx(loop, ctx);
+    return;
+  }
+  summed_t a = {0}, b = {0};
+  pt_done_t c = {0};
+  pqs_stream_cbs_t cbs = {.on_row = sum_row, .on_done = sum_done};
+  pqs_stream_t *s;
+  int null = open("/dev/null", O_WRONLY);
+  ck_assert_int_ge(null, 0);
+  pqs_sink_opts_t so = {.format = PQS_FORMAT_JSONL};
+  int started = 0;
+  if ((rc = pqs_pipeline_query(
+           pl, &s, "SELECT g::int8 FROM generate_series(1, 300) g", 0,
+           NULL)) == 0 &&
+      (rc = pqs_stream_start(s, &cbs, &a)) == 0 && ++started &&
+      (rc = pqs_pipeline_query(
+           pl, &s, "SELECT (1 / (150 - g))::int8 FROM generate_series(1, 300) g",
+           0, NULL)) == 0 &&
+      (rc = pqs_stream_start(s, &cbs, &b)) == 0 && ++started &&
+      (rc = pqs_pipeline_query(pl, &s, "SELECT 1 AS n, now()::date AS d", 0,
+                               NULL)) == 0) {
+    if ((rc = pqs_sink_fd(s, loop, null, &so, jsonl_sunk, &c)) != 0)
+      pqs_stream_close(s); /* left out */
+    else
+      started++;
+  }
+  if (rc != 0) {
+    ASSERT_NOMEM(rc);
+    ck_assert_int_eq(pqs_pipeline_close(pl), 0);
+    ck_assert_int_eq(a.done.calls + b.done.calls + c.calls, started);
+    close(null);
+    close_ctx(loop, ctx);
+    return;
+  }
+  ck_assert_int_eq(pqs_pipeline_send(pl), 0);
+  while (a.done.calls == 0 || b.done.calls == 0 || c.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(a.done.calls + b.done.calls + c.calls, 3);
+  ck_assert(a.done.status == 0 || a.done.status == PQS_ENOMEM ||
+            a.done.status == PQS_ECONNLOST);
+  if (a.done.status == 0)
+    ck_assert_int_eq(a.sum, 45150);
+  ck_assert_msg(b.done.status != 0, "an error after rows ended well");
+  ck_assert(c.status == 0 || c.status == PQS_ENOMEM ||
+            c.status == PQS_ECONNLOST);
+  close(null);
+  close_ctx(loop, ctx);
+}
+
 /* ---- the suite ---- */
 
 #define OOM_TEST(name, fn)                                                     \
@@ -894,6 +962,7 @@ OOM_TEST(factory, scenario_factory)
 OOM_TEST(tool, scenario_tool)
 OOM_TEST(writes, scenario_writes)
 OOM_TEST(scale, scenario_scale)
+OOM_TEST(pipeline, scenario_pipeline)
 
 /* The hook itself: a scenario that allocates does fail when asked. */
 START_TEST(hook_fails_the_kth) {
@@ -929,6 +998,8 @@ int main(void) {
   tcase_add_test(tc, writes_from_k);
   tcase_add_test(tc, scale_kth);
   tcase_add_test(tc, scale_from_k);
+  tcase_add_test(tc, pipeline_kth);
+  tcase_add_test(tc, pipeline_from_k);
   suite_add_tcase(s, tc);
   return pt_run(s);
 }
