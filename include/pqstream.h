@@ -485,8 +485,9 @@ typedef struct pqs_ctx_opts_s {
    * (PgBouncer), where a session's statements do not follow it. The
    * COPY source, JSON Lines consumers and pipelines use the unnamed
    * statement. A DEALLOCATE that fails (the session in a failed
-   * transaction) leaves that statement on the server until the session
-   * ends or is reset. prepare_threshold 0: 5 runs;
+   * transaction block) is sent again with a later statement's run (up to
+   * 8 such wait; past that, the oldest stays until the session ends or is
+   * reset). prepare_threshold 0: 5 runs;
    * PQS_PREPARE_NEVER: off. */
   unsigned prepare_threshold;
   unsigned statement_cache_size;

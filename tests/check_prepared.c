@@ -301,6 +301,34 @@ START_TEST(off_default_and_deallocate_all) {
 }
 END_TEST
 
+/* A DEALLOCATE that fails (inside a failed transaction block) leaves its
+ * statement to be closed later, by the next plan: none stays behind. */
+START_TEST(failed_close_is_closed_later) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = open_with(loop, 1, 1);
+  echo(loop, ctx, A, "1"); /* prepared */
+  char *h = held(loop, ctx);
+  ck_assert_str_eq(h, A);
+  free(h);
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "BEGIN"), 0);
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "SELECT 1 / 0"), PQS_ESQL);
+  const char *one[] = {"1"};
+  got_t g = query(loop, ctx, B, 1, one); /* evicts A: its close fails */
+  ck_assert_int_eq(g.done.status, PQS_ESQL);
+  ck_assert_str_eq(g.done.sqlstate, "25P02");
+  ck_assert_int_eq(pt_exec_wait(loop, ctx, "ROLLBACK"), 0);
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, A); /* still on the server */
+  free(h);
+  echo(loop, ctx, B, "x"); /* prepares B, and closes A */
+  h = held(loop, ctx);
+  ck_assert_str_eq(h, B);
+  free(h);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
 /* A batch's statements use the cache too: prepared as they are sent,
  * run by name after (the same statement later in the batch included),
  * evicted ones closed; a Parse that never ran is prepared again next
@@ -465,6 +493,7 @@ int main(void) {
   tcase_add_test(tc, stale_plan_prepared_again);
   tcase_add_test(tc, pool_reset_empties_the_cache);
   tcase_add_test(tc, off_default_and_deallocate_all);
+  tcase_add_test(tc, failed_close_is_closed_later);
   tcase_add_test(tc, batches_use_the_cache);
   tcase_add_test(tc, pgbouncer_transaction_mode_cache_off);
   suite_add_tcase(s, tc);

@@ -207,8 +207,13 @@ static int done_one(pqs__op_t *op, const PGresult *res) {
 /* What the cache believed of a statement that did not run as planned. */
 static void undo_plan(pqs__op_t *op, const role_t *r, const PGresult *res) {
   pqs__pipeline_t *pl = op->k.batch;
-  if (r != NULL && r->kind == R_CLOSE && res != NULL)
-    pl->stale = 1; /* the server had no such statement: once more without */
+  if (r != NULL && r->kind == R_CLOSE) {
+    const char *victim = pl->plans[r->stmt].victim;
+    if (res != NULL && pqs__no_such_stmt(res))
+      pl->stale = 1; /* the server had no such statement: once more */
+    else
+      pqs__stmts_orphan(op->ctx->stmts, victim); /* closed later */
+  }
   if (r == NULL || (r->kind != R_PREPARE && r->kind != R_STMT) ||
       pl->plans == NULL)
     return;

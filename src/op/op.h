@@ -196,6 +196,8 @@ void pqs__op_result_failed(pqs__op_t *op, const PGresult *res);
  * (an ALTER TABLE): told by SQLSTATE 0A000 and the routine
  * RevalidateCachedQuery, never by the message. */
 int pqs__stale_plan(const PGresult *res);
+/* An error saying the prepared statement does not exist (26000). */
+int pqs__no_such_stmt(const PGresult *res);
 /* Watches the socket for what the op waits for. */
 void pqs__op_watch(pqs__op_t *op);
 /* After a send: flush what fits, watch for the rest. */

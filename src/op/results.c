@@ -94,6 +94,11 @@ int pqs__stale_plan(const PGresult *res) {
          strcmp(fn, "RevalidateCachedQuery") == 0;
 }
 
+int pqs__no_such_stmt(const PGresult *res) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  return state != NULL && strcmp(state, "26000") == 0;
+}
+
 void pqs__op_result_failed(pqs__op_t *op, const PGresult *res) {
   record_result_error(op, res);
   note_local_failure(op, res);

@@ -6,8 +6,8 @@
  * With automatic prepared statements (the context's statement cache,
  * stmt_cache.h), a statement with parameters is planned before it runs:
  *
- *   CLOSE (DEALLOCATE a statement evicted or gone stale; its failure is
- *     ignored) --> PREPARE, RUN_PREPARED or RUN, as planned
+ *   CLOSE (DEALLOCATE a statement evicted or gone stale; if it fails, the
+ *     cache closes it later) --> PREPARE, RUN_PREPARED or RUN, as planned
  *   PREPARE (Parse of the named statement) --ok--> RUN_PREPARED
  *   RUN_PREPARED --results end--> (done)
  *   RUN_PREPARED --0A000 from RevalidateCachedQuery (the statement's
@@ -133,8 +133,10 @@ static int stale_plan(const pqs__op_t *op, const PGresult *res) {
 
 static int rows_take(pqs__op_t *op, PGresult *res) {
   switch (op->step) {
-  case CLOSE: /* housekeeping: a statement already gone is no failure */
+  case CLOSE: /* housekeeping: never the statement's failure */
     op->final = 1;
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && !pqs__no_such_stmt(res))
+      pqs__stmts_orphan(op->ctx->stmts, op->k.rows.plan.victim);
     return PQS__CONTINUE;
   case PREPARE:
     return pqs__op_take_common(op, res, 0);

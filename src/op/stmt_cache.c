@@ -23,11 +23,19 @@ typedef struct {
   char name[PQS__STMT_NAME];
 } entry_t;
 
+/* Statements the server still has that no entry names any more: a
+ * DEALLOCATE of them that failed or never ran (an aborted transaction).
+ * Each is the victim of a later plan; past this many the oldest is let go
+ * (it lives until the session ends or is reset). */
+#define ORPHANS 8
+
 struct pqs__stmts_s {
   entry_t *e;
   unsigned cap, threshold;
   uint64_t tick, next_name;
   uint64_t nonce; /* names differ from any other cache's on a session */
+  char orphans[ORPHANS][PQS__STMT_NAME];
+  unsigned norphans;
 };
 
 pqs__stmts_t *pqs__stmts_new(unsigned cap, unsigned threshold) {
@@ -110,8 +118,34 @@ static int fill(entry_t *e, uint64_t h, const char *sql, int n,
   return 0;
 }
 
+/* A plan with no victim of its own closes an orphan. */
+static void adopt_orphan(pqs__stmts_t *c, pqs__stmt_plan_t *plan) {
+  if (plan->victim[0] != '\0' || c->norphans == 0)
+    return;
+  c->norphans--;
+  memcpy(plan->victim, c->orphans[c->norphans], PQS__STMT_NAME);
+}
+
+void pqs__stmts_orphan(pqs__stmts_t *c, const char *name) {
+  if (c->norphans == ORPHANS) { /* the oldest is let go */
+    memmove(c->orphans[0], c->orphans[1],
+            (ORPHANS - 1) * sizeof(c->orphans[0]));
+    c->norphans--;
+  }
+  snprintf(c->orphans[c->norphans++], PQS__STMT_NAME, "%s", name);
+}
+
+static void plan_entry(pqs__stmts_t *c, const char *sql, int n,
+                       const uint32_t *types, pqs__stmt_plan_t *plan);
+
 void pqs__stmts_plan(pqs__stmts_t *c, const char *sql, int n,
                      const uint32_t *types, pqs__stmt_plan_t *plan) {
+  plan_entry(c, sql, n, types, plan);
+  adopt_orphan(c, plan);
+}
+
+static void plan_entry(pqs__stmts_t *c, const char *sql, int n,
+                       const uint32_t *types, pqs__stmt_plan_t *plan) {
   *plan = (pqs__stmt_plan_t){PQS__STMT_UNNAMED, "", ""};
   uint64_t h = hash_of(sql, n, types);
   entry_t *e = NULL;
@@ -171,13 +205,9 @@ void pqs__stmts_stale(pqs__stmts_t *c, const char *name) {
 }
 
 void pqs__stmts_forget(pqs__stmts_t *c) {
-  for (unsigned i = 0; c != NULL && i < c->cap; i++)
+  if (c == NULL)
+    return;
+  for (unsigned i = 0; i < c->cap; i++)
     c->e[i].prepared = c->e[i].stale = 0;
-}
-
-unsigned pqs__stmts_count(const pqs__stmts_t *c) {
-  unsigned n = 0;
-  for (unsigned i = 0; c != NULL && i < c->cap; i++)
-    n += c->e[i].prepared || c->e[i].stale;
-  return n;
+  c->norphans = 0;
 }

@@ -46,7 +46,8 @@ void pqs__stmts_unprepared(pqs__stmts_t *c, const char *name);
 void pqs__stmts_stale(pqs__stmts_t *c, const char *name);
 /* The session dropped every statement (DISCARD ALL, DEALLOCATE ALL). */
 void pqs__stmts_forget(pqs__stmts_t *c);
-/* Statements prepared on the server, by the cache's count. */
-unsigned pqs__stmts_count(const pqs__stmts_t *c);
+/* A plan's victim was not closed (its DEALLOCATE failed, or never ran):
+ * a later plan closes it. */
+void pqs__stmts_orphan(pqs__stmts_t *c, const char *name);
 
 #endif
