@@ -604,6 +604,8 @@ static int changes_stop(pqs__op_t *op) {
     op->step = RESULTS; /* the server ended it first: its result follows */
   else if (!op->lost && PQputCopyEnd(op->ctx->conn, NULL) == 1)
     pqs__op_flush(op);
+  /* A CopyDone libpq would not take (no memory) is not needed: the cancel
+   * after half the grace period ends the stream, the grace bounds it. */
   pqs__ctx_defer(op->ctx); /* what libpq holds is dropped from the loop */
   return 1;
 }
