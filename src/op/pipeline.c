@@ -20,6 +20,7 @@
  * NEW --discard (closed before the send)--> GONE (never sent). Beside
  * them, facts: `reason` (its consumer ended it early: its rows are
  * dropped from then on), `paused`, `kept` (its end waits for the op's). */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -482,10 +483,10 @@ const pqs__kind_t pqs__kind_pipeline = {
 static int send_when_ready(pqs_pipeline_t *pl);
 static size_t live(const pqs_pipeline_t *pl);
 
+/* NEW -> STARTED: its stream started. */
 static void member_start(void *src) {
   member_t *m = src;
-  if (m->state != M_NEW)
-    return;
+  assert(m->state == M_NEW);
   m->state = M_STARTED;
   m->pl->unstarted--;
   send_when_ready(m->pl);
@@ -493,6 +494,7 @@ static void member_start(void *src) {
 
 static void member_pause(void *src) {
   member_t *m = src;
+  assert(m->state == M_STARTED);
   m->paused = 1;
   if (current(m->pl) == m)
     pqs__op_source.pause(m->pl->op);
@@ -500,6 +502,7 @@ static void member_pause(void *src) {
 
 static void member_resume(void *src) {
   member_t *m = src;
+  assert(m->state == M_STARTED);
   m->paused = 0;
   if (current(m->pl) == m)
     pqs__op_source.resume(m->pl->op);
@@ -510,7 +513,8 @@ static void member_resume(void *src) {
 static void member_stop(void *src, int reason) {
   member_t *m = src;
   pqs_pipeline_t *pl = m->pl;
-  if (m->state != M_STARTED || m->reason != 0)
+  assert(m->state == M_STARTED);
+  if (m->reason != 0)
     return;
   m->reason = reason;
   if (pl->op->state == PQS__OP_NEW || m->kept)
@@ -527,8 +531,8 @@ static void member_stop(void *src, int reason) {
 static void member_discard(void *src) {
   member_t *m = src;
   pqs_pipeline_t *pl = m->pl;
-  if (m->state == M_NEW)
-    pl->unstarted--;
+  assert(m->state == M_NEW);
+  pl->unstarted--;
   m->state = M_GONE;
   if (pl->asked && live(pl) == 0)
     pqs__op_source.discard(pl->op);
