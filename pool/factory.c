@@ -242,6 +242,30 @@ static void reap(pqs_factory_t *f, uint64_t now) {
   f->nidle = kept;
 }
 
+/* A connection opened by libpq itself, which then honours
+ * connect_timeout: the contexts' deadline (the factory's option, else the
+ * conninfo's, else 10 s), rounded up to libpq's whole seconds, after the
+ * conninfo so that it wins. Without it a server that accepts and never
+ * answers would hold the factory's thread, and pqs_factory_free, forever.
+ * (A host name is resolved by libpq here, without a deadline of its own.) */
+static PGconn *connect_blocking(pqs_factory_t *f) {
+  const char *const *defaults;
+  const char *vals[PQS__CONNINFO_NPARAMS + 2];
+  const char *keys[PQS__CONNINFO_NPARAMS + 2];
+  pqs__conninfo_params(f->conninfo, &defaults, vals);
+  int n = 0;
+  for (; defaults[n] != NULL; n++)
+    keys[n] = defaults[n];
+  unsigned ms = pqs__connect_deadline_ms(f->opts.connect_timeout_ms,
+                                         f->conninfo);
+  char secs[16];
+  snprintf(secs, sizeof(secs), "%u", (ms + 999) / 1000);
+  keys[n] = "connect_timeout";
+  vals[n++] = secs;
+  keys[n] = vals[n] = NULL;
+  return PQconnectdbParams(keys, vals, 1);
+}
+
 /* Opens connections (blocking: this is the factory's own thread, never a
  * loop's) until min_idle are idle. Called and returns with the lock held. */
 static void fill(pqs_factory_t *f) {
@@ -249,10 +273,7 @@ static void fill(pqs_factory_t *f) {
          f->nidle + f->in_use + f->opening < f->opts.max_size) {
     f->opening++;
     uv_mutex_unlock(&f->lock);
-    const char *const *keys;
-    const char *vals[PQS__CONNINFO_NPARAMS + 1];
-    pqs__conninfo_params(f->conninfo, &keys, vals);
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    PGconn *conn = connect_blocking(f);
     int ok = PQstatus(conn) == CONNECTION_OK && PQsetnonblocking(conn, 1) == 0;
     uv_mutex_lock(&f->lock);
     f->opening--;

@@ -349,6 +349,33 @@ START_TEST(connect_timeout_from_conninfo) {
 }
 END_TEST
 
+/* 5c: a factory keeping min_idle connections opens them on its own
+ * thread with libpq's blocking connect, given the same deadline: a server
+ * that accepts and never answers holds neither that thread nor
+ * pqs_factory_free (which joins it) past the connect timeout. */
+START_TEST(factory_fill_has_a_deadline) {
+  pt_proxy_t *p = proxy();
+  pt_proxy_set(p, PT_SILENT);
+  pqs_factory_opts_t fo = {.conninfo = pt_proxy_conninfo(p),
+                           .max_size = 2,
+                           .min_idle = 1,
+                           .connect_timeout_ms = 2000};
+  pqs_factory_t *f;
+  ck_assert_int_eq(pqs_factory_new(&f, &fo), 0);
+  double until = pt_now() + 10;
+  while (pt_proxy_accepted(p) == 0) { /* the reaper is connecting */
+    ck_assert_msg(pt_now() < until, "the factory never connected");
+    uv_sleep(20);
+  }
+  double t0 = pt_now();
+  ck_assert_int_eq(pqs_factory_free(f), 0);
+  double took = pt_now() - t0;
+  ck_assert_msg(took < 8, "pqs_factory_free took %.1f s", took);
+  pt_proxy_set(p, PT_FORWARD);
+  pt_proxy_stop(p);
+}
+END_TEST
+
 /* 6: keepalives are on by default, and the conninfo can change them. */
 static int sockopt(pqs_ctx_t *ctx, int level, int name) {
   int v = -1;
@@ -482,6 +509,7 @@ int main(void) {
   tcase_add_test(tc, stall_with_timeout);
   tcase_add_test(tc, stall_then_stop);
   tcase_add_test(tc, connect_timeout_from_conninfo);
+  tcase_add_test(tc, factory_fill_has_a_deadline);
   tcase_add_test(tc, partition_then_close);
   tcase_add_test(tc, reset_mid_stream);
   tcase_add_test(tc, trickle);

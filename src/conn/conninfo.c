@@ -118,3 +118,9 @@ unsigned pqs__conninfo_connect_timeout_ms(const char *conninfo) {
   PQconninfoFree(opts);
   return named ? ms : seconds_ms(getenv("PGCONNECT_TIMEOUT"));
 }
+
+unsigned pqs__connect_deadline_ms(unsigned ms, const char *conninfo) {
+  if (ms == 0)
+    ms = pqs__conninfo_connect_timeout_ms(conninfo);
+  return ms ? ms : 10000;
+}

@@ -16,4 +16,8 @@ void pqs__conninfo_params(const char *conninfo, const char *const **keys,
  * wait forever: the caller uses its own default). */
 unsigned pqs__conninfo_connect_timeout_ms(const char *conninfo);
 
+/* A connection's deadline: the caller's `ms`, else the conninfo's (above),
+ * else 10 s: never none. */
+unsigned pqs__connect_deadline_ms(unsigned ms, const char *conninfo);
+
 #endif

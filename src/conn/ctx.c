@@ -9,8 +9,6 @@
 #include "error_int.h"
 #include "stmt_cache.h"
 
-#define PQS__DEFAULT_CONNECT_TIMEOUT_MS 10000
-
 int pqs__ctx_on_thread(const pqs_ctx_t *ctx) {
   uv_thread_t self = uv_thread_self();
   return uv_thread_equal(&self, &ctx->thread);
@@ -191,11 +189,10 @@ static PGconn *start_libpq(const char *conninfo, const char *host,
  * PGCONNECT_TIMEOUT), else ours: libpq does not time a connection it
  * does not drive itself, and would wait forever without one. */
 static void start_timer(pqs_ctx_t *ctx, const char *conninfo) {
-  unsigned ms = ctx->opts.connect_timeout_ms;
-  if (ms == 0)
-    ms = pqs__conninfo_connect_timeout_ms(conninfo);
   uv_timer_start(&ctx->timer, on_connect_timeout,
-                 ms ? ms : PQS__DEFAULT_CONNECT_TIMEOUT_MS, 0);
+                 pqs__connect_deadline_ms(ctx->opts.connect_timeout_ms,
+                                          conninfo),
+                 0);
 }
 
 /* Starts the connection: at once, or once the host names are resolved
