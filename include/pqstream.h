@@ -1800,12 +1800,16 @@ typedef struct pqs_factory_stats_s {
 
 /* Creates a factory. `opts` is copied; opts->conninfo is required. Starts
  * one maintenance thread (idle timeout, lifetime, min_idle); nothing
- * connects until asked, except for min_idle.
+ * connects until asked, except for min_idle, whose connections that
+ * thread opens with libpq's blocking connect (and its name lookup),
+ * within connect_timeout_ms as a context's: pqs_factory_free waits for
+ * one under way.
  * Errors: PQS_EINVAL, PQS_ENOMEM, or libuv's error. */
 PQS_EXTERN int pqs_factory_new(pqs_factory_t **out,
                                const pqs_factory_opts_t *opts);
 
-/* Frees the factory and closes every pooled connection. With contexts
+/* Frees the factory and closes every pooled connection (after a min_idle
+ * connect under way, bounded by connect_timeout_ms). With contexts
  * still out, or requests waiting, it frees nothing: it reports each one
  * through opts->log (where it was opened, for how long) and returns
  * PQS_EBUSY. Any thread; NULL is allowed. */
