@@ -3,7 +3,8 @@
  * the timing:
  *
  *   state                  query (and a user's COPY TO), exec,
- *                          describe, listen, batch, tx, copy_in       close
+ *                          describe, listen, batch, tx, copy_in,      close
+ *                          pipeline
  *   RESOLVING              PQS_EBUSY                                   0
  *   CONNECTING             PQS_EBUSY                                   0
  *   READY                  0 (the operation runs)                      0
@@ -77,10 +78,22 @@ static void on_loaded(pqs_copy_in_t *ci, const pqs_done_t *done,
   ((count_t *)data)->calls++;
 }
 
-enum { Q, EXEC, DESCRIBE, LISTEN, BATCH, TX, COPY_IN, COPY_TO, NCALLS };
+enum {
+  Q,
+  EXEC,
+  DESCRIBE,
+  LISTEN,
+  BATCH,
+  TX,
+  COPY_IN,
+  COPY_TO,
+  PIPELINE,
+  NCALLS
+};
 static const char *const names[NCALLS] = {
-    "pqs_query",     "pqs_exec",   "pqs_describe", "pqs_listen",
-    "pqs_batch_run", "pqs_tx_run", "pqs_copy_in",  "pqs_query (COPY TO)"};
+    "pqs_query",     "pqs_exec",   "pqs_describe",        "pqs_listen",
+    "pqs_batch_run", "pqs_tx_run", "pqs_copy_in",         "pqs_query (COPY TO)",
+    "pqs_pipeline"};
 
 /* Calls `which` on ctx. A started operation is run to its end (or, for a
  * stream, closed unstarted) on `loop` before returning. */
@@ -109,6 +122,13 @@ static int call(uv_loop_t *loop, pqs_ctx_t *ctx, int which,
   case BATCH:
     rc = pqs_batch_run(ctx, batch, NULL, on_batch, &c);
     break;
+  case PIPELINE: { /* never sent: closing it frees the context */
+    pqs_pipeline_t *pl;
+    rc = pqs_pipeline(ctx, NULL, &pl);
+    if (rc == 0)
+      ck_assert_int_eq(pqs_pipeline_close(pl), 0);
+    return rc;
+  }
   case COPY_IN: { /* into no table: the load ends with the server's error */
     pqs_copy_in_t *ci;
     pqs_copy_in_cbs_t cbs = {.on_done = on_loaded};
@@ -268,6 +288,78 @@ START_TEST(stream_states) {
   while (done.calls == 0)
     uv_run(loop, UV_RUN_ONCE);
   ck_assert_int_eq(done.calls, 1);
+  pt_close(loop, ctx);
+  pt_loop_free(loop);
+}
+END_TEST
+
+/* A pipeline's calls, and its streams', in each state; from another
+ * thread, PQS_ETHREAD. */
+typedef struct {
+  pqs_pipeline_t *pl;
+  int query_rc, send_rc, close_rc;
+} elsewhere_t;
+
+static void pipeline_elsewhere(void *arg) {
+  elsewhere_t *e = arg;
+  pqs_stream_t *s;
+  e->query_rc = pqs_pipeline_query(e->pl, &s, "SELECT 1", 0, NULL);
+  e->send_rc = pqs_pipeline_send(e->pl);
+  e->close_rc = pqs_pipeline_close(e->pl);
+}
+
+START_TEST(pipeline_states) {
+  uv_loop_t *loop = pt_loop_new();
+  pqs_ctx_t *ctx = pt_open(loop, pt_conninfo());
+  pqs_stream_t *s = NULL, *t = NULL;
+  ck_assert_int_eq(pqs_pipeline_query(NULL, &s, "SELECT 1", 0, NULL),
+                   PQS_EINVAL);
+  ck_assert_int_eq(pqs_pipeline_send(NULL), PQS_EINVAL);
+  ck_assert_int_eq(pqs_pipeline_close(NULL), 0);
+  pqs_pipeline_t *pl;
+  ck_assert_int_eq(pqs_pipeline(ctx, NULL, &pl), 0);
+  elsewhere_t e = {.pl = pl};
+  uv_thread_t th;
+  ck_assert_int_eq(uv_thread_create(&th, pipeline_elsewhere, &e), 0);
+  ck_assert_int_eq(uv_thread_join(&th), 0);
+  ck_assert_int_eq(e.query_rc, PQS_ETHREAD);
+  ck_assert_int_eq(e.send_rc, PQS_ETHREAD);
+  ck_assert_int_eq(e.close_rc, PQS_ETHREAD);
+  ck_assert_int_eq(pqs_pipeline_send(pl), PQS_EINVAL); /* no query */
+  ck_assert_int_eq(pqs_pipeline_query(pl, &s, "SELECT 1", 0, NULL), 0);
+  ck_assert_int_eq(
+      pqs_pipeline_query(pl, &t, "SELECT generate_series(1, 100000000)", 0,
+                         NULL),
+      0);
+  /* a stream NEW */
+  ck_assert_int_eq(pqs_stream_pause(s), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_resume(s), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_start(s, NULL, NULL), PQS_EINVAL);
+  /* asked to send: it waits for its streams */
+  ck_assert_int_eq(pqs_pipeline_send(pl), 0);
+  ck_assert_int_eq(pqs_pipeline_send(pl), PQS_ESTATE);
+  pqs_stream_t *late;
+  ck_assert_int_eq(pqs_pipeline_query(pl, &late, "SELECT 1", 0, NULL),
+                   PQS_ESTATE);
+  count_t d1 = {0}, d2 = {0};
+  pqs_stream_cbs_t cbs = {.on_done = on_stream_done};
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &d1), 0);
+  ck_assert_int_eq(pqs_stream_start(s, &cbs, &d1), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_take(s, 1), PQS_ESTATE);
+  ck_assert_int_eq(pqs_stream_start(t, &cbs, &d2), 0); /* sent */
+  /* STARTED, then STOPPING */
+  ck_assert_int_eq(pqs_stream_pause(t), 0);
+  ck_assert_int_eq(pqs_stream_pause(t), 0);
+  ck_assert_int_eq(pqs_stream_resume(t), 0);
+  ck_assert_int_eq(pqs_stream_close(t), 0);
+  ck_assert_int_eq(pqs_stream_close(t), 0);
+  ck_assert_int_eq(pqs_stream_resume(t), PQS_ESTATE);
+  ck_assert_int_eq(pqs_pipeline_close(pl), 0); /* ending already */
+  while (d2.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  ck_assert_int_eq(d1.calls, 1);
+  ck_assert_int_eq(d2.calls, 1);
+  ck_assert_int_eq(pqs_ctx_is_busy(ctx), 0);
   pt_close(loop, ctx);
   pt_loop_free(loop);
 }
@@ -500,6 +592,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, context_states);
   tcase_add_test(tc, stream_states);
+  tcase_add_test(tc, pipeline_states);
   tcase_add_test(tc, factory_states);
   tcase_add_test(tc, sink_states);
   tcase_add_test(tc, merge_states);
