@@ -1525,8 +1525,9 @@ PQS_EXTERN int pqs_pipeline_query_typed(pqs_pipeline_t *pl,
 PQS_EXTERN int pqs_pipeline_send(pqs_pipeline_t *pl);
 
 /* Before the pipeline is sent: drops it; streams not started are
- * freed without a callback, started ones get on_done with PQS_ECANCELED
- * from inside this call, and the context is free when it returns.
+ * freed without a callback (their pointers are invalid then), started
+ * ones get on_done with PQS_ECANCELED from the loop, and the context is
+ * free from the first of those on; with none started, at once.
  * After: ends the pipeline early, as the context's close would: the
  * query running is cancelled, and the stream whose rows are coming and
  * every one after it end with PQS_ECANCELED, from the loop. NULL, or a

@@ -927,6 +927,8 @@ static void scenario_pipeline(void) {
   if (rc != 0) {
     ASSERT_NOMEM(rc);
     ck_assert_int_eq(pqs_pipeline_close(pl), 0);
+    while (pqs_ctx_is_busy(ctx)) /* started ones hear from the loop */
+      uv_run(loop, UV_RUN_ONCE);
     ck_assert_int_eq(a.done.calls + b.done.calls + c.calls, started);
     close(null);
     close_ctx(loop, ctx);

@@ -504,8 +504,17 @@ START_TEST(misuse) {
   ck_assert_int_eq(pqs_pipeline_query(pl, &unstarted, "SELECT 2", 0, NULL),
                    0);
   ck_assert_int_eq(pqs_pipeline_close(pl), 0);
+  ck_assert_int_eq(v.done.calls, 0); /* never from inside the call */
+  while (v.done.calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
   ck_assert_int_eq(v.done.calls, 1);
   ck_assert_int_eq(v.done.status, PQS_ECANCELED);
+  ck_assert_int_eq(v.ctx_busy, 0);
+  /* with none started, the context is free at once */
+  pl = new_pipeline(ctx, NULL);
+  ck_assert_int_eq(pqs_pipeline_query(pl, &unstarted, "SELECT 2", 0, NULL),
+                   0);
+  ck_assert_int_eq(pqs_pipeline_close(pl), 0);
   ck_assert_int_eq(pqs_ctx_is_busy(ctx), 0);
   /* sent once the last stream starts; a stream closed unstarted is left
    * out, and the last one closed takes the pipeline with it */

@@ -151,6 +151,17 @@ void pqs__op_stop(pqs__op_t *op, int reason) {
 
 static void op_stop(void *src, int reason) { pqs__op_stop(src, reason); }
 
+/* NEW -> DRAINED: an op that never started ends with `reason`, from the
+ * loop (a pipeline closed before it was sent: its started streams hear
+ * of it there, never from inside the caller's call). */
+void pqs__op_end_unstarted(pqs__op_t *op, int reason) {
+  if (op->state != PQS__OP_NEW)
+    return;
+  pqs__op_note(op, reason);
+  op->state = PQS__OP_DRAINED;
+  pqs__ctx_defer(op->ctx);
+}
+
 static void on_query_timeout(uv_timer_t *timer) {
   pqs_ctx_t *ctx = timer->data;
   if (ctx->op != NULL)

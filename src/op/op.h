@@ -37,6 +37,9 @@
  *   WAITING --the pause is over: the kind's again(), sent--> RUNNING
  *   WAITING --stop, timeout--> DRAINED (nothing is on the server)
  *
+ *   NEW --pqs__op_end_unstarted() (a pipeline closed before it was
+ *         sent)--> DRAINED, finished from the loop
+ *
  * Beside the state, independent facts: `lost` (the connection died;
  * libpq will not block any more), `flushing` (bytes of the step are still
  * to be sent) and `final` (libpq gave the result that ends the step). */
@@ -213,6 +216,8 @@ void pqs__op_tick_in(pqs__op_t *op, unsigned ms);
 /* The op's timeout is over: a long-lived op (a change stream) timed its
  * start only. */
 void pqs__op_untime(pqs__op_t *op);
+/* NEW -> DRAINED: the op ends with `reason` from the loop, never sent. */
+void pqs__op_end_unstarted(pqs__op_t *op, int reason);
 /* RUNNING -> WAITING for `delay_ms`; then the kind's again(). */
 void pqs__op_wait(pqs__op_t *op, unsigned delay_ms);
 /* RUNNING, its step ended well: the final result came, no error, no

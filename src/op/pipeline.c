@@ -688,11 +688,27 @@ int pqs_pipeline_close(pqs_pipeline_t *pl) {
     pqs__op_stop(pl->op, PQS_ECANCELED);
     return 0;
   }
-  /* Never sent: every member ends now, and the op goes unstarted. */
-  pqs_done_t done = {.status = PQS_ECANCELED};
-  for (size_t i = 0; i < pl->n; i++)
-    if (pl->m[i]->state == M_NEW || pl->m[i]->state == M_STARTED)
-      report(pl->m[i], &done);
-  pqs__op_source.discard(pl->op);
+  /* Never sent. Streams not started go now, without a word; started
+   * ones hear from the loop, as the op ends (their on_done is never
+   * called from inside this call), and none: the context is free now. */
+  int started = 0;
+  for (size_t i = 0; i < pl->n; i++) {
+    member_t *m = pl->m[i];
+    if (m->state == M_STARTED) {
+      started = 1;
+      if (m->reason == 0)
+        m->reason = PQS_ECANCELED;
+    }
+  }
+  if (!started) {
+    pqs_done_t done = {.status = PQS_ECANCELED};
+    for (size_t i = 0; i < pl->n; i++)
+      if (pl->m[i]->state == M_NEW)
+        report(pl->m[i], &done); /* freed, no on_done: never started */
+    pqs__op_source.discard(pl->op);
+    return 0;
+  }
+  pl->asked = 1; /* nothing more may be added, nor sent */
+  pqs__op_end_unstarted(pl->op, PQS_ECANCELED);
   return 0;
 }
