@@ -16,10 +16,13 @@
  * op's own end, when the context is free. The op's error, status, tag,
  * rows and schema are the current member's, moved out at its end.
  *
- * A member's own states: NEW --start--> STARTED --its end--> ENDED;
- * NEW --discard (closed before the send)--> GONE (never sent). Beside
- * them, facts: `reason` (its consumer ended it early: its rows are
- * dropped from then on), `paused`, `kept` (its end waits for the op's). */
+ * A member's own states:
+ *   NEW --start--> STARTED --its results end--> ENDED (its end called)
+ *   STARTED --its results end, the last or all or nothing--> KEPT
+ *   KEPT --the op's end--> ENDED
+ *   NEW --discard (closed before the send)--> GONE (never sent)
+ * Beside them, facts: `reason` (its consumer ended it early: its rows
+ * are dropped from then on) and `paused`. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +33,7 @@
 #include "sqltext.h"
 
 enum { DESCRIBE, RUN };
-enum { M_NEW, M_STARTED, M_ENDED, M_GONE };
+enum { M_NEW, M_STARTED, M_KEPT, M_ENDED, M_GONE };
 
 typedef struct pqs__member_s {
   pqs_pipeline_t *pl;
@@ -48,7 +51,6 @@ typedef struct pqs__member_s {
                                kept with its end after */
   pqs__buf_t json_sql;      /* the statement sent for it, or empty */
   /* A finished member whose end waits for the op's end: */
-  int kept;
   int status;
   pqs_error_t err;
   char *err_strings;
@@ -201,7 +203,7 @@ static int member_status(const pqs__op_t *op, const member_t *m) {
 
 /* The op's record of the member, moved into it (its end waits). */
 static void keep(pqs__op_t *op, member_t *m, int status) {
-  m->kept = 1;
+  m->state = M_KEPT;
   m->status = status;
   m->err = op->err;
   m->err_strings = op->err_strings;
@@ -308,7 +310,7 @@ static const member_t *undoer(const pqs_pipeline_t *pl) {
   if (!pl->all_or_nothing)
     return NULL;
   for (size_t i = 0; i < pl->n; i++)
-    if (pl->m[i]->kept &&
+    if (pl->m[i]->state == M_KEPT &&
         (pl->m[i]->status == PQS_ESQL || pl->m[i]->status == PQS_EABORTED))
       return pl->m[i];
   return NULL;
@@ -321,15 +323,16 @@ static void pl_end(void *self, const pqs_done_t *done) {
   const member_t *failed = undoer(pl);
   for (size_t i = 0; i < pl->n; i++) {
     member_t *m = pl->m[i];
-    if (m->state != M_STARTED && m->state != M_NEW)
+    if (m->state != M_STARTED && m->state != M_KEPT && m->state != M_NEW)
       continue;
+    int kept = m->state == M_KEPT;
     pqs_done_t mine = {.status = done->status, .error = done->error};
-    if (m->reason != 0 && !m->kept)
+    if (m->reason != 0 && !kept)
       mine = (pqs_done_t){.status = m->reason == PQS__DONE ? 0 : m->reason};
-    else if (m->kept && failed != NULL && m->status == 0)
+    else if (kept && failed != NULL && m->status == 0)
       mine = (pqs_done_t){.status = PQS_EABORTED,
                           .error = failed->err.message ? &failed->err : NULL};
-    else if (m->kept)
+    else if (kept)
       mine = (pqs_done_t){
           .status = m->status,
           .affected = m->status == 0 ? m->affected : 0,
@@ -338,7 +341,7 @@ static void pl_end(void *self, const pqs_done_t *done) {
       };
     if (mine.status == PQS__DONE)
       mine.status = 0;
-    if (mine.status == 0 && done->status != 0 && !m->kept)
+    if (mine.status == 0 && done->status != 0 && !kept)
       mine = (pqs_done_t){.status = done->status, .error = done->error};
     report(m, &mine);
   }
@@ -494,7 +497,7 @@ static void member_start(void *src) {
 
 static void member_pause(void *src) {
   member_t *m = src;
-  assert(m->state == M_STARTED);
+  assert(m->state == M_STARTED || m->state == M_KEPT);
   m->paused = 1;
   if (current(m->pl) == m)
     pqs__op_source.pause(m->pl->op);
@@ -502,7 +505,7 @@ static void member_pause(void *src) {
 
 static void member_resume(void *src) {
   member_t *m = src;
-  assert(m->state == M_STARTED);
+  assert(m->state == M_STARTED || m->state == M_KEPT);
   m->paused = 0;
   if (current(m->pl) == m)
     pqs__op_source.resume(m->pl->op);
@@ -513,11 +516,11 @@ static void member_resume(void *src) {
 static void member_stop(void *src, int reason) {
   member_t *m = src;
   pqs_pipeline_t *pl = m->pl;
-  assert(m->state == M_STARTED);
-  if (m->reason != 0)
-    return;
+  assert(m->state == M_STARTED || m->state == M_KEPT);
+  if (m->reason != 0 || m->state == M_KEPT)
+    return; /* its results are all in: nothing to stop */
   m->reason = reason;
-  if (pl->op->state == PQS__OP_NEW || m->kept)
+  if (pl->op->state == PQS__OP_NEW)
     return;
   /* A DESCRIBE's end looks again, as the members' turns come. */
   member_t *cur = current(pl);
